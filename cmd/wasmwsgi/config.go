@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/wasmwsgi/wasmwsgi/router"
+)
+
+// Config is the server-wide configuration. Sources, each overriding the one before:
+// defaults < config file (--config, TOML) < WASMWSGI_* environment < flags.
+type Config struct {
+	// Addr is the listen address. Default "127.0.0.1:8080"; use ":8080" to listen on
+	// every interface.
+	Addr string `koanf:"addr"`
+	// AppsDir is the folder whose subfolders are apps. Default "apps"; the positional
+	// argument of `serve` sets it too.
+	AppsDir string `koanf:"apps_dir"`
+	// CacheDir holds the wazero compilation cache. Default $XDG_CACHE_HOME/wasmwsgi
+	// (~/.cache/wasmwsgi).
+	CacheDir string     `koanf:"cache_dir"`
+	Log      LogConfig  `koanf:"log"`
+	Limits   LimitsConf `koanf:"limits"`
+}
+
+// LogConfig selects the log format and level.
+type LogConfig struct {
+	// Format is "text" (default) or "json".
+	Format string `koanf:"format"`
+	// Level is "debug", "info" (default), "warn" or "error".
+	Level string `koanf:"level"`
+}
+
+// LimitsConf holds the per-request limits applied to every app.
+type LimitsConf struct {
+	// Timeout is the wall time one request may take, interpreter start included.
+	// Default 30s. A request past it gets a 504.
+	Timeout time.Duration `koanf:"timeout"`
+	// Memory caps each instance's linear memory: bytes, or a size such as "128MiB"
+	// (the default).
+	Memory string `koanf:"memory"`
+	// AppFiles caps the bytes of one app's files held in memory. Default "256MiB".
+	AppFiles string `koanf:"app_files"`
+}
+
+var defaults = map[string]any{
+	"addr":             "127.0.0.1:8080",
+	"apps_dir":         "apps",
+	"cache_dir":        "",
+	"log.format":       "text",
+	"log.level":        "info",
+	"limits.timeout":   "30s",
+	"limits.memory":    "128MiB",
+	"limits.app_files": "256MiB",
+}
+
+// flagKeys maps each flag that sets a config key to that key.
+var flagKeys = map[string]string{
+	"addr":       "addr",
+	"cache-dir":  "cache_dir",
+	"log-format": "log.format",
+	"log-level":  "log.level",
+	"timeout":    "limits.timeout",
+	"memory":     "limits.memory",
+}
+
+// addConfigFlags defines the flags that map to config keys, plus --config.
+func addConfigFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "TOML config file (keys as in the README)")
+	fs.String("addr", "", "listen address, host:port (default 127.0.0.1:8080)")
+	fs.String("cache-dir", "", "compilation cache folder (default $XDG_CACHE_HOME/wasmwsgi)")
+	fs.String("log-format", "", "log format: text or json (default text)")
+	fs.String("log-level", "", "log level: debug, info, warn, error (default info)")
+	fs.String("timeout", "", "wall-time limit per request, e.g. 30s (default 30s)")
+	fs.String("memory", "", "linear memory limit per instance, e.g. 128MiB (default 128MiB)")
+}
+
+// loadConfig merges the sources in koanf's order and validates the result.
+func loadConfig(fs *pflag.FlagSet, appsDirArg string) (Config, error) {
+	var cfg Config
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaults, "."), nil); err != nil {
+		return cfg, err
+	}
+	if path, _ := fs.GetString("config"); path != "" {
+		if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	err := k.Load(env.Provider(".", env.Opt{
+		Prefix: "WASMWSGI_",
+		// WASMWSGI_LOG__FORMAT -> log.format: a double underscore nests.
+		TransformFunc: func(key, value string) (string, any) {
+			key = strings.ToLower(strings.TrimPrefix(key, "WASMWSGI_"))
+			return strings.ReplaceAll(key, "__", "."), value
+		},
+	}), nil)
+	if err != nil {
+		return cfg, err
+	}
+	err = k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+		key, ok := flagKeys[f.Name]
+		if !ok || !f.Changed {
+			return "", nil
+		}
+		return key, posflag.FlagVal(fs, f)
+	}), nil)
+	if err != nil {
+		return cfg, err
+	}
+	if appsDirArg != "" {
+		_ = k.Set("apps_dir", appsDirArg)
+	}
+	if err := router.Unmarshal(k, "", &cfg); err != nil {
+		return cfg, fmt.Errorf("configuration: %w (the README lists the keys)", err)
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = defaultCacheDir()
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Limits.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("limits.timeout must be positive, e.g. \"30s\""))
+	}
+	if _, err := parseSize(c.Limits.Memory); err != nil {
+		errs = append(errs, fmt.Errorf("limits.memory: %w", err))
+	}
+	if _, err := parseSize(c.Limits.AppFiles); err != nil {
+		errs = append(errs, fmt.Errorf("limits.app_files: %w", err))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q must be \"text\" or \"json\"", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func defaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "wasmwsgi")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "wasmwsgi")
+	}
+	return filepath.Join(os.TempDir(), "wasmwsgi-cache")
+}
+
+// parseSize reads a byte size: "1048576", "512KiB", "128MiB", "1GiB", "100MB".
+func parseSize(s string) (uint64, error) {
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+	}
+	num, mult := strings.TrimSpace(s), uint64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a size: write bytes or a number with KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
+}

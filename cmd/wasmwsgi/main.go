@@ -1,0 +1,184 @@
+// Command wasmwsgi serves Python WSGI apps, each request in its own WebAssembly sandbox.
+//
+//	wasmwsgi serve [DIR] [--addr HOST:PORT] [--config FILE]
+//	wasmwsgi version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
+	"github.com/wasmwsgi/wasmwsgi/router"
+	"github.com/wasmwsgi/wasmwsgi/runtime"
+)
+
+const usage = `wasmwsgi serves Python WSGI apps, each request in its own WebAssembly sandbox.
+
+Usage:
+  wasmwsgi serve [DIR] [flags]   serve every app folder in DIR (default ./apps)
+  wasmwsgi version               print the wasmwsgi and CPython versions
+  wasmwsgi help                  show this help
+
+Run 'wasmwsgi serve --help' for the flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "wasmwsgi: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func versionString() string {
+	version := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				version += "+" + s.Value[:12]
+			}
+		}
+	}
+	return fmt.Sprintf("wasmwsgi %s\nCPython %s (wasm32-wasi)\n%s", version, pythonwasm.CPythonVersion(), pythonwasm.BuildInfo())
+}
+
+func serve(args []string, stderr io.Writer) int {
+	start := time.Now()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: wasmwsgi serve [DIR] [flags]\n\nServes every app folder in DIR (default ./apps).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	addConfigFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "wasmwsgi serve: takes one apps folder, got %q\n", fs.Args())
+		return 2
+	}
+	cfg, err := loadConfig(fs, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "wasmwsgi serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := serveConfig(cfg, log, start); err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	return 0
+}
+
+func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	memory, _ := parseSize(cfg.Limits.Memory)
+	appFiles, _ := parseSize(cfg.Limits.AppFiles)
+	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
+		CacheDir:         cfg.CacheDir,
+		MemoryLimitBytes: memory,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close(context.Background())
+	log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "elapsed", time.Since(start).Round(time.Millisecond))
+
+	rt, err := router.New(engine, router.Config{
+		AppsDir:     cfg.AppsDir,
+		Timeout:     cfg.Limits.Timeout,
+		MaxAppBytes: int64(appFiles),
+	}, log)
+	if err != nil {
+		return err
+	}
+	if len(rt.Mounts()) == 0 {
+		log.Warn("no apps found: an app is a subfolder holding app.py, wsgi.py or a *.wsgi file", "apps_dir", cfg.AppsDir)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set --addr or addr in the config)", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler: rt,
+		// Bounds how long a client may take to send its headers (slowloris).
+		ReadHeaderTimeout: 10 * time.Second,
+		// Bounds how long an idle keep-alive connection is kept.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "apps_dir", cfg.AppsDir, "apps", len(rt.Mounts()))
+
+	failed := rt.LoadAll(ctx)
+	log.Info("ready", "apps", len(rt.Mounts()), "failed", failed, "elapsed", time.Since(start).Round(time.Millisecond))
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down: draining in-flight requests", "grace", cfg.Limits.Timeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Limits.Timeout+time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.ToUpper(c.Level))); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

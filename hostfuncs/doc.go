@@ -1,0 +1,87 @@
+// Package hostfuncs is the "wasmwsgi" host module: the whole ABI between the Go host and
+// the CPython guest, documented here and nowhere else.
+//
+// # Shape of a request
+//
+// python.wasm is a WASI reactor. The host instantiates it (running _initialize), then
+// calls two exports, each returning an i32:
+//
+//	wasmwsgi_init()   -> 0 app loaded | 1 app failed to load | 3 interpreter failed
+//	wasmwsgi_handle() -> 0 request done | 1 or 2 request failed (traceback logged) | 3 not initialised
+//
+// Inside those calls the guest (the builtin C module _wasmwsgi and the Python shim
+// _wasmwsgi_shim) calls back into the functions below. A failed request whose headers
+// were not sent becomes a 500; one whose headers were sent aborts the connection so the
+// client never mistakes a truncated body for a complete one.
+//
+// # Conventions
+//
+// Every pointer is an offset into the guest's exported memory and every length is an
+// i32 byte count. The host checks each (ptr, len) range against the memory size before
+// touching it and never reads or writes outside it. A range that does not fit, or a
+// negative length, returns ErrBounds; nothing traps, nothing panics.
+//
+// Functions that return a value of unknown size take a buffer and its capacity: the host
+// writes the value only if it fits and always returns its real length, so the guest
+// retries with a larger buffer when the result exceeds its capacity. The host never
+// allocates inside guest memory.
+//
+//	guest memory: [ ... | buf_ptr -> [ value (n bytes) | unused ] buf_ptr+buf_len | ... ]
+//	result: n. If n > buf_len nothing was written.
+//
+// Results >= 0 are lengths or counts; results < 0 are the error codes below.
+//
+// # Pairs encoding
+//
+// Lists of (name, value) byte strings (app settings, the CGI environ, response headers)
+// are encoded as repeated little-endian length-prefixed fields:
+//
+//	[u32 len(name)][name bytes][u32 len(value)][value bytes] ... repeated
+//
+// Bytes are latin-1 on the Python side, which is how PEP 3333 maps HTTP bytes to str.
+//
+// # Functions
+//
+//	app_info(buf_ptr, buf_len i32) -> i32
+//	    Writes the app's settings as pairs: "name", "entrypoint", "app_dir",
+//	    "site_packages" (present only when the folder exists). Available in both
+//	    wasmwsgi_init and wasmwsgi_handle.
+//
+//	environ_get(buf_ptr, buf_len i32) -> i32
+//	    Writes the CGI variables of the current request as pairs (REQUEST_METHOD,
+//	    SCRIPT_NAME, PATH_INFO, QUERY_STRING, SERVER_*, REMOTE_*, CONTENT_*, HTTP_*,
+//	    REQUEST_URI, wsgi.url_scheme). ErrNoRequest outside wasmwsgi_handle.
+//
+//	input_read(buf_ptr, buf_len i32) -> i32
+//	    Reads up to buf_len bytes of the request body into buf; returns the count, 0 at
+//	    the end of the body. Never returns bytes past CONTENT_LENGTH. Blocks until data
+//	    arrives, the body ends, or the request's deadline passes (ErrIO).
+//
+//	start_response(status_ptr, status_len, headers_ptr, headers_len i32) -> i32
+//	    Sends the status line and headers. status is "NNN Reason" (three digits, a space,
+//	    a reason of printable latin-1); headers are pairs. The host rejects (ErrInvalid)
+//	    a malformed status, a header name that is not an RFC 9110 token, a value with
+//	    CR, LF or another control character, and hop-by-hop headers (Connection,
+//	    Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade). Callable once per
+//	    request (ErrState after that). The guest calls it only when the first body bytes
+//	    are ready or the body is known to be empty, which is what PEP 3333 requires.
+//
+//	body_write(buf_ptr, buf_len i32) -> i32
+//	    Sends one chunk of the body and flushes it to the client. Returns how many bytes
+//	    were accepted: fewer than buf_len when the app's own Content-Length has been
+//	    reached (the guest stops iterating then). ErrState before start_response, ErrIO
+//	    when the client has gone.
+//
+//	log_write(level, buf_ptr, buf_len i32) -> i32
+//	    Writes one message (UTF-8) to the server log, tagged with the app and the
+//	    request. level: 0 debug, 1 info, 2 warning, 3 error. Returns 0.
+//
+// # Error codes
+//
+//	-1 ErrNoRequest  the function needs a request and none is in flight
+//	-2 ErrBounds     a (ptr, len) range lies outside guest memory, or len < 0
+//	-3 ErrInvalid    malformed argument (encoding, status, header)
+//	-4 ErrState      call out of order (second start_response, body before headers)
+//	-5 ErrIO         the client went away or the deadline passed
+//	-6 ErrLimit      an argument exceeds a fixed limit (e.g. too many headers)
+package hostfuncs

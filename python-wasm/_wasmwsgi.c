@@ -1,0 +1,298 @@
+/*
+ * _wasmwsgi: the guest side of the wasmwsgi host ABI.
+ *
+ * This builtin module does two things and nothing else:
+ *   1. It declares the functions of the "wasmwsgi" wasm import module (implemented by
+ *      the Go host, see hostfuncs/) and exposes each to Python with bytes in and out.
+ *      All encoding and WSGI logic lives in the Python shim (_wasmwsgi_shim.py), so
+ *      this file changes only when the ABI itself changes.
+ *   2. It exports the reactor entry points the host calls: wasmwsgi_init() starts the
+ *      interpreter and loads the app, wasmwsgi_handle() serves one request.
+ *
+ * Every host function returns an int32: >= 0 is a length or a count, < 0 is an
+ * error code (see hostfuncs/doc.go for the table).
+ */
+#include "Python.h"
+#include <stdint.h>
+
+#define WASMWSGI_IMPORT(name) \
+    __attribute__((import_module("wasmwsgi"), import_name(#name)))
+#define WASMWSGI_EXPORT(name) __attribute__((export_name(#name)))
+
+WASMWSGI_IMPORT(app_info) int32_t ww_app_info(uint8_t *buf, int32_t buf_len);
+WASMWSGI_IMPORT(environ_get) int32_t ww_environ_get(uint8_t *buf, int32_t buf_len);
+WASMWSGI_IMPORT(input_read) int32_t ww_input_read(uint8_t *buf, int32_t buf_len);
+WASMWSGI_IMPORT(start_response) int32_t ww_start_response(
+    const uint8_t *status, int32_t status_len, const uint8_t *headers, int32_t headers_len);
+WASMWSGI_IMPORT(body_write) int32_t ww_body_write(const uint8_t *buf, int32_t buf_len);
+WASMWSGI_IMPORT(log_write) int32_t ww_log_write(int32_t level, const uint8_t *buf, int32_t buf_len);
+
+/* The host reports failures as negative codes; they become OSError(code, message). */
+static PyObject *
+host_error(const char *fn, int32_t code)
+{
+    PyErr_Format(PyExc_OSError, "wasmwsgi host function %s failed with code %d", fn, (int)code);
+    return NULL;
+}
+
+/* Calls a "fill a buffer, return the real length" host function, growing the buffer
+ * until the value fits. */
+static PyObject *
+fetch_sized(const char *fn, int32_t (*get)(uint8_t *, int32_t))
+{
+    Py_ssize_t cap = 4096;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        PyObject *buf = PyBytes_FromStringAndSize(NULL, cap);
+        if (buf == NULL) {
+            return NULL;
+        }
+        int32_t n = get((uint8_t *)PyBytes_AS_STRING(buf), (int32_t)cap);
+        if (n < 0) {
+            Py_DECREF(buf);
+            return host_error(fn, n);
+        }
+        if (n <= cap) {
+            if (_PyBytes_Resize(&buf, n) < 0) {
+                return NULL;
+            }
+            return buf;
+        }
+        Py_DECREF(buf);
+        cap = n;
+    }
+    PyErr_Format(PyExc_RuntimeError, "wasmwsgi host function %s kept changing its length", fn);
+    return NULL;
+}
+
+static PyObject *
+wasmwsgi_app_info(PyObject *self, PyObject *unused)
+{
+    return fetch_sized("app_info", ww_app_info);
+}
+
+static PyObject *
+wasmwsgi_environ(PyObject *self, PyObject *unused)
+{
+    return fetch_sized("environ_get", ww_environ_get);
+}
+
+static PyObject *
+wasmwsgi_read(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t size = PyLong_AsSsize_t(arg);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 0 || size > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "read size must be in [0, 2**31)");
+        return NULL;
+    }
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, size);
+    if (buf == NULL) {
+        return NULL;
+    }
+    int32_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = ww_input_read((uint8_t *)PyBytes_AS_STRING(buf), (int32_t)size);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
+        Py_DECREF(buf);
+        return host_error("input_read", n);
+    }
+    if (n > size) {
+        Py_DECREF(buf);
+        PyErr_SetString(PyExc_RuntimeError, "input_read returned more than asked");
+        return NULL;
+    }
+    if (_PyBytes_Resize(&buf, n) < 0) {
+        return NULL;
+    }
+    return buf;
+}
+
+static PyObject *
+wasmwsgi_start_response(PyObject *self, PyObject *args)
+{
+    Py_buffer status, headers;
+    if (!PyArg_ParseTuple(args, "y*y*:start_response", &status, &headers)) {
+        return NULL;
+    }
+    int32_t rc = ww_start_response(status.buf, (int32_t)status.len, headers.buf, (int32_t)headers.len);
+    PyBuffer_Release(&status);
+    PyBuffer_Release(&headers);
+    if (rc < 0) {
+        return host_error("start_response", rc);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+wasmwsgi_write(PyObject *self, PyObject *arg)
+{
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (data.len > INT32_MAX) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "chunk too large");
+        return NULL;
+    }
+    int32_t rc = ww_body_write(data.buf, (int32_t)data.len);
+    PyBuffer_Release(&data);
+    if (rc < 0) {
+        return host_error("body_write", rc);
+    }
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *
+wasmwsgi_log(PyObject *self, PyObject *args)
+{
+    int level;
+    Py_buffer msg;
+    if (!PyArg_ParseTuple(args, "iy*:log", &level, &msg)) {
+        return NULL;
+    }
+    int32_t rc = ww_log_write(level, msg.buf, msg.len > INT32_MAX ? INT32_MAX : (int32_t)msg.len);
+    PyBuffer_Release(&msg);
+    if (rc < 0) {
+        return host_error("log_write", rc);
+    }
+    Py_RETURN_NONE;
+}
+
+/* raw_call(index, a, b, c, d) calls host function number `index` with raw integers as
+ * pointers and lengths, bypassing every check above. It exists so the host's own
+ * bounds checks can be exercised from inside the sandbox; it grants nothing a guest
+ * could not do with its own wasm code. */
+static PyObject *
+wasmwsgi_raw_call(PyObject *self, PyObject *args)
+{
+    int index;
+    unsigned int a = 0, b = 0, c = 0, d = 0;
+    if (!PyArg_ParseTuple(args, "i|IIII:raw_call", &index, &a, &b, &c, &d)) {
+        return NULL;
+    }
+    int32_t rc;
+    switch (index) {
+    case 0: rc = ww_app_info((uint8_t *)(uintptr_t)a, (int32_t)b); break;
+    case 1: rc = ww_environ_get((uint8_t *)(uintptr_t)a, (int32_t)b); break;
+    case 2: rc = ww_input_read((uint8_t *)(uintptr_t)a, (int32_t)b); break;
+    case 3: rc = ww_start_response((uint8_t *)(uintptr_t)a, (int32_t)b, (uint8_t *)(uintptr_t)c, (int32_t)d); break;
+    case 4: rc = ww_body_write((uint8_t *)(uintptr_t)a, (int32_t)b); break;
+    case 5: rc = ww_log_write((int32_t)a, (uint8_t *)(uintptr_t)b, (int32_t)c); break;
+    default:
+        PyErr_SetString(PyExc_ValueError, "unknown host function index");
+        return NULL;
+    }
+    return PyLong_FromLong(rc);
+}
+
+static PyMethodDef wasmwsgi_methods[] = {
+    {"app_info", wasmwsgi_app_info, METH_NOARGS, "Encoded app settings from the host."},
+    {"environ", wasmwsgi_environ, METH_NOARGS, "Encoded CGI variables of the current request."},
+    {"read", wasmwsgi_read, METH_O, "Read up to n bytes of the request body."},
+    {"start_response", wasmwsgi_start_response, METH_VARARGS, "Send status and encoded headers."},
+    {"write", wasmwsgi_write, METH_O, "Send one chunk of the response body."},
+    {"log", wasmwsgi_log, METH_VARARGS, "Write a message to the host log."},
+    {"raw_call", wasmwsgi_raw_call, METH_VARARGS, "Call a host function with raw integers."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef wasmwsgi_module = {
+    PyModuleDef_HEAD_INIT, "_wasmwsgi", "The wasmwsgi host ABI.", -1, wasmwsgi_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__wasmwsgi(void)
+{
+    return PyModule_Create(&wasmwsgi_module);
+}
+
+/* ---- reactor entry points ------------------------------------------------------ */
+
+static PyObject *shim_handle;
+
+/* Calls a shim function and maps its result to an exit code: the int it returned,
+ * or `failed` when it raised (the traceback goes to stderr, i.e. the host log). */
+static int32_t
+call_shim(PyObject *fn, int32_t failed)
+{
+    PyObject *res = PyObject_CallNoArgs(fn);
+    if (res == NULL) {
+        PyErr_Print();
+        return failed;
+    }
+    long code = PyLong_AsLong(res);
+    Py_DECREF(res);
+    if (code == -1 && PyErr_Occurred()) {
+        PyErr_Print();
+        return failed;
+    }
+    return (int32_t)code;
+}
+
+/* Starts the interpreter with the stdlib at /usr/local/lib/python3.11 and no site
+ * import, then runs _wasmwsgi_shim.init(), which imports the app. Returns 0 when the
+ * app is ready, 1 when it failed to load, 3 when the interpreter failed to start. */
+WASMWSGI_EXPORT(wasmwsgi_init) int32_t
+wasmwsgi_init(void)
+{
+    PyStatus status;
+    PyPreConfig preconfig;
+    PyPreConfig_InitIsolatedConfig(&preconfig);
+    preconfig.utf8_mode = 1;
+    status = Py_PreInitialize(&preconfig);
+    if (PyStatus_Exception(status)) {
+        return 3;
+    }
+
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    config.site_import = 0;
+    config.write_bytecode = 0;
+    config.install_signal_handlers = 0;
+    config.module_search_paths_set = 1;
+    status = PyConfig_SetBytesString(&config, &config.program_name, "python");
+    if (!PyStatus_Exception(status)) {
+        status = PyConfig_SetBytesString(&config, &config.home, "/usr/local");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = PyWideStringList_Append(&config.module_search_paths, L"/usr/local/lib/python3.11");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = Py_InitializeFromConfig(&config);
+    }
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status)) {
+        return 3;
+    }
+
+    PyObject *shim = PyImport_ImportModule("_wasmwsgi_shim");
+    if (shim == NULL) {
+        PyErr_Print();
+        return 1;
+    }
+    PyObject *init = PyObject_GetAttrString(shim, "init");
+    shim_handle = PyObject_GetAttrString(shim, "handle");
+    Py_DECREF(shim);
+    if (init == NULL || shim_handle == NULL) {
+        PyErr_Print();
+        Py_XDECREF(init);
+        return 1;
+    }
+    int32_t rc = call_shim(init, 1);
+    Py_DECREF(init);
+    return rc;
+}
+
+/* Serves the current request; see _wasmwsgi_shim.handle for the result codes. */
+WASMWSGI_EXPORT(wasmwsgi_handle) int32_t
+wasmwsgi_handle(void)
+{
+    if (shim_handle == NULL) {
+        return 3;
+    }
+    return call_shim(shim_handle, 2);
+}

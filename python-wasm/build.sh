@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Builds python.wasm and the stdlib bundle from Debian's CPython source, reproducibly.
+#
+#   python-wasm/build.sh            # build (or reuse the cache) and copy into python-wasm/dist/
+#
+# Outputs are cached outside the repo in $WASMWSGI_CACHE (default
+# ${XDG_CACHE_HOME:-~/.cache}/wasmwsgi), keyed by a hash of every input of this recipe, so
+# a second run copies two files and returns. See python-wasm/README.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+recipe=(build.sh deps.sh versions.env Setup.local _wasmwsgi.c bundle_stdlib.py)
+key=$(cd "$here" && cat "${recipe[@]}" | sha256sum | cut -c1-16)
+cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
+out=$cache/python-wasm-$key
+dist=$here/dist
+
+publish() {
+  mkdir -p "$dist"
+  for f in python.wasm stdlib.zip BUILDINFO; do
+    cmp -s "$out/$f" "$dist/$f" 2>/dev/null || cp "$out/$f" "$dist/$f"
+  done
+}
+
+if [ -f "$out/BUILDINFO" ]; then
+  publish
+  echo "python-wasm: cached build $key ($out)"
+  exit 0
+fi
+
+start=$(date +%s)
+bash "$here/deps.sh"
+
+# ---- sources, from Debian, checked against pinned hashes ----
+src=$cache/src
+mkdir -p "$src"
+fetch() { # package orig-file sha256
+  if [ ! -f "$src/$2" ] || ! echo "$3  $src/$2" | sha256sum -c --quiet - 2>/dev/null; then
+    echo "python-wasm: apt-get source $1" >&2
+    # The Debian revision files may be gone for a superseded security update; only the
+    # pristine upstream tarball matters and it is verified below.
+    (cd "$src" && apt-get source --download-only "$1" >/dev/null 2>&1) || true
+  fi
+  if ! echo "$3  $src/$2" | sha256sum -c --quiet -; then
+    echo "python-wasm: $src/$2 is missing or does not match sha256 $3." >&2
+    echo "  Check that deb-src entries exist (python-wasm/deps.sh adds them) and that" >&2
+    echo "  versions.env names the tarball Debian currently serves." >&2
+    exit 1
+  fi
+}
+fetch "$PY_DEB_PACKAGE" "$PY_ORIG" "$PY_SHA256"
+fetch "$ZLIB_DEB_PACKAGE" "$ZLIB_ORIG" "$ZLIB_SHA256"
+
+work=$cache/work-$key
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+
+export SOURCE_DATE_EPOCH=315532800
+wasm_cc="$LLVM/clang --target=wasm32-wasi"
+jobs=$(nproc)
+
+# ---- zlib for wasm32-wasi: a static libz.a from the plain sources ----
+mkdir zlib-src && tar -xjf "$src/$ZLIB_ORIG" -C zlib-src --strip-components=1
+mkdir -p zlib/include zlib/lib
+(
+  cd zlib-src
+  objs=()
+  for f in adler32 compress crc32 deflate gzclose gzlib gzread gzwrite infback inffast \
+           inflate inftrees trees uncompr zutil; do
+    $wasm_cc -O2 -w -D_LARGEFILE64_SOURCE=1 -DHAVE_HIDDEN -c "$f.c" -o "$f.o"
+    objs+=("$f.o")
+  done
+  "$LLVM/llvm-ar" rcs ../zlib/lib/libz.a "${objs[@]}"
+  cp zlib.h zconf.h ../zlib/include/
+)
+
+# ---- CPython: the native "build python" (cached on its own: it depends only on the
+# source tarball), then the wasm32-wasi cross build ----
+native=$cache/native-${PY_SHA256:0:16}
+if [ ! -x "$native/cpython/builddir/build/python" ]; then
+  rm -rf "$native" && mkdir -p "$native/cpython/builddir/build"
+  tar -xzf "$src/$PY_ORIG" -C "$native/cpython" --strip-components=1
+  (
+    cd "$native/cpython/builddir/build"
+    ../../configure -q --prefix=/usr/local >/dev/null
+    make -s -j"$jobs" >/dev/null 2>&1 || make -j"$jobs"
+  )
+fi
+build_python=$native/cpython/builddir/build/python
+
+mkdir cpython && tar -xzf "$src/$PY_ORIG" -C cpython --strip-components=1
+cp "$here/_wasmwsgi.c" cpython/Modules/_wasmwsgi.c
+mkdir -p cpython/builddir/wasi/Modules
+# makesetup reads Setup.local from the build directory.
+cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
+(
+  cd cpython/builddir/wasi
+  # An empty pkg-config search path keeps the host's libraries (lzma, uuid, crypt...)
+  # out of the wasm build; zlib is passed explicitly.
+  mkdir -p "$work/no-pkgconfig"
+  PKG_CONFIG_LIBDIR="$work/no-pkgconfig" PKG_CONFIG_PATH="" \
+  CONFIG_SITE=../../Tools/wasm/config.site-wasm32-wasi \
+  CC="$wasm_cc" CPP="$wasm_cc -E" CXX="$LLVM/clang++ --target=wasm32-wasi" \
+  AR="$LLVM/llvm-ar" RANLIB="$LLVM/llvm-ranlib" \
+  CFLAGS="-Wno-int-conversion" \
+  ZLIB_CFLAGS="-I$work/zlib/include" ZLIB_LIBS="-L$work/zlib/lib -lz" \
+  ../../configure -q -C --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
+    --with-build-python="$build_python" --prefix=/usr/local --disable-test-modules >/dev/null
+  grep -q '^MODULE_ZLIB_STATE=yes' Makefile || { echo "python-wasm: zlib was not enabled" >&2; exit 1; }
+  make -s -j"$jobs" >/dev/null 2>&1 || make -j"$jobs"
+  # Relink as a reactor: the host calls the exported wasmwsgi_init/wasmwsgi_handle
+  # instead of _start, which is what lets it keep an initialised instance.
+  linkfor=$(sed -n 's/^LINKFORSHARED=[[:space:]]*//p' Makefile)
+  rm -f python.wasm
+  make -s python.wasm LINKFORSHARED="$linkfor -mexec-model=reactor" >/dev/null
+)
+
+wasi=cpython/builddir/wasi
+mkdir -p "$out.tmp"
+"$LLVM/llvm-strip" --strip-debug -o "$out.tmp/python.wasm" "$wasi/python.wasm"
+sysconfigdata=$(ls "$wasi"/build/lib.wasi-wasm32-3.11/_sysconfigdata_*.py)
+"$build_python" "$here/bundle_stdlib.py" cpython/Lib "$sysconfigdata" "$out.tmp/stdlib.zip"
+
+cat > "$out.tmp/BUILDINFO" <<INFO
+recipe $key
+cpython $PY_VERSION ($PY_ORIG sha256 $PY_SHA256)
+zlib $ZLIB_ORIG sha256 $ZLIB_SHA256
+clang $("$LLVM/clang" --version | head -n1)
+python.wasm sha256 $(sha256sum "$out.tmp/python.wasm" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/python.wasm")
+stdlib.zip sha256 $(sha256sum "$out.tmp/stdlib.zip" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/stdlib.zip")
+INFO
+rm -rf "$out" && mv "$out.tmp" "$out"
+rm -rf "$work"
+publish
+echo "python-wasm: built $key in $(( $(date +%s) - start ))s"
+cat "$dist/BUILDINFO"

@@ -1,0 +1,156 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// AppConfigFile is the optional per-app settings file inside an app folder.
+const AppConfigFile = "wasmwsgi.toml"
+
+// AppConfig is what wasmwsgi.toml may set for one app. Unknown keys are errors.
+type AppConfig struct {
+	// Entrypoint is "module:callable" (or "module", or "file.wsgi"). Default: app.py,
+	// else wsgi.py, else the only *.wsgi file; callable `application`, else `app`.
+	Entrypoint string `koanf:"entrypoint"`
+	// Prefix is the URL path the app is mounted at; default "/<folder>", or "/" when
+	// hosts is set. It becomes SCRIPT_NAME ("" for "/").
+	Prefix string `koanf:"prefix"`
+	// Hosts are virtual host names (Host header, port ignored) that route to this app.
+	Hosts []string `koanf:"hosts"`
+}
+
+// AppDir is one discovered app folder and its settings.
+type AppDir struct {
+	Name   string
+	Dir    string
+	Config AppConfig
+	// Err is set when the folder is an app but its settings are unusable; the app is
+	// then mounted in the failed state so that it answers 503.
+	Err error
+}
+
+// Discover lists the apps in dir: every direct subfolder holding app.py, wsgi.py, a
+// *.wsgi file or a wasmwsgi.toml. Folders starting with "." or "_" are ignored.
+func Discover(dir string) ([]AppDir, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("apps folder %s: %w (pass the folder that holds your app folders)", dir, err)
+	}
+	var apps []AppDir
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+			continue
+		}
+		appDir := filepath.Join(dir, name)
+		entry, wsgiFiles := defaultEntrypoint(appDir)
+		_, tomlErr := os.Stat(filepath.Join(appDir, AppConfigFile))
+		if entry == "" && len(wsgiFiles) == 0 && tomlErr != nil {
+			continue // not an app folder
+		}
+		a := AppDir{Name: name, Dir: appDir}
+		a.Config, a.Err = readAppConfig(appDir)
+		if a.Err == nil {
+			a.Err = finish(&a, entry, wsgiFiles)
+		}
+		apps = append(apps, a)
+	}
+	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	return apps, nil
+}
+
+// defaultEntrypoint picks app.py, then wsgi.py; it also returns the *.wsgi files.
+func defaultEntrypoint(dir string) (string, []string) {
+	wsgiFiles, _ := filepath.Glob(filepath.Join(dir, "*.wsgi"))
+	for i, f := range wsgiFiles {
+		wsgiFiles[i] = filepath.Base(f)
+	}
+	for _, f := range []string{"app.py", "wsgi.py"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err == nil && st.Mode().IsRegular() {
+			return strings.TrimSuffix(f, ".py"), wsgiFiles
+		}
+	}
+	return "", wsgiFiles
+}
+
+func readAppConfig(dir string) (AppConfig, error) {
+	var cfg AppConfig
+	p := filepath.Join(dir, AppConfigFile)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
+	k := koanf.New(".")
+	if err := k.Load(file.Provider(p), toml.Parser()); err != nil {
+		return cfg, fmt.Errorf("%s: %w", p, err)
+	}
+	if err := Unmarshal(k, "", &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", p, err)
+	}
+	return cfg, nil
+}
+
+// Unmarshal decodes a koanf path into out, strictly: a key out does not know is an error
+// naming the key, and durations may be written as "5s".
+func Unmarshal(k *koanf.Koanf, at string, out any) error {
+	return k.UnmarshalWithConf(at, out, koanf.UnmarshalConf{
+		Tag: "koanf",
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook:       mapstructure.StringToTimeDurationHookFunc(),
+			ErrorUnused:      true,
+			WeaklyTypedInput: true,
+			Result:           out,
+			TagName:          "koanf",
+		},
+	})
+}
+
+// finish fills the defaults and checks the settings of one app.
+func finish(a *AppDir, entry string, wsgiFiles []string) error {
+	c := &a.Config
+	file := filepath.Join(a.Dir, AppConfigFile)
+	if c.Entrypoint == "" {
+		switch {
+		case entry != "":
+			c.Entrypoint = entry
+		case len(wsgiFiles) == 1:
+			c.Entrypoint = wsgiFiles[0]
+		case len(wsgiFiles) > 1:
+			return fmt.Errorf("app %s has several *.wsgi files (%s): set entrypoint in %s",
+				a.Name, strings.Join(wsgiFiles, ", "), file)
+		default:
+			return fmt.Errorf("app %s has no app.py, wsgi.py or *.wsgi file: add one, or set entrypoint = \"module:callable\" in %s",
+				a.Name, file)
+		}
+	}
+	for i, h := range c.Hosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			return fmt.Errorf("%s: hosts[%d] = %q is not a host name", file, i, c.Hosts[i])
+		}
+		c.Hosts[i] = h
+	}
+	switch {
+	case c.Prefix == "" && len(c.Hosts) > 0:
+		c.Prefix = "/"
+	case c.Prefix == "":
+		c.Prefix = "/" + a.Name
+	}
+	if !strings.HasPrefix(c.Prefix, "/") || path.Clean(c.Prefix) != c.Prefix {
+		return fmt.Errorf("%s: prefix %q must be a clean absolute path like \"/shop\" (no trailing slash)", file, c.Prefix)
+	}
+	if strings.HasPrefix(c.Prefix, "/_wasmwsgi") {
+		return fmt.Errorf("%s: prefix %q is reserved for the server's own endpoints", file, c.Prefix)
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+// Package router finds the apps in a folder, mounts each at its path prefix or virtual
+// hosts, and holds the HTTP middleware: request ids, the access log and recovery.
+//
+// A request goes: Router.ServeHTTP -> middleware -> host table -> prefix match (on a
+// path segment boundary) -> runtime.App.Serve with SCRIPT_NAME and PATH_INFO split.
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/wasmwsgi/wasmwsgi/runtime"
+)
+
+// Config configures the router.
+type Config struct {
+	// AppsDir is the folder whose subfolders are apps.
+	AppsDir string
+	// Timeout is the per-request wall-time limit of every app.
+	Timeout time.Duration
+	// MaxAppBytes caps the size of one app's files.
+	MaxAppBytes int64
+	// LoadParallelism is how many apps load at once (default 2).
+	LoadParallelism int
+}
+
+// Mount is one app and where it is served.
+type Mount struct {
+	App    *runtime.App
+	Dir    AppDir
+	Prefix string // "/" or "/x" without trailing slash
+	Hosts  []string
+	// shadowed is set when another app already holds this prefix and host; the app is
+	// reported as failed and not routed.
+	shadowed bool
+}
+
+// Router serves every app of an apps folder.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	mounts  []*Mount
+	handler http.Handler
+	loaded  atomic.Bool
+}
+
+// New discovers the apps in cfg.AppsDir and builds the routes. Apps are not loaded yet:
+// call LoadAll. Configuration problems of one app do not fail New; that app is mounted
+// in the failed state and answers 503.
+func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) {
+	if cfg.LoadParallelism <= 0 {
+		cfg.LoadParallelism = 2
+	}
+	dirs, err := Discover(cfg.AppsDir)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Router{cfg: cfg, log: log}
+	taken := map[string]string{} // host+prefix -> app name
+	for _, d := range dirs {
+		m := &Mount{Dir: d, Prefix: d.Config.Prefix, Hosts: d.Config.Hosts}
+		if m.Prefix == "" {
+			m.Prefix = "/" + d.Name
+		}
+		m.App = engine.NewApp(runtime.AppSpec{
+			Name:         d.Name,
+			Dir:          d.Dir,
+			Entrypoint:   d.Config.Entrypoint,
+			Timeout:      cfg.Timeout,
+			MaxFileBytes: cfg.MaxAppBytes,
+		})
+		hosts := m.Hosts
+		if len(hosts) == 0 {
+			hosts = []string{""}
+		}
+		for _, h := range hosts {
+			key := h + m.Prefix
+			if other, dup := taken[key]; dup {
+				m.shadowed = true
+				m.Dir.Err = fmt.Errorf("app %s: prefix %q on host %q is already taken by app %s: set another prefix in %s/%s",
+					d.Name, m.Prefix, h, other, d.Dir, AppConfigFile)
+				continue
+			}
+			taken[key] = d.Name
+		}
+		rt.mounts = append(rt.mounts, m)
+	}
+	rt.handler = rt.routes()
+	return rt, nil
+}
+
+// Mounts returns the apps in name order.
+func (rt *Router) Mounts() []*Mount { return rt.mounts }
+
+// LoadAll loads every app, a few at a time, and marks the router ready when all have
+// finished (successfully or not). It returns the number of apps that failed.
+func (rt *Router) LoadAll(ctx context.Context) int {
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	sem := make(chan struct{}, rt.cfg.LoadParallelism)
+	for _, m := range rt.mounts {
+		if m.Dir.Err != nil {
+			m.App.Fail(m.Dir.Err)
+			failed.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			if err := m.App.Load(ctx); err != nil {
+				failed.Add(1)
+				return
+			}
+			rt.log.Info("app ready", "app", m.Dir.Name, "prefix", m.Prefix, "hosts", m.Hosts,
+				"entrypoint", m.Dir.Config.Entrypoint, "load_time", time.Since(start).Round(time.Millisecond))
+		}()
+	}
+	wg.Wait()
+	rt.loaded.Store(true)
+	return int(failed.Load())
+}
+
+// ServeHTTP implements http.Handler.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.handler.ServeHTTP(w, r) }
+
+func (rt *Router) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, accessLog(rt.log), middleware.Recoverer)
+	r.Get("/_wasmwsgi/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	r.Get("/_wasmwsgi/ready", rt.ready)
+
+	// One sub-router per virtual host, plus the default one for requests whose Host
+	// names no app. chi matches mounts on whole path segments: /app matches /app and
+	// /app/x, never /application.
+	byHost := map[string]chi.Router{"": chi.NewRouter()}
+	for _, m := range rt.mounts {
+		hosts := m.Hosts
+		if len(hosts) == 0 {
+			hosts = []string{""}
+		}
+		for _, h := range hosts {
+			sub, ok := byHost[h]
+			if !ok {
+				sub = chi.NewRouter()
+				byHost[h] = sub
+			}
+			if m.shadowed {
+				continue
+			}
+			if m.Prefix == "/" {
+				sub.Handle("/*", rt.serveApp(m))
+			} else {
+				sub.Mount(m.Prefix, rt.serveApp(m))
+			}
+		}
+	}
+	r.Handle("/*", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		host := strings.ToLower(req.Host)
+		if h, _, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(host, "[") {
+			host = h
+		}
+		sub, ok := byHost[host]
+		if !ok {
+			sub = byHost[""]
+		}
+		sub.ServeHTTP(w, req)
+	}))
+	return r
+}
+
+// serveApp splits the path into SCRIPT_NAME and PATH_INFO on the mount prefix and hands
+// the request to the app.
+func (rt *Router) serveApp(m *Mount) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setLogApp(r.Context(), m.Dir.Name)
+		script, pathInfo, ok := splitPath(m.Prefix, r.URL.Path)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		m.App.Serve(w, &runtime.Request{
+			HTTP:       r,
+			ScriptName: script,
+			PathInfo:   pathInfo,
+			ID:         middleware.GetReqID(r.Context()),
+		})
+	})
+}
+
+// splitPath splits a decoded request path at a mount prefix on a segment boundary:
+// ("/app", "/app/x") -> ("/app", "/x"); ("/app", "/app") -> ("/app", ""); a root mount
+// gives SCRIPT_NAME "". ok is false when the path is not under the prefix.
+func splitPath(prefix, p string) (script, pathInfo string, ok bool) {
+	if prefix == "/" {
+		return "", p, true
+	}
+	rest, found := strings.CutPrefix(p, prefix)
+	if !found || (rest != "" && rest[0] != '/') {
+		return "", "", false
+	}
+	return prefix, rest, true
+}
+
+type appStatus struct {
+	State  runtime.State `json:"state"`
+	Prefix string        `json:"prefix"`
+	Hosts  []string      `json:"hosts,omitempty"`
+	Error  string        `json:"error,omitempty"`
+}
+
+// ready answers 200 once every app has finished loading, 503 before. The body lists
+// each app's state; a failed app shows the last line of its error (the full traceback
+// is in the log).
+func (rt *Router) ready(w http.ResponseWriter, _ *http.Request) {
+	apps := map[string]appStatus{}
+	for _, m := range rt.mounts {
+		state, why := m.App.Status()
+		apps[m.Dir.Name] = appStatus{State: state, Prefix: m.Prefix, Hosts: m.Hosts, Error: lastLine(why)}
+	}
+	status := http.StatusOK
+	if !rt.loaded.Load() {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(map[string]any{"ready": status == http.StatusOK, "apps": apps})
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,267 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+)
+
+// AppSpec describes one app folder.
+type AppSpec struct {
+	// Name identifies the app in logs and metrics (the folder name).
+	Name string
+	// Dir is the host folder whose files the guest sees read-only at /app.
+	Dir string
+	// Entrypoint is "module", "module:callable" or a file "name.wsgi[:callable]"
+	// relative to Dir. Without a callable the shim looks for `application`, then `app`.
+	Entrypoint string
+	// Timeout is the wall-time limit of one request, interpreter start included.
+	Timeout time.Duration
+	// MaxFileBytes caps how many bytes of app files are loaded into memory.
+	MaxFileBytes int64
+}
+
+// State is where an app is in its life.
+type State string
+
+// App states.
+const (
+	StateLoading State = "loading"
+	StateReady   State = "ready"
+	StateFailed  State = "failed"
+)
+
+// App is a loaded WSGI app: its files in memory and its load state.
+type App struct {
+	Spec   AppSpec
+	engine *Engine
+	log    *slog.Logger
+
+	files    *MemFS
+	fsConfig wazero.FSConfig
+	info     []byte
+
+	mu      sync.RWMutex
+	state   State
+	loadErr string
+}
+
+// NewApp returns an app in the loading state; call Load before Serve.
+func (e *Engine) NewApp(spec AppSpec) *App {
+	return &App{Spec: spec, engine: e, log: e.log.With("app", spec.Name), state: StateLoading}
+}
+
+// Status returns the app's state and, when it failed, why (with the Python traceback).
+func (a *App) Status() (State, string) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.state, a.loadErr
+}
+
+func (a *App) setStatus(s State, why string) {
+	a.mu.Lock()
+	a.state, a.loadErr = s, why
+	a.mu.Unlock()
+}
+
+// Load copies the app's files into memory and imports the app once in a fresh instance
+// to prove it loads. A failure leaves the app in StateFailed with the reason (the Python
+// traceback for an import error) and is also returned.
+func (a *App) Load(ctx context.Context) error {
+	err := a.load(ctx)
+	if err != nil {
+		a.setStatus(StateFailed, err.Error())
+		a.log.Error("app failed to load", "dir", a.Spec.Dir, "error", err.Error())
+		return err
+	}
+	a.setStatus(StateReady, "")
+	return nil
+}
+
+func (a *App) load(ctx context.Context) error {
+	files, skipped, err := MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes)
+	if err != nil {
+		return fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
+	}
+	for _, s := range skipped {
+		a.log.Warn("app file skipped: it is not a regular file inside the app folder", "file", s)
+	}
+	if a.Spec.Entrypoint == "" {
+		return fmt.Errorf("app %s: no entrypoint in %s: add app.py or wsgi.py defining `application`, "+
+			"a *.wsgi file, or set entrypoint = \"module:callable\" in wasmwsgi.toml", a.Spec.Name, a.Spec.Dir)
+	}
+	a.files = files
+	a.fsConfig = wazero.NewFSConfig().
+		WithFSMount(a.engine.stdlib, GuestStdlib).
+		WithFSMount(files, GuestApp)
+	info := []hostfuncs.Pair{
+		{Name: "name", Value: a.Spec.Name},
+		{Name: "entrypoint", Value: a.Spec.Entrypoint},
+		{Name: "app_dir", Value: GuestApp},
+	}
+	if st, err := os.Stat(filepath.Join(a.Spec.Dir, "site-packages")); err == nil && st.IsDir() {
+		info = append(info, hostfuncs.Pair{Name: "site_packages", Value: GuestApp + "/site-packages"})
+	}
+	a.info = hostfuncs.AppendPairs(nil, info)
+
+	ctx, cancel := context.WithTimeout(ctx, a.Spec.Timeout)
+	defer cancel()
+	ex := &exchange{app: a, log: a.log}
+	var stderr tail
+	code, err := a.run(ctx, ex, &stderr, false)
+	switch {
+	case err != nil:
+		return fmt.Errorf("app %s: starting the interpreter: %s\n%s", a.Spec.Name, describe(err), stderr.String())
+	case code != 0:
+		return fmt.Errorf("app %s: importing %q failed:\n%s", a.Spec.Name, a.Spec.Entrypoint, stderr.String())
+	}
+	return nil
+}
+
+// disconnectGrace is how long an instance may run on after its client went away.
+const disconnectGrace = time.Second
+
+// Request is one HTTP request routed to an app.
+type Request struct {
+	HTTP *http.Request
+	// ScriptName is the app's mount prefix ("" at the root, never "/").
+	ScriptName string
+	// PathInfo is the percent-decoded path below ScriptName ("" or starting with "/").
+	PathInfo string
+	// ID is the request id, for the log and the environ.
+	ID string
+}
+
+// Serve runs one request in a fresh instance and writes the response to w. A failure
+// before the response headers went out becomes a 500 (504 when the time limit fired)
+// with nothing of the app's output; a failure after that aborts the connection so the
+// client sees a truncated response, never a complete-looking one.
+func (a *App) Serve(w http.ResponseWriter, req *Request) {
+	if state, _ := a.Status(); state != StateReady {
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("app %s is %s", a.Spec.Name, state))
+		return
+	}
+	// The instance lives until the time limit, not until the client's connection ends:
+	// a client that goes away makes body_write fail, and the app still gets to run its
+	// close(). The instance is stopped disconnectGrace later at the latest.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.HTTP.Context()), a.Spec.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(req.HTTP.Context(), func() { time.AfterFunc(disconnectGrace, cancel) })
+	defer stop()
+	ex := newRequestExchange(a, req, w)
+	code, err := a.run(ctx, ex, nil, true)
+
+	failed := err != nil || code != 0 || !ex.started
+	if !failed {
+		return
+	}
+	reason := "the app raised an exception (traceback above)"
+	switch {
+	case err != nil:
+		reason = describe(err)
+	case !ex.started && code == 0:
+		reason = "the app returned without calling start_response"
+	}
+	if ex.started {
+		a.log.Error("request aborted after the response started", "reason", reason, "path", req.HTTP.URL.Path)
+		panic(http.ErrAbortHandler)
+	}
+	status := http.StatusInternalServerError
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		status = http.StatusGatewayTimeout
+		reason = fmt.Sprintf("time limit of %s exceeded", a.Spec.Timeout)
+	}
+	a.log.Error("request failed", "status", status, "reason", reason, "path", req.HTTP.URL.Path)
+	writeError(w, status, http.StatusText(status))
+}
+
+// run instantiates python.wasm, starts the interpreter with the app imported and, when
+// handle is set, serves the request held by ex. It returns the guest's result code
+// (init's when it failed, else handle's). stderr, when set, receives a copy of the
+// guest's stderr. The instance is always closed.
+func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) (int32, error) {
+	stdout := newLogWriter(ex.log, "stdout", nil)
+	errw := newLogWriter(ex.log, "stderr", stderr)
+	defer stdout.Close()
+	defer errw.Close()
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions("_initialize").
+		WithFSConfig(a.fsConfig).
+		WithStdout(stdout).
+		WithStderr(errw).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep()
+	ctx = hostfuncs.WithExchange(ctx, ex)
+	t0 := time.Now()
+	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.compiled, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer mod.Close(context.Background())
+	t1 := time.Now()
+	res, err := mod.ExportedFunction("wasmwsgi_init").Call(ctx)
+	t2 := time.Now()
+	if err != nil || res[0] != 0 || !handle {
+		if err != nil {
+			return 0, err
+		}
+		return int32(res[0]), nil
+	}
+	res, err = mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
+	ex.log.Debug("instance timings", "instantiate", t1.Sub(t0), "init", t2.Sub(t1), "handle", time.Since(t2))
+	if err != nil {
+		return 0, err
+	}
+	return int32(res[0]), nil
+}
+
+// describe turns a wazero call error into words for the log.
+func describe(err error) string {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return "time limit exceeded"
+		case sys.ExitCodeContextCanceled:
+			return "request canceled (client went away)"
+		}
+		return fmt.Sprintf("the guest exited with code %d", exit.ExitCode())
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i > 0 {
+		msg = msg[:i] // drop wazero's wasm stack trace
+	}
+	return "the guest trapped: " + msg
+}
+
+// writeError sends a short plain-text error that closes the connection.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Length", fmt.Sprint(len(msg)+1))
+	h.Set("Connection", "close")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, msg)
+}
+
+// Fail puts the app in the failed state without loading it (its settings are unusable).
+func (a *App) Fail(err error) {
+	a.setStatus(StateFailed, err.Error())
+	a.log.Error("app failed to load", "dir", a.Spec.Dir, "error", err.Error())
+}

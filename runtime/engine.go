@@ -1,0 +1,117 @@
+// Package runtime runs WSGI apps inside wazero instances of CPython.
+//
+// One Engine per process owns the wazero runtime, the compiled python.wasm (with its
+// compilation cache on disk) and the stdlib file tree. Each App holds its own files in
+// memory; App.Serve runs one HTTP request in a fresh instance:
+//
+//	instantiate python.wasm (_initialize)
+//	  -> wasmwsgi_init   (interpreter start, app import; host: app_info)
+//	  -> wasmwsgi_handle (the shim calls the app; host: environ_get, input_read,
+//	                      start_response, body_write, log_write; see hostfuncs)
+//	  -> close the instance
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
+	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+)
+
+// Guest paths. The stdlib and the app are read-only in-memory trees mounted there.
+const (
+	GuestStdlib = "/usr/local/lib/python3.11"
+	GuestApp    = "/app"
+)
+
+// EngineConfig configures the process-wide engine.
+type EngineConfig struct {
+	// CacheDir holds wazero's compilation cache. Empty disables the on-disk cache.
+	CacheDir string
+	// MemoryLimitBytes caps each instance's linear memory (rounded down to 64 KiB pages).
+	MemoryLimitBytes uint64
+	Logger           *slog.Logger
+}
+
+// Engine is the process-wide wazero runtime with python.wasm compiled once.
+type Engine struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	stdlib   *MemFS
+	log      *slog.Logger
+}
+
+// NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
+// fraction of that with the compilation cache warm.
+func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	wasm, err := pythonwasm.Wasm()
+	if err != nil {
+		return nil, err
+	}
+	stdlibZip, err := pythonwasm.Stdlib()
+	if err != nil {
+		return nil, err
+	}
+	stdlib, err := MemFSFromZip(stdlibZip)
+	if err != nil {
+		return nil, fmt.Errorf("embedded stdlib bundle: %w", err)
+	}
+	stdlib = stdlib.Overlay(map[string][]byte{"_wasmwsgi_shim.py": pythonwasm.Shim()})
+
+	rc := wazero.NewRuntimeConfig().
+		// Guest code cannot be preempted by Go: closing the module when the request's
+		// context ends is what stops a runaway loop.
+		WithCloseOnContextDone(true)
+	if cfg.MemoryLimitBytes > 0 {
+		rc = rc.WithMemoryLimitPages(uint32(cfg.MemoryLimitBytes / 65536))
+	}
+	if cfg.CacheDir != "" {
+		dir := filepath.Join(cfg.CacheDir, "wazero")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cache dir %s: %w (set cache_dir or WASMWSGI_CACHE_DIR to a writable folder)", dir, err)
+		}
+		cache, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", dir, err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	if _, err := hostfuncs.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("compile python.wasm: %w", err)
+	}
+	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("python.wasm exports no memory: it was not built by python-wasm/build.sh; run `make build`")
+	}
+	for _, name := range []string{"_initialize", "wasmwsgi_init", "wasmwsgi_handle"} {
+		if _, ok := compiled.ExportedFunctions()[name]; !ok {
+			rt.Close(ctx)
+			return nil, fmt.Errorf("python.wasm does not export %q: it was not built by python-wasm/build.sh; run `make build`", name)
+		}
+	}
+	return &Engine{rt: rt, compiled: compiled, stdlib: stdlib, log: cfg.Logger}, nil
+}
+
+// Close releases the runtime and every instance still open.
+func (e *Engine) Close(ctx context.Context) error { return e.rt.Close(ctx) }

@@ -1,0 +1,126 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+)
+
+// exchange implements hostfuncs.Exchange for one instance: during App.Load it only
+// answers app_info; during App.Serve it carries one HTTP request and its response.
+type exchange struct {
+	app *App
+	log *slog.Logger
+
+	// Request side (nil env while loading).
+	env  []byte
+	body io.Reader
+
+	// Response side.
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	started  bool
+	declared int64 // the app's Content-Length, -1 when it set none
+	written  int64
+}
+
+func newRequestExchange(a *App, req *Request, w http.ResponseWriter) *exchange {
+	log := a.log
+	if req.ID != "" {
+		log = log.With("request_id", req.ID)
+	}
+	rc := http.NewResponseController(w)
+	if d, ok := req.HTTP.Context().Deadline(); ok {
+		_ = rc.SetReadDeadline(d) // a blocked body read ends with the request
+	} else if a.Spec.Timeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(a.Spec.Timeout))
+	}
+	return &exchange{
+		app:      a,
+		log:      log,
+		env:      hostfuncs.AppendPairs(nil, Environ(req)),
+		body:     req.HTTP.Body,
+		w:        w,
+		rc:       rc,
+		declared: -1,
+	}
+}
+
+func (x *exchange) AppInfo() []byte { return x.app.info }
+func (x *exchange) Environ() []byte { return x.env }
+
+func (x *exchange) ReadInput(p []byte) (int, error) {
+	if x.body == nil || len(p) == 0 {
+		return 0, io.EOF
+	}
+	return x.body.Read(p)
+}
+
+func (x *exchange) StartResponse(s hostfuncs.Status, headers []hostfuncs.Pair) error {
+	if x.started {
+		return hostfuncs.ErrOutOfOrder
+	}
+	if s.Code < 200 || s.Code > 599 {
+		return fmt.Errorf("%w: status %s is not a final status (200-599)", hostfuncs.ErrRejected, s)
+	}
+	h := x.w.Header()
+	for _, p := range headers {
+		if strings.EqualFold(p.Name, "Content-Length") {
+			n, err := strconv.ParseInt(p.Value, 10, 64)
+			if err != nil || n < 0 || x.declared >= 0 {
+				return fmt.Errorf("%w: Content-Length %q is not one non-negative integer", hostfuncs.ErrRejected, p.Value)
+			}
+			x.declared = n
+		}
+		h.Add(p.Name, p.Value)
+	}
+	x.started = true
+	x.w.WriteHeader(s.Code)
+	return nil
+}
+
+func (x *exchange) WriteBody(p []byte) (int, error) {
+	if !x.started {
+		return 0, hostfuncs.ErrOutOfOrder
+	}
+	if x.declared >= 0 && int64(len(p)) > x.declared-x.written {
+		// Never send more than the app declared (PEP 3333); the short count tells the
+		// guest to stop iterating.
+		p = p[:x.declared-x.written]
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := x.w.Write(p)
+	x.written += int64(n)
+	if err == http.ErrBodyNotAllowed {
+		return len(p), nil // 204, 304: the body is dropped, as HTTP requires
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, x.rc.Flush()
+}
+
+func (x *exchange) Log(level hostfuncs.Level, msg []byte) {
+	text := strings.TrimRight(string(msg), "\n")
+	if text == "" {
+		return
+	}
+	lv := map[hostfuncs.Level]slog.Level{
+		hostfuncs.LevelDebug: slog.LevelDebug, hostfuncs.LevelInfo: slog.LevelInfo,
+		hostfuncs.LevelWarning: slog.LevelWarn, hostfuncs.LevelError: slog.LevelError,
+	}[level]
+	x.log.Log(context.Background(), lv, text, "stream", "wsgi.errors")
+}
+
+func (x *exchange) Fault(function string, err error) {
+	x.log.Warn("invalid host call from the guest", "function", function, "error", err.Error())
+}

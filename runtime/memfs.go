@@ -1,0 +1,226 @@
+package runtime
+
+import (
+	"archive/zip"
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// MemFS is a read-only file tree held in memory. The guest sees the stdlib and each app
+// through one, never through a host directory mount, so no path the guest names can
+// reach the host file system. Open is O(1), which matters because wazero stats a file by
+// opening it and CPython's import system stats a lot.
+type MemFS struct {
+	nodes map[string]*memNode // keyed by fs.ValidPath names; "." is the root
+	size  int64
+}
+
+type memNode struct {
+	name    string
+	data    []byte
+	mode    fs.FileMode
+	modTime time.Time
+	entries []fs.DirEntry // directories only, sorted by name
+}
+
+func newMemFS() *MemFS {
+	root := &memNode{name: ".", mode: fs.ModeDir | 0o555}
+	return &MemFS{nodes: map[string]*memNode{".": root}}
+}
+
+// add stores a file (or, with dir set, a directory) and creates its parents.
+func (m *MemFS) add(name string, data []byte, dir bool, modTime time.Time) {
+	if _, ok := m.nodes[name]; ok || name == "." {
+		return
+	}
+	n := &memNode{name: path.Base(name), data: data, mode: 0o444, modTime: modTime}
+	if dir {
+		n.mode = fs.ModeDir | 0o555
+	}
+	m.nodes[name] = n
+	m.size += int64(len(data))
+	parent := path.Dir(name)
+	m.add(parent, nil, true, modTime)
+	p := m.nodes[parent]
+	p.entries = append(p.entries, fs.FileInfoToDirEntry(memInfo{n}))
+}
+
+func (m *MemFS) finish() {
+	for _, n := range m.nodes {
+		sort.Slice(n.entries, func(i, j int) bool { return n.entries[i].Name() < n.entries[j].Name() })
+	}
+}
+
+// Size returns the total bytes of file content held.
+func (m *MemFS) Size() int64 { return m.size }
+
+// Open implements fs.FS.
+func (m *MemFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	n, ok := m.nodes[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	if n.mode.IsDir() {
+		return &memDir{node: n}, nil
+	}
+	return &memFile{node: n, r: bytes.NewReader(n.data)}, nil
+}
+
+// MemFSFromZip loads every entry of a zip archive.
+func MemFSFromZip(b []byte) (*MemFS, error) {
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	m := newMemFS()
+	for _, f := range zr.File {
+		name := strings.TrimSuffix(f.Name, "/")
+		if !fs.ValidPath(name) {
+			return nil, fmt.Errorf("zip entry %q is not a valid path", f.Name)
+		}
+		if f.FileInfo().IsDir() {
+			m.add(name, nil, true, f.Modified)
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("zip entry %s: %w", f.Name, err)
+		}
+		m.add(name, data, false, f.Modified)
+	}
+	m.finish()
+	return m, nil
+}
+
+// MemFSFromDir copies a host directory into memory. Symbolic links are followed only
+// while they stay inside dir (os.Root enforces it); a link that escapes, and anything
+// that is not a regular file or directory, is skipped and reported in skipped. Folders
+// named __pycache__ or starting with "." are left out. Loading stops with an error once
+// more than maxBytes of file content has been read.
+func MemFSFromDir(dir string, maxBytes int64) (m *MemFS, skipped []string, err error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer root.Close()
+	m = newMemFS()
+	err = fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
+			return nil
+		}
+		if name == "." {
+			return nil
+		}
+		if d.IsDir() {
+			if d.Name() == "__pycache__" || strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			m.add(name, nil, true, time.Time{})
+			return nil
+		}
+		info, err := root.Stat(name) // follows links, but only inside the root
+		if err != nil || !info.Mode().IsRegular() {
+			why := "not a regular file"
+			if err != nil {
+				why = err.Error()
+			}
+			skipped = append(skipped, fmt.Sprintf("%s (%s)", name, why))
+			return nil
+		}
+		if m.size+info.Size() > maxBytes {
+			return fmt.Errorf("app files exceed %d bytes at %s", maxBytes, name)
+		}
+		data, err := root.ReadFile(name)
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
+			return nil
+		}
+		m.add(name, data, false, info.ModTime())
+		return nil
+	})
+	if err != nil {
+		return nil, skipped, err
+	}
+	m.finish()
+	return m, skipped, nil
+}
+
+// Overlay returns a copy of m with extra files added at the root (used to place the
+// guest shim beside the stdlib).
+func (m *MemFS) Overlay(files map[string][]byte) *MemFS {
+	c := &MemFS{nodes: make(map[string]*memNode, len(m.nodes)+len(files)), size: m.size}
+	for k, n := range m.nodes {
+		cp := *n
+		cp.entries = append([]fs.DirEntry(nil), n.entries...)
+		c.nodes[k] = &cp
+	}
+	for name, data := range files {
+		c.add(name, data, false, time.Time{})
+	}
+	c.finish()
+	return c
+}
+
+type memInfo struct{ n *memNode }
+
+func (i memInfo) Name() string       { return i.n.name }
+func (i memInfo) Size() int64        { return int64(len(i.n.data)) }
+func (i memInfo) Mode() fs.FileMode  { return i.n.mode }
+func (i memInfo) ModTime() time.Time { return i.n.modTime }
+func (i memInfo) IsDir() bool        { return i.n.mode.IsDir() }
+func (i memInfo) Sys() any           { return nil }
+
+type memFile struct {
+	node *memNode
+	r    *bytes.Reader
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error)                { return memInfo{f.node}, nil }
+func (f *memFile) Read(p []byte) (int, error)                { return f.r.Read(p) }
+func (f *memFile) ReadAt(p []byte, off int64) (int, error)   { return f.r.ReadAt(p, off) }
+func (f *memFile) Seek(off int64, whence int) (int64, error) { return f.r.Seek(off, whence) }
+func (f *memFile) Close() error                              { return nil }
+
+type memDir struct {
+	node *memNode
+	off  int
+}
+
+func (d *memDir) Stat() (fs.FileInfo, error) { return memInfo{d.node}, nil }
+func (d *memDir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.node.name, Err: fs.ErrInvalid}
+}
+func (d *memDir) Close() error { return nil }
+
+// ReadDir implements fs.ReadDirFile.
+func (d *memDir) ReadDir(n int) ([]fs.DirEntry, error) {
+	rest := d.node.entries[d.off:]
+	if n <= 0 {
+		d.off += len(rest)
+		return rest, nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > len(rest) {
+		n = len(rest)
+	}
+	d.off += n
+	return rest[:n], nil
+}
