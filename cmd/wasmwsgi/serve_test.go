@@ -1,0 +1,497 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// These tests build the real binary (python.wasm embedded), start it on a loopback port
+// and talk HTTP to it.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wasmwsgi-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "wasmwsgi")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building wasmwsgi failed:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running wasmwsgi process.
+type server struct {
+	base string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  bytes.Buffer
+}
+
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+func startServer(t *testing.T, appsDir string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"serve", appsDir, "--addr", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome(t))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.log.WriteString(line + "\n")
+			s.mu.Unlock()
+			if m := listening.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("server did not stop within 10s of SIGINT")
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.Log())
+		}
+	})
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case <-time.After(60 * time.Second):
+		t.Fatalf("server did not start listening; log:\n%s", s.Log())
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.base + "/_wasmwsgi/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server not ready after 60s; log:\n%s", s.Log())
+	return nil
+}
+
+// cacheHome shares one compilation cache between the tests' servers.
+func cacheHome(t *testing.T) string {
+	dir := filepath.Join(os.TempDir(), "wasmwsgi-test-cache")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func (s *server) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// waitLog waits until the server log contains want.
+func (s *server) waitLog(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(s.Log(), want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("server log never contained %q", want)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+	err    error // error while reading the body
+}
+
+func do(t *testing.T, req *http.Request) response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, string(body), err}
+}
+
+func get(t *testing.T, url string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, req)
+}
+
+func echoOf(t *testing.T, r response) map[string]any {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, body %q", r.status, r.body)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(r.body), &m); err != nil {
+		t.Fatalf("echo body %q: %v", r.body, err)
+	}
+	return m
+}
+
+func testApps(t *testing.T) string {
+	dir, err := filepath.Abs("testdata/apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestServeWSGI(t *testing.T) {
+	s := startServer(t, testApps(t))
+	app := s.base + "/wsgitest"
+
+	t.Run("GET environ", func(t *testing.T) {
+		m := echoOf(t, get(t, app+"/echo?a=1&b=%20x"))
+		want := map[string]any{
+			"REQUEST_METHOD": "GET", "SCRIPT_NAME": "/wsgitest", "PATH_INFO": "/echo",
+			"QUERY_STRING": "a=1&b=%20x", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+			"REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "127.0.0.1", "body": "",
+			"wsgi.multithread": false, "wsgi.multiprocess": true, "wsgi.run_once": true,
+			"environ_is_dict": true,
+		}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("environ[%q] = %#v, want %#v", k, m[k], v)
+			}
+		}
+		if v, ok := m["wsgi.version"].([]any); !ok || len(v) != 2 || v[0] != 1.0 || v[1] != 0.0 {
+			t.Errorf("wsgi.version = %v", m["wsgi.version"])
+		}
+		if _, ok := m["CONTENT_LENGTH"]; ok {
+			t.Errorf("GET without a body has CONTENT_LENGTH %v", m["CONTENT_LENGTH"])
+		}
+		if !strings.HasPrefix(m["HTTP_HOST"].(string), "127.0.0.1:") || m["SERVER_PORT"] == "" {
+			t.Errorf("HTTP_HOST %v SERVER_PORT %v", m["HTTP_HOST"], m["SERVER_PORT"])
+		}
+	})
+
+	t.Run("path decoding", func(t *testing.T) {
+		m := echoOf(t, get(t, app+"/caf%C3%A9"))
+		// PEP 3333: the percent-decoded bytes, each byte one latin-1 character.
+		if m["PATH_INFO"] != "/caf\u00c3\u00a9" {
+			t.Errorf("PATH_INFO = %q, want %q", m["PATH_INFO"], "/caf\u00c3\u00a9")
+		}
+		if m["REQUEST_URI"] != "/wsgitest/caf%C3%A9" {
+			t.Errorf("REQUEST_URI = %q", m["REQUEST_URI"])
+		}
+		m = echoOf(t, get(t, app))
+		if m["SCRIPT_NAME"] != "/wsgitest" || m["PATH_INFO"] != "" {
+			t.Errorf("bare prefix: SCRIPT_NAME %q PATH_INFO %q", m["SCRIPT_NAME"], m["PATH_INFO"])
+		}
+		if r := get(t, s.base+"/wsgitestx/echo"); r.status != http.StatusNotFound {
+			t.Errorf("/wsgitestx matched the /wsgitest mount: %d", r.status)
+		}
+	})
+
+	t.Run("headers", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, app+"/echo", nil)
+		req.Header.Add("X-Multi", "a")
+		req.Header.Add("X-Multi", "b")
+		req.Header["X_Spoofed"] = []string{"evil"}
+		req.Header.Set("X-Latin", "caf\xe9")
+		m := echoOf(t, do(t, req))
+		if m["HTTP_X_MULTI"] != "a,b" {
+			t.Errorf("HTTP_X_MULTI = %q, want a,b", m["HTTP_X_MULTI"])
+		}
+		if _, ok := m["HTTP_X_SPOOFED"]; ok {
+			t.Error("a header with an underscore reached the app")
+		}
+		if m["HTTP_X_LATIN"] != "caf\u00e9" {
+			t.Errorf("HTTP_X_LATIN = %q", m["HTTP_X_LATIN"])
+		}
+	})
+
+	t.Run("POST with Content-Length", func(t *testing.T) {
+		body := strings.Repeat("0123456789", 20000) // 200 kB: several input_read calls
+		req, _ := http.NewRequest(http.MethodPost, app+"/echo", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		m := echoOf(t, do(t, req))
+		if m["body"] != body || m["CONTENT_LENGTH"] != "200000" || m["CONTENT_TYPE"] != "text/plain" {
+			t.Errorf("body %d bytes, CONTENT_LENGTH %v, CONTENT_TYPE %v", len(m["body"].(string)), m["CONTENT_LENGTH"], m["CONTENT_TYPE"])
+		}
+		if _, ok := m["HTTP_CONTENT_LENGTH"]; ok {
+			t.Error("HTTP_CONTENT_LENGTH present")
+		}
+	})
+
+	t.Run("POST chunked", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		go func() {
+			for i := 0; i < 3; i++ {
+				fmt.Fprintf(pw, "part%d;", i)
+				time.Sleep(10 * time.Millisecond)
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest(http.MethodPost, app+"/echo", pr)
+		req.TransferEncoding = []string{"chunked"}
+		m := echoOf(t, do(t, req))
+		if m["body"] != "part0;part1;part2;" {
+			t.Errorf("chunked body = %q", m["body"])
+		}
+		if _, ok := m["CONTENT_LENGTH"]; ok {
+			t.Errorf("chunked request has CONTENT_LENGTH %v", m["CONTENT_LENGTH"])
+		}
+		if m["wsgi.input_terminated"] != true {
+			t.Error("wsgi.input_terminated is not True")
+		}
+	})
+
+	t.Run("readline and iteration", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, app+"/lines", strings.NewReader("first\nsecond\nthird\nlast"))
+		r := do(t, req)
+		want := `["first\n", "sec", ["ond\n", "third\n", "last"], ""]`
+		if r.body != want {
+			t.Errorf("lines = %s, want %s", r.body, want)
+		}
+	})
+
+	t.Run("streamed response", func(t *testing.T) {
+		r := get(t, app+"/stream")
+		if r.status != 200 || r.body != "one\ntwo\nthree\n" {
+			t.Errorf("stream: %d %q", r.status, r.body)
+		}
+		if r.header.Get("Content-Length") != "" {
+			t.Errorf("multi-chunk response has Content-Length %q; want chunked", r.header.Get("Content-Length"))
+		}
+	})
+
+	t.Run("write callable", func(t *testing.T) {
+		r := get(t, app+"/write")
+		if r.status != 200 || r.body != "0123456789" {
+			t.Errorf("write(): %d %q", r.status, r.body)
+		}
+	})
+
+	t.Run("close called", func(t *testing.T) {
+		token := fmt.Sprintf("tok%d", time.Now().UnixNano())
+		r := get(t, app+"/close?"+token)
+		if r.body != "closing body" {
+			t.Errorf("body %q", r.body)
+		}
+		s.waitLog(t, "close-called token="+token)
+		if n := strings.Count(s.Log(), "close-called token="+token); n != 1 {
+			t.Errorf("close() logged %d times, want 1", n)
+		}
+	})
+
+	t.Run("exc_info replaces headers not yet sent", func(t *testing.T) {
+		r := get(t, app+"/excinfo")
+		if r.status != 500 || r.body != "replaced" || r.header.Get("X-First") != "" {
+			t.Errorf("got %d %q X-First=%q; want 500 \"replaced\" without X-First", r.status, r.body, r.header.Get("X-First"))
+		}
+	})
+
+	t.Run("single chunk gets Content-Length", func(t *testing.T) {
+		r := get(t, app+"/counter")
+		if r.header.Get("Content-Length") != "1" {
+			t.Errorf("Content-Length %q, want 1", r.header.Get("Content-Length"))
+		}
+	})
+
+	t.Run("failures before headers are 500", func(t *testing.T) {
+		for _, p := range []string{"/raise", "/str", "/not-iterable", "/header-injection", "/status-injection", "/no-start-response"} {
+			r := get(t, app+p)
+			if r.status != http.StatusInternalServerError {
+				t.Errorf("%s: status %d, want 500", p, r.status)
+			}
+			if r.body != "Internal Server Error\n" {
+				t.Errorf("%s: body %q leaks app output", p, r.body)
+			}
+			if r.header.Get("X-Bad") != "" || r.header.Get("Set-Cookie") != "" {
+				t.Errorf("%s: injected header reached the client", p)
+			}
+			// The next request works.
+			if r := get(t, app+"/counter"); r.status != 200 {
+				t.Errorf("after %s: next request got %d", p, r.status)
+			}
+		}
+		if !strings.Contains(s.Log(), "secret-traceback-text") {
+			t.Error("the traceback of /raise is not in the server log")
+		}
+	})
+
+	t.Run("failure after headers aborts", func(t *testing.T) {
+		r := get(t, app+"/raise-late")
+		if r.err == nil {
+			t.Errorf("client read a complete response %q; want a truncated one", r.body)
+		}
+		if !strings.HasPrefix(r.body, "partial") {
+			t.Errorf("body %q", r.body)
+		}
+	})
+
+	t.Run("no state between requests", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			if r := get(t, app+"/counter"); r.body != "1" {
+				t.Fatalf("request %d: counter = %q, want 1", i, r.body)
+			}
+		}
+	})
+
+	t.Run("wsgi file and virtual host", func(t *testing.T) {
+		if r := get(t, s.base+"/wsgifile/"); r.body != "from a .wsgi file" {
+			t.Errorf("wsgifile: %d %q", r.status, r.body)
+		}
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/some/path", nil)
+		req.Host = "tenant.example"
+		if r := do(t, req); r.body != "vhost tenant.example script='' path='/some/path'" {
+			t.Errorf("vhost: %d %q", r.status, r.body)
+		}
+		if r := get(t, s.base+"/vhost/"); r.status != http.StatusNotFound {
+			t.Errorf("vhost app is also served by path: %d", r.status)
+		}
+	})
+}
+
+func TestBrokenApps(t *testing.T) {
+	s := startServer(t, testApps(t))
+	resp, err := http.Get(s.base + "/_wasmwsgi/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready struct {
+		Ready bool
+		Apps  map[string]struct{ State, Error string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := map[string]string{
+		"wsgitest":      "ready",
+		"broken-syntax": "failed", "broken-import": "failed",
+		"no-entrypoint": "failed", "badconfig": "failed",
+	}
+	for name, state := range want {
+		if got := ready.Apps[name].State; got != state {
+			t.Errorf("app %s: state %q, want %q", name, got, state)
+		}
+	}
+	if e := ready.Apps["broken-import"].Error; !strings.Contains(e, "ModuleNotFoundError") {
+		t.Errorf("ready names the broken-import error as %q", e)
+	}
+	if e := ready.Apps["badconfig"].Error; !strings.Contains(e, "prefixx") {
+		t.Errorf("ready does not name the unknown key: %q", e)
+	}
+	for _, p := range []string{"/broken-syntax/", "/broken-import/x", "/nothing/", "/badconfig/"} {
+		r := get(t, s.base+p)
+		if r.status != http.StatusServiceUnavailable {
+			t.Errorf("%s: status %d, want 503", p, r.status)
+		}
+	}
+	log := s.Log()
+	for _, want := range []string{
+		"SyntaxError", "broken-syntax", // the traceback and the folder
+		"No module named 'module_that_does_not_exist'",
+		"has no app.py, wsgi.py or *.wsgi file",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("server log lacks %q", want)
+		}
+	}
+	// The healthy app is unaffected.
+	if r := get(t, s.base+"/wsgitest/counter"); r.status != 200 {
+		t.Errorf("healthy app: %d", r.status)
+	}
+}
+
+func TestHelloApp(t *testing.T) {
+	s := startServer(t, "../../apps")
+	r := get(t, s.base+"/hello/")
+	if r.status != 200 || !strings.HasPrefix(r.body, "Hello, world!") || !strings.Contains(r.body, "on wasi") {
+		t.Fatalf("hello: %d %q", r.status, r.body)
+	}
+	var info map[string]string
+	if err := json.Unmarshal([]byte(get(t, s.base+"/hello/info").body), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info["platform"] != "wasi" {
+		t.Errorf("sys.platform = %q, want wasi", info["platform"])
+	}
+	for i := 0; i < 3; i++ {
+		if r := get(t, s.base+"/hello/counter"); r.body != "1" {
+			t.Fatalf("counter = %q on request %d, want 1", r.body, i)
+		}
+	}
+	if r := get(t, s.base+"/_wasmwsgi/healthz"); r.status != 200 {
+		t.Errorf("healthz %d", r.status)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "wasmwsgi ") || !strings.Contains(string(out), "CPython 3.11.") {
+		t.Errorf("version output %q", out)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(cfg, []byte("adr = \"x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "serve", "--config", cfg).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("serve with an unknown key: %v, %s", err, out)
+	}
+	if !strings.Contains(string(out), "adr") {
+		t.Errorf("the error does not name the key: %s", out)
+	}
+}
+

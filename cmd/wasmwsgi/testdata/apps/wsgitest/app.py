@@ -1,0 +1,135 @@
+"""One app per PEP 3333 behaviour the integration tests check, routed by PATH_INFO."""
+import json
+import sys
+
+counter = 0
+
+
+def echo(environ, start_response):
+    body = environ["wsgi.input"].read()
+    seen = {k: v for k, v in environ.items() if isinstance(v, str)}
+    seen["body"] = body.decode("latin-1")
+    seen["wsgi.input_terminated"] = environ.get("wsgi.input_terminated")
+    seen["wsgi.version"] = list(environ["wsgi.version"])
+    for key in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"):
+        seen[key] = environ[key]
+    seen["environ_is_dict"] = type(environ) is dict
+    data = json.dumps(seen).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [data]
+
+
+def lines(environ, start_response):
+    stream = environ["wsgi.input"]
+    first = stream.readline()
+    limited = stream.readline(3)
+    rest = list(stream)
+    data = json.dumps([first.decode(), limited.decode(), [l.decode() for l in rest], stream.read().decode()]).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [data]
+
+
+def stream(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"one\n"
+    yield b""
+    yield b"two\n"
+    yield b"three\n"
+
+
+def write_callable(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"0123456789")
+    return []
+
+
+class Closing:
+    def __init__(self, environ, token):
+        self.errors = environ["wsgi.errors"]
+        self.token = token
+
+    def __iter__(self):
+        yield b"closing body"
+
+    def close(self):
+        print("close-called token=%s" % self.token, file=self.errors)
+
+
+def closing(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Closing(environ, environ["QUERY_STRING"])
+
+
+def exc_info_replace(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
+    yield b""
+    try:
+        raise ValueError("late failure")
+    except ValueError:
+        start_response("500 Replaced Oops", [("Content-Type", "text/plain")], sys.exc_info())
+    yield b"replaced"
+
+
+def raise_early(environ, start_response):
+    print("app output that must not reach the client", flush=True)
+    raise RuntimeError("secret-traceback-text")
+
+
+def raise_late(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"partial"
+    raise RuntimeError("failed mid-stream")
+
+
+def yield_str(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["not bytes"]
+
+
+def not_iterable(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return 42
+
+
+def header_injection(environ, start_response):
+    start_response("200 OK", [("X-Bad", "a\r\nSet-Cookie: stolen=1")])
+    return [b"injected"]
+
+
+def status_injection(environ, start_response):
+    start_response("200 OK\r\nX-Bad: 1", [])
+    return [b"injected"]
+
+
+def no_start_response(environ, start_response):
+    return [b"never started"]
+
+
+def count(environ, start_response):
+    global counter
+    counter += 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(counter).encode()]
+
+
+routes = {
+    "/echo": echo,
+    "/lines": lines,
+    "/stream": stream,
+    "/write": write_callable,
+    "/close": closing,
+    "/excinfo": exc_info_replace,
+    "/raise": raise_early,
+    "/raise-late": raise_late,
+    "/str": yield_str,
+    "/not-iterable": not_iterable,
+    "/header-injection": header_injection,
+    "/status-injection": status_injection,
+    "/no-start-response": no_start_response,
+    "/counter": count,
+}
+
+
+def application(environ, start_response):
+    handler = routes.get(environ["PATH_INFO"], echo)
+    return handler(environ, start_response)
