@@ -3,9 +3,9 @@ GO        ?= go
 BIN       := bin/wasmwsgi
 ADDR      ?= 127.0.0.1:8080
 FUZZTIME  ?= 30s
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build python-wasm test fuzz serve check clean
+.PHONY: all build python-wasm test fuzz serve check clean bench
 
 all: build
 
@@ -41,3 +41,7 @@ check: python-wasm
 
 clean:
 	rm -rf bin python-wasm/dist/python.wasm python-wasm/dist/stdlib.zip python-wasm/dist/BUILDINFO
+
+## bench: Go benchmarks of one request and of engine start (python.wasm embedded)
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 100x -count 1 ./runtime

@@ -100,13 +100,16 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
 (
   cd cpython/builddir/wasi
   # An empty pkg-config search path keeps the host's libraries (lzma, uuid, crypt...)
-  # out of the wasm build; zlib is passed explicitly.
+  # out of the wasm build; zlib is passed explicitly. Without clock_nanosleep, time.sleep
+  # uses a relative nanosleep: wazero's poll_oneoff rejects absolute-time clock
+  # subscriptions (ENOTSUP), which TIMER_ABSTIME sleeps turn into.
   mkdir -p "$work/no-pkgconfig"
   PKG_CONFIG_LIBDIR="$work/no-pkgconfig" PKG_CONFIG_PATH="" \
   CONFIG_SITE=../../Tools/wasm/config.site-wasm32-wasi \
   CC="$wasm_cc" CPP="$wasm_cc -E" CXX="$LLVM/clang++ --target=wasm32-wasi" \
   AR="$LLVM/llvm-ar" RANLIB="$LLVM/llvm-ranlib" \
   CFLAGS="-Wno-int-conversion" \
+  ac_cv_func_clock_nanosleep=no ac_cv_lib_rt_clock_nanosleep=no \
   ZLIB_CFLAGS="-I$work/zlib/include" ZLIB_LIBS="-L$work/zlib/lib -lz" \
   ../../configure -q -C --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
     --with-build-python="$build_python" --prefix=/usr/local --disable-test-modules >/dev/null

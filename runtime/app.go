@@ -206,7 +206,7 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep()
+		WithNanosleep(sleepUntil(ctx))
 	ctx = hostfuncs.WithExchange(ctx, ex)
 	t0 := time.Now()
 	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.compiled, cfg)
@@ -229,6 +229,19 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		return 0, err
 	}
 	return int32(res[0]), nil
+}
+
+// sleepUntil returns the guest's sleep (time.sleep, poll_oneoff): a real sleep that ends
+// early when ctx ends, so a sleeping guest cannot outlive its deadline.
+func sleepUntil(ctx context.Context) func(ns int64) {
+	return func(ns int64) {
+		t := time.NewTimer(time.Duration(ns))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // describe turns a wazero call error into words for the log.

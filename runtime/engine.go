@@ -21,8 +21,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
-	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 )
 
 // Guest paths. The stdlib and the app are read-only in-memory trees mounted there.

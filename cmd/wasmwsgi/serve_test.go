@@ -380,6 +380,28 @@ func TestServeWSGI(t *testing.T) {
 		}
 	})
 
+	t.Run("real entropy and clocks", func(t *testing.T) {
+		seen := map[string]bool{}
+		for i := 0; i < 3; i++ {
+			var e struct {
+				Urandom string
+				Random  float64
+				Time    float64
+			}
+			if err := json.Unmarshal([]byte(get(t, app+"/entropy").body), &e); err != nil {
+				t.Fatal(err)
+			}
+			key := fmt.Sprintf("%s/%v", e.Urandom, e.Random)
+			if seen[e.Urandom] || seen[key] {
+				t.Fatalf("request %d repeated os.urandom or random.random(): %s", i, key)
+			}
+			seen[e.Urandom], seen[key] = true, true
+			if d := time.Since(time.Unix(int64(e.Time), 0)); d < -time.Minute || d > time.Minute {
+				t.Errorf("guest time.time() is %v off the host clock", d)
+			}
+		}
+	})
+
 	t.Run("wsgi file and virtual host", func(t *testing.T) {
 		if r := get(t, s.base+"/wsgifile/"); r.body != "from a .wsgi file" {
 			t.Errorf("wsgifile: %d %q", r.status, r.body)
@@ -393,6 +415,26 @@ func TestServeWSGI(t *testing.T) {
 			t.Errorf("vhost app is also served by path: %d", r.status)
 		}
 	})
+}
+
+func TestTimeLimit(t *testing.T) {
+	s := startServer(t, testApps(t), "--timeout", "1s")
+	for _, p := range []string{"/wsgitest/sleep?60", "/wsgitest/spin"} {
+		start := time.Now()
+		r := get(t, s.base+p)
+		if r.status != http.StatusGatewayTimeout {
+			t.Errorf("%s: status %d, want 504", p, r.status)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s: took %v with a 1s limit", p, d)
+		}
+	}
+	if r := get(t, s.base+"/wsgitest/sleep?0.01"); r.status != 200 || r.body != "woke up" {
+		t.Errorf("short sleep: %d %q", r.status, r.body)
+	}
+	if !strings.Contains(s.Log(), "time limit of 1s exceeded") {
+		t.Error("the log does not say which limit fired")
+	}
 }
 
 func TestBrokenApps(t *testing.T) {
@@ -494,4 +536,3 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("the error does not name the key: %s", out)
 	}
 }
-

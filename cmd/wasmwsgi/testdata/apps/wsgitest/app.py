@@ -112,7 +112,33 @@ def count(environ, start_response):
     return [str(counter).encode()]
 
 
+def entropy(environ, start_response):
+    import os
+    import random
+    import time
+
+    data = json.dumps({"urandom": os.urandom(16).hex(), "random": random.random(), "time": time.time()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [data]
+
+
+def sleep(environ, start_response):
+    import time
+
+    time.sleep(float(environ["QUERY_STRING"] or "60"))
+    start_response("200 OK", [])
+    return [b"woke up"]
+
+
+def spin(environ, start_response):
+    while True:
+        pass
+
+
 routes = {
+    "/sleep": sleep,
+    "/spin": spin,
+    "/entropy": entropy,
     "/echo": echo,
     "/lines": lines,
     "/stream": stream,
