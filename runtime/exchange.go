@@ -114,11 +114,13 @@ func (x *exchange) Log(level hostfuncs.Level, msg []byte) {
 	if text == "" {
 		return
 	}
-	lv := map[hostfuncs.Level]slog.Level{
-		hostfuncs.LevelDebug: slog.LevelDebug, hostfuncs.LevelInfo: slog.LevelInfo,
-		hostfuncs.LevelWarning: slog.LevelWarn, hostfuncs.LevelError: slog.LevelError,
-	}[level]
-	x.log.Log(context.Background(), lv, text, "stream", "wsgi.errors")
+	x.log.Log(context.Background(), slogLevels[level], text, "stream", "wsgi.errors")
+}
+
+// slogLevels maps log_write levels (validated by hostfuncs) to slog's.
+var slogLevels = [...]slog.Level{
+	hostfuncs.LevelDebug: slog.LevelDebug, hostfuncs.LevelInfo: slog.LevelInfo,
+	hostfuncs.LevelWarning: slog.LevelWarn, hostfuncs.LevelError: slog.LevelError,
 }
 
 func (x *exchange) Fault(function string, err error) {

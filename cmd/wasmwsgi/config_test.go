@@ -68,6 +68,7 @@ func TestConfigErrors(t *testing.T) {
 		"[limits]\ntimeout = \"-1s\"": "limits.timeout",
 		"[limits]\nmemory = \"lots\"": "limits.memory",
 		"[log]\nformat = \"xml\"":     "log.format",
+		"[log]\nlevel = \"loud\"":     "log.level",
 		"[limits]\ntimeot = \"1s\"":   "timeot",
 	}
 	for content, want := range cases {
