@@ -29,7 +29,9 @@
 //	guest memory: [ ... | buf_ptr -> [ value (n bytes) | unused ] buf_ptr+buf_len | ... ]
 //	result: n. If n > buf_len nothing was written.
 //
-// Results >= 0 are lengths or counts; results < 0 are the error codes below.
+// Results >= 0 are lengths or counts; results < 0 are the error codes below. A call
+// made after the request's deadline (or after its client went away) does not return:
+// the guest's export call ends with a wazero exit error instead.
 //
 // # Pairs encoding
 //

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // ModuleName is the wasm import module the guest's _wasmwsgi C module declares.
@@ -129,6 +130,14 @@ func goFunc(f function) api.GoModuleFunc {
 // call runs one host function with its arguments already decoded. It is the single
 // entry point used by both the wazero binding and the tests.
 func call(ctx context.Context, mem api.Memory, f function, args []uint32) int32 {
+	// A request past its deadline (or abandoned) goes no further: the panic ends the
+	// guest's call with an exit error, as wazero's own context check does at loop heads.
+	switch ctx.Err() {
+	case context.DeadlineExceeded:
+		panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
+	case context.Canceled:
+		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+	}
 	ex := exchangeFrom(ctx)
 	if ex == nil {
 		return ErrNoRequest

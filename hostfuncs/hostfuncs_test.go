@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // memoryModule is a wasm module that exports one page of memory and nothing else:
@@ -303,4 +304,19 @@ func TestPairsRoundTrip(t *testing.T) {
 	if _, err := DecodePairs(AppendPairs(nil, in), 2); err == nil {
 		t.Fatal("DecodePairs ignored its limit")
 	}
+}
+
+func TestDeadlineStopsTheGuest(t *testing.T) {
+	mem := newMemory(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	<-ctx.Done()
+	defer func() {
+		exit, ok := recover().(*sys.ExitError)
+		if !ok || exit.ExitCode() != sys.ExitCodeDeadlineExceeded {
+			t.Fatalf("a call past the deadline did not end the guest: %v", exit)
+		}
+	}()
+	call(WithExchange(ctx, newFake()), mem, byName(t, "body_write"), []uint32{0, 1})
+	t.Fatal("a call past the deadline returned")
 }

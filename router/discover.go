@@ -13,6 +13,8 @@ import (
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
 // AppConfigFile is the optional per-app settings file inside an app folder.
@@ -28,6 +30,10 @@ type AppConfig struct {
 	Prefix string `koanf:"prefix"`
 	// Hosts are virtual host names (Host header, port ignored) that route to this app.
 	Hosts []string `koanf:"hosts"`
+	// Limits override the server's [limits] for this app.
+	Limits runtime.LimitsConfig `koanf:"limits"`
+	// Env is the app's whole environment: the guest sees these variables and no others.
+	Env map[string]string `koanf:"env"`
 }
 
 // AppDir is one discovered app folder and its settings.
@@ -151,6 +157,14 @@ func finish(a *AppDir, entry string, wsgiFiles []string) error {
 	}
 	if strings.HasPrefix(c.Prefix, "/_wasmwsgi") {
 		return fmt.Errorf("%s: prefix %q is reserved for the server's own endpoints", file, c.Prefix)
+	}
+	for k := range c.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("%s: [env] name %q must be non-empty and contain no '=' or NUL", file, k)
+		}
+		if strings.ContainsRune(c.Env[k], 0) {
+			return fmt.Errorf("%s: [env] %s contains a NUL byte", file, k)
+		}
 	}
 	return nil
 }

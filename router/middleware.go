@@ -55,3 +55,37 @@ func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// Request limits checked before routing. Go's server already answers 431 for headers
+// larger than http.Server.MaxHeaderBytes and 400 for malformed requests.
+const (
+	// MaxURLBytes is the longest request target accepted (414 past it).
+	MaxURLBytes = 8 << 10
+	// MaxHeaderCount is the most request header lines accepted (431 past it).
+	MaxHeaderCount = 100
+)
+
+// requestLimits refuses request targets and header sets that are too large, before any
+// app sees them.
+func requestLimits(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.RequestURI) > MaxURLBytes {
+			refuse(w, http.StatusRequestURITooLong)
+			return
+		}
+		n := 0
+		for _, vs := range r.Header {
+			n += len(vs)
+		}
+		if n > MaxHeaderCount {
+			refuse(w, http.StatusRequestHeaderFieldsTooLarge)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func refuse(w http.ResponseWriter, status int) {
+	w.Header().Set("Connection", "close")
+	http.Error(w, http.StatusText(status), status)
+}

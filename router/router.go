@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +28,8 @@ import (
 type Config struct {
 	// AppsDir is the folder whose subfolders are apps.
 	AppsDir string
-	// Timeout is the per-request wall-time limit of every app.
-	Timeout time.Duration
+	// Limits are the server-wide defaults; an app's [limits] override them.
+	Limits runtime.Limits
 	// MaxAppBytes caps the size of one app's files.
 	MaxAppBytes int64
 	// LoadParallelism is how many apps load at once (default 2).
@@ -72,11 +74,21 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 		if m.Prefix == "" {
 			m.Prefix = "/" + d.Name
 		}
+		limits, err := d.Config.Limits.Apply(cfg.Limits)
+		if err != nil && m.Dir.Err == nil {
+			m.Dir.Err = fmt.Errorf("%s: %w", filepath.Join(d.Dir, AppConfigFile), err)
+		}
+		env := make([]string, 0, len(d.Config.Env))
+		for k, v := range d.Config.Env {
+			env = append(env, k+"="+v)
+		}
+		sort.Strings(env)
 		m.App = engine.NewApp(runtime.AppSpec{
 			Name:         d.Name,
 			Dir:          d.Dir,
 			Entrypoint:   d.Config.Entrypoint,
-			Timeout:      cfg.Timeout,
+			Limits:       limits,
+			Env:          env,
 			MaxFileBytes: cfg.MaxAppBytes,
 		})
 		hosts := m.Hosts
@@ -138,7 +150,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.handler
 
 func (rt *Router) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, accessLog(rt.log), middleware.Recoverer)
+	r.Use(middleware.RequestID, accessLog(rt.log), middleware.Recoverer, requestLimits)
 	r.Get("/_wasmwsgi/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
@@ -28,8 +29,10 @@ type AppSpec struct {
 	// Entrypoint is "module", "module:callable" or a file "name.wsgi[:callable]"
 	// relative to Dir. Without a callable the shim looks for `application`, then `app`.
 	Entrypoint string
-	// Timeout is the wall-time limit of one request, interpreter start included.
-	Timeout time.Duration
+	// Limits bound each request.
+	Limits Limits
+	// Env is the guest's whole environment ("KEY=value"); nothing comes from the host.
+	Env []string
 	// MaxFileBytes caps how many bytes of app files are loaded into memory.
 	MaxFileBytes int64
 }
@@ -50,9 +53,9 @@ type App struct {
 	engine *Engine
 	log    *slog.Logger
 
-	files    *MemFS
-	fsConfig wazero.FSConfig
-	info     []byte
+	files *MemFS
+	info  []byte
+	gate  *gate
 
 	mu      sync.RWMutex
 	state   State
@@ -61,7 +64,13 @@ type App struct {
 
 // NewApp returns an app in the loading state; call Load before Serve.
 func (e *Engine) NewApp(spec AppSpec) *App {
-	return &App{Spec: spec, engine: e, log: e.log.With("app", spec.Name), state: StateLoading}
+	return &App{
+		Spec:   spec,
+		engine: e,
+		log:    e.log.With("app", spec.Name),
+		state:  StateLoading,
+		gate:   newGate(spec.Limits.Concurrency, spec.Limits.Queue),
+	}
 }
 
 // Status returns the app's state and, when it failed, why (with the Python traceback).
@@ -104,9 +113,6 @@ func (a *App) load(ctx context.Context) error {
 			"a *.wsgi file, or set entrypoint = \"module:callable\" in wasmwsgi.toml", a.Spec.Name, a.Spec.Dir)
 	}
 	a.files = files
-	a.fsConfig = wazero.NewFSConfig().
-		WithFSMount(a.engine.stdlib, GuestStdlib).
-		WithFSMount(files, GuestApp)
 	info := []hostfuncs.Pair{
 		{Name: "name", Value: a.Spec.Name},
 		{Name: "entrypoint", Value: a.Spec.Entrypoint},
@@ -117,11 +123,15 @@ func (a *App) load(ctx context.Context) error {
 	}
 	a.info = hostfuncs.AppendPairs(nil, info)
 
-	ctx, cancel := context.WithTimeout(ctx, a.Spec.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
 	defer cancel()
 	ex := &exchange{app: a, log: a.log}
 	var stderr tail
 	code, err := a.run(ctx, ex, &stderr, false)
+	if ex.mem.hit {
+		return fmt.Errorf("app %s: importing %q needs more than the memory limit of %d bytes (raise limits.memory):\n%s",
+			a.Spec.Name, a.Spec.Entrypoint, a.Spec.Limits.Memory, stderr.String())
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("app %s: starting the interpreter: %s\n%s", a.Spec.Name, describe(err), stderr.String())
@@ -146,30 +156,60 @@ type Request struct {
 }
 
 // Serve runs one request in a fresh instance and writes the response to w. A failure
-// before the response headers went out becomes a 500 (504 when the time limit fired)
-// with nothing of the app's output; a failure after that aborts the connection so the
-// client sees a truncated response, never a complete-looking one.
+// before the response headers went out becomes a plain error status with nothing of the
+// app's output: 413 body too large, 408 body too slow, 504 time limit, 503 no free
+// instance, 500 anything else. A failure after that aborts the connection so the client
+// sees a truncated response, never a complete-looking one.
 func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	if state, _ := a.Status(); state != StateReady {
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("app %s is %s", a.Spec.Name, state))
 		return
 	}
+	lim := a.Spec.Limits
+	if lim.MaxBody > 0 && req.HTTP.ContentLength > lim.MaxBody {
+		a.log.Warn("request refused: limits.max_body", "content_length", req.HTTP.ContentLength, "max_body", lim.MaxBody)
+		writeError(w, http.StatusRequestEntityTooLarge, http.StatusText(http.StatusRequestEntityTooLarge))
+		return
+	}
+	release, err := a.admit(req.HTTP.Context())
+	if err != nil {
+		busy, queued := a.gate.inUse()
+		a.log.Warn("request refused: no free instance", "limit", "limits.concurrency", "reason", err.Error(),
+			"in_flight", busy, "queued", queued)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, http.StatusText(http.StatusServiceUnavailable))
+		return
+	}
+	defer release()
+
 	// The instance lives until the time limit, not until the client's connection ends:
 	// a client that goes away makes body_write fail, and the app still gets to run its
 	// close(). The instance is stopped disconnectGrace later at the latest.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.HTTP.Context()), a.Spec.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.HTTP.Context()), lim.Timeout)
 	defer cancel()
 	stop := context.AfterFunc(req.HTTP.Context(), func() { time.AfterFunc(disconnectGrace, cancel) })
 	defer stop()
-	ex := newRequestExchange(a, req, w)
+	ex := newRequestExchange(a, req, w, ctx)
+	defer ex.resetDeadlines()
 	code, err := a.run(ctx, ex, nil, true)
 
-	failed := err != nil || code != 0 || !ex.started
-	if !failed {
+	if err == nil && code == 0 && ex.started && !ex.cut {
 		return
 	}
-	reason := "the app raised an exception (traceback above)"
+	status, reason := http.StatusInternalServerError, "the app raised an exception (traceback above)"
 	switch {
+	case ex.cut:
+		reason = fmt.Sprintf("response larger than limits.max_response (%d bytes): stream cut", lim.MaxResponse)
+	case ex.mem.hit:
+		reason = fmt.Sprintf("memory limit of %d bytes reached (limits.memory)", lim.Memory)
+	case ex.bodyTooLarge:
+		status, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than limits.max_body (%d bytes)", lim.MaxBody)
+	case ex.bodyTimeout:
+		status, reason = http.StatusRequestTimeout, "the client sent its body too slowly"
+	case ex.bodyErr != nil:
+		status, reason = http.StatusBadRequest, "malformed request body: "+ex.bodyErr.Error()
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		status, reason = http.StatusGatewayTimeout, fmt.Sprintf("time limit of %s exceeded (limits.timeout)", lim.Timeout)
 	case err != nil:
 		reason = describe(err)
 	case !ex.started && code == 0:
@@ -179,14 +219,30 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 		a.log.Error("request aborted after the response started", "reason", reason, "path", req.HTTP.URL.Path)
 		panic(http.ErrAbortHandler)
 	}
-	status := http.StatusInternalServerError
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		status = http.StatusGatewayTimeout
-		reason = fmt.Sprintf("time limit of %s exceeded", a.Spec.Timeout)
-	}
 	a.log.Error("request failed", "status", status, "reason", reason, "path", req.HTTP.URL.Path)
+	// The connection's deadlines were the request's; give the error response its own.
+	_ = ex.rc.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
 	writeError(w, status, http.StatusText(status))
 }
+
+// errorWriteTimeout bounds writing an error response after the request's deadline.
+const errorWriteTimeout = 5 * time.Second
+
+// admit waits for a free instance slot of the app, then of the server.
+func (a *App) admit(ctx context.Context) (release func(), err error) {
+	wait := a.Spec.Limits.QueueTimeout
+	if err := a.gate.acquire(ctx, wait); err != nil {
+		return nil, err
+	}
+	if err := a.engine.instances.acquire(ctx, wait); err != nil {
+		a.gate.release()
+		return nil, fmt.Errorf("server-wide instance limit: %w", err)
+	}
+	return func() { a.engine.instances.release(); a.gate.release() }, nil
+}
+
+// InFlight returns the app's running instances and the requests queued for one.
+func (a *App) InFlight() (running, queued int) { return a.gate.inUse() }
 
 // run instantiates python.wasm, starts the interpreter with the app imported and, when
 // handle is set, serves the request held by ex. It returns the guest's result code
@@ -197,17 +253,32 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	errw := newLogWriter(ex.log, "stderr", stderr)
 	defer stdout.Close()
 	defer errw.Close()
+	lim := a.Spec.Limits
+	files := &fileCounter{limit: lim.OpenFiles}
+	if files.limit <= 0 {
+		files.limit = 1 << 30
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
-		WithFSConfig(a.fsConfig).
+		WithFSConfig(wazero.NewFSConfig().
+			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
+			WithFSMount(a.files.limited(files), GuestApp)).
 		WithStdout(stdout).
 		WithStderr(errw).
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime().
 		WithNanosleep(sleepUntil(ctx))
-	ctx = hostfuncs.WithExchange(ctx, ex)
+	for _, kv := range a.Spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	ex.mem = &cappedMemory{limit: lim.Memory}
+	if ex.mem.limit == 0 {
+		ex.mem.limit = 4 << 30
+	}
+	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 	t0 := time.Now()
 	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.compiled, cfg)
 	if err != nil {
@@ -224,7 +295,8 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		return int32(res[0]), nil
 	}
 	res, err = mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
-	ex.log.Debug("instance timings", "instantiate", t1.Sub(t0), "init", t2.Sub(t1), "handle", time.Since(t2))
+	ex.log.Debug("instance timings", "instantiate", t1.Sub(t0), "init", t2.Sub(t1), "handle", time.Since(t2),
+		"peak_memory", ex.mem.peak)
 	if err != nil {
 		return 0, err
 	}

@@ -18,9 +18,8 @@ import (
 func newTestEngine(tb testing.TB) *Engine {
 	tb.Helper()
 	e, err := NewEngine(context.Background(), EngineConfig{
-		CacheDir:         filepath.Join(os.TempDir(), "wasmwsgi-test-cache", "wasmwsgi"),
-		MemoryLimitBytes: 128 << 20,
-		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		CacheDir: filepath.Join(os.TempDir(), "wasmwsgi-test-cache", "wasmwsgi"),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if errors.Is(err, pythonwasm.ErrNotBuilt) {
 		tb.Skip("python.wasm is not built; run make build")
@@ -34,7 +33,8 @@ func newTestEngine(tb testing.TB) *Engine {
 
 func loadApp(tb testing.TB, e *Engine, dir string) *App {
 	tb.Helper()
-	a := e.NewApp(AppSpec{Name: filepath.Base(dir), Dir: dir, Entrypoint: "app", Timeout: 30 * time.Second, MaxFileBytes: 1 << 30})
+	a := e.NewApp(AppSpec{Name: filepath.Base(dir), Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 30,
+		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
 	if err := a.Load(context.Background()); err != nil {
 		tb.Fatal(err)
 	}

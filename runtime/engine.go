@@ -35,17 +35,19 @@ const (
 type EngineConfig struct {
 	// CacheDir holds wazero's compilation cache. Empty disables the on-disk cache.
 	CacheDir string
-	// MemoryLimitBytes caps each instance's linear memory (rounded down to 64 KiB pages).
-	MemoryLimitBytes uint64
-	Logger           *slog.Logger
+	// MaxInstances caps the instances running at once across all apps, so one app
+	// cannot starve the rest (each app also has its own limits.concurrency).
+	MaxInstances int
+	Logger       *slog.Logger
 }
 
 // Engine is the process-wide wazero runtime with python.wasm compiled once.
 type Engine struct {
-	rt       wazero.Runtime
-	compiled wazero.CompiledModule
-	stdlib   *MemFS
-	log      *slog.Logger
+	rt        wazero.Runtime
+	compiled  wazero.CompiledModule
+	stdlib    *MemFS
+	log       *slog.Logger
+	instances *gate
 }
 
 // NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
@@ -72,9 +74,6 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		// Guest code cannot be preempted by Go: closing the module when the request's
 		// context ends is what stops a runaway loop.
 		WithCloseOnContextDone(true)
-	if cfg.MemoryLimitBytes > 0 {
-		rc = rc.WithMemoryLimitPages(uint32(cfg.MemoryLimitBytes / 65536))
-	}
 	if cfg.CacheDir != "" {
 		dir := filepath.Join(cfg.CacheDir, "wazero")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -110,7 +109,15 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 			return nil, fmt.Errorf("python.wasm does not export %q: it was not built by python-wasm/build.sh; run `make build`", name)
 		}
 	}
-	return &Engine{rt: rt, compiled: compiled, stdlib: stdlib, log: cfg.Logger}, nil
+	if cfg.MaxInstances <= 0 {
+		cfg.MaxInstances = 64
+	}
+	return &Engine{
+		rt: rt, compiled: compiled, stdlib: stdlib, log: cfg.Logger,
+		// Admission to the server-wide cap has no queue of its own: requests wait in
+		// their app's queue, and here only for that queue's timeout.
+		instances: newGate(cfg.MaxInstances, 1<<30),
+	}, nil
 }
 
 // Close releases the runtime and every instance still open.

@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,10 +20,14 @@ import (
 type exchange struct {
 	app *App
 	log *slog.Logger
+	mem *cappedMemory // the instance's linear memory allocator
 
 	// Request side (nil env while loading).
-	env  []byte
-	body io.Reader
+	env          []byte
+	body         io.Reader
+	bodyTooLarge bool  // limits.max_body reached while reading a chunked body
+	bodyTimeout  bool  // the body did not arrive before the deadline
+	bodyErr      error // the body was malformed (e.g. a bad chunk) or the client went away
 
 	// Response side.
 	w        http.ResponseWriter
@@ -29,28 +35,41 @@ type exchange struct {
 	started  bool
 	declared int64 // the app's Content-Length, -1 when it set none
 	written  int64
+	cut      bool // limits.max_response reached
 }
 
-func newRequestExchange(a *App, req *Request, w http.ResponseWriter) *exchange {
+func newRequestExchange(a *App, req *Request, w http.ResponseWriter, ctx context.Context) *exchange {
 	log := a.log
 	if req.ID != "" {
 		log = log.With("request_id", req.ID)
 	}
 	rc := http.NewResponseController(w)
-	if d, ok := req.HTTP.Context().Deadline(); ok {
-		_ = rc.SetReadDeadline(d) // a blocked body read ends with the request
-	} else if a.Spec.Timeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(a.Spec.Timeout))
+	// A slow client (body or reading the response) cannot hold the instance past its
+	// deadline: both directions of the connection share it.
+	if d, ok := ctx.Deadline(); ok {
+		_ = rc.SetReadDeadline(d)
+		_ = rc.SetWriteDeadline(d)
+	}
+	body := req.HTTP.Body
+	if a.Spec.Limits.MaxBody > 0 && body != nil {
+		body = http.MaxBytesReader(w, body, a.Spec.Limits.MaxBody)
 	}
 	return &exchange{
 		app:      a,
 		log:      log,
 		env:      hostfuncs.AppendPairs(nil, Environ(req)),
-		body:     req.HTTP.Body,
+		body:     body,
 		w:        w,
 		rc:       rc,
 		declared: -1,
 	}
+}
+
+// resetDeadlines clears the connection deadlines set for the request, so that a later
+// request on the same keep-alive connection starts fresh.
+func (x *exchange) resetDeadlines() {
+	_ = x.rc.SetReadDeadline(time.Time{})
+	_ = x.rc.SetWriteDeadline(time.Time{})
 }
 
 func (x *exchange) AppInfo() []byte { return x.app.info }
@@ -60,7 +79,18 @@ func (x *exchange) ReadInput(p []byte) (int, error) {
 	if x.body == nil || len(p) == 0 {
 		return 0, io.EOF
 	}
-	return x.body.Read(p)
+	n, err := x.body.Read(p)
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		x.bodyTooLarge = true
+	case errors.As(err, &netErr) && netErr.Timeout():
+		x.bodyTimeout = true
+	case err != nil && err != io.EOF:
+		x.bodyErr = err
+	}
+	return n, err
 }
 
 func (x *exchange) StartResponse(s hostfuncs.Status, headers []hostfuncs.Pair) error {
@@ -94,6 +124,10 @@ func (x *exchange) WriteBody(p []byte) (int, error) {
 		// Never send more than the app declared (PEP 3333); the short count tells the
 		// guest to stop iterating.
 		p = p[:x.declared-x.written]
+	}
+	if limit := x.app.Spec.Limits.MaxResponse; limit > 0 && int64(len(p)) > limit-x.written {
+		p = p[:max(limit-x.written, 0)]
+		x.cut = true
 	}
 	if len(p) == 0 {
 		return 0, nil

@@ -62,7 +62,20 @@ func (m *MemFS) finish() {
 func (m *MemFS) Size() int64 { return m.size }
 
 // Open implements fs.FS.
-func (m *MemFS) Open(name string) (fs.File, error) {
+func (m *MemFS) Open(name string) (fs.File, error) { return m.open(name, nil) }
+
+// limited returns a view of m that holds at most c.limit files open at once; each
+// instance gets its own.
+func (m *MemFS) limited(c *fileCounter) fs.FS { return limitedFS{m, c} }
+
+type limitedFS struct {
+	m *MemFS
+	c *fileCounter
+}
+
+func (l limitedFS) Open(name string) (fs.File, error) { return l.m.open(name, l.c) }
+
+func (m *MemFS) open(name string, c *fileCounter) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
@@ -70,10 +83,15 @@ func (m *MemFS) Open(name string) (fs.File, error) {
 	if !ok {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
-	if n.mode.IsDir() {
-		return &memDir{node: n}, nil
+	if c != nil {
+		if err := c.acquire(); err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
 	}
-	return &memFile{node: n, r: bytes.NewReader(n.data)}, nil
+	if n.mode.IsDir() {
+		return &memDir{node: n, c: c}, nil
+	}
+	return &memFile{node: n, r: bytes.NewReader(n.data), c: c}, nil
 }
 
 // MemFSFromZip loads every entry of a zip archive.
@@ -187,26 +205,42 @@ func (i memInfo) IsDir() bool        { return i.n.mode.IsDir() }
 func (i memInfo) Sys() any           { return nil }
 
 type memFile struct {
-	node *memNode
-	r    *bytes.Reader
+	node   *memNode
+	r      *bytes.Reader
+	c      *fileCounter
+	closed bool
 }
 
 func (f *memFile) Stat() (fs.FileInfo, error)                { return memInfo{f.node}, nil }
 func (f *memFile) Read(p []byte) (int, error)                { return f.r.Read(p) }
 func (f *memFile) ReadAt(p []byte, off int64) (int, error)   { return f.r.ReadAt(p, off) }
 func (f *memFile) Seek(off int64, whence int) (int64, error) { return f.r.Seek(off, whence) }
-func (f *memFile) Close() error                              { return nil }
+func (f *memFile) Close() error {
+	if !f.closed && f.c != nil {
+		f.c.release()
+	}
+	f.closed = true
+	return nil
+}
 
 type memDir struct {
-	node *memNode
-	off  int
+	node   *memNode
+	off    int
+	c      *fileCounter
+	closed bool
 }
 
 func (d *memDir) Stat() (fs.FileInfo, error) { return memInfo{d.node}, nil }
 func (d *memDir) Read([]byte) (int, error) {
 	return 0, &fs.PathError{Op: "read", Path: d.node.name, Err: fs.ErrInvalid}
 }
-func (d *memDir) Close() error { return nil }
+func (d *memDir) Close() error {
+	if !d.closed && d.c != nil {
+		d.c.release()
+	}
+	d.closed = true
+	return nil
+}
 
 // ReadDir implements fs.ReadDirFile.
 func (d *memDir) ReadDir(n int) ([]fs.DirEntry, error) {

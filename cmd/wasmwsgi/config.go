@@ -6,9 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/confmap"
@@ -19,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wasmwsgi/wasmwsgi/router"
+	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
 // Config is the server-wide configuration. Sources, each overriding the one before:
@@ -45,27 +44,32 @@ type LogConfig struct {
 	Level string `koanf:"level"`
 }
 
-// LimitsConf holds the per-request limits applied to every app.
+// LimitsConf holds the limits: the per-request ones (the defaults of every app, which an
+// app's own [limits] override) and two server-wide ones.
 type LimitsConf struct {
-	// Timeout is the wall time one request may take, interpreter start included.
-	// Default 30s. A request past it gets a 504.
-	Timeout time.Duration `koanf:"timeout"`
-	// Memory caps each instance's linear memory: bytes, or a size such as "128MiB"
-	// (the default).
-	Memory string `koanf:"memory"`
+	runtime.LimitsConfig `koanf:",squash"`
 	// AppFiles caps the bytes of one app's files held in memory. Default "256MiB".
 	AppFiles string `koanf:"app_files"`
+	// Instances caps the instances running at once across all apps. Default 64.
+	Instances int `koanf:"instances"`
 }
 
 var defaults = map[string]any{
-	"addr":             "127.0.0.1:8080",
-	"apps_dir":         "apps",
-	"cache_dir":        "",
-	"log.format":       "text",
-	"log.level":        "info",
-	"limits.timeout":   "30s",
-	"limits.memory":    "128MiB",
-	"limits.app_files": "256MiB",
+	"addr":                 "127.0.0.1:8080",
+	"apps_dir":             "apps",
+	"cache_dir":            "",
+	"log.format":           "text",
+	"log.level":            "info",
+	"limits.timeout":       "30s",
+	"limits.memory":        "128MiB",
+	"limits.max_body":      "16MiB",
+	"limits.max_response":  "256MiB",
+	"limits.concurrency":   8,
+	"limits.queue":         64,
+	"limits.queue_timeout": "10s",
+	"limits.open_files":    256,
+	"limits.app_files":     "256MiB",
+	"limits.instances":     64,
 }
 
 // flagKeys maps each flag that sets a config key to that key.
@@ -136,14 +140,17 @@ func loadConfig(fs *pflag.FlagSet, appsDirArg string) (Config, error) {
 
 func (c Config) validate() error {
 	var errs []error
+	if _, err := c.Limits.Apply(runtime.Limits{}); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Limits.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("limits.timeout must be positive, e.g. \"30s\""))
 	}
-	if _, err := parseSize(c.Limits.Memory); err != nil {
-		errs = append(errs, fmt.Errorf("limits.memory: %w", err))
-	}
-	if _, err := parseSize(c.Limits.AppFiles); err != nil {
+	if _, err := runtime.ParseSize(c.Limits.AppFiles); err != nil {
 		errs = append(errs, fmt.Errorf("limits.app_files: %w", err))
+	}
+	if c.Limits.Instances <= 0 {
+		errs = append(errs, fmt.Errorf("limits.instances must be positive"))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Log.Level)); err != nil {
@@ -163,27 +170,4 @@ func defaultCacheDir() string {
 		return filepath.Join(d, "wasmwsgi")
 	}
 	return filepath.Join(os.TempDir(), "wasmwsgi-cache")
-}
-
-// parseSize reads a byte size: "1048576", "512KiB", "128MiB", "1GiB", "100MB".
-func parseSize(s string) (uint64, error) {
-	units := []struct {
-		suffix string
-		mult   uint64
-	}{
-		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
-	}
-	num, mult := strings.TrimSpace(s), uint64(1)
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(num, u.suffix); ok {
-			num, mult = strings.TrimSpace(n), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a size: write bytes or a number with KiB, MiB or GiB", s)
-	}
-	return n * mult, nil
 }

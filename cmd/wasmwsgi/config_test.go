@@ -67,6 +67,8 @@ func TestConfigErrors(t *testing.T) {
 		"timeout = 5":                 "", // unknown key at the top level
 		"[limits]\ntimeout = \"-1s\"": "limits.timeout",
 		"[limits]\nmemory = \"lots\"": "limits.memory",
+		"[limits]\nmemory = \"1MiB\"": "minimum",
+		"[limits]\nconcurrency = -1":  "concurrency",
 		"[log]\nformat = \"xml\"":     "log.format",
 		"[log]\nlevel = \"loud\"":     "log.level",
 		"[limits]\ntimeot = \"1s\"":   "timeot",
@@ -89,20 +91,6 @@ func TestConfigErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %q does not name %q", content, err, want)
-		}
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	good := map[string]uint64{"128MiB": 128 << 20, "1GiB": 1 << 30, "4096": 4096, "10 KB": 10000, "3B": 3}
-	for in, want := range good {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1MiB", "1.5GiB", "0", "12XB"} {
-		if _, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) accepted", in)
 		}
 	}
 }

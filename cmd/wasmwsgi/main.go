@@ -110,12 +110,12 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	memory, _ := parseSize(cfg.Limits.Memory)
-	appFiles, _ := parseSize(cfg.Limits.AppFiles)
+	limits, _ := cfg.Limits.Apply(runtime.Limits{}) // validated by loadConfig
+	appFiles, _ := runtime.ParseSize(cfg.Limits.AppFiles)
 	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
-		CacheDir:         cfg.CacheDir,
-		MemoryLimitBytes: memory,
-		Logger:           log,
+		CacheDir:     cfg.CacheDir,
+		MaxInstances: cfg.Limits.Instances,
+		Logger:       log,
 	})
 	if err != nil {
 		return err
@@ -125,7 +125,7 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 
 	rt, err := router.New(engine, router.Config{
 		AppsDir:     cfg.AppsDir,
-		Timeout:     cfg.Limits.Timeout,
+		Limits:      limits,
 		MaxAppBytes: int64(appFiles),
 	}, log)
 	if err != nil {

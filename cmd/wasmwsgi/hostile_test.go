@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// attack is one hostile request and what must come of it.
+type attack struct {
+	name   string
+	path   string // under /hostile/
+	status int    // expected status; 0 means "the connection is aborted mid-body"
+	check  func(t *testing.T, body string)
+}
+
+// blockedAll checks a JSON object whose values all start with "blocked".
+func blockedAll(t *testing.T, body string) {
+	t.Helper()
+	var m map[string]string
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	for k, v := range m {
+		if !strings.HasPrefix(v, "blocked") {
+			t.Errorf("%s: %s", k, v)
+		}
+	}
+}
+
+var attacks = []attack{
+	{"infinite loop in Python", "spin", 504, nil},
+	{"infinite loop in C (regex backtracking)", "regex", 504, nil},
+	{"time.sleep past the limit", "sleep", 504, nil},
+	{"1 GiB allocation", "memory-bomb", 500, nil},
+	{"memory creep", "memory-creep", 500, nil},
+	{"512 MiB string", "string-bomb", 500, nil},
+	{"recursion", "recursion", 500, nil},
+	{"deep recursion past the wasm stack", "deep-recursion", 500, nil},
+	{"deeply nested JSON", "nested-json", 500, nil},
+	{"endless response stream", "huge-stream", 0, nil},
+	{"2 MiB chunk over max_response", "huge-chunk", 0, nil},
+	{"sys.exit", "sys-exit", 500, nil},
+	{"os._exit", "os-exit", 500, nil},
+	{"exception inside close()", "close-raises", 0, nil},
+	{"threads", "threads", 500, nil},
+	{"CRLF in a header value", "header-injection", 500, nil},
+	{"CRLF in the status", "status-injection", 500, nil},
+	{"hop-by-hop header", "hop-by-hop", 500, nil},
+	{"non-latin-1 header", "non-latin1", 500, nil},
+	{"fd exhaustion", "fd-exhaustion", 200, func(t *testing.T, body string) {
+		var n int
+		if err := json.Unmarshal([]byte(body), &n); err != nil || n > 32 || n < 16 {
+			t.Errorf("held %s files open; limits.open_files is 32", body)
+		}
+	}},
+	{"host files and traversal", "host-files", 200, blockedAll},
+	{"listing outside the app", "list-root", 200, func(t *testing.T, body string) {
+		for _, leak := range []string{"passwd", "hostname", "root", "proc", "tmp"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("listing shows %q: %s", leak, body)
+			}
+		}
+	}},
+	{"host environment", "environment", 200, func(t *testing.T, body string) {
+		if body != `{"GREETING": "hello"}` {
+			t.Errorf("guest environment %s; want only [env]", body)
+		}
+	}},
+	{"writes outside a data folder", "write-files", 200, blockedAll},
+	{"sockets", "sockets", 200, blockedAll},
+	{"subprocess, system, fork", "subprocesses", 200, blockedAll},
+	{"garbage pointers into every host function", "raw-calls", 200, func(t *testing.T, body string) {
+		var m map[string]int
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"body_write_before_headers": -4}
+		for k, v := range m {
+			w, ok := want[k]
+			if !ok {
+				w = -2 // ErrBounds
+			}
+			if v != w {
+				t.Errorf("%s returned %d, want %d", k, v, w)
+			}
+		}
+	}},
+}
+
+func hostileApps(t *testing.T) string {
+	dir, err := filepath.Abs("testdata/hostile-apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestHostileTenant runs every attack against the real server while a second tenant is
+// served side by side. Every attack must get its status, and every request of the other
+// tenant must succeed.
+func TestHostileTenant(t *testing.T) {
+	s := startServer(t, hostileApps(t))
+
+	victim := func(n int) []time.Duration {
+		var ds []time.Duration
+		for i := 0; i < n; i++ {
+			start := time.Now()
+			r := get(t, s.base+"/victim/")
+			if r.status != 200 || r.body != "fine" {
+				t.Errorf("other tenant: %d %q", r.status, r.body)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		return ds
+	}
+	baseline := median(victim(10))
+
+	var wg sync.WaitGroup
+	var under []time.Duration
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				under = append(under, victim(1)...)
+			}
+		}
+	}()
+
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			resp, err := http.Get(s.base + "/hostile/" + a.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, readErr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if a.status == 0 {
+				if resp.StatusCode != 200 || readErr == nil {
+					t.Errorf("status %d, read error %v: want 200 and a connection aborted mid-body", resp.StatusCode, readErr)
+				}
+				return
+			}
+			if resp.StatusCode != a.status {
+				t.Errorf("status %d, want %d (body %.200q)", resp.StatusCode, a.status, body)
+			}
+			if a.status >= 500 && string(body) != http.StatusText(a.status)+"\n" {
+				t.Errorf("error body %.200q leaks app output", body)
+			}
+			if resp.Header.Get("Set-Cookie") != "" {
+				t.Error("an injected header reached the client")
+			}
+			if a.check != nil {
+				a.check(t, string(body))
+			}
+		})
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("other tenant: median %v alone, %v during the attacks (%d requests, ratio %.2f)",
+		baseline, median(under), len(under), float64(median(under))/float64(baseline))
+
+	log := s.Log()
+	for _, want := range []string{"limits.timeout", "limits.memory", "limits.max_response"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log never names %s", want)
+		}
+	}
+}
+
+// TestHostileRequests sends malformed, oversized and slow requests.
+func TestHostileRequests(t *testing.T) {
+	s := startServer(t, hostileApps(t))
+	addr := strings.TrimPrefix(s.base, "http://")
+
+	raw := func(t *testing.T, req string) string {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	statusOf := func(line string) int {
+		var code int
+		fmt.Sscanf(line, "HTTP/1.1 %d", &code)
+		return code
+	}
+
+	cases := []struct {
+		name string
+		req  string
+		want int
+	}{
+		{"body over max_body (Content-Length)", "POST /hostile/read-body HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n", 413},
+		{"chunked body over max_body", "POST /hostile/read-body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			strings.Repeat(fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("a", 64<<10)), 20) + "0\r\n\r\n", 413},
+		{"URL too long", "GET /hostile/" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
+		{"too many headers", "GET /victim/ HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: 1\r\n", 150) + "\r\n", 431},
+		{"headers too large", "GET /victim/ HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 2<<20) + "\r\n\r\n", 431},
+		{"bad chunk size", "POST /hostile/read-body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400},
+		{"two Content-Lengths", "POST /hostile/read-body HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+		{"malformed request line", "GET /victim/ HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			line := raw(t, c.req)
+			if got := statusOf(line); got != c.want {
+				t.Errorf("got %q, want %d", line, c.want)
+			}
+		})
+	}
+
+	t.Run("Content-Length with Transfer-Encoding frames by the chunks", func(t *testing.T) {
+		// Go's parser follows RFC 9112 section 6.3: Transfer-Encoding wins and
+		// Content-Length is dropped. What must never happen is the two framings
+		// disagreeing: the "smuggled" bytes after the empty chunk are the next request.
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "POST /hostile/read-body HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n"+
+			"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /victim/ HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		var bodies []string
+		for i := 0; i < 2; i++ {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				break
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			bodies = append(bodies, fmt.Sprintf("%d %s", resp.StatusCode, b))
+		}
+		if len(bodies) == 2 && bodies[0] != "200 0" {
+			t.Errorf("responses %q: the chunked body was not read as empty", bodies)
+		}
+		if len(bodies) == 2 && bodies[1] != "200 fine" {
+			t.Errorf("responses %q: the pipelined request was not parsed on its own", bodies)
+		}
+	})
+
+	t.Run("slow body", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+		io.WriteString(c, "POST /hostile/read-body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+		start := time.Now()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if code := statusOf(line); code != 408 {
+			t.Errorf("got %q, want 408", line)
+		}
+		if d := time.Since(start); d > 8*time.Second {
+			t.Errorf("slow body held for %v with a 2s limit", d)
+		}
+	})
+
+	t.Run("concurrency limit", func(t *testing.T) {
+		// concurrency 2 + queue 2 with a 1s queue timeout: of 6 requests sleeping past the
+		// limit, some must be refused with 503 and Retry-After.
+		var mu sync.Mutex
+		codes := map[int]int{}
+		retryAfter := true
+		var wg sync.WaitGroup
+		for i := 0; i < 6; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.Get(s.base + "/hostile/sleep")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+					retryAfter = false
+				}
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if codes[503] == 0 || codes[504] == 0 || codes[503]+codes[504] != 6 {
+			t.Errorf("status counts %v; want some 503 (refused) and some 504 (ran to the limit)", codes)
+		}
+		if !retryAfter {
+			t.Error("a 503 came without Retry-After")
+		}
+	})
+
+	t.Run("client disconnect frees the instance", func(t *testing.T) {
+		for i := 0; i < 4; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET /hostile/spin HTTP/1.1\r\nHost: x\r\n\r\n")
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+		}
+		// Both slots were taken by spinning instances whose clients left; they must be
+		// stopped within the disconnect grace, not run to the 2s limit, so the queue drains.
+		time.Sleep(1500 * time.Millisecond)
+		start := time.Now()
+		resp, err := http.Get(s.base + "/hostile/read-body")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("after disconnects: status %d", resp.StatusCode)
+		}
+		t.Logf("request after 4 abandoned spins answered in %v", time.Since(start))
+	})
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
