@@ -21,9 +21,9 @@ func setLogApp(ctx context.Context, app string) {
 	}
 }
 
-// accessLog writes one line per request: request id, app, method, path, status, bytes
-// and duration.
-func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
+// accessLog writes one line per request (request id, app, method, path, status, bytes,
+// duration) and counts it in the metrics.
+func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -38,6 +38,8 @@ func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
 				if aborted != nil {
 					status = 0 // connection aborted mid-response
 				}
+				elapsed := time.Since(start)
+				m.observe(entry.app, status, elapsed.Seconds())
 				log.Info("request",
 					"request_id", middleware.GetReqID(r.Context()),
 					"app", entry.app,
@@ -45,7 +47,7 @@ func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
 					"path", r.URL.RequestURI(),
 					"status", status,
 					"bytes", ww.BytesWritten(),
-					"duration", time.Since(start).Round(time.Microsecond),
+					"duration", elapsed.Round(time.Microsecond),
 				)
 				if aborted != nil {
 					panic(aborted)

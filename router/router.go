@@ -53,6 +53,7 @@ type Router struct {
 	log     *slog.Logger
 	mounts  []*Mount
 	handler http.Handler
+	metrics *metrics
 	loaded  atomic.Bool
 }
 
@@ -107,6 +108,7 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 		}
 		rt.mounts = append(rt.mounts, m)
 	}
+	rt.metrics = newMetrics(rt)
 	rt.handler = rt.routes()
 	return rt, nil
 }
@@ -150,12 +152,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.handler
 
 func (rt *Router) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, accessLog(rt.log), middleware.Recoverer, requestLimits)
+	r.Use(middleware.RequestID, accessLog(rt.log, rt.metrics), middleware.Recoverer, requestLimits)
 	r.Get("/_wasmwsgi/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	r.Get("/_wasmwsgi/ready", rt.ready)
+	r.Method(http.MethodGet, "/_wasmwsgi/metrics", rt.metrics.handler())
 
 	// One sub-router per virtual host, plus the default one for requests whose Host
 	// names no app. chi matches mounts on whole path segments: /app matches /app and

@@ -278,6 +278,8 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	if ex.mem.limit == 0 {
 		ex.mem.limit = 4 << 30
 	}
+	// Registered before the module's Close, so it runs after it: the guest is done.
+	defer ex.mem.release()
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 	t0 := time.Now()
 	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.compiled, cfg)

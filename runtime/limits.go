@@ -166,17 +166,26 @@ func (g *gate) inUse() (int, int) { return len(g.slots), int(g.waiting.Load()) }
 
 // cappedMemory is a linear memory allocator that refuses to grow past a limit, so
 // memory.grow fails in the guest (CPython raises MemoryError) instead of the host
-// growing without bound. It records the peak size and whether the cap was hit.
+// growing without bound. The memory is an anonymous mapping of the whole limit outside
+// the Go heap: pages are backed only once touched, growing never copies, and the pages
+// go back to the OS as soon as the instance ends instead of waiting for a GC. It
+// records the peak size and whether the cap was hit.
 type cappedMemory struct {
-	limit uint64
-	buf   []byte
-	peak  uint64
-	hit   bool
+	limit  uint64
+	mapped []byte
+	size   uint64
+	peak   uint64
+	hit    bool
 }
 
-func (m *cappedMemory) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+func (m *cappedMemory) Allocate(_, maxBytes uint64) experimental.LinearMemory {
 	m.limit = min(m.limit, maxBytes)
-	m.buf = make([]byte, 0, min(capacity, m.limit))
+	mapped, err := syscall.Mmap(-1, 0, int(m.limit), syscall.PROT_READ|syscall.PROT_WRITE,
+		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+	if err != nil {
+		panic(fmt.Sprintf("reserving %d bytes of linear memory: %v", m.limit, err))
+	}
+	m.mapped = mapped
 	return m
 }
 
@@ -185,17 +194,23 @@ func (m *cappedMemory) Reallocate(size uint64) []byte {
 		m.hit = true
 		return nil
 	}
-	if size > uint64(cap(m.buf)) {
-		grown := make([]byte, size, min(max(size, 2*uint64(cap(m.buf))), m.limit))
-		copy(grown, m.buf)
-		m.buf = grown
-	}
-	m.buf = m.buf[:size]
+	m.size = size
 	m.peak = max(m.peak, size)
-	return m.buf
+	return m.mapped[:size:size]
 }
 
-func (m *cappedMemory) Free() { m.buf = nil }
+// Free is called by wazero when the module closes, which with CloseOnContextDone can
+// happen on another goroutine while guest code still runs. The mapping therefore stays
+// until release, which the runtime calls once the guest call has returned.
+func (m *cappedMemory) Free() {}
+
+// release unmaps the memory. Only call it when no guest code can run on it.
+func (m *cappedMemory) release() {
+	if m.mapped != nil {
+		_ = syscall.Munmap(m.mapped)
+		m.mapped = nil
+	}
+}
 
 // fileCounter wraps an fs.FS-backed mount and refuses to open more than limit files at
 // once (EMFILE), so a guest cannot grow the host's file table without bound.

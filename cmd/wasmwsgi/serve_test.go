@@ -510,6 +510,17 @@ func TestHelloApp(t *testing.T) {
 	if r := get(t, s.base+"/_wasmwsgi/healthz"); r.status != 200 {
 		t.Errorf("healthz %d", r.status)
 	}
+	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
+	for _, want := range []string{
+		`wasmwsgi_requests_total{app="hello",class="2xx"} 5`,
+		`wasmwsgi_request_duration_seconds_count{app="hello"} 5`,
+		`wasmwsgi_instances_running{app="hello"} 0`,
+		"process_resident_memory_bytes", "go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }
 
 func TestVersion(t *testing.T) {
