@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
@@ -263,7 +264,8 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		WithStartFunctions("_initialize").
 		WithFSConfig(wazero.NewFSConfig().
 			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
-			WithFSMount(a.files.limited(files), GuestApp)).
+			WithFSMount(a.files.limited(files), GuestApp).(sysfs.FSConfig).
+			WithSysFSMount(NewScratchFS(lim.Scratch), GuestScratch)).
 		WithStdout(stdout).
 		WithStderr(errw).
 		WithRandSource(rand.Reader).

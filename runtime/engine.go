@@ -25,10 +25,12 @@ import (
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 )
 
-// Guest paths. The stdlib and the app are read-only in-memory trees mounted there.
+// Guest paths. The stdlib and the app are read-only in-memory trees mounted there;
+// /tmp is a writable in-memory tree private to one instance.
 const (
-	GuestStdlib = "/usr/local/lib/python3.11"
-	GuestApp    = "/app"
+	GuestStdlib  = "/usr/local/lib/python3.11"
+	GuestApp     = "/app"
+	GuestScratch = "/tmp"
 )
 
 // EngineConfig configures the process-wide engine.

@@ -33,6 +33,8 @@ type Limits struct {
 	QueueTimeout time.Duration
 	// OpenFiles caps the files one instance holds open at once.
 	OpenFiles int
+	// Scratch caps the bytes the guest may write to its private /tmp.
+	Scratch int64
 }
 
 // LimitsConfig is how limits are written in config files ("[limits]"): sizes as text
@@ -46,6 +48,7 @@ type LimitsConfig struct {
 	Queue        int           `koanf:"queue"`
 	QueueTimeout time.Duration `koanf:"queue_timeout"`
 	OpenFiles    int           `koanf:"open_files"`
+	Scratch      string        `koanf:"scratch"`
 }
 
 // MinMemory is the smallest memory limit accepted: python.wasm starts with 10 MiB of
@@ -79,6 +82,7 @@ func (c LimitsConfig) Apply(base Limits) (Limits, error) {
 	size("memory", c.Memory, func(n uint64) { l.Memory = n })
 	size("max_body", c.MaxBody, func(n uint64) { l.MaxBody = int64(n) })
 	size("max_response", c.MaxResponse, func(n uint64) { l.MaxResponse = int64(n) })
+	size("scratch", c.Scratch, func(n uint64) { l.Scratch = int64(n) })
 	if positive("concurrency", int64(c.Concurrency)) {
 		l.Concurrency = c.Concurrency
 	}

@@ -68,6 +68,7 @@ var defaults = map[string]any{
 	"limits.queue":         64,
 	"limits.queue_timeout": "10s",
 	"limits.open_files":    256,
+	"limits.scratch":       "16MiB",
 	"limits.app_files":     "256MiB",
 	"limits.instances":     64,
 }

@@ -76,7 +76,14 @@ var attacks = []attack{
 			t.Errorf("guest environment %s; want only [env]", body)
 		}
 	}},
-	{"writes outside a data folder", "write-files", 200, blockedAll},
+	{"writes outside /tmp", "write-files", 200, blockedAll},
+	{"private /tmp", "scratch", 200, func(t *testing.T, body string) {
+		want := `{"initial": [], "read_back": "kept for this request only", "tempfile_size": 1000, ` +
+			`"listing": ["sub"], "link": "blocked: OSError", "fill_past_limit": "blocked: OSError"}`
+		if body != want {
+			t.Errorf("scratch: %s\nwant     %s", body, want)
+		}
+	}},
 	{"sockets", "sockets", 200, blockedAll},
 	{"subprocess, system, fork", "subprocesses", 200, blockedAll},
 	{"garbage pointers into every host function", "raw-calls", 200, func(t *testing.T, body string) {

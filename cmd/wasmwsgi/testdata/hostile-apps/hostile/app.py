@@ -116,8 +116,36 @@ def write_files(environ, start_response):
             f.write("x")
         return path
 
-    paths = ["/app/planted.py", "/tmp/x", "/usr/local/lib/python3.11/os.py", "/x", "/app/../escape"]
+    paths = ["/app/planted.py", "/usr/local/lib/python3.11/os.py", "/x", "/app/../escape", "/tmp/../x",
+             "/tmp/../../etc/cron.d/x"]
     return ok(start_response, {p: attempt(lambda p=p: write(p)) for p in paths})
+
+
+def scratch(environ, start_response):
+    """The private /tmp: writable, empty at the start of every request, bounded."""
+    import tempfile
+
+    seen = {"initial": sorted(os.listdir("/tmp"))}
+    with open("/tmp/note.txt", "w") as f:
+        f.write("kept for this request only")
+    os.mkdir("/tmp/sub")
+    os.rename("/tmp/note.txt", "/tmp/sub/note.txt")
+    with open("/tmp/sub/note.txt") as f:
+        seen["read_back"] = f.read()
+    with tempfile.NamedTemporaryFile(dir="/tmp") as t:
+        t.write(b"x" * 1000)
+        t.flush()
+        seen["tempfile_size"] = os.path.getsize(t.name)
+    seen["listing"] = sorted(os.listdir("/tmp"))
+    seen["link"] = attempt(lambda: os.symlink("/etc/passwd", "/tmp/passwd"))
+
+    def fill():
+        with open("/tmp/big", "wb") as f:
+            for _ in range(64):
+                f.write(b"x" * (1 << 20))
+
+    seen["fill_past_limit"] = attempt(fill)
+    return ok(start_response, seen)
 
 
 def sys_exit(environ, start_response):
