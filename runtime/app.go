@@ -61,6 +61,7 @@ type App struct {
 	mu      sync.RWMutex
 	state   State
 	loadErr string
+	snap    *Snapshot // the app right after import; nil before Load or without memfd
 }
 
 // NewApp returns an app in the loading state; call Load before Serve.
@@ -245,10 +246,12 @@ func (a *App) admit(ctx context.Context) (release func(), err error) {
 // InFlight returns the app's running instances and the requests queued for one.
 func (a *App) InFlight() (running, queued int) { return a.gate.inUse() }
 
-// run instantiates python.wasm, starts the interpreter with the app imported and, when
-// handle is set, serves the request held by ex. It returns the guest's result code
-// (init's when it failed, else handle's). stderr, when set, receives a copy of the
-// guest's stderr. The instance is always closed.
+// run starts an instance and runs the guest. Loading (handle unset), it starts the
+// interpreter, imports the app and, when that worked, keeps the app's Snapshot. Serving,
+// it restores the snapshot copy-on-write and calls wasmwsgi_handle straight away; an
+// app without a snapshot starts the interpreter afresh first. It returns the guest's
+// result code (init's when init failed, else handle's); stderr, when set, receives a
+// copy of the guest's stderr. The instance and its memory are always released.
 func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) (int32, error) {
 	stdout := newLogWriter(ex.log, "stdout", nil)
 	errw := newLogWriter(ex.log, "stderr", stderr)
@@ -261,7 +264,7 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions("_initialize").
+		WithStartFunctions().
 		WithFSConfig(wazero.NewFSConfig().
 			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
 			WithFSMount(a.files.limited(files), GuestApp).(sysfs.FSConfig).
@@ -276,35 +279,88 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		k, v, _ := strings.Cut(kv, "=")
 		cfg = cfg.WithEnv(k, v)
 	}
-	ex.mem = &cappedMemory{limit: lim.Memory}
-	if ex.mem.limit == 0 {
-		ex.mem.limit = 4 << 30
+
+	limit := lim.Memory
+	if limit == 0 {
+		limit = 4 << 30
+	}
+	module := a.engine.compiled
+	var allocator experimental.MemoryAllocator
+	snap := a.snapshot()
+	var restored *snapshotMemory
+	if handle && snap != nil {
+		restored = &snapshotMemory{cappedMemory: cappedMemory{limit: limit}, snap: snap}
+		ex.mem, allocator, module = &restored.cappedMemory, restored, a.engine.restorable
+	} else {
+		ex.mem = &cappedMemory{limit: limit}
+		allocator = ex.mem
+		cfg = cfg.WithStartFunctions("_initialize")
 	}
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.release()
-	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
+	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), allocator)
+
 	t0 := time.Now()
-	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.compiled, cfg)
+	mod, err := a.engine.rt.InstantiateModule(ctx, module, cfg)
 	if err != nil {
 		return 0, err
 	}
 	defer mod.Close(context.Background())
-	t1 := time.Now()
-	res, err := mod.ExportedFunction("wasmwsgi_init").Call(ctx)
-	t2 := time.Now()
-	if err != nil || res[0] != 0 || !handle {
+	if restored != nil {
+		if restored.err != nil {
+			return 0, restored.err
+		}
+		have := uint64(mod.Memory().Size())
+		if have < snap.size {
+			if _, ok := mod.Memory().Grow(uint32((snap.size - have) / wasmPage)); !ok {
+				return 0, fmt.Errorf("growing the restored memory to the snapshot's %d bytes failed", snap.size)
+			}
+		}
+	} else {
+		res, err := mod.ExportedFunction("wasmwsgi_init").Call(ctx)
 		if err != nil {
 			return 0, err
 		}
-		return int32(res[0]), nil
+		if res[0] != 0 || !handle {
+			if res[0] == 0 {
+				a.keepSnapshot(ex.mem)
+			}
+			return int32(res[0]), nil
+		}
 	}
-	res, err = mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
-	ex.log.Debug("instance timings", "instantiate", t1.Sub(t0), "init", t2.Sub(t1), "handle", time.Since(t2),
-		"peak_memory", ex.mem.peak)
+	t1 := time.Now()
+	res, err := mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
+	ex.log.Debug("instance timings", "restored", restored != nil, "start", t1.Sub(t0),
+		"handle", time.Since(t1), "peak_memory", ex.mem.peak)
 	if err != nil {
 		return 0, err
 	}
 	return int32(res[0]), nil
+}
+
+// keepSnapshot stores the memory of a freshly initialised instance as the app's
+// snapshot. Without one (memfd unavailable, say) the app still works: every request
+// then starts its interpreter afresh, much more slowly.
+func (a *App) keepSnapshot(mem *cappedMemory) {
+	snap, err := newSnapshot(a.Spec.Name, mem.mapped[:mem.size])
+	if err != nil {
+		a.log.Warn("no snapshot: every request will start the interpreter afresh", "error", err.Error())
+		return
+	}
+	a.mu.Lock()
+	old := a.snap
+	a.snap = snap
+	a.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	a.log.Debug("snapshot taken", "bytes", snap.size)
+}
+
+func (a *App) snapshot() *Snapshot {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.snap
 }
 
 // sleepUntil returns the guest's sleep (time.sleep, poll_oneoff): a real sleep that ends

@@ -45,11 +45,14 @@ type EngineConfig struct {
 
 // Engine is the process-wide wazero runtime with python.wasm compiled once.
 type Engine struct {
-	rt        wazero.Runtime
-	compiled  wazero.CompiledModule
-	stdlib    *MemFS
-	log       *slog.Logger
-	instances *gate
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	// restorable is python.wasm without its data segments, for instances whose memory
+	// comes from a Snapshot.
+	restorable wazero.CompiledModule
+	stdlib     *MemFS
+	log        *slog.Logger
+	instances  *gate
 }
 
 // NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
@@ -101,6 +104,16 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("compile python.wasm: %w", err)
 	}
+	stripped, err := stripDataSegments(wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("python.wasm: %w", err)
+	}
+	restorable, err := rt.CompileModule(ctx, stripped)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("compile python.wasm without data segments: %w", err)
+	}
 	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("python.wasm exports no memory: it was not built by python-wasm/build.sh; run `make build`")
@@ -115,7 +128,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		cfg.MaxInstances = 64
 	}
 	return &Engine{
-		rt: rt, compiled: compiled, stdlib: stdlib, log: cfg.Logger,
+		rt: rt, compiled: compiled, restorable: restorable, stdlib: stdlib, log: cfg.Logger,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.
 		instances: newGate(cfg.MaxInstances, 1<<30),

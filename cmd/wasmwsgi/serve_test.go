@@ -380,6 +380,16 @@ func TestServeWSGI(t *testing.T) {
 		}
 	})
 
+	t.Run("no request sees another's data", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			r := get(t, fmt.Sprintf("%s/leak?token%d", app, i))
+			want := `{"stash": [], "environ": null, "builtins": null, "buffer": ""}`
+			if r.body != want {
+				t.Fatalf("request %d saw %s", i, r.body)
+			}
+		}
+	})
+
 	t.Run("real entropy and clocks", func(t *testing.T) {
 		seen := map[string]bool{}
 		for i := 0; i < 3; i++ {

@@ -348,6 +348,10 @@ def _environ():
 
 
 def handle():
+    # Every request starts from the same snapshot of this interpreter: give `random`
+    # fresh entropy so no two requests share a sequence (os.urandom is the host's).
+    if "random" in sys.modules:
+        sys.modules["random"].seed()
     environ = _environ()
     errors = environ["wsgi.errors"]
     try:

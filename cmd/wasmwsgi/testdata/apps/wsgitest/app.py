@@ -1,5 +1,6 @@
 """One app per PEP 3333 behaviour the integration tests check, routed by PATH_INFO."""
 import json
+import os
 import sys
 
 counter = 0
@@ -135,7 +136,34 @@ def spin(environ, start_response):
         pass
 
 
+stash = []
+
+
+def leak(environ, start_response):
+    """Reports what earlier requests left behind, then leaves something of its own in
+    module state, os.environ, a builtin module and a large buffer."""
+    import builtins
+
+    token = environ["QUERY_STRING"]
+    seen = {
+        "stash": list(stash),
+        "environ": os.environ.get("WASMWSGI_TEST_TOKEN"),
+        "builtins": getattr(builtins, "_leaked_token", None),
+        "buffer": bytes(_buffer[:16]).rstrip(b"\0").decode(),
+    }
+    stash.append(token)
+    os.environ["WASMWSGI_TEST_TOKEN"] = token
+    builtins._leaked_token = token
+    _buffer[:len(token)] = token.encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(seen).encode()]
+
+
+_buffer = bytearray(1 << 20)
+
+
 routes = {
+    "/leak": leak,
     "/sleep": sleep,
     "/spin": spin,
     "/entropy": entropy,

@@ -1,0 +1,115 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
+)
+
+// A Snapshot is an app's linear memory right after wasmwsgi_init returned: the
+// interpreter started and the app imported. At that point linear memory is the whole
+// guest state: python.wasm's only global, __stack_pointer, is back at its initial value
+// between export calls, the guest's stdio buffers were flushed by the shim, and the
+// host-side WASI state (stdio and the three mounts, in the same order) is rebuilt the
+// same way for every instance.
+//
+// Each request maps the snapshot copy-on-write (MAP_PRIVATE over a memfd) into a fresh
+// instance of the module with its data segments removed, so instantiation writes
+// nothing and only the pages the request dirties are copied. Dropping the mapping
+// discards every change.
+type Snapshot struct {
+	file *os.File // memfd holding the memory image
+	size uint64   // bytes of linear memory captured (a multiple of the page size)
+}
+
+const wasmPage = 65536
+
+// newSnapshot copies a memory image into a memfd.
+func newSnapshot(name string, mem []byte) (*Snapshot, error) {
+	fd, err := unix.MemfdCreate("wasmwsgi-"+name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "wasmwsgi-snapshot-"+name)
+	if _, err := f.Write(mem); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing the snapshot: %w", err)
+	}
+	return &Snapshot{file: f, size: uint64(len(mem))}, nil
+}
+
+// Size returns the bytes of linear memory the snapshot holds.
+func (s *Snapshot) Size() uint64 { return s.size }
+
+// Close releases the memfd; instances already mapped keep their pages.
+func (s *Snapshot) Close() error { return s.file.Close() }
+
+// snapshotMemory is the allocator of a restored instance: a reservation of the memory
+// limit whose start is the snapshot mapped copy-on-write. Like cappedMemory it refuses
+// growth past the limit and is unmapped only by release.
+type snapshotMemory struct {
+	cappedMemory
+	snap *Snapshot
+	err  error
+}
+
+func (m *snapshotMemory) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	m.cappedMemory.Allocate(capacity, maxBytes)
+	if m.snap.size > m.limit {
+		m.err = fmt.Errorf("snapshot of %d bytes exceeds the memory limit of %d", m.snap.size, m.limit)
+		return m
+	}
+	_, err := unix.MmapPtr(int(m.snap.file.Fd()), 0, unsafe.Pointer(unsafe.SliceData(m.mapped)),
+		uintptr(m.snap.size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	if err != nil {
+		m.err = fmt.Errorf("mapping the snapshot: %w", err)
+	}
+	return m
+}
+
+// stripDataSegments returns the module with an empty data section: a restored instance
+// must not have the module's initial data written over its snapshot.
+func stripDataSegments(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, errors.New("not a wasm module")
+	}
+	out := append([]byte(nil), wasm[:8]...)
+	found := false
+	for p := 8; p < len(wasm); {
+		id := wasm[p]
+		size, n := uleb128(wasm[p+1:])
+		if n == 0 || p+1+n+int(size) > len(wasm) {
+			return nil, fmt.Errorf("malformed section at byte %d", p)
+		}
+		end := p + 1 + n + int(size)
+		switch id {
+		case 11: // data: keep the section, with zero segments
+			out = append(out, 11, 1, 0)
+			found = true
+		case 12: // data count: must agree with the data section
+			out = append(out, 12, 1, 0)
+		default:
+			out = append(out, wasm[p:end]...)
+		}
+		p = end
+	}
+	if !found {
+		return nil, errors.New("module has no data section")
+	}
+	return out, nil
+}
+
+func uleb128(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(b) && i < 10; i++ {
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i]&0x80 == 0 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
+}
