@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -68,12 +70,22 @@ const (
 )
 
 // requestLimits refuses request targets and header sets that are too large, before any
-// app sees them.
+// app sees them, and drops a #fragment from the target.
 func requestLimits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.RequestURI) > MaxURLBytes {
 			refuse(w, http.StatusRequestURITooLong)
 			return
+		}
+		if target, _, found := strings.Cut(r.RequestURI, "#"); found {
+			// A request target has no fragment (RFC 9112 section 3.2) but Go's parser
+			// keeps one in the path or query; drop it, as a browser would have.
+			u, err := url.ParseRequestURI(target)
+			if err != nil {
+				refuse(w, http.StatusBadRequest)
+				return
+			}
+			r.URL = u // REQUEST_URI and RAW_URI keep the target as sent
 		}
 		n := 0
 		for _, vs := range r.Header {

@@ -148,7 +148,25 @@ func (rt *Router) LoadAll(ctx context.Context) int {
 }
 
 // ServeHTTP implements http.Handler.
-func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.handler.ServeHTTP(w, r) }
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !chiMethods[r.Method] {
+		// chi answers 405 to a method outside its own list before it looks at the path,
+		// but methods are extensible (WebDAV's PROPFIND, MKCOL, ...) and an app must see
+		// them. Route such a request the way a POST to the same path goes; handlers
+		// still see the real r.Method.
+		rctx := chi.NewRouteContext()
+		rctx.RouteMethod = http.MethodPost
+		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, rctx))
+	}
+	rt.handler.ServeHTTP(w, r)
+}
+
+// chiMethods are the methods chi routes by themselves (its methodMap in tree.go).
+var chiMethods = map[string]bool{
+	http.MethodConnect: true, http.MethodDelete: true, http.MethodGet: true, http.MethodHead: true,
+	http.MethodOptions: true, http.MethodPatch: true, http.MethodPost: true, http.MethodPut: true,
+	"QUERY": true, http.MethodTrace: true,
+}
 
 func (rt *Router) routes() http.Handler {
 	r := chi.NewRouter()
