@@ -45,20 +45,38 @@ def write_callable(environ, start_response):
 
 
 class Closing:
-    def __init__(self, environ, token):
+    """An iterable whose close() logs a token; `mode` picks how iteration goes."""
+
+    def __init__(self, environ, token, mode=""):
         self.errors = environ["wsgi.errors"]
         self.token = token
+        self.mode = mode
 
     def __iter__(self):
+        if self.mode == "slow":
+            import time
+
+            for i in range(100):
+                yield b"tick %d\n" % i
+                time.sleep(0.05)
         yield b"closing body"
+        if self.mode == "raise":
+            raise RuntimeError("failed mid-iteration")
+        if self.mode == "cl":
+            yield b" and bytes past the Content-Length"
 
     def close(self):
-        print("close-called token=%s" % self.token, file=self.errors)
+        self.errors.writelines(["close-called ", "token=%s\n" % self.token])
+        self.errors.flush()
 
 
 def closing(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return Closing(environ, environ["QUERY_STRING"])
+    token, _, mode = environ["QUERY_STRING"].partition("&")
+    headers = [("Content-Type", "text/plain")]
+    if mode == "cl":
+        headers.append(("Content-Length", str(len(b"closing body"))))
+    start_response("200 OK", headers)
+    return Closing(environ, token, mode)
 
 
 def exc_info_replace(environ, start_response):
@@ -162,7 +180,86 @@ def leak(environ, start_response):
 _buffer = bytearray(1 << 20)
 
 
+def twice(environ, start_response):
+    start_response("200 OK", [])
+    start_response("201 Created", [])
+    return [b"second start_response was accepted"]
+
+
+def exc_info_after_headers(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"headers and some body went out"
+    try:
+        raise ValueError("too late")
+    except ValueError:
+        start_response("500 Oops", [], sys.exc_info())  # must re-raise
+    yield b"unreachable"
+
+
+def content_length(environ, start_response):
+    declared, _, actual = environ["QUERY_STRING"].partition("&")
+    start_response("200 OK", [("Content-Length", declared)])
+    body = b"abcdefghijklmnop"[:int(actual)]
+    return [body[:4], body[4:]]
+
+
+def status(environ, start_response):
+    start_response(environ["QUERY_STRING"].replace("+", " "), [("Content-Type", "text/plain")])
+    return [b"a body the status does not allow"]
+
+
+def slow_stream(environ, start_response):
+    import time
+
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first"
+    time.sleep(0.5)
+    yield b"second"
+
+
+def file_wrapper(environ, start_response):
+    f = open("/app/data.txt", "rb")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    wrapper = environ["wsgi.file_wrapper"](f, 4)
+    orig_close = wrapper.close
+
+    def close():
+        orig_close()
+        print("file-wrapper-closed=%s" % f.closed, file=environ["wsgi.errors"])
+
+    wrapper.close = close
+    return wrapper
+
+
+def read_modes(environ, start_response):
+    stream = environ["wsgi.input"]
+    mode = environ["QUERY_STRING"]
+    if mode == "n":
+        parts = [stream.read(3), stream.read(100), stream.read(5), stream.read()]
+    elif mode == "none":
+        parts = [stream.read(None), stream.read(None)]
+    elif mode == "minus":
+        parts = [stream.read(-1), stream.read(0)]
+    else:
+        parts = [l for l in stream.readlines(int(mode or "-1"))]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps([p.decode() for p in parts]).encode()]
+
+
+def ignore_body(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"did not read the body"]
+
+
 routes = {
+    "/twice": twice,
+    "/excinfo-late": exc_info_after_headers,
+    "/content-length": content_length,
+    "/status": status,
+    "/slow-stream": slow_stream,
+    "/file-wrapper": file_wrapper,
+    "/read-modes": read_modes,
+    "/ignore-body": ignore_body,
     "/leak": leak,
     "/sleep": sleep,
     "/spin": spin,
