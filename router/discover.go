@@ -34,6 +34,8 @@ type AppConfig struct {
 	Limits runtime.LimitsConfig `koanf:"limits"`
 	// Env is the app's whole environment: the guest sees these variables and no others.
 	Env map[string]string `koanf:"env"`
+	// Validate wraps the app in wsgiref.validate (default: the server's validate).
+	Validate *bool `koanf:"validate"`
 }
 
 // AppDir is one discovered app folder and its settings.
@@ -107,12 +109,15 @@ func readAppConfig(dir string) (AppConfig, error) {
 }
 
 // Unmarshal decodes a koanf path into out, strictly: a key out does not know is an error
-// naming the key, and durations may be written as "5s".
+// naming the key, durations may be written as "5s" and lists as "a,b".
 func Unmarshal(k *koanf.Koanf, at string, out any) error {
 	return k.UnmarshalWithConf(at, out, koanf.UnmarshalConf{
 		Tag: "koanf",
 		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook:       mapstructure.StringToTimeDurationHookFunc(),
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.StringToSliceHookFunc(","), // lists from the environment
+			),
 			ErrorUnused:      true,
 			WeaklyTypedInput: true,
 			Result:           out,

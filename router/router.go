@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -34,6 +36,11 @@ type Config struct {
 	MaxAppBytes int64
 	// LoadParallelism is how many apps load at once (default 2).
 	LoadParallelism int
+	// Validate is the default of every app's validate setting.
+	Validate bool
+	// TrustedProxies are the peers whose X-Forwarded-For, -Proto and -Host headers
+	// are believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Mount is one app and where it is served.
@@ -79,6 +86,10 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 		if err != nil && m.Dir.Err == nil {
 			m.Dir.Err = fmt.Errorf("%s: %w", filepath.Join(d.Dir, AppConfigFile), err)
 		}
+		validate := cfg.Validate
+		if d.Config.Validate != nil {
+			validate = *d.Config.Validate
+		}
 		env := make([]string, 0, len(d.Config.Env))
 		for k, v := range d.Config.Env {
 			env = append(env, k+"="+v)
@@ -90,6 +101,7 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 			Entrypoint:   d.Config.Entrypoint,
 			Limits:       limits,
 			Env:          env,
+			Validate:     validate,
 			MaxFileBytes: cfg.MaxAppBytes,
 		})
 		hosts := m.Hosts
@@ -227,13 +239,68 @@ func (rt *Router) serveApp(m *Mount) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		m.App.Serve(w, &runtime.Request{
+		req := &runtime.Request{
 			HTTP:       r,
 			ScriptName: script,
 			PathInfo:   pathInfo,
 			ID:         middleware.GetReqID(r.Context()),
-		})
+		}
+		req.Client, req.Scheme, req.Host = rt.forwarded(r)
+		m.App.Serve(w, req)
 	})
+}
+
+// forwarded returns the client address, scheme and host a trusted proxy reports in
+// X-Forwarded-For, -Proto and -Host, or empty strings when the peer is not a trusted
+// proxy (its headers then change nothing). The client is the right-most address of
+// X-Forwarded-For that is not itself a trusted proxy: entries to its left were written
+// by the client and may be forged.
+func (rt *Router) forwarded(r *http.Request) (client, scheme, host string) {
+	if len(rt.cfg.TrustedProxies) == 0 || !rt.trusted(r.RemoteAddr) {
+		return "", "", ""
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		if _, err := netip.ParseAddr(hops[i]); err != nil {
+			break // garbage: stop believing the chain here
+		}
+		client = hops[i]
+		if !rt.trusted(hops[i]) {
+			break
+		}
+	}
+	if p := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto"))); p == "http" || p == "https" {
+		scheme = p
+	}
+	if h := strings.TrimSpace(r.Header.Get("X-Forwarded-Host")); h != "" && !strings.ContainsAny(h, " /\\,") {
+		host = h
+	}
+	return client, scheme, host
+}
+
+// trusted reports whether addr ("ip" or "ip:port") is in a trusted proxy range.
+func (rt *Router) trusted(addr string) bool {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		addr = h
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range rt.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitPath splits a decoded request path at a mount prefix on a segment boundary:

@@ -34,6 +34,9 @@ type AppSpec struct {
 	Limits Limits
 	// Env is the guest's whole environment ("KEY=value"); nothing comes from the host.
 	Env []string
+	// Validate wraps the app in wsgiref.validate inside the sandbox: every PEP 3333
+	// violation by the app (or the server) fails the request and is logged.
+	Validate bool
 	// MaxFileBytes caps how many bytes of app files are loaded into memory.
 	MaxFileBytes int64
 }
@@ -123,6 +126,9 @@ func (a *App) load(ctx context.Context) error {
 	if st, err := os.Stat(filepath.Join(a.Spec.Dir, "site-packages")); err == nil && st.IsDir() {
 		info = append(info, hostfuncs.Pair{Name: "site_packages", Value: GuestApp + "/site-packages"})
 	}
+	if a.Spec.Validate {
+		info = append(info, hostfuncs.Pair{Name: "validate", Value: "1"})
+	}
 	a.info = hostfuncs.AppendPairs(nil, info)
 
 	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
@@ -155,6 +161,9 @@ type Request struct {
 	PathInfo string
 	// ID is the request id, for the log and the environ.
 	ID string
+	// Client, Scheme and Host, when set, replace what the connection says: the router
+	// sets them from X-Forwarded-* headers sent by a trusted proxy.
+	Client, Scheme, Host string
 }
 
 // Serve runs one request in a fresh instance and writes the response to w. A failure

@@ -26,7 +26,14 @@ func Environ(req *Request) []hostfuncs.Pair {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	serverName, serverPort := hostPort(r.Host, "")
+	if req.Scheme != "" {
+		scheme = req.Scheme
+	}
+	host := r.Host
+	if req.Host != "" {
+		host = req.Host
+	}
+	serverName, serverPort := hostPort(host, "")
 	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		localHost, localPort := hostPort(local.String(), "")
 		if serverName == "" {
@@ -40,6 +47,9 @@ func Environ(req *Request) []hostfuncs.Pair {
 		serverPort = map[string]string{"http": "80", "https": "443"}[scheme]
 	}
 	remoteAddr, remotePort := hostPort(r.RemoteAddr, "")
+	if req.Client != "" {
+		remoteAddr, remotePort = req.Client, ""
+	}
 
 	env := []hostfuncs.Pair{
 		{Name: "REQUEST_METHOD", Value: r.Method},
@@ -60,8 +70,8 @@ func Environ(req *Request) []hostfuncs.Pair {
 	if req.ID != "" {
 		env = append(env, hostfuncs.Pair{Name: "wasmwsgi.request_id", Value: req.ID})
 	}
-	if r.Host != "" {
-		env = append(env, hostfuncs.Pair{Name: "HTTP_HOST", Value: r.Host})
+	if host != "" {
+		env = append(env, hostfuncs.Pair{Name: "HTTP_HOST", Value: host})
 	}
 	if _, ok := r.Header["Content-Length"]; ok && r.ContentLength >= 0 {
 		env = append(env, hostfuncs.Pair{Name: "CONTENT_LENGTH", Value: strconv.FormatInt(r.ContentLength, 10)})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,9 +32,16 @@ type Config struct {
 	AppsDir string `koanf:"apps_dir"`
 	// CacheDir holds the wazero compilation cache. Default $XDG_CACHE_HOME/wasmwsgi
 	// (~/.cache/wasmwsgi).
-	CacheDir string     `koanf:"cache_dir"`
-	Log      LogConfig  `koanf:"log"`
-	Limits   LimitsConf `koanf:"limits"`
+	CacheDir string `koanf:"cache_dir"`
+	// Validate wraps every app in wsgiref.validate unless its wasmwsgi.toml says
+	// otherwise. Default false.
+	Validate bool `koanf:"validate"`
+	// TrustedProxies are CIDRs ("10.0.0.0/8", "127.0.0.1/32") whose X-Forwarded-For,
+	// -Proto and -Host headers set REMOTE_ADDR, wsgi.url_scheme and HTTP_HOST. Default
+	// none: the headers change nothing.
+	TrustedProxies []string   `koanf:"trusted_proxies"`
+	Log            LogConfig  `koanf:"log"`
+	Limits         LimitsConf `koanf:"limits"`
 }
 
 // LogConfig selects the log format and level.
@@ -79,6 +87,7 @@ var flagKeys = map[string]string{
 	"cache-dir":  "cache_dir",
 	"log-format": "log.format",
 	"log-level":  "log.level",
+	"validate":   "validate",
 	"timeout":    "limits.timeout",
 	"memory":     "limits.memory",
 }
@@ -90,6 +99,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.String("cache-dir", "", "compilation cache folder (default $XDG_CACHE_HOME/wasmwsgi)")
 	fs.String("log-format", "", "log format: text or json (default text)")
 	fs.String("log-level", "", "log level: debug, info, warn, error (default info)")
+	fs.Bool("validate", false, "wrap every app in wsgiref.validate (apps may opt out in wasmwsgi.toml)")
 	fs.String("timeout", "", "wall-time limit per request, e.g. 30s (default 30s)")
 	fs.String("memory", "", "linear memory limit per instance, e.g. 128MiB (default 128MiB)")
 }
@@ -150,6 +160,9 @@ func (c Config) validate() error {
 	if _, err := runtime.ParseSize(c.Limits.AppFiles); err != nil {
 		errs = append(errs, fmt.Errorf("limits.app_files: %w", err))
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Limits.Instances <= 0 {
 		errs = append(errs, fmt.Errorf("limits.instances must be positive"))
 	}
@@ -161,6 +174,23 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q must be \"text\" or \"json\"", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// trustedProxies parses trusted_proxies; a bare address means just that address.
+func (c Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("trusted_proxies: %q is not a CIDR like \"10.0.0.0/8\" or an address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func defaultCacheDir() string {

@@ -112,6 +112,7 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 
 	limits, _ := cfg.Limits.Apply(runtime.Limits{}) // validated by loadConfig
 	appFiles, _ := runtime.ParseSize(cfg.Limits.AppFiles)
+	proxies, _ := cfg.trustedProxies()
 	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
 		CacheDir:     cfg.CacheDir,
 		MaxInstances: cfg.Limits.Instances,
@@ -124,9 +125,11 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 	log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "elapsed", time.Since(start).Round(time.Millisecond))
 
 	rt, err := router.New(engine, router.Config{
-		AppsDir:     cfg.AppsDir,
-		Limits:      limits,
-		MaxAppBytes: int64(appFiles),
+		AppsDir:        cfg.AppsDir,
+		Limits:         limits,
+		MaxAppBytes:    int64(appFiles),
+		Validate:       cfg.Validate,
+		TrustedProxies: proxies,
 	}, log)
 	if err != nil {
 		return err

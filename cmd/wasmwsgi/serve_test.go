@@ -499,8 +499,46 @@ func TestBrokenApps(t *testing.T) {
 	}
 }
 
+func TestTrustedProxies(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "wasmwsgi.toml")
+	if err := os.WriteFile(cfg, []byte("trusted_proxies = [\"127.0.0.1\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proxied := startServer(t, testApps(t), "--config", cfg)
+	direct := startServer(t, testApps(t))
+	for _, s := range []*server{proxied, direct} {
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/wsgitest/echo", nil)
+		req.Header.Set("X-Forwarded-For", "198.51.100.9, 203.0.113.7")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-Host", "shop.example")
+		m := echoOf(t, do(t, req))
+		got := fmt.Sprint(m["REMOTE_ADDR"], " ", m["wsgi.url_scheme"], " ", m["HTTP_HOST"], " ", m["SERVER_NAME"])
+		want := "203.0.113.7 https shop.example shop.example"
+		if s == direct {
+			want = fmt.Sprintf("127.0.0.1 http %s 127.0.0.1", strings.TrimPrefix(s.base, "http://"))
+		}
+		if got != want {
+			t.Errorf("trusted=%v: got %q, want %q", s == proxied, got, want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	s := startServer(t, testApps(t), "--validate")
+	// wsgiref.validate requires read(size): the echo route's read() fails under it.
+	if r := get(t, s.base+"/wsgitest/echo"); r.status != 500 {
+		t.Errorf("a PEP 3333 violation passed wsgiref.validate: %d", r.status)
+	}
+	s.waitLog(t, "AssertionError")
+	for _, p := range []string{"/wsgitest/stream", "/wsgitest/write", "/wsgitest/counter", "/wsgitest/close?validated", "/wsgitest/file-wrapper"} {
+		if r := get(t, s.base+p); r.status != 200 {
+			t.Errorf("%s under wsgiref.validate: %d", p, r.status)
+		}
+	}
+}
+
 func TestHelloApp(t *testing.T) {
-	s := startServer(t, "../../apps")
+	s := startServer(t, "../../apps", "--validate")
 	r := get(t, s.base+"/hello/")
 	if r.status != 200 || !strings.HasPrefix(r.body, "Hello, world!") || !strings.Contains(r.body, "on wasi") {
 		t.Fatalf("hello: %d %q", r.status, r.body)
@@ -519,6 +557,9 @@ func TestHelloApp(t *testing.T) {
 	}
 	if r := get(t, s.base+"/_wasmwsgi/healthz"); r.status != 200 {
 		t.Errorf("healthz %d", r.status)
+	}
+	if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
+		t.Errorf("wsgiref.validate complained:\n%s", log)
 	}
 	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{

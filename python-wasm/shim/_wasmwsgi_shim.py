@@ -59,6 +59,12 @@ def init():
         if "site_packages" in _info:
             sys.path.insert(1, _info["site_packages"])
         _app = _load(_info["entrypoint"], app_dir)
+        if _info.get("validate") == "1":
+            import warnings
+            from wsgiref.validate import validator
+
+            warnings.simplefilter("always")
+            _app = validator(_app)
     except BaseException:
         _print_exception()
         return 1
