@@ -5,7 +5,7 @@ ADDR      ?= 127.0.0.1:8080
 FUZZTIME  ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build python-wasm test fuzz serve check clean bench
+.PHONY: all build python-wasm test fuzz serve check clean bench soak vendor-apps
 
 all: build
 
@@ -18,23 +18,32 @@ build: python-wasm
 	$(GO) build -o $(BIN) ./cmd/wasmwsgi
 
 ## test: unit, integration and short fuzz runs against the real binary and python.wasm
-test: build
+test: build vendor-apps
 	$(GO) test -count=1 ./...
-	$(GO) test -run '^$$' -fuzz '^FuzzHostCall$$' -fuzztime 10s ./hostfuncs
-	$(GO) test -run '^$$' -fuzz '^FuzzParseHeaders$$' -fuzztime 5s ./hostfuncs
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s FUZZ_SAVE=
 
-## fuzz: longer fuzz runs (FUZZTIME each)
+## fuzz: every fuzz target for FUZZTIME, then the corpus it grew is kept in the
+## package's testdata/fuzz (plain `go test` replays it as regression tests)
+FUZZ_TARGETS := hostfuncs:FuzzHostCall hostfuncs:FuzzParseHeaders runtime:FuzzEnviron
+FUZZ_SAVE ?= 1
 fuzz: python-wasm
-	$(GO) test -run '^$$' -fuzz '^FuzzHostCall$$' -fuzztime $(FUZZTIME) ./hostfuncs
-	$(GO) test -run '^$$' -fuzz '^FuzzParseHeaders$$' -fuzztime $(FUZZTIME) ./hostfuncs
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t#*:}; \
+	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	  if [ -n "$(FUZZ_SAVE)" ]; then \
+	    mkdir -p $$pkg/testdata/fuzz/$$name; \
+	    cp -n "$$($(GO) env GOCACHE)/fuzz/github.com/wasmwsgi/wasmwsgi/$$pkg/$$name/"* $$pkg/testdata/fuzz/$$name/ 2>/dev/null || true; \
+	  fi; \
+	done
 
 ## serve: build, then serve every app in apps/ on $(ADDR)
-serve: build
+serve: build vendor-apps
 	$(BIN) serve apps/ --addr $(ADDR)
 
 ## check: vet, formatting, staticcheck and a tidy go.mod
 check: python-wasm
-	$(GO) vet ./...
+	$(GO) vet -stdmethods=false ./...  # wazero's sys.File has its own Seek signature
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "run gofmt -w ."; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
@@ -45,3 +54,13 @@ clean:
 ## bench: Go benchmarks of one request and of engine start (python.wasm embedded)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 100x -count 1 ./runtime
+
+## vendor-apps: fill apps/{flask,bottle,falcon,pyramid}/site-packages from Debian's packages
+vendor-apps:
+	bash apps/vendor.sh
+
+## soak: SOAK (default 10m) of mixed load on loopback, 5% hostile; fails on any failed
+## well-behaved request, RSS drift >= 10% or leaked goroutines/fds
+SOAK ?= 10m
+soak: build
+	$(GO) run ./benchmarks/soak -duration $(SOAK)

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Fills apps/<app>/site-packages/ for the framework examples with pure-Python packages
+# taken from Debian (apt-get download + dpkg-deb -x; nothing is installed on the host).
+#
+#   bash apps/vendor.sh          # or: make vendor-apps
+#   bash apps/vendor.sh --force  # rebuild every site-packages/ even when up to date
+#
+# The .debs are kept in $WASMWSGI_CACHE/debs (default ${XDG_CACHE_HOME:-~/.cache}/wasmwsgi),
+# so a second machine-local run downloads nothing. Each site-packages/ carries a stamp
+# keyed by its package list and by this script; while the stamp matches, the app is
+# skipped, so a second run takes well under a second.
+#
+# Compiled extension modules (*.so) are left out: they are built for the host, not for
+# wasm32-wasi. Every package below works without them (MarkupSafe falls back to
+# markupsafe._native, zope.interface to its pure-Python implementation, Falcon ships the
+# .py source of each Cython module). Nothing is byte-compiled: the server leaves
+# __pycache__ folders out of an app (runtime/memfs.go), and the import cost is paid once,
+# when the app loads and its snapshot is taken.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+force=0
+[ "${1:-}" = "--force" ] && force=1
+
+# The Debian packages each app needs: the package itself and its Depends as listed by
+# `apt-cache depends`, minus those a WSGI app running in the sandbox never imports
+# (python3-colorama: click uses it on Windows only; python3-paste and
+# python3-pastedeploy-tpl: PasteDeploy does not import them; python3-importlib-metadata:
+# an alternative that python3 >= 3.10 satisfies). Falcon's Depends (cbor2, jsonschema,
+# mimeparse, msgpack, rapidjson, six) are optional media handlers and validators, or
+# vendored inside falcon itself; the example uses none of them.
+declare -A APPS=(
+  [flask]="python3-flask python3-werkzeug python3-jinja2 python3-markupsafe python3-itsdangerous python3-click python3-blinker"
+  [bottle]="python3-bottle"
+  [falcon]="python3-falcon"
+  [pyramid]="python3-pyramid python3-webob python3-zope.interface python3-zope.deprecation python3-translationstring python3-venusian python3-hupper python3-plaster python3-plaster-pastedeploy python3-pastedeploy python3-pkg-resources"
+)
+
+cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}/debs
+script_sum=$(sha256sum "$0" | cut -c1-16)
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# stamp_for APP: what the stamp of a finished site-packages/ holds.
+stamp_for() {
+  printf 'script %s\npackages %s\n' "$script_sum" "${APPS[$1]}"
+}
+
+# Which apps are out of date?
+todo=()
+for app in flask bottle falcon pyramid; do
+  sp=$here/$app/site-packages
+  if [ $force -eq 0 ] && [ -f "$sp/.vendored" ] && [ "$(cat "$sp/.vendored")" = "$(stamp_for "$app")" ]; then
+    continue
+  fi
+  todo+=("$app")
+done
+if [ ${#todo[@]} -eq 0 ]; then
+  echo "vendor-apps: site-packages up to date (flask bottle falcon pyramid)"
+  exit 0
+fi
+
+# ---- download the .debs that are not in the cache yet --------------------------------
+mkdir -p "$cache"
+wanted=()
+for app in "${todo[@]}"; do
+  for p in ${APPS[$app]}; do wanted+=("$p"); done
+done
+mapfile -t wanted < <(printf '%s\n' "${wanted[@]}" | sort -u)
+
+deb_of() { # the cached .deb of package $1 (the newest, if several), or nothing
+  ls -1 "$cache/$1"_*.deb 2>/dev/null | sort -V | tail -n 1
+}
+
+missing=()
+for p in "${wanted[@]}"; do
+  [ -n "$(deb_of "$p")" ] || missing+=("$p")
+done
+
+apt_update() {
+  echo "vendor-apps: apt-get update" >&2
+  $SUDO apt-get update -qq
+}
+
+if [ ${#missing[@]} -gt 0 ]; then
+  # Update the package lists only when apt does not know a package yet (fresh machine).
+  for p in "${missing[@]}"; do
+    if ! apt-cache show "$p" >/dev/null 2>&1; then
+      apt_update
+      break
+    fi
+  done
+  echo "vendor-apps: downloading ${missing[*]}" >&2
+  # apt-get download writes into the current directory. As root it warns that the _apt
+  # user cannot write there; the download works all the same, so that line is dropped.
+  dl() { (cd "$cache" && apt-get download -q "${missing[@]}" 2>&1 | grep -v "unsandboxed as root" >&2; exit "${PIPESTATUS[0]}"); }
+  # Lists older than the mirror point at removed versions (404): update once and retry.
+  dl || { apt_update; dl; }
+fi
+
+# ---- extract and copy ---------------------------------------------------------------
+extract() { # the extracted tree of package $1, made once per .deb
+  local deb dir
+  deb=$(deb_of "$1")
+  [ -n "$deb" ] || { echo "vendor-apps: no .deb for $1" >&2; exit 1; }
+  dir=$cache/x/$(basename "$deb" .deb)
+  if [ ! -f "$dir/.done" ]; then
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    dpkg-deb -x "$deb" "$dir"
+    touch "$dir/.done"
+  fi
+  echo "$dir"
+}
+
+for app in "${todo[@]}"; do
+  sp=$here/$app/site-packages
+  tmp=$here/$app/.site-packages.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  for p in ${APPS[$app]}; do
+    src=$(extract "$p")/usr/lib/python3/dist-packages
+    [ -d "$src" ] || { echo "vendor-apps: $p has no usr/lib/python3/dist-packages" >&2; exit 1; }
+    # Host-built extensions, Cython sources and .pth files (never read: site-packages/
+    # is put on sys.path directly, not through site.addsitedir) stay out.
+    tar -C "$src" --exclude='*.so' --exclude='*.pyx' --exclude='*.pxd' --exclude='*.pth' \
+      --exclude='__pycache__' -cf - . | tar -C "$tmp" -xf -
+  done
+  # Debian replaces some bundled files with symlinks to its own copies (werkzeug's
+  # debugger jquery.js -> /usr/share/javascript/...). The server never follows a link out
+  # of the app folder, so such links are dropped here rather than warned about at load.
+  while IFS= read -r -d '' link; do
+    case $(realpath -m "$link") in
+      "$tmp"/*) ;;
+      *) rm -f "$link" ;;
+    esac
+  done < <(find "$tmp" -type l -print0)
+  stamp_for "$app" >"$tmp/.vendored"
+  rm -rf "$sp"
+  mv "$tmp" "$sp"
+  echo "vendor-apps: $app/site-packages <- ${APPS[$app]} ($(du -sh "$sp" | cut -f1))"
+done
