@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGunicornParity sends the same requests to each framework example served by
+// wasmwsgi and by Debian's gunicorn (2 sync workers, the same vendored packages, the
+// same SCRIPT_NAME) and requires the same status, body and headers, except those that
+// belong to the server (Date, Server, Connection, Transfer-Encoding) and the per-second
+// signature inside a signed cookie.
+func TestGunicornParity(t *testing.T) {
+	gunicorn, err := exec.LookPath("gunicorn")
+	if err != nil {
+		t.Skip("gunicorn is not installed (apt-get install gunicorn; .ci/run installs it)")
+	}
+	const appsDir = "../../apps"
+	for _, name := range frameworkApps {
+		if _, err := os.Stat(filepath.Join(appsDir, name, "site-packages")); err != nil {
+			t.Skip("apps/*/site-packages are missing: run `make vendor-apps`")
+		}
+	}
+	s := startServer(t, appsDir, "--timeout", "60s")
+
+	type req struct{ method, path, contentType, body string }
+	notes := []req{
+		{"GET", "/notes", "", ""},
+		{"GET", "/notes/1", "", ""},
+		{"GET", "/notes/999", "", ""},
+		{"POST", "/notes", "application/json", `{"text": "bad"`},
+		{"POST", "/notes", "application/json", `{"text": ""}`},
+		{"POST", "/notes", "application/x-www-form-urlencoded", "text=x"},
+		// Last: gunicorn's worker keeps the created note, wasmwsgi's next request would not.
+		{"POST", "/notes", "application/json", `{"text": "from the parity test", "tags": ["a"]}`},
+	}
+	requests := map[string][]req{
+		"flask": {
+			// Not "/" or "/api/info": they show sys.platform, which is "wasi" here.
+			{"GET", "/hello?name=parity", "", ""},
+			{"POST", "/hello", "application/x-www-form-urlencoded", "name=%3Cb%3Eparity%3C%2Fb%3E"},
+			{"GET", "/old-home", "", ""},
+			{"GET", "/visits", "", ""},
+			{"GET", "/no-such-page", "", ""},
+		},
+		"bottle": notes, "falcon": notes, "pyramid": notes,
+	}
+	client := &http.Client{
+		Timeout:       90 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	// fetch returns the status, headers and body, with the server's own address in
+	// absolute URLs replaced by BASE.
+	fetch := func(t *testing.T, base string, r req) (int, http.Header, string) {
+		t.Helper()
+		hr, err := http.NewRequest(r.method, base+r.path, strings.NewReader(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.contentType != "" {
+			hr.Header.Set("Content-Type", r.contentType)
+		}
+		resp, err := client.Do(hr)
+		if err != nil {
+			t.Fatalf("%s %s%s: %v", r.method, base, r.path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		origin := base[:strings.Index(base[len("http://"):], "/")+len("http://")]
+		if loc := resp.Header.Get("Location"); loc != "" {
+			resp.Header.Set("Location", strings.Replace(loc, origin, "BASE", 1))
+		}
+		return resp.StatusCode, resp.Header, strings.ReplaceAll(string(body), origin, "BASE")
+	}
+	signature := regexp.MustCompile(`=([^;]*)`)
+
+	for _, name := range frameworkApps {
+		t.Run(name, func(t *testing.T) {
+			gbase := startGunicorn(t, gunicorn, filepath.Join(appsDir, name), "/"+name)
+			for _, r := range requests[name] {
+				ws, wh, wb := fetch(t, s.base+"/"+name, r)
+				gs, gh, gb := fetch(t, gbase+"/"+name, r)
+				what := r.method + " " + r.path
+				if ws != gs || wb != gb {
+					t.Errorf("%s: wasmwsgi %d %.300q\ngunicorn %d %.300q", what, ws, wb, gs, gb)
+				}
+				for _, h := range []string{"Content-Type", "Content-Length", "Location", "Allow", "Vary", "Cache-Control"} {
+					if wh.Get(h) != gh.Get(h) {
+						t.Errorf("%s: header %s: wasmwsgi %q, gunicorn %q", what, h, wh.Get(h), gh.Get(h))
+					}
+				}
+				wc := signature.ReplaceAllString(strings.Join(wh.Values("Set-Cookie"), "\n"), "=<value>")
+				gc := signature.ReplaceAllString(strings.Join(gh.Values("Set-Cookie"), "\n"), "=<value>")
+				if wc != gc {
+					t.Errorf("%s: Set-Cookie: wasmwsgi %q, gunicorn %q", what, wc, gc)
+				}
+			}
+		})
+	}
+}
+
+var gunicornListening = regexp.MustCompile(`Listening at: (http://\S+)`)
+
+// startGunicorn serves the app in dir with gunicorn on a free loopback port and returns
+// its base URL. The app's site-packages come first on sys.path, as in wasmwsgi.
+func startGunicorn(t *testing.T, gunicorn, dir, scriptName string) string {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callable := "app:application"
+	if src, _ := os.ReadFile(filepath.Join(abs, "app.py")); !strings.Contains(string(src), "\napplication =") {
+		callable = "app:app"
+	}
+	cmd := exec.Command(gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "--chdir", abs, callable)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(abs, "site-packages"), "SCRIPT_NAME="+scriptName,
+		"PYTHONDONTWRITEBYTECODE=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := make(chan string, 1)
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if m := gunicornListening.FindStringSubmatch(sc.Text()); m != nil {
+				base <- m[1]
+			}
+		}
+	}()
+	select {
+	case b := <-base:
+		// gunicorn logs the address before its workers have imported the app.
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if resp, err := http.Get(b + scriptName + "/"); err == nil {
+				resp.Body.Close()
+				return b
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return b
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gunicorn did not start:\n%s", log.String())
+		return ""
+	}
+}
