@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
@@ -39,6 +40,9 @@ type AppSpec struct {
 	Validate bool
 	// MaxFileBytes caps how many bytes of app files are loaded into memory.
 	MaxFileBytes int64
+	// DataDir, when set, is a host folder the guest sees read-write at /data, shared
+	// by the app's instances under a write lock (datadir.go).
+	DataDir string
 }
 
 // State is where an app is in its life.
@@ -277,7 +281,8 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		WithFSConfig(wazero.NewFSConfig().
 			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
 			WithFSMount(a.files.limited(files), GuestApp).(sysfs.FSConfig).
-			WithSysFSMount(NewScratchFS(lim.Scratch), GuestScratch)).
+			WithSysFSMount(NewScratchFS(lim.Scratch), GuestScratch).(sysfs.FSConfig).
+			WithSysFSMount(a.dataMount(ctx, files))).
 		WithStdout(stdout).
 		WithStderr(errw).
 		WithRandSource(rand.Reader).
@@ -315,6 +320,13 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		return 0, err
 	}
 	defer mod.Close(context.Background())
+	if a.engine.interruptible {
+		// The global is written from the goroutine that sees the context end while the
+		// guest reads it at its loop heads: a plain store that the next check observes.
+		interrupt := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+		stop := context.AfterFunc(ctx, func() { interrupt.Set(1) })
+		defer stop()
+	}
 	if restored != nil {
 		if restored.err != nil {
 			return 0, restored.err

@@ -53,6 +53,8 @@ type Engine struct {
 	stdlib     *MemFS
 	log        *slog.Logger
 	instances  *gate
+	// interruptible is set when python.wasm carries the InterruptGlobal loop checks.
+	interruptible bool
 }
 
 // NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
@@ -75,10 +77,18 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	stdlib = stdlib.Overlay(map[string][]byte{"_wasmwsgi_shim.py": pythonwasm.Shim()})
 
-	rc := wazero.NewRuntimeConfig().
-		// Guest code cannot be preempted by Go: closing the module when the request's
-		// context ends is what stops a runaway loop.
-		WithCloseOnContextDone(true)
+	// Guest code cannot be preempted by Go. The instrumented module checks an interrupt
+	// global at every loop head, which the host sets when the request's context ends;
+	// should instrumentation fail, wazero's slower WithCloseOnContextDone does the job.
+	instrumented, err := instrumentLoops(wasm)
+	if err != nil {
+		cfg.Logger.Warn("python.wasm could not be instrumented for interruption; using wazero's slower context checks",
+			"error", err.Error())
+		instrumented = nil
+	} else {
+		wasm = instrumented
+	}
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(instrumented == nil)
 	if cfg.CacheDir != "" {
 		dir := filepath.Join(cfg.CacheDir, "wazero")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -129,6 +139,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	return &Engine{
 		rt: rt, compiled: compiled, restorable: restorable, stdlib: stdlib, log: cfg.Logger,
+		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.
 		instances: newGate(cfg.MaxInstances, 1<<30),
