@@ -29,7 +29,13 @@ func TestFrameworks(t *testing.T) {
 	if !vendored["flask"] && !vendored["bottle"] && !vendored["falcon"] && !vendored["pyramid"] {
 		t.Skip("apps/*/site-packages are missing: run `make vendor-apps` to vendor Flask, Bottle, Falcon and Pyramid from Debian")
 	}
-	s := startServer(t, appsDir, "--timeout", "60s")
+	// Every example runs under wsgiref.validate: any PEP 3333 violation fails a request.
+	s := startServer(t, appsDir, "--timeout", "60s", "--validate")
+	t.Cleanup(func() {
+		if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
+			t.Errorf("wsgiref.validate complained about an example app")
+		}
+	})
 	c := &frameworkClient{t: t, base: s.base, http: &http.Client{
 		Timeout: 90 * time.Second,
 		// The redirect test looks at the 302 itself.
