@@ -28,13 +28,18 @@ force=0
 # python3-pastedeploy-tpl: PasteDeploy does not import them; python3-importlib-metadata:
 # an alternative that python3 >= 3.10 satisfies). Falcon's Depends (cbor2, jsonschema,
 # mimeparse, msgpack, rapidjson, six) are optional media handlers and validators, or
-# vendored inside falcon itself; the example uses none of them.
+# vendored inside falcon itself; the example uses none of them. Django's Depends are
+# asgiref, sqlparse and tz; asgiref's python3-typing-extensions is an alternative that
+# python3 >= 3.8 satisfies, and tz's tzdata goes inside the vendored pytz (fix_pytz
+# below). WhiteNoise serves the Django example's static files.
 declare -A APPS=(
   [flask]="python3-flask python3-werkzeug python3-jinja2 python3-markupsafe python3-itsdangerous python3-click python3-blinker"
   [bottle]="python3-bottle"
   [falcon]="python3-falcon"
   [pyramid]="python3-pyramid python3-webob python3-zope.interface python3-zope.deprecation python3-translationstring python3-venusian python3-hupper python3-plaster python3-plaster-pastedeploy python3-pastedeploy python3-pkg-resources"
+  [django]="python3-django python3-asgiref python3-sqlparse python3-tz python3-whitenoise"
 )
+ORDER=(flask bottle falcon pyramid django)
 
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}/debs
 script_sum=$(sha256sum "$0" | cut -c1-16)
@@ -49,7 +54,7 @@ stamp_for() {
 
 # Which apps are out of date?
 todo=()
-for app in flask bottle falcon pyramid; do
+for app in "${ORDER[@]}"; do
   sp=$here/$app/site-packages
   if [ $force -eq 0 ] && [ -f "$sp/.vendored" ] && [ "$(cat "$sp/.vendored")" = "$(stamp_for "$app")" ]; then
     continue
@@ -57,7 +62,7 @@ for app in flask bottle falcon pyramid; do
   todo+=("$app")
 done
 if [ ${#todo[@]} -eq 0 ]; then
-  echo "vendor-apps: site-packages up to date (flask bottle falcon pyramid)"
+  echo "vendor-apps: site-packages up to date (${ORDER[*]})"
   exit 0
 fi
 
@@ -66,6 +71,8 @@ mkdir -p "$cache"
 wanted=()
 for app in "${todo[@]}"; do
   for p in ${APPS[$app]}; do wanted+=("$p"); done
+  # pytz gets its zone files from tzdata (see fix_pytz below).
+  [[ " ${APPS[$app]} " == *" python3-tz "* ]] && wanted+=(tzdata)
 done
 mapfile -t wanted < <(printf '%s\n' "${wanted[@]}" | sort -u)
 
@@ -114,6 +121,30 @@ extract() { # the extracted tree of package $1, made once per .deb
   echo "$dir"
 }
 
+# fix_pytz SITE_PACKAGES: Debian's python3-tz reads its zone data from the host's
+# /usr/share/zoneinfo (package tzdata) and fails to import without it; the sandbox has
+# no such folder. Put tzdata's zone files inside the package, where upstream pytz keeps
+# them, and point pytz's references to /usr/share/zoneinfo there (zone names are found
+# by walking that folder instead of the stdlib's TZPATH). Every file pytz opens at
+# import is closed again, as the app's import snapshot requires.
+fix_pytz() {
+  local sp=$1 zi
+  zi=$(extract tzdata)/usr/share/zoneinfo
+  mkdir -p "$sp/pytz/zoneinfo"
+  tar -C "$zi" --exclude=./right --exclude=./posix --exclude=./localtime -cf - . |
+    tar -C "$sp/pytz/zoneinfo" -xf -
+  perl -0pi -e '
+    s{^import zoneinfo\n}{import zoneinfo\n\n# wasmwsgi: zone files inside the package (apps/vendor.sh, fix_pytz).\n_ZONEINFO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoneinfo")\n\n\ndef _available_timezones():\n    found = set()\n    for folder, _, files in os.walk(_ZONEINFO):\n        for name in files:\n            path = os.path.join(folder, name)\n            with open(path, "rb") as f:\n                if f.read(4) == b"TZif":\n                    found.add(os.path.relpath(path, _ZONEINFO))\n    return found\n}m or die "pytz: no import zoneinfo\n";
+    s{pathlib\.Path\("/usr/share/zoneinfo/([^"]+)"\)}{pathlib.Path(_ZONEINFO, "$1")}g;
+    s{os\.path\.join\(\x27/usr\x27,\s*\x27share\x27,\s*\x27zoneinfo\x27,}{os.path.join(_ZONEINFO,}g;
+    s{zoneinfo\.available_timezones\(\)}{_available_timezones()}g;
+  ' "$sp/pytz/__init__.py"
+  if grep -q "/usr/share/zoneinfo\|'\''/usr'\''" "$sp/pytz/__init__.py"; then
+    echo "vendor-apps: pytz still refers to the host's zoneinfo; update fix_pytz" >&2
+    exit 1
+  fi
+}
+
 for app in "${todo[@]}"; do
   sp=$here/$app/site-packages
   tmp=$here/$app/.site-packages.tmp
@@ -124,9 +155,11 @@ for app in "${todo[@]}"; do
     [ -d "$src" ] || { echo "vendor-apps: $p has no usr/lib/python3/dist-packages" >&2; exit 1; }
     # Host-built extensions, Cython sources and .pth files (never read: site-packages/
     # is put on sys.path directly, not through site.addsitedir) stay out.
+    # gettext sources (*.po: 11 MB in Django) are never read; the compiled *.mo are.
     tar -C "$src" --exclude='*.so' --exclude='*.pyx' --exclude='*.pxd' --exclude='*.pth' \
-      --exclude='__pycache__' -cf - . | tar -C "$tmp" -xf -
+      --exclude='__pycache__' --exclude='*.po' -cf - . | tar -C "$tmp" -xf -
   done
+  [[ " ${APPS[$app]} " == *" python3-tz "* ]] && fix_pytz "$tmp"
   # Debian replaces some bundled files with symlinks to its own copies (werkzeug's
   # debugger jquery.js -> /usr/share/javascript/...). The server never follows a link out
   # of the app folder, so such links are dropped here rather than warned about at load.

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-recipe=(build.sh deps.sh versions.env Setup.local _wasmwsgi.c bundle_stdlib.py)
+recipe=(build.sh deps.sh versions.env Setup.local _wasmwsgi.c bundle_stdlib.py _sqlite_wasi_vfs.c)
 key=$(cd "$here" && cat "${recipe[@]}" | sha256sum | cut -c1-16)
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
 out=$cache/python-wasm-$key
@@ -53,6 +53,7 @@ fetch() { # package orig-file sha256
 }
 fetch "$PY_DEB_PACKAGE" "$PY_ORIG" "$PY_SHA256"
 fetch "$ZLIB_DEB_PACKAGE" "$ZLIB_ORIG" "$ZLIB_SHA256"
+fetch "$SQLITE_DEB_PACKAGE" "$SQLITE_ORIG" "$SQLITE_SHA256"
 
 work=$cache/work-$key
 rm -rf "$work"
@@ -76,6 +77,29 @@ mkdir -p zlib/include zlib/lib
   done
   "$LLVM/llvm-ar" rcs ../zlib/lib/libz.a "${objs[@]}"
   cp zlib.h zconf.h ../zlib/include/
+)
+
+# ---- SQLite for wasm32-wasi: the amalgamation, generated from the source tree by its
+# own build (host cc and tclsh), compiled with python-wasm's VFS into libsqlite3.a ----
+# SQLITE_OS_OTHER=1   the unix VFS does not build for WASI (fcntl locks, mmap, fchown);
+#                     _sqlite_wasi_vfs.c is the OS layer instead, with in-instance locks
+# THREADSAFE=0        python.wasm has no threads, so no mutexes
+# OMIT_WAL            WAL needs shared memory between connections; WASI has no mmap
+# OMIT_LOAD_EXTENSION no dlopen in WASI
+# TEMP_STORE=2        temporary tables and indices in memory unless a pragma says file
+mkdir sqlite-src && tar -xJf "$src/$SQLITE_ORIG" -C sqlite-src --strip-components=1
+mkdir -p sqlite-src/bld sqlite/include sqlite/lib
+(
+  cd sqlite-src/bld
+  ../configure -q --disable-tcl --disable-readline >/dev/null
+  make -s sqlite3.c >/dev/null 2>&1 || make sqlite3.c
+  flags=(-O2 -w -DSQLITE_OS_OTHER=1 -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_WAL
+         -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_TEMP_STORE=2
+         -DSQLITE_ENABLE_FTS5 -DSQLITE_ENABLE_MATH_FUNCTIONS)
+  $wasm_cc "${flags[@]}" -c sqlite3.c -o sqlite3.o
+  $wasm_cc -O2 -Wall -I. -c "$here/_sqlite_wasi_vfs.c" -o _sqlite_wasi_vfs.o
+  "$LLVM/llvm-ar" rcs ../../sqlite/lib/libsqlite3.a sqlite3.o _sqlite_wasi_vfs.o
+  cp sqlite3.h sqlite3ext.h ../../sqlite/include/
 )
 
 # ---- CPython: the native "build python" (cached on its own: it depends only on the
@@ -111,9 +135,11 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
   CFLAGS="-Wno-int-conversion" \
   ac_cv_func_clock_nanosleep=no ac_cv_lib_rt_clock_nanosleep=no \
   ZLIB_CFLAGS="-I$work/zlib/include" ZLIB_LIBS="-L$work/zlib/lib -lz" \
+  LIBSQLITE3_CFLAGS="-I$work/sqlite/include" LIBSQLITE3_LIBS="-L$work/sqlite/lib -lsqlite3" \
   ../../configure -q -C --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
     --with-build-python="$build_python" --prefix=/usr/local --disable-test-modules >/dev/null
   grep -q '^MODULE_ZLIB_STATE=yes' Makefile || { echo "python-wasm: zlib was not enabled" >&2; exit 1; }
+  grep -q '^MODULE__SQLITE3_STATE=yes' Makefile || { echo "python-wasm: _sqlite3 was not enabled" >&2; exit 1; }
   make -s -j"$jobs" >/dev/null 2>&1 || make -j"$jobs"
   # Relink as a reactor: the host calls the exported wasmwsgi_init/wasmwsgi_handle
   # instead of _start, which is what lets it keep an initialised instance.
@@ -132,6 +158,7 @@ cat > "$out.tmp/BUILDINFO" <<INFO
 recipe $key
 cpython $PY_VERSION ($PY_ORIG sha256 $PY_SHA256)
 zlib $ZLIB_ORIG sha256 $ZLIB_SHA256
+sqlite $SQLITE_VERSION ($SQLITE_ORIG sha256 $SQLITE_SHA256)
 clang $("$LLVM/clang" --version | head -n1)
 python.wasm sha256 $(sha256sum "$out.tmp/python.wasm" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/python.wasm")
 stdlib.zip sha256 $(sha256sum "$out.tmp/stdlib.zip" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/stdlib.zip")

@@ -3,8 +3,9 @@
 # build dependencies of the native "build python". Idempotent; does nothing when all is present.
 set -euo pipefail
 
+# tcl: SQLite's source tree generates its amalgamation (sqlite3.c) with tclsh.
 pkgs=(clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 wasi-libc dpkg-dev
-      build-essential pkg-config libffi-dev zlib1g-dev libssl-dev xz-utils)
+      build-essential pkg-config libffi-dev zlib1g-dev libssl-dev xz-utils tcl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -36,6 +36,10 @@ type AppConfig struct {
 	Env map[string]string `koanf:"env"`
 	// Validate wraps the app in wsgiref.validate (default: the server's validate).
 	Validate *bool `koanf:"validate"`
+	// DataDir is a host folder, relative to the app folder or absolute, that the app
+	// sees read-write at /data; created when missing. It may not overlap an app
+	// folder. After discovery it holds the absolute path.
+	DataDir string `koanf:"data_dir"`
 }
 
 // AppDir is one discovered app folder and its settings.
@@ -75,7 +79,71 @@ func Discover(dir string) ([]AppDir, error) {
 		apps = append(apps, a)
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	checkDataDirs(apps)
 	return apps, nil
+}
+
+// resolveDataDir makes an app's data_dir absolute (relative paths are relative to the
+// app folder).
+func resolveDataDir(a *AppDir) error {
+	d := a.Config.DataDir
+	if d == "" {
+		return nil
+	}
+	if !filepath.IsAbs(d) {
+		d = filepath.Join(a.Dir, d)
+	}
+	abs, err := filepath.Abs(d)
+	if err != nil {
+		return fmt.Errorf("%s: data_dir %q: %w", filepath.Join(a.Dir, AppConfigFile), a.Config.DataDir, err)
+	}
+	a.Config.DataDir = abs
+	return nil
+}
+
+// checkDataDirs refuses a data_dir that is an app folder, lies inside one or holds one:
+// app folders are copied into memory and served read-only, so a data folder inside one
+// would be loaded as app files, and one around an app would let the app rewrite its
+// own code (or another app's).
+func checkDataDirs(apps []AppDir) {
+	for i := range apps {
+		a := &apps[i]
+		if a.Err != nil || a.Config.DataDir == "" {
+			continue
+		}
+		data := realPath(a.Config.DataDir)
+		for _, b := range apps {
+			app := realPath(b.Dir)
+			if within(data, app) || within(app, data) {
+				a.Err = fmt.Errorf("%s: data_dir %s overlaps the app folder %s: put it outside every app folder (for example ../.data/%s)",
+					filepath.Join(a.Dir, AppConfigFile), a.Config.DataDir, b.Dir, a.Name)
+				break
+			}
+		}
+	}
+}
+
+// realPath resolves the symlinks of p's longest existing prefix and keeps the rest.
+func realPath(p string) string {
+	p, _ = filepath.Abs(p)
+	var rest []string
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(append([]string{p}, rest...)...)
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+		p = parent
+	}
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	r, err := filepath.Rel(dir, p)
+	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
 }
 
 // defaultEntrypoint picks app.py, then wsgi.py; it also returns the *.wsgi files.
@@ -162,6 +230,9 @@ func finish(a *AppDir, entry string, wsgiFiles []string) error {
 	}
 	if strings.HasPrefix(c.Prefix, "/_wasmwsgi") {
 		return fmt.Errorf("%s: prefix %q is reserved for the server's own endpoints", file, c.Prefix)
+	}
+	if err := resolveDataDir(a); err != nil {
+		return err
 	}
 	for k := range c.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {

@@ -103,7 +103,13 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 			Env:          env,
 			Validate:     validate,
 			MaxFileBytes: cfg.MaxAppBytes,
+			DataDir:      d.Config.DataDir,
 		})
+		if d.Config.DataDir != "" && m.Dir.Err == nil {
+			if err := runtime.PrepareDataDir(d.Config.DataDir); err != nil {
+				m.Dir.Err = fmt.Errorf("app %s: %w", d.Name, err)
+			}
+		}
 		hosts := m.Hosts
 		if len(hosts) == 0 {
 			hosts = []string{""}

@@ -14,8 +14,8 @@ import (
 // interpreter started and the app imported. At that point linear memory is the whole
 // guest state: python.wasm's only global, __stack_pointer, is back at its initial value
 // between export calls, the guest's stdio buffers were flushed by the shim, and the
-// host-side WASI state (stdio and the three mounts, in the same order) is rebuilt the
-// same way for every instance.
+// host-side WASI state (stdio and the mounts, in the same order) is rebuilt the same
+// way for every instance.
 //
 // Each request maps the snapshot copy-on-write (MAP_PRIVATE over a memfd) into a fresh
 // instance of the module with its data segments removed, so instantiation writes

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "notes"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("notes/<int:pk>/", views.detail, name="detail"),
+    path("notes.json", views.notes_json, name="json"),
+]
