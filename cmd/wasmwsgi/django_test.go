@@ -215,7 +215,12 @@ func TestDjango(t *testing.T) {
 
 	var notes int // rows expected in the database
 	t.Run("serve", func(t *testing.T) {
-		s := startServer(t, apps, "--timeout", "120s")
+		s := startServer(t, apps, "--timeout", "120s", "--validate")
+		t.Cleanup(func() {
+			if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
+				t.Errorf("wsgiref.validate complained about the Django app")
+			}
+		})
 		if !strings.Contains(s.Log(), "applying 1 migration(s) to /data/db.sqlite3") {
 			t.Errorf("the first load did not migrate; log:\n%s", s.Log())
 		}
