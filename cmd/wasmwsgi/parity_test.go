@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,48 +83,88 @@ func TestGunicornParity(t *testing.T) {
 	}
 	signature := regexp.MustCompile(`=([^;]*)`)
 
-	for _, name := range frameworkApps {
-		t.Run(name, func(t *testing.T) {
-			gbase := startGunicorn(t, gunicorn, filepath.Join(appsDir, name), "/"+name)
-			for _, r := range requests[name] {
-				ws, wh, wb := fetch(t, s.base+"/"+name, r)
-				gs, gh, gb := fetch(t, gbase+"/"+name, r)
-				what := r.method + " " + r.path
-				if ws != gs || wb != gb {
-					t.Errorf("%s: wasmwsgi %d %.300q\ngunicorn %d %.300q", what, ws, wb, gs, gb)
-				}
-				for _, h := range []string{"Content-Type", "Content-Length", "Location", "Allow", "Vary", "Cache-Control"} {
-					if wh.Get(h) != gh.Get(h) {
-						t.Errorf("%s: header %s: wasmwsgi %q, gunicorn %q", what, h, wh.Get(h), gh.Get(h))
-					}
-				}
-				wc := signature.ReplaceAllString(strings.Join(wh.Values("Set-Cookie"), "\n"), "=<value>")
-				gc := signature.ReplaceAllString(strings.Join(gh.Values("Set-Cookie"), "\n"), "=<value>")
-				if wc != gc {
-					t.Errorf("%s: Set-Cookie: wasmwsgi %q, gunicorn %q", what, wc, gc)
+	compare := func(t *testing.T, name, wbase, gbase string, reqs []req) {
+		for _, r := range reqs {
+			ws, wh, wb := fetch(t, wbase+"/"+name, r)
+			gs, gh, gb := fetch(t, gbase+"/"+name, r)
+			what := r.method + " " + r.path
+			if ws != gs || wb != gb {
+				t.Errorf("%s: wasmwsgi %d %.300q\ngunicorn %d %.300q", what, ws, wb, gs, gb)
+			}
+			for _, h := range []string{"Content-Type", "Content-Length", "Location", "Allow", "Vary", "Cache-Control"} {
+				if wh.Get(h) != gh.Get(h) {
+					t.Errorf("%s: header %s: wasmwsgi %q, gunicorn %q", what, h, wh.Get(h), gh.Get(h))
 				}
 			}
+			wc := signature.ReplaceAllString(strings.Join(wh.Values("Set-Cookie"), "\n"), "=<value>")
+			gc := signature.ReplaceAllString(strings.Join(gh.Values("Set-Cookie"), "\n"), "=<value>")
+			if wc != gc {
+				t.Errorf("%s: Set-Cookie: wasmwsgi %q, gunicorn %q", what, wc, gc)
+			}
+		}
+	}
+	for _, name := range frameworkApps {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(appsDir, name)
+			gbase := startGunicorn(t, gunicorn, dir, "/"+name, gunicornCallable(dir))
+			compare(t, name, s.base, gbase, requests[name])
 		})
 	}
+
+	t.Run("django", func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(appsDir, "django", "site-packages", "django")); err != nil {
+			t.Skip("apps/django/site-packages is missing: run `make vendor-apps`")
+		}
+		// Both servers start from an empty database of their own.
+		tmp := t.TempDir()
+		apps := filepath.Join(tmp, "apps")
+		copyDjangoTree(t, filepath.Join(appsDir, "django"), filepath.Join(apps, "django"))
+		toml, err := os.ReadFile(filepath.Join(appsDir, "django", "wasmwsgi.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := regexp.MustCompile(`(?m)^data_dir = .*$`).ReplaceAllString(string(toml),
+			"data_dir = "+strconv.Quote(filepath.Join(tmp, "wdata")))
+		writeFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), conf)
+		gdata := filepath.Join(tmp, "gdata")
+		if err := os.MkdirAll(gdata, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ws := startServer(t, apps, "--timeout", "120s")
+		gbase := startGunicorn(t, gunicorn, filepath.Join(apps, "django"), "/django", "wsgi:application",
+			"DJANGO_SETTINGS_MODULE=mysite.settings", "DJANGO_DATABASE="+filepath.Join(gdata, "db.sqlite3"))
+		// Not "/": the list page shows sys.platform, which is "wasi" here.
+		compare(t, "django", ws.base, gbase, []req{
+			{"GET", "/notes.json", "", ""},
+			{"GET", "/notes/999/", "", ""},
+			{"GET", "/no-such-page/", "", ""},
+			{"GET", "/static/notes/style.css", "", ""},
+		})
+	})
+}
+
+// gunicornCallable names the WSGI callable of app.py the way wasmwsgi finds it.
+func gunicornCallable(dir string) string {
+	if src, _ := os.ReadFile(filepath.Join(dir, "app.py")); strings.Contains(string(src), "\napplication =") {
+		return "app:application"
+	}
+	return "app:app"
 }
 
 var gunicornListening = regexp.MustCompile(`Listening at: (http://\S+)`)
 
 // startGunicorn serves the app in dir with gunicorn on a free loopback port and returns
 // its base URL. The app's site-packages come first on sys.path, as in wasmwsgi.
-func startGunicorn(t *testing.T, gunicorn, dir, scriptName string) string {
+func startGunicorn(t *testing.T, gunicorn, dir, scriptName, callable string, env ...string) string {
 	t.Helper()
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	callable := "app:application"
-	if src, _ := os.ReadFile(filepath.Join(abs, "app.py")); !strings.Contains(string(src), "\napplication =") {
-		callable = "app:app"
-	}
 	cmd := exec.Command(gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "--chdir", abs, callable)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(abs, "site-packages"), "SCRIPT_NAME="+scriptName,
 		"PYTHONDONTWRITEBYTECODE=1")
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
