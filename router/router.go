@@ -141,28 +141,45 @@ func (rt *Router) LoadAll(ctx context.Context) int {
 	var failed atomic.Int32
 	sem := make(chan struct{}, rt.cfg.LoadParallelism)
 	for _, m := range rt.mounts {
-		if m.Dir.Err != nil {
-			m.App.Fail(m.Dir.Err)
-			failed.Add(1)
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			start := time.Now()
-			if err := m.App.Load(ctx); err != nil {
+			if err := rt.Load(ctx, m); err != nil {
 				failed.Add(1)
-				return
 			}
-			rt.log.Info("app ready", "app", m.Dir.Name, "prefix", m.Prefix, "hosts", m.Hosts,
-				"entrypoint", m.Dir.Config.Entrypoint, "load_time", time.Since(start).Round(time.Millisecond))
 		}()
 	}
 	wg.Wait()
 	rt.loaded.Store(true)
 	return int(failed.Load())
+}
+
+// Load loads one app (LoadAll does them all). A mount whose settings were unusable is
+// put in the failed state without loading.
+func (rt *Router) Load(ctx context.Context, m *Mount) error {
+	if m.Dir.Err != nil {
+		m.App.Fail(m.Dir.Err)
+		return m.Dir.Err
+	}
+	start := time.Now()
+	if err := m.App.Load(ctx); err != nil {
+		return err
+	}
+	rt.log.Info("app ready", "app", m.Dir.Name, "prefix", m.Prefix, "hosts", m.Hosts,
+		"entrypoint", m.Dir.Config.Entrypoint, "load_time", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Mount returns the app named name (its folder name), or nil.
+func (rt *Router) Mount(name string) *Mount {
+	for _, m := range rt.mounts {
+		if m.Dir.Name == name {
+			return m
+		}
+	}
+	return nil
 }
 
 // ServeHTTP implements http.Handler.

@@ -1,6 +1,8 @@
 // Command wasmwsgi serves Python WSGI apps, each request in its own WebAssembly sandbox.
 //
 //	wasmwsgi serve [DIR] [--addr HOST:PORT] [--config FILE]
+//	wasmwsgi check [DIR]
+//	wasmwsgi call APP [METHOD] PATH [--data BODY] [-H "Name: value"]
 //	wasmwsgi version
 package main
 
@@ -29,10 +31,13 @@ const usage = `wasmwsgi serves Python WSGI apps, each request in its own WebAsse
 
 Usage:
   wasmwsgi serve [DIR] [flags]   serve every app folder in DIR (default ./apps)
+  wasmwsgi check [DIR] [flags]   load every app once, report problems, exit 1 if any failed
+  wasmwsgi call APP [METHOD] PATH [--data BODY] [-H "Name: value"]...
+                                 run one request through the sandbox, print it like curl -i
   wasmwsgi version               print the wasmwsgi and CPython versions
   wasmwsgi help                  show this help
 
-Run 'wasmwsgi serve --help' for the flags.
+Run 'wasmwsgi serve --help' for the flags (check and call take the same ones).
 `
 
 func main() {
@@ -47,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "call":
+		return call(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -110,30 +119,12 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	limits, _ := cfg.Limits.Apply(runtime.Limits{}) // validated by loadConfig
-	appFiles, _ := runtime.ParseSize(cfg.Limits.AppFiles)
-	proxies, _ := cfg.trustedProxies()
-	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
-		CacheDir:     cfg.CacheDir,
-		MaxInstances: cfg.Limits.Instances,
-		Logger:       log,
-	})
+	engine, rt, err := newRouter(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer engine.Close(context.Background())
 	log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "elapsed", time.Since(start).Round(time.Millisecond))
-
-	rt, err := router.New(engine, router.Config{
-		AppsDir:        cfg.AppsDir,
-		Limits:         limits,
-		MaxAppBytes:    int64(appFiles),
-		Validate:       cfg.Validate,
-		TrustedProxies: proxies,
-	}, log)
-	if err != nil {
-		return err
-	}
 	if len(rt.Mounts()) == 0 {
 		log.Warn("no apps found: an app is a subfolder holding app.py, wsgi.py or a *.wsgi file", "apps_dir", cfg.AppsDir)
 	}
@@ -171,6 +162,33 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// newRouter compiles python.wasm and discovers the apps of cfg.AppsDir (not loaded yet).
+func newRouter(ctx context.Context, cfg Config, log *slog.Logger) (*runtime.Engine, *router.Router, error) {
+	limits, _ := cfg.Limits.Apply(runtime.Limits{}) // validated by loadConfig
+	appFiles, _ := runtime.ParseSize(cfg.Limits.AppFiles)
+	proxies, _ := cfg.trustedProxies()
+	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
+		CacheDir:     cfg.CacheDir,
+		MaxInstances: cfg.Limits.Instances,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := router.New(engine, router.Config{
+		AppsDir:        cfg.AppsDir,
+		Limits:         limits,
+		MaxAppBytes:    int64(appFiles),
+		Validate:       cfg.Validate,
+		TrustedProxies: proxies,
+	}, log)
+	if err != nil {
+		engine.Close(ctx)
+		return nil, nil, err
+	}
+	return engine, rt, nil
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// runBinary runs the built wasmwsgi and returns its stdout, stderr and exit code.
+func runBinary(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(cmd.Environ(), "XDG_CACHE_HOME="+cacheHome(t))
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return stdout.String(), stderr.String(), exit.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), 0
+}
+
+func TestCheckCommand(t *testing.T) {
+	out, _, code := runBinary(t, "check", testApps(t))
+	if code != 1 {
+		t.Errorf("check over broken apps exited %d, want 1", code)
+	}
+	for _, want := range []string{
+		"wsgitest       ready", "broken-import  failed", "tenant.example/",
+		"ModuleNotFoundError: No module named 'module_that_does_not_exist'",
+		"has invalid keys: prefixx", "4 of 7 apps failed to load",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, _, code := runBinary(t, "check", "../../cmd/wasmwsgi/testdata/hostile-apps"); code != 0 ||
+		!strings.Contains(out, "hostile  ready") {
+		t.Errorf("check over healthy apps exited %d:\n%s", code, out)
+	}
+}
+
+func TestCallCommand(t *testing.T) {
+	apps := testApps(t)
+	out, _, code := runBinary(t, "call", "--apps", apps, "wsgitest", "/echo?x=1", "-d", "the body", "-H", "X-Test: yes")
+	if code != 0 || !strings.HasPrefix(out, "HTTP/1.1 200 OK\r\n") {
+		t.Fatalf("call exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{`"REQUEST_METHOD": "POST"`, `"SCRIPT_NAME": "/wsgitest"`, `"QUERY_STRING": "x=1"`,
+		`"body": "the body"`, `"HTTP_X_TEST": "yes"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("call output lacks %s:\n%s", want, out)
+		}
+	}
+	if out, _, code := runBinary(t, "call", "--apps", apps, "vhost", "GET", "/x"); code != 0 ||
+		!strings.Contains(out, "vhost tenant.example script='' path='/x'") {
+		t.Errorf("call on a virtual host app exited %d:\n%s", code, out)
+	}
+	if out, _, code := runBinary(t, "call", "--apps", apps, "wsgitest", "/raise"); code != 1 || !strings.Contains(out, "500 Internal Server Error") {
+		t.Errorf("call of a failing request exited %d:\n%s", code, out)
+	}
+	if _, errOut, code := runBinary(t, "call", "--apps", apps, "nosuchapp", "/"); code != 2 || !strings.Contains(errOut, "apps: ") {
+		t.Errorf("call of an unknown app exited %d: %s", code, errOut)
+	}
+	if _, errOut, code := runBinary(t, "call", "--apps", apps, "broken-import", "/"); code != 1 || !strings.Contains(errOut, "ModuleNotFoundError") {
+		t.Errorf("call of a broken app exited %d: %s", code, errOut)
+	}
+}
