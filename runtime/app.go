@@ -69,6 +69,8 @@ type App struct {
 	state   State
 	loadErr string
 	snap    *Snapshot // the app right after import; nil before Load or without memfd
+	// cachePath is where the snapshot is cached on disk ("" when it is not).
+	cachePath string
 }
 
 // NewApp returns an app in the loading state; call Load before Serve.
@@ -134,6 +136,11 @@ func (a *App) load(ctx context.Context) error {
 		info = append(info, hostfuncs.Pair{Name: "validate", Value: "1"})
 	}
 	a.info = hostfuncs.AppendPairs(nil, info)
+	a.cachePath = a.snapshotCachePath()
+	if a.cachePath != "" && a.loadCachedSnapshot(a.cachePath) {
+		a.log.Info("snapshot restored from the cache; the app was not imported again", "file", a.cachePath)
+		return nil
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
 	defer cancel()
@@ -376,6 +383,9 @@ func (a *App) keepSnapshot(mem *cappedMemory) {
 		old.Close()
 	}
 	a.log.Debug("snapshot taken", "bytes", snap.size)
+	if a.cachePath != "" {
+		a.cacheSnapshot(a.cachePath, mem.mapped[:mem.size])
+	}
 }
 
 func (a *App) snapshot() *Snapshot {

@@ -13,6 +13,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
@@ -55,6 +56,10 @@ type Engine struct {
 	instances  *gate
 	// interruptible is set when python.wasm carries the InterruptGlobal loop checks.
 	interruptible bool
+	// moduleHash covers the guest: the python.wasm that runs, the stdlib and the shim.
+	moduleHash [32]byte
+	// snapshotDir caches app snapshots on disk ("" without a cache dir).
+	snapshotDir string
 }
 
 // NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
@@ -137,8 +142,19 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.MaxInstances <= 0 {
 		cfg.MaxInstances = 64
 	}
+	guest := sha256.New()
+	for _, part := range [][]byte{wasm, stdlibZip, pythonwasm.Shim()} {
+		fmt.Fprintf(guest, "%d\n", len(part))
+		guest.Write(part)
+	}
+	snapshotDir := ""
+	if cfg.CacheDir != "" {
+		snapshotDir = filepath.Join(cfg.CacheDir, "snapshots")
+	}
 	return &Engine{
-		rt: rt, compiled: compiled, restorable: restorable, stdlib: stdlib, log: cfg.Logger,
+		moduleHash:  [32]byte(guest.Sum(nil)),
+		snapshotDir: snapshotDir,
+		rt:          rt, compiled: compiled, restorable: restorable, stdlib: stdlib, log: cfg.Logger,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.

@@ -598,3 +598,45 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("the error does not name the key: %s", out)
 	}
 }
+
+func TestSnapshotCache(t *testing.T) {
+	apps, cache := filepath.Join(t.TempDir(), "apps"), t.TempDir()
+	src, err := os.ReadFile("../../apps/hello/app.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(apps, "hello"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(content string) {
+		if err := os.WriteFile(filepath.Join(apps, "hello", "app.py"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serveOnce := func(wantCached bool, wantBody string) {
+		t.Helper()
+		s := startServer(t, apps, "--cache-dir", cache)
+		if cached := strings.Contains(s.Log(), "snapshot restored from the cache"); cached != wantCached {
+			t.Errorf("restored from the cache: %v, want %v", cached, wantCached)
+		}
+		if r := get(t, s.base+"/hello/?name=cache"); !strings.HasPrefix(r.body, wantBody) {
+			t.Errorf("body %q, want %q", r.body, wantBody)
+		}
+		for i := 0; i < 2; i++ {
+			if r := get(t, s.base+"/hello/counter"); r.body != "1" {
+				t.Errorf("counter %q after a cached start", r.body)
+			}
+		}
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		_ = s.cmd.Wait()
+	}
+	write(string(src))
+	serveOnce(false, "Hello, cache!")
+	serveOnce(true, "Hello, cache!")
+	// Any change to the app's files makes a new snapshot.
+	write(strings.Replace(string(src), "Hello, %s!", "Howdy, %s!", 1))
+	serveOnce(false, "Howdy, cache!")
+	if snaps, _ := filepath.Glob(filepath.Join(cache, "snapshots", "hello-*.mem")); len(snaps) != 1 {
+		t.Errorf("cached snapshots: %v, want only the newest", snaps)
+	}
+}
