@@ -15,6 +15,8 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	guest    *prometheus.HistogramVec
+	memory   *prometheus.HistogramVec
 }
 
 func newMetrics(rt *Router) *metrics {
@@ -29,9 +31,19 @@ func newMetrics(rt *Router) *metrics {
 			Help:    "Wall time of requests, by app.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"app"}),
+		guest: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wasmwsgi_guest_seconds",
+			Help:    "Wall time of the request's sandbox instance (restore and handling), by app.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"app"}),
+		memory: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wasmwsgi_peak_memory_bytes",
+			Help:    "Peak linear memory of the request's sandbox instance, by app.",
+			Buckets: prometheus.ExponentialBuckets(8<<20, 2, 10),
+		}, []string{"app"}),
 	}
 	m.registry.MustRegister(
-		m.requests, m.duration,
+		m.requests, m.duration, m.guest, m.memory,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -50,9 +62,14 @@ func newMetrics(rt *Router) *metrics {
 	return m
 }
 
-func (m *metrics) observe(app string, status int, seconds float64) {
+func (m *metrics) observe(e *logEntry, status int, seconds float64) {
+	app := e.app
 	if app == "" {
 		return // the server's own endpoints
+	}
+	if e.stats.PeakMemory > 0 {
+		m.guest.WithLabelValues(app).Observe(e.stats.Guest.Seconds())
+		m.memory.WithLabelValues(app).Observe(float64(e.stats.PeakMemory))
 	}
 	class := "aborted"
 	if status > 0 {

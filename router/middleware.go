@@ -9,22 +9,30 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
 type logEntryKey struct{}
 
 // logEntry collects what handlers further in learn about a request (the app it went
-// to) for the access log line.
-type logEntry struct{ app string }
+// to, what it cost the sandbox) for the access log line.
+type logEntry struct {
+	app   string
+	stats runtime.Stats
+}
 
-func setLogApp(ctx context.Context, app string) {
+// logEntryOf returns the request's access log entry (a throwaway one outside accessLog).
+func logEntryOf(ctx context.Context) *logEntry {
 	if e, ok := ctx.Value(logEntryKey{}).(*logEntry); ok {
-		e.app = app
+		return e
 	}
+	return &logEntry{}
 }
 
 // accessLog writes one line per request (request id, app, method, path, status, bytes,
-// duration) and counts it in the metrics.
+// duration, and for app requests guest time and peak memory) and counts it in the
+// metrics.
 func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,8 +49,8 @@ func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 					status = 0 // connection aborted mid-response
 				}
 				elapsed := time.Since(start)
-				m.observe(entry.app, status, elapsed.Seconds())
-				log.Info("request",
+				m.observe(entry, status, elapsed.Seconds())
+				attrs := []any{
 					"request_id", middleware.GetReqID(r.Context()),
 					"app", entry.app,
 					"method", r.Method,
@@ -50,7 +58,12 @@ func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 					"status", status,
 					"bytes", ww.BytesWritten(),
 					"duration", elapsed.Round(time.Microsecond),
-				)
+				}
+				if entry.stats.PeakMemory > 0 {
+					attrs = append(attrs, "guest_time", entry.stats.Guest.Round(time.Microsecond),
+						"peak_memory", entry.stats.PeakMemory)
+				}
+				log.Info("request", attrs...)
 				if aborted != nil {
 					panic(aborted)
 				}

@@ -256,7 +256,8 @@ func (rt *Router) routes() http.Handler {
 // the request to the app.
 func (rt *Router) serveApp(m *Mount) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setLogApp(r.Context(), m.Dir.Name)
+		entry := logEntryOf(r.Context())
+		entry.app = m.Dir.Name
 		script, pathInfo, ok := splitPath(m.Prefix, r.URL.Path)
 		if !ok {
 			http.NotFound(w, r)
@@ -267,6 +268,7 @@ func (rt *Router) serveApp(m *Mount) http.Handler {
 			ScriptName: script,
 			PathInfo:   pathInfo,
 			ID:         middleware.GetReqID(r.Context()),
+			Stats:      &entry.stats,
 		}
 		req.Client, req.Scheme, req.Host = rt.forwarded(r)
 		m.App.Serve(w, req)

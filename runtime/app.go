@@ -175,6 +175,16 @@ type Request struct {
 	// Client, Scheme and Host, when set, replace what the connection says: the router
 	// sets them from X-Forwarded-* headers sent by a trusted proxy.
 	Client, Scheme, Host string
+	// Stats, when set, receives what the request cost the sandbox.
+	Stats *Stats
+}
+
+// Stats is what one request cost: for the access log and the metrics.
+type Stats struct {
+	// Guest is the wall time of the instance: restore or start, and the app's handling.
+	Guest time.Duration
+	// PeakMemory is the largest size the instance's linear memory reached, in bytes.
+	PeakMemory uint64
 }
 
 // Serve runs one request in a fresh instance and writes the response to w. A failure
@@ -214,6 +224,9 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	ex := newRequestExchange(a, req, w, ctx)
 	defer ex.resetDeadlines()
 	code, err := a.run(ctx, ex, nil, true)
+	if req.Stats != nil {
+		req.Stats.Guest, req.Stats.PeakMemory = ex.guest, ex.mem.peak
+	}
 
 	if err == nil && code == 0 && ex.started && !ex.cut {
 		return
@@ -358,6 +371,7 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	}
 	t1 := time.Now()
 	res, err := mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
+	ex.guest = time.Since(t0)
 	ex.log.Debug("instance timings", "restored", restored != nil, "start", t1.Sub(t0),
 		"handle", time.Since(t1), "peak_memory", ex.mem.peak)
 	if err != nil {

@@ -18,9 +18,10 @@ import (
 // exchange implements hostfuncs.Exchange for one instance: during App.Load it only
 // answers app_info; during App.Serve it carries one HTTP request and its response.
 type exchange struct {
-	app *App
-	log *slog.Logger
-	mem *cappedMemory // the instance's linear memory allocator
+	app   *App
+	log   *slog.Logger
+	mem   *cappedMemory // the instance's linear memory allocator
+	guest time.Duration // wall time of the instance, set when the request is done
 
 	// Request side (nil env while loading).
 	env          []byte

@@ -561,11 +561,16 @@ func TestHelloApp(t *testing.T) {
 	if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
 		t.Errorf("wsgiref.validate complained:\n%s", log)
 	}
+	if !regexp.MustCompile(`app=hello method=GET path=/hello/counter status=200 bytes=1 duration=\S+ guest_time=\S+ peak_memory=\d+`).MatchString(s.Log()) {
+		t.Error("the access log lacks guest_time and peak_memory")
+	}
 	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{
 		`wasmwsgi_requests_total{app="hello",class="2xx"} 5`,
 		`wasmwsgi_request_duration_seconds_count{app="hello"} 5`,
 		`wasmwsgi_instances_running{app="hello"} 0`,
+		`wasmwsgi_guest_seconds_count{app="hello"} 5`,
+		`wasmwsgi_peak_memory_bytes_count{app="hello"} 5`,
 		"process_resident_memory_bytes", "go_goroutines",
 	} {
 		if !strings.Contains(metrics, want) {
