@@ -37,31 +37,22 @@ const yieldEvery = 1 << 14
 // (saturating truncation, bulk memory, tables) and reference types; anything else
 // (SIMD, exceptions) is an error, and the caller falls back to WithCloseOnContextDone.
 func instrumentLoops(wasm []byte) ([]byte, error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, errors.New("not a wasm module")
+	sections, err := wasmSections(wasm)
+	if err != nil {
+		return nil, err
 	}
-	var sections [][]byte // each with its id byte first, payload after
 	var imports importCounts
 	ownGlobals := uint32(0)
-	for p := 8; p < len(wasm); {
-		size, n := uleb128(wasm[p+1:])
-		end := p + 1 + n + int(size)
-		if n == 0 || end > len(wasm) {
-			return nil, fmt.Errorf("malformed section at byte %d", p)
-		}
-		payload := wasm[p+1+n : end]
-		switch wasm[p] {
+	for _, s := range sections {
+		switch s.id {
 		case 2:
-			var err error
-			if imports, err = countImports(payload); err != nil {
+			if imports, err = countImports(s.payload); err != nil {
 				return nil, err
 			}
 		case 6:
-			c, _ := uleb128(payload)
+			c, _ := uleb128(s.payload)
 			ownGlobals = uint32(c)
 		}
-		sections = append(sections, append([]byte{wasm[p]}, payload...))
-		p = end
 	}
 	if imports.schedYield < 0 {
 		return nil, errors.New("module does not import wasi_snapshot_preview1.sched_yield")
@@ -80,7 +71,7 @@ func instrumentLoops(wasm []byte) ([]byte, error) {
 	out := append([]byte(nil), wasm[:8]...)
 	haveGlobals, haveExports := false, false
 	for _, s := range sections {
-		id, payload := s[0], s[1:]
+		id, payload := s.id, s.payload
 		switch id {
 		case 6:
 			payload = appendToVector(payload, []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}) // interrupt: mut i32 = 0
@@ -90,7 +81,6 @@ func instrumentLoops(wasm []byte) ([]byte, error) {
 			payload = appendToVector(payload, exportEntry(imports.globals+ownGlobals))
 			haveExports = true
 		case 10:
-			var err error
 			if payload, err = instrumentCode(payload, check); err != nil {
 				return nil, err
 			}

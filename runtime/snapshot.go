@@ -74,33 +74,50 @@ func (m *snapshotMemory) Allocate(capacity, maxBytes uint64) experimental.Linear
 // stripDataSegments returns the module with an empty data section: a restored instance
 // must not have the module's initial data written over its snapshot.
 func stripDataSegments(wasm []byte) ([]byte, error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, errors.New("not a wasm module")
+	sections, err := wasmSections(wasm)
+	if err != nil {
+		return nil, err
 	}
 	out := append([]byte(nil), wasm[:8]...)
 	found := false
-	for p := 8; p < len(wasm); {
-		id := wasm[p]
-		size, n := uleb128(wasm[p+1:])
-		if n == 0 || p+1+n+int(size) > len(wasm) {
-			return nil, fmt.Errorf("malformed section at byte %d", p)
-		}
-		end := p + 1 + n + int(size)
-		switch id {
+	for _, s := range sections {
+		payload := s.payload
+		switch s.id {
 		case 11: // data: keep the section, with zero segments
-			out = append(out, 11, 1, 0)
-			found = true
+			payload, found = []byte{0}, true
 		case 12: // data count: must agree with the data section
-			out = append(out, 12, 1, 0)
-		default:
-			out = append(out, wasm[p:end]...)
+			payload = []byte{0}
 		}
-		p = end
+		out = appendSection(out, s.id, payload)
 	}
 	if !found {
 		return nil, errors.New("module has no data section")
 	}
 	return out, nil
+}
+
+// wasmSection is one section of a module: its id and its payload.
+type wasmSection struct {
+	id      byte
+	payload []byte
+}
+
+// wasmSections splits a module (after checking its header) into its sections.
+func wasmSections(wasm []byte) ([]wasmSection, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, errors.New("not a wasm module")
+	}
+	var sections []wasmSection
+	for p := 8; p < len(wasm); {
+		size, n := uleb128(wasm[p+1:])
+		end := p + 1 + n + int(size)
+		if n == 0 || end > len(wasm) {
+			return nil, fmt.Errorf("malformed section at byte %d", p)
+		}
+		sections = append(sections, wasmSection{id: wasm[p], payload: wasm[p+1+n : end]})
+		p = end
+	}
+	return sections, nil
 }
 
 func uleb128(b []byte) (uint64, int) {
