@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +18,6 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
-
-	"github.com/spf13/pflag"
 
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 	"github.com/wasmwsgi/wasmwsgi/router"
@@ -85,18 +82,10 @@ func versionString() string {
 
 func serve(args []string, stderr io.Writer) int {
 	start := time.Now()
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: wasmwsgi serve [DIR] [flags]\n\nServes every app folder in DIR (default ./apps).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	addConfigFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs, code := commandFlags("serve", "Usage: wasmwsgi serve [DIR] [flags]\n\nServes every app folder in DIR (default ./apps).",
+		args, stderr, nil)
+	if fs == nil {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "wasmwsgi serve: takes one apps folder, got %q\n", fs.Args())

@@ -19,7 +19,8 @@ import (
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
-// commandFlags parses the config flags of a command that works on an apps folder.
+// commandFlags parses the config flags (plus extra ones) of a command that works on an
+// apps folder; a nil FlagSet comes back with the exit code when the command is done.
 func commandFlags(name, usage string, args []string, stderr io.Writer, extra func(*pflag.FlagSet)) (*pflag.FlagSet, int) {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -28,7 +29,6 @@ func commandFlags(name, usage string, args []string, stderr io.Writer, extra fun
 		fs.PrintDefaults()
 	}
 	addConfigFlags(fs)
-	fs.String("apps", "", "apps folder (default: apps_dir from the config, ./apps)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -41,11 +41,15 @@ func commandFlags(name, usage string, args []string, stderr io.Writer, extra fun
 	return fs, -1
 }
 
+func appsFlag(fs *pflag.FlagSet) {
+	fs.String("apps", "", "apps folder (default: apps_dir from the config, ./apps)")
+}
+
 // check loads every app of a folder once, as serve would, and reports each one.
 func check(args []string, stdout, stderr io.Writer) int {
 	fs, code := commandFlags("check", "Usage: wasmwsgi check [DIR] [flags]\n\n"+
 		"Loads every app folder in DIR (default ./apps) once, as serve would, prints one line\n"+
-		"per app and each failure in full, and exits 1 if any app failed.", args, stderr, nil)
+		"per app and each failure in full, and exits 1 if any app failed.", args, stderr, appsFlag)
 	if fs == nil {
 		return code
 	}
@@ -112,6 +116,7 @@ func call(args []string, stdout, stderr io.Writer) int {
 		"Runs one request through APP's sandbox, without a server, and prints the response\n"+
 		"like curl -i. PATH is below the app's mount: `wasmwsgi call hello /info`.", args, stderr,
 		func(fs *pflag.FlagSet) {
+			appsFlag(fs)
 			fs.StringVarP(&data, "data", "d", "", "request body (the method defaults to POST with a body)")
 			fs.StringArrayVarP(&headers, "header", "H", nil, `request header "Name: value" (repeatable)`)
 		})
