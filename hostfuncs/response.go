@@ -95,6 +95,16 @@ func fieldValueByte(c byte) bool {
 	return c == '\t' || (c >= 0x20 && c != 0x7f)
 }
 
+// IsToken reports whether s is a non-empty RFC 9110 token, the grammar of a header name.
+func IsToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tokenByte(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func tokenByte(c byte) bool {
 	switch {
 	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':

@@ -82,7 +82,9 @@ func Environ(req *Request) []hostfuncs.Pair {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if strings.IndexByte(name, '_') >= 0 {
+		// Underscored names would alias dashed ones (X_User vs X-User); names that are
+		// not tokens cannot come through net/http's server but are refused here too.
+		if strings.IndexByte(name, '_') >= 0 || !hostfuncs.IsToken(name) {
 			continue
 		}
 		key := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
