@@ -21,8 +21,9 @@
 // touching it and never reads or writes outside it. A range that does not fit, or a
 // negative length, returns ErrBounds; nothing traps, nothing panics.
 //
-// Functions that return a value of unknown size take a buffer and its capacity: the host
-// writes the value only if it fits and always returns its real length, so the guest
+// Functions that return a value of unknown size take a buffer and its capacity: the
+// buffer must lie in memory (else ErrBounds), and the host writes the value only if it
+// fits and always returns its real length, so the guest
 // retries with a larger buffer when the result exceeds its capacity. The host never
 // allocates inside guest memory.
 //

@@ -162,14 +162,14 @@ func putSized(mem api.Memory, ptr, capacity uint32, value []byte) int32 {
 	if int32(capacity) < 0 {
 		return ErrBounds
 	}
-	if uint64(len(value)) > uint64(capacity) {
-		return int32(len(value))
-	}
-	buf, ok := mem.Read(ptr, uint32(len(value)))
+	// The whole buffer must lie in memory, whether or not the value fits in it.
+	buf, ok := mem.Read(ptr, capacity)
 	if !ok {
 		return ErrBounds
 	}
-	copy(buf, value)
+	if uint64(len(value)) <= uint64(capacity) {
+		copy(buf, value)
+	}
 	return int32(len(value))
 }
 

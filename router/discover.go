@@ -36,10 +36,41 @@ type AppConfig struct {
 	Env map[string]string `koanf:"env"`
 	// Validate wraps the app in wsgiref.validate (default: the server's validate).
 	Validate *bool `koanf:"validate"`
+	// ServerTiming adds a Server-Timing header to the app's responses (default: the
+	// server's server_timing).
+	ServerTiming *bool `koanf:"server_timing"`
 	// DataDir is a host folder, relative to the app folder or absolute, that the app
 	// sees read-write at /data; created when missing. It may not overlap an app
 	// folder. After discovery it holds the absolute path.
 	DataDir string `koanf:"data_dir"`
+	// Isolation is "request" (default: every request starts from the app's snapshot)
+	// or "instance" (an instance keeps its memory for up to max_requests requests).
+	Isolation string `koanf:"isolation"`
+	// MaxRequests bounds the requests of one instance in instance isolation; each
+	// instance draws its bound from [max_requests/2, max_requests]. Default 1000.
+	MaxRequests *int `koanf:"max_requests"`
+	// Prewarm is how many restored instances wait for requests once the app is
+	// loaded. Default 1.
+	Prewarm *int `koanf:"prewarm"`
+	// Warmup are paths requested with GET before the snapshot is taken, each
+	// runtime.WarmupRounds times, so that every request starts warm.
+	Warmup []string `koanf:"warmup"`
+}
+
+// ServerTimingOr is the app's server_timing, or def when wasmwsgi.toml does not set it.
+func (c AppConfig) ServerTimingOr(def bool) bool {
+	if c.ServerTiming != nil {
+		return *c.ServerTiming
+	}
+	return def
+}
+
+// intOr returns *p, or def when the setting is absent.
+func intOr(p *int, def int) int {
+	if p != nil {
+		return *p
+	}
+	return def
 }
 
 // AppDir is one discovered app folder and its settings.
@@ -233,6 +264,23 @@ func finish(a *AppDir, entry string, wsgiFiles []string) error {
 	}
 	if err := resolveDataDir(a); err != nil {
 		return err
+	}
+	switch runtime.Isolation(c.Isolation) {
+	case "", runtime.IsolationRequest, runtime.IsolationInstance:
+	default:
+		return fmt.Errorf("%s: isolation = %q: use \"request\" (memory restored before every request) or \"instance\" (an instance is reused for up to max_requests requests)",
+			file, c.Isolation)
+	}
+	if c.MaxRequests != nil && *c.MaxRequests < 1 {
+		return fmt.Errorf("%s: max_requests = %d must be at least 1", file, *c.MaxRequests)
+	}
+	if c.Prewarm != nil && (*c.Prewarm < 0 || *c.Prewarm > 64) {
+		return fmt.Errorf("%s: prewarm = %d must be between 0 and 64", file, *c.Prewarm)
+	}
+	for i, p := range c.Warmup {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \r\n#") {
+			return fmt.Errorf("%s: warmup[%d] = %q is not a path such as \"/\" or \"/page?x=1\"", file, i, p)
+		}
 	}
 	for k := range c.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {

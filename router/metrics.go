@@ -10,13 +10,16 @@ import (
 )
 
 // metrics are the server's Prometheus metrics, served at /_wasmwsgi/metrics. Each
-// Router has its own registry, so tests and reloads never collide.
+// Router has its own registry, so tests never collide. The per-app gauges are read from
+// the current table at every scrape, so apps that a reload adds or removes appear and
+// disappear with it; the per-app series of a removed app are deleted (forget).
 type metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	guest    *prometheus.HistogramVec
-	memory   *prometheus.HistogramVec
+	registry       *prometheus.Registry
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	guest          *prometheus.HistogramVec
+	memory         *prometheus.HistogramVec
+	reloadFailures *prometheus.CounterVec
 }
 
 func newMetrics(rt *Router) *metrics {
@@ -41,25 +44,74 @@ func newMetrics(rt *Router) *metrics {
 			Help:    "Peak linear memory of the request's sandbox instance, by app.",
 			Buckets: prometheus.ExponentialBuckets(8<<20, 2, 10),
 		}, []string{"app"}),
+		reloadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmwsgi_reload_failures_total",
+			Help: "New versions of an app that failed to load during a reload, by app.",
+		}, []string{"app"}),
 	}
 	m.registry.MustRegister(
-		m.requests, m.duration, m.guest, m.memory,
+		m.requests, m.duration, m.guest, m.memory, m.reloadFailures,
+		appGauges{
+			rt:      rt,
+			running: prometheus.NewDesc("wasmwsgi_instances_running", "Instances running a request.", []string{"app"}, nil),
+			queued:  prometheus.NewDesc("wasmwsgi_requests_queued", "Requests waiting for a free instance.", []string{"app"}, nil),
+			idle:    prometheus.NewDesc("wasmwsgi_instances_idle", "Restored instances waiting in the app's pool.", []string{"app"}, nil),
+			snapshots: prometheus.NewDesc("wasmwsgi_snapshot_builds_total",
+				"Imports of the app that produced a snapshot (restores from the disk cache excluded).", []string{"app"}, nil),
+			traps:    prometheus.NewDesc("wasmwsgi_traps_total", "Requests whose guest trapped or exited.", []string{"app"}, nil),
+			timeouts: prometheus.NewDesc("wasmwsgi_timeouts_total", "Requests stopped at limits.timeout.", []string{"app"}, nil),
+			limits: prometheus.NewDesc("wasmwsgi_limit_hits_total",
+				"Requests refused or stopped by a limit (memory, max_body, max_response, queue, body_timeout).", []string{"app", "limit"}, nil),
+			recycled: prometheus.NewDesc("wasmwsgi_instances_recycled_total",
+				"Instances closed after a request instead of going back to the pool.", []string{"app"}, nil),
+		},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	for _, mt := range rt.mounts {
-		app := mt.App
-		labels := prometheus.Labels{"app": mt.Dir.Name}
-		m.registry.MustRegister(
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "wasmwsgi_instances_running", Help: "Instances running a request.", ConstLabels: labels,
-			}, func() float64 { n, _ := app.InFlight(); return float64(n) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "wasmwsgi_requests_queued", Help: "Requests waiting for a free instance.", ConstLabels: labels,
-			}, func() float64 { _, n := app.InFlight(); return float64(n) }),
-		)
-	}
 	return m
+}
+
+// appGauges reports, for each mounted app, its instances and what its runtime counted
+// since the app was loaded (counters restart when a reload replaces the app).
+type appGauges struct {
+	rt                                 *Router
+	running, queued, idle              *prometheus.Desc
+	snapshots, traps, timeouts, limits *prometheus.Desc
+	recycled                           *prometheus.Desc
+}
+
+func (g appGauges) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.limits, g.recycled} {
+		ch <- d
+	}
+}
+
+func (g appGauges) Collect(ch chan<- prometheus.Metric) {
+	for _, mt := range g.rt.Mounts() {
+		name := mt.Dir.Name
+		running, queued := mt.App.InFlight()
+		ev := mt.App.Events()
+		ch <- prometheus.MustNewConstMetric(g.running, prometheus.GaugeValue, float64(running), name)
+		ch <- prometheus.MustNewConstMetric(g.queued, prometheus.GaugeValue, float64(queued), name)
+		ch <- prometheus.MustNewConstMetric(g.idle, prometheus.GaugeValue, float64(mt.App.Idle()), name)
+		ch <- prometheus.MustNewConstMetric(g.snapshots, prometheus.CounterValue, float64(ev.SnapshotBuilds.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.traps, prometheus.CounterValue, float64(ev.Traps.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.timeouts, prometheus.CounterValue, float64(ev.Timeouts.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.recycled, prometheus.CounterValue, float64(ev.Recycled.Load()), name)
+		for limit, n := range ev.LimitHits() {
+			ch <- prometheus.MustNewConstMetric(g.limits, prometheus.CounterValue, float64(n), name, limit)
+		}
+	}
+}
+
+// forget deletes the series of an app that is no longer served.
+func (m *metrics) forget(app string) {
+	labels := prometheus.Labels{"app": app}
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.requests, m.duration, m.guest, m.memory, m.reloadFailures} {
+		v.DeletePartialMatch(labels)
+	}
 }
 
 func (m *metrics) observe(e *logEntry, status int, seconds float64) {

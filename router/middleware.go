@@ -32,8 +32,8 @@ func logEntryOf(ctx context.Context) *logEntry {
 
 // accessLog writes one line per request (request id, app, method, path, status, bytes,
 // duration, and for app requests guest time and peak memory) and counts it in the
-// metrics.
-func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
+// metrics and, through record, in the admin page's figures.
+func accessLog(log *slog.Logger, m *metrics, record func(e *logEntry, status int, elapsed time.Duration)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -50,6 +50,7 @@ func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 				}
 				elapsed := time.Since(start)
 				m.observe(entry, status, elapsed.Seconds())
+				record(entry, status, elapsed)
 				attrs := []any{
 					"request_id", middleware.GetReqID(r.Context()),
 					"app", entry.app,

@@ -1,8 +1,12 @@
 // Package router finds the apps in a folder, mounts each at its path prefix or virtual
 // hosts, and holds the HTTP middleware: request ids, the access log and recovery.
 //
-// A request goes: Router.ServeHTTP -> middleware -> host table -> prefix match (on a
-// path segment boundary) -> runtime.App.Serve with SCRIPT_NAME and PATH_INFO split.
+// A request goes: Router.ServeHTTP -> middleware -> the current route table -> host ->
+// prefix match (on a path segment boundary) -> runtime.App.Serve with SCRIPT_NAME and
+// PATH_INFO split.
+//
+// The set of apps can change while the server runs (reload.go, watch.go): the mounts
+// and the routes to them live in an immutable table that Reload replaces as a whole.
 package router
 
 import (
@@ -38,12 +42,17 @@ type Config struct {
 	LoadParallelism int
 	// Validate is the default of every app's validate setting.
 	Validate bool
+	// ServerTiming is the default of every app's server_timing setting.
+	ServerTiming bool
 	// TrustedProxies are the peers whose X-Forwarded-For, -Proto and -Host headers
 	// are believed.
 	TrustedProxies []netip.Prefix
+	// Admin configures the admin page at /_wasmwsgi/ (admin.go).
+	Admin AdminConfig
 }
 
-// Mount is one app and where it is served.
+// Mount is one app and where it is served. A mount does not change once it is routed:
+// a reload that changes the app builds a new Mount.
 type Mount struct {
 	App    *runtime.App
 	Dir    AppDir
@@ -52,16 +61,35 @@ type Mount struct {
 	// shadowed is set when another app already holds this prefix and host; the app is
 	// reported as failed and not routed.
 	shadowed bool
+	// fp identifies the folder and settings the app was loaded from (set by the load,
+	// read by Reload; both hold reloadMu).
+	fp runtime.Fingerprint
 }
 
 // Router serves every app of an apps folder.
 type Router struct {
-	cfg     Config
+	cfg     Config // as given to New
+	engine  *runtime.Engine
 	log     *slog.Logger
-	mounts  []*Mount
-	handler http.Handler
+	handler http.Handler // middleware and server endpoints; apps through the table
 	metrics *metrics
 	loaded  atomic.Bool
+
+	// table holds the current mounts and their routes (see table).
+	table atomic.Pointer[table]
+	// swapMu serialises replacing the table.
+	swapMu sync.Mutex
+	// reloadMu serialises LoadAll, Load and Reload.
+	reloadMu sync.Mutex
+
+	cfgMu sync.Mutex
+	next  Config // the settings the next Reload applies (SetConfig)
+
+	problemMu sync.Mutex
+	problems  map[string]reloadProblem // by app name: a failed reload of a served app
+
+	// dataDirs are the data folders of the apps last discovered; the watcher ignores them.
+	dataDirs atomic.Pointer[[]string]
 }
 
 // New discovers the apps in cfg.AppsDir and builds the routes. Apps are not loaded yet:
@@ -75,7 +103,22 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 	if err != nil {
 		return nil, err
 	}
-	rt := &Router{cfg: cfg, log: log}
+	rt := &Router{cfg: cfg, next: cfg, engine: engine, log: log, problems: map[string]reloadProblem{}}
+	rt.metrics = newMetrics(rt)
+	rt.handler = rt.routes()
+	rt.swapMu.Lock()
+	rt.publish(rt.newTable(cfg, rt.newMounts(cfg, dirs)))
+	rt.swapMu.Unlock()
+	return rt, nil
+}
+
+// newMounts builds a mount, with an app not loaded yet, for each discovered folder.
+// Settings that cannot be used, and a prefix another app already holds, put the error
+// in the mount's Dir.Err: such an app is failed, not loaded.
+func (rt *Router) newMounts(cfg Config, dirs []AppDir) []*Mount {
+	engine := rt.engine
+	var mounts []*Mount
+	var dataDirs []string
 	taken := map[string]string{} // host+prefix -> app name
 	for _, d := range dirs {
 		m := &Mount{Dir: d, Prefix: d.Config.Prefix, Hosts: d.Config.Hosts}
@@ -95,6 +138,9 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 			env = append(env, k+"="+v)
 		}
 		sort.Strings(env)
+		if d.Config.DataDir != "" {
+			dataDirs = append(dataDirs, d.Config.DataDir)
+		}
 		m.App = engine.NewApp(runtime.AppSpec{
 			Name:         d.Name,
 			Dir:          d.Dir,
@@ -102,8 +148,13 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 			Limits:       limits,
 			Env:          env,
 			Validate:     validate,
+			ServerTiming: d.Config.ServerTimingOr(cfg.ServerTiming),
 			MaxFileBytes: cfg.MaxAppBytes,
 			DataDir:      d.Config.DataDir,
+			Isolation:    runtime.Isolation(d.Config.Isolation),
+			MaxRequests:  intOr(d.Config.MaxRequests, 1000),
+			Prewarm:      intOr(d.Config.Prewarm, 1),
+			Warmup:       d.Config.Warmup,
 		})
 		if d.Config.DataDir != "" && m.Dir.Err == nil {
 			if err := runtime.PrepareDataDir(d.Config.DataDir); err != nil {
@@ -124,33 +175,57 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 			}
 			taken[key] = d.Name
 		}
-		rt.mounts = append(rt.mounts, m)
+		mounts = append(mounts, m)
 	}
-	rt.metrics = newMetrics(rt)
-	rt.handler = rt.routes()
-	return rt, nil
+	rt.dataDirs.Store(&dataDirs)
+	return mounts
 }
 
-// Mounts returns the apps in name order.
-func (rt *Router) Mounts() []*Mount { return rt.mounts }
+// Mounts returns the apps of the current table, in name order.
+func (rt *Router) Mounts() []*Mount { return rt.table.Load().mounts }
 
 // LoadAll loads every app, a few at a time, and marks the router ready when all have
-// finished (successfully or not). It returns the number of apps that failed.
+// finished (successfully or not). It logs each app's phase and, every second until all
+// are done, how many are ready. It returns the number of apps that failed.
 func (rt *Router) LoadAll(ctx context.Context) int {
+	rt.reloadMu.Lock()
+	defer rt.reloadMu.Unlock()
+	mounts := rt.Mounts()
+	start := time.Now()
+	var ready, failed atomic.Int32
 	var wg sync.WaitGroup
-	var failed atomic.Int32
-	sem := make(chan struct{}, rt.cfg.LoadParallelism)
-	for _, m := range rt.mounts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	done := make(chan struct{})
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				rt.log.Info(fmt.Sprintf("loading: %d of %d apps ready", ready.Load(), len(mounts)),
+					"failed", failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
+			}
+		}
+	})
+	var loads sync.WaitGroup
+	sem := make(chan struct{}, rt.settings().LoadParallelism)
+	for _, m := range mounts {
+		loads.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := rt.Load(ctx, m); err != nil {
+			t0 := time.Now()
+			if err := rt.loadMount(ctx, m); err != nil {
 				failed.Add(1)
+				rt.log.Error("app failed", "app", m.Dir.Name, "elapsed", time.Since(t0).Round(time.Millisecond),
+					"error", errorSummary(err.Error()))
+				return
 			}
-		}()
+			ready.Add(1)
+		})
 	}
+	loads.Wait()
+	close(done)
 	wg.Wait()
 	rt.loaded.Store(true)
 	return int(failed.Load())
@@ -159,10 +234,27 @@ func (rt *Router) LoadAll(ctx context.Context) int {
 // Load loads one app (LoadAll does them all). A mount whose settings were unusable is
 // put in the failed state without loading.
 func (rt *Router) Load(ctx context.Context, m *Mount) error {
+	rt.reloadMu.Lock()
+	defer rt.reloadMu.Unlock()
+	return rt.loadMount(ctx, m)
+}
+
+// loadMount loads m's app, logging its phase (restoring a cached snapshot or importing)
+// and, when it worked, "app ready" with the time it took. Failures are the caller's to
+// log (the runtime logs the traceback). The caller holds reloadMu.
+func (rt *Router) loadMount(ctx context.Context, m *Mount) error {
+	if m.fp.Key == "" {
+		rt.fingerprint(m)
+	}
 	if m.Dir.Err != nil {
 		m.App.Fail(m.Dir.Err)
 		return m.Dir.Err
 	}
+	phase := "importing"
+	if m.fp.Cached {
+		phase = "restoring a cached snapshot"
+	}
+	rt.log.Info("app loading", "app", m.Dir.Name, "phase", phase)
 	start := time.Now()
 	if err := m.App.Load(ctx); err != nil {
 		return err
@@ -172,9 +264,23 @@ func (rt *Router) Load(ctx context.Context, m *Mount) error {
 	return nil
 }
 
+// fingerprint sets m.fp from its folder and settings. A folder that cannot be read, and
+// settings that cannot be used, are part of the key: the app counts as changed when
+// the error does.
+func (rt *Router) fingerprint(m *Mount) {
+	fp, err := rt.engine.Fingerprint(m.App.Spec)
+	if err != nil {
+		fp = runtime.Fingerprint{Key: "unreadable: " + err.Error()}
+	}
+	if m.Dir.Err != nil {
+		fp.Key += "\nsettings: " + m.Dir.Err.Error()
+	}
+	m.fp = fp
+}
+
 // Mount returns the app named name (its folder name), or nil.
 func (rt *Router) Mount(name string) *Mount {
-	for _, m := range rt.mounts {
+	for _, m := range rt.Mounts() {
 		if m.Dir.Name == name {
 			return m
 		}
@@ -184,6 +290,10 @@ func (rt *Router) Mount(name string) *Mount {
 
 // ServeHTTP implements http.Handler.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The request holds the current table until it ends, the access log included.
+	t := rt.acquire()
+	defer t.release()
+	ctx := context.WithValue(r.Context(), tableKey{}, t)
 	if !chiMethods[r.Method] {
 		// chi answers 405 to a method outside its own list before it looks at the path,
 		// but methods are extensible (WebDAV's PROPFIND, MKCOL, ...) and an app must see
@@ -191,9 +301,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// still see the real r.Method.
 		rctx := chi.NewRouteContext()
 		rctx.RouteMethod = http.MethodPost
-		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, rctx))
+		ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx)
 	}
-	rt.handler.ServeHTTP(w, r)
+	rt.handler.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // chiMethods are the methods chi routes by themselves (its methodMap in tree.go).
@@ -205,32 +315,77 @@ var chiMethods = map[string]bool{
 
 func (rt *Router) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, accessLog(rt.log, rt.metrics), middleware.Recoverer, requestLimits)
+	admin := newAdmin(rt)
+	r.Use(middleware.RequestID, accessLog(rt.log, rt.metrics, admin.record), middleware.Recoverer, requestLimits)
 	r.Get("/_wasmwsgi/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	r.Get("/_wasmwsgi/ready", rt.ready)
-	r.Method(http.MethodGet, "/_wasmwsgi/metrics", rt.metrics.handler())
+	admin.routes(r) // /_wasmwsgi/metrics and the admin page
 
-	// One sub-router per virtual host, plus the default one for requests whose Host
-	// names no app. chi matches mounts on whole path segments: /app matches /app and
-	// /app/x, never /application.
-	byHost := map[string]chi.Router{"": chi.NewRouter()}
-	for _, m := range rt.mounts {
+	// Everything else goes to an app of the current table.
+	r.Handle("/*", http.HandlerFunc(rt.serveApps))
+	return r
+}
+
+// tableKey is the context key of the table a request holds.
+type tableKey struct{}
+
+// table is one immutable set of mounts and the routes to them. Router.table points to
+// the current one; a reload publishes a new one. A request holds the table it was
+// routed on until it ends (acquire, release), so it finishes on the app it started on
+// even when a reload replaced that app meanwhile, and an app that a reload dropped is
+// closed only once every request on the tables that held it has ended (publish).
+type table struct {
+	cfg    Config
+	mounts []*Mount // in name order
+	// byHost has one sub-router per virtual host, plus "" for requests whose Host names
+	// no app.
+	byHost map[string]chi.Router
+	// refs counts the requests running on the table, plus one while it is the current
+	// table. Once it is zero it stays zero, and drained is closed.
+	refs    atomic.Int64
+	drained chan struct{}
+	// after is closed once every earlier table is drained; settled once this one is
+	// drained too.
+	after   <-chan struct{}
+	settled chan struct{}
+}
+
+// newTable builds the routes to mounts (in name order). chi matches mounts on whole
+// path segments: /app matches /app and /app/x, never /application.
+func (rt *Router) newTable(cfg Config, mounts []*Mount) *table {
+	t := &table{
+		cfg: cfg, mounts: mounts,
+		byHost:  map[string]chi.Router{"": chi.NewRouter()},
+		drained: make(chan struct{}),
+		settled: make(chan struct{}),
+	}
+	t.refs.Store(1)
+	routed := map[string]string{} // host+prefix -> app name
+	for _, m := range mounts {
 		hosts := m.Hosts
 		if len(hosts) == 0 {
 			hosts = []string{""}
 		}
 		for _, h := range hosts {
-			sub, ok := byHost[h]
+			sub, ok := t.byHost[h]
 			if !ok {
 				sub = chi.NewRouter()
-				byHost[h] = sub
+				t.byHost[h] = sub
 			}
 			if m.shadowed {
 				continue
 			}
+			if other, dup := routed[h+m.Prefix]; dup {
+				// Only while a reload is under way: the app that gives this prefix up
+				// is still loading its new version.
+				rt.log.Warn("app not routed yet: another app still holds its prefix", "app", m.Dir.Name,
+					"prefix", m.Prefix, "host", h, "held_by", other)
+				continue
+			}
+			routed[h+m.Prefix] = m.Dir.Name
 			if m.Prefix == "/" {
 				sub.Handle("/*", rt.serveApp(m))
 			} else {
@@ -238,18 +393,54 @@ func (rt *Router) routes() http.Handler {
 			}
 		}
 	}
-	r.Handle("/*", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		host := strings.ToLower(req.Host)
-		if h, _, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(host, "[") {
-			host = h
+	return t
+}
+
+// acquire returns the current table, counted as held by one more request.
+func (rt *Router) acquire() *table {
+	t := rt.table.Load()
+	for !t.acquire() {
+		// Retired between the load and the acquire: the new table is already current.
+		t = rt.table.Load()
+	}
+	return t
+}
+
+// acquire counts one more request on t; false once t is drained.
+func (t *table) acquire() bool {
+	for {
+		n := t.refs.Load()
+		if n == 0 {
+			return false
 		}
-		sub, ok := byHost[host]
-		if !ok {
-			sub = byHost[""]
+		if t.refs.CompareAndSwap(n, n+1) {
+			return true
 		}
-		sub.ServeHTTP(w, req)
-	}))
-	return r
+	}
+}
+
+func (t *table) release() {
+	if t.refs.Add(-1) == 0 {
+		close(t.drained)
+	}
+}
+
+// serveApps routes a request to an app of the table it holds.
+func (rt *Router) serveApps(w http.ResponseWriter, req *http.Request) {
+	t, ok := req.Context().Value(tableKey{}).(*table)
+	if !ok {
+		t = rt.acquire()
+		defer t.release()
+	}
+	host := strings.ToLower(req.Host)
+	if h, _, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(host, "[") {
+		host = h
+	}
+	sub, ok := t.byHost[host]
+	if !ok {
+		sub = t.byHost[""]
+	}
+	sub.ServeHTTP(w, req)
 }
 
 // serveApp splits the path into SCRIPT_NAME and PATH_INFO on the mount prefix and hands
@@ -281,7 +472,7 @@ func (rt *Router) serveApp(m *Mount) http.Handler {
 // X-Forwarded-For that is not itself a trusted proxy: entries to its left were written
 // by the client and may be forged.
 func (rt *Router) forwarded(r *http.Request) (client, scheme, host string) {
-	if len(rt.cfg.TrustedProxies) == 0 || !rt.trusted(r.RemoteAddr) {
+	if len(rt.trustedProxies()) == 0 || !rt.trusted(r.RemoteAddr) {
 		return "", "", ""
 	}
 	var hops []string
@@ -310,6 +501,14 @@ func (rt *Router) forwarded(r *http.Request) (client, scheme, host string) {
 	return client, scheme, host
 }
 
+// trustedProxies are the current table's trusted proxies (SetConfig may change them).
+func (rt *Router) trustedProxies() []netip.Prefix {
+	if t := rt.table.Load(); t != nil {
+		return t.cfg.TrustedProxies
+	}
+	return rt.cfg.TrustedProxies
+}
+
 // trusted reports whether addr ("ip" or "ip:port") is in a trusted proxy range.
 func (rt *Router) trusted(addr string) bool {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
@@ -320,7 +519,7 @@ func (rt *Router) trusted(addr string) bool {
 		return false
 	}
 	ip = ip.Unmap()
-	for _, p := range rt.cfg.TrustedProxies {
+	for _, p := range rt.trustedProxies() {
 		if p.Contains(ip) {
 			return true
 		}
@@ -347,16 +546,21 @@ type appStatus struct {
 	Prefix string        `json:"prefix"`
 	Hosts  []string      `json:"hosts,omitempty"`
 	Error  string        `json:"error,omitempty"`
+	// ReloadError is why the app's latest version failed to load while the version
+	// before it keeps serving.
+	ReloadError string `json:"reload_error,omitempty"`
 }
 
 // ready answers 200 once every app has finished loading, 503 before. The body lists
 // each app's state; a failed app shows the last line of its error (the full traceback
-// is in the log).
+// is in the log). An app whose latest version failed to load while the one before it
+// keeps serving shows that as reload_error.
 func (rt *Router) ready(w http.ResponseWriter, _ *http.Request) {
 	apps := map[string]appStatus{}
-	for _, m := range rt.mounts {
+	for _, m := range rt.Mounts() {
 		state, why := m.App.Status()
-		apps[m.Dir.Name] = appStatus{State: state, Prefix: m.Prefix, Hosts: m.Hosts, Error: lastLine(why)}
+		apps[m.Dir.Name] = appStatus{State: state, Prefix: m.Prefix, Hosts: m.Hosts, Error: lastLine(why),
+			ReloadError: rt.problem(m.Dir.Name).msg}
 	}
 	status := http.StatusOK
 	if !rt.loaded.Load() {

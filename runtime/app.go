@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -38,11 +39,27 @@ type AppSpec struct {
 	// Validate wraps the app in wsgiref.validate inside the sandbox: every PEP 3333
 	// violation by the app (or the server) fails the request and is logged.
 	Validate bool
+	// ServerTiming adds a Server-Timing header (guest time, peak memory) to responses.
+	ServerTiming bool
 	// MaxFileBytes caps how many bytes of app files are loaded into memory.
 	MaxFileBytes int64
 	// DataDir, when set, is a host folder the guest sees read-write at /data, shared
 	// by the app's instances under a write lock (datadir.go).
 	DataDir string
+	// Isolation is IsolationRequest (the default when empty) or IsolationInstance.
+	Isolation Isolation
+	// MaxRequests bounds, in instance isolation, how many requests one instance
+	// serves; each instance draws its own bound from [MaxRequests/2, MaxRequests].
+	// 0 means no bound.
+	MaxRequests int
+	// Prewarm is how many restored instances wait in the pool once the app is loaded
+	// (and survive idle trimming).
+	Prewarm int
+	// Warmup are paths requested with GET, in order and each WarmupRounds times,
+	// after the import and before the snapshot is taken: whatever they leave in
+	// memory (caches filled, bytecode specialised by the interpreter) is in every
+	// request's starting state.
+	Warmup []string
 }
 
 // State is where an app is in its life.
@@ -64,6 +81,9 @@ type App struct {
 	files *MemFS
 	info  []byte
 	gate  *gate
+	pool  pool
+
+	events Events
 
 	mu      sync.RWMutex
 	state   State
@@ -75,12 +95,16 @@ type App struct {
 
 // NewApp returns an app in the loading state; call Load before Serve.
 func (e *Engine) NewApp(spec AppSpec) *App {
+	if spec.Isolation == "" {
+		spec.Isolation = IsolationRequest
+	}
 	return &App{
 		Spec:   spec,
 		engine: e,
 		log:    e.log.With("app", spec.Name),
 		state:  StateLoading,
 		gate:   newGate(spec.Limits.Concurrency, spec.Limits.Queue),
+		pool:   pool{max: max(spec.Limits.Concurrency, 1), keep: spec.Prewarm},
 	}
 }
 
@@ -108,10 +132,20 @@ func (a *App) Load(ctx context.Context) error {
 		return err
 	}
 	a.setStatus(StateReady, "")
+	go a.prewarm(a.Spec.Prewarm)
 	return nil
 }
 
 func (a *App) load(ctx context.Context) error {
+	if err := a.readFiles(); err != nil {
+		return err
+	}
+	return a.importOrRestore(ctx)
+}
+
+// readFiles copies the app's files into memory and builds its app_info: the part of a
+// load that Engine.Fingerprint repeats to tell whether the app changed.
+func (a *App) readFiles() error {
 	files, skipped, err := MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes)
 	if err != nil {
 		return fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
@@ -135,7 +169,13 @@ func (a *App) load(ctx context.Context) error {
 	if a.Spec.Validate {
 		info = append(info, hostfuncs.Pair{Name: "validate", Value: "1"})
 	}
+	info = append(info, hostfuncs.Pair{Name: "isolation", Value: string(a.Spec.Isolation)})
 	a.info = hostfuncs.AppendPairs(nil, info)
+	return nil
+}
+
+// importOrRestore restores the app's snapshot from the on-disk cache, or imports the app.
+func (a *App) importOrRestore(ctx context.Context) error {
 	a.cachePath = a.snapshotCachePath()
 	if a.cachePath != "" && a.loadCachedSnapshot(a.cachePath) {
 		a.log.Info("snapshot restored from the cache; the app was not imported again", "file", a.cachePath)
@@ -144,14 +184,17 @@ func (a *App) load(ctx context.Context) error {
 
 	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
 	defer cancel()
-	ex := &exchange{app: a, log: a.log}
 	var stderr tail
+	ex := &exchange{app: a, log: a.log, errCopy: &stderr}
 	code, err := a.run(ctx, ex, &stderr, false)
 	if ex.mem.hit {
 		return fmt.Errorf("app %s: importing %q needs more than the memory limit of %d bytes (raise limits.memory):\n%s",
 			a.Spec.Name, a.Spec.Entrypoint, a.Spec.Limits.Memory, stderr.String())
 	}
+	var warm warmupError
 	switch {
+	case errors.As(err, &warm):
+		return fmt.Errorf("app %s: %s:\n%s", a.Spec.Name, warm, stderr.String())
 	case err != nil:
 		return fmt.Errorf("app %s: starting the interpreter: %s\n%s", a.Spec.Name, describe(err), stderr.String())
 	case code != 0:
@@ -199,12 +242,14 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	}
 	lim := a.Spec.Limits
 	if lim.MaxBody > 0 && req.HTTP.ContentLength > lim.MaxBody {
+		a.events.MaxBody.Add(1)
 		a.log.Warn("request refused: limits.max_body", "content_length", req.HTTP.ContentLength, "max_body", lim.MaxBody)
 		writeError(w, http.StatusRequestEntityTooLarge, http.StatusText(http.StatusRequestEntityTooLarge))
 		return
 	}
 	release, err := a.admit(req.HTTP.Context())
 	if err != nil {
+		a.events.Queue.Add(1)
 		busy, queued := a.gate.inUse()
 		a.log.Warn("request refused: no free instance", "limit", "limits.concurrency", "reason", err.Error(),
 			"in_flight", busy, "queued", queued)
@@ -234,18 +279,24 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	status, reason := http.StatusInternalServerError, "the app raised an exception (traceback above)"
 	switch {
 	case ex.cut:
+		a.events.MaxResponse.Add(1)
 		reason = fmt.Sprintf("response larger than limits.max_response (%d bytes): stream cut", lim.MaxResponse)
 	case ex.mem.hit:
+		a.events.MemoryLimit.Add(1)
 		reason = fmt.Sprintf("memory limit of %d bytes reached (limits.memory)", lim.Memory)
 	case ex.bodyTooLarge:
+		a.events.MaxBody.Add(1)
 		status, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than limits.max_body (%d bytes)", lim.MaxBody)
 	case ex.bodyTimeout:
+		a.events.BodyTimeout.Add(1)
 		status, reason = http.StatusRequestTimeout, "the client sent its body too slowly"
 	case ex.bodyErr != nil:
 		status, reason = http.StatusBadRequest, "malformed request body: "+ex.bodyErr.Error()
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		a.events.Timeouts.Add(1)
 		status, reason = http.StatusGatewayTimeout, fmt.Sprintf("time limit of %s exceeded (limits.timeout)", lim.Timeout)
 	case err != nil:
+		a.events.Traps.Add(1)
 		reason = describe(err)
 	case !ex.started && code == 0:
 		reason = "the app returned without calling start_response"
@@ -279,29 +330,35 @@ func (a *App) admit(ctx context.Context) (release func(), err error) {
 // InFlight returns the app's running instances and the requests queued for one.
 func (a *App) InFlight() (running, queued int) { return a.gate.inUse() }
 
-// run starts an instance and runs the guest. Loading (handle unset), it starts the
-// interpreter, imports the app and, when that worked, keeps the app's Snapshot. Serving,
-// it restores the snapshot copy-on-write and calls wasmwsgi_handle straight away; an
-// app without a snapshot starts the interpreter afresh first. It returns the guest's
-// result code (init's when init failed, else handle's); stderr, when set, receives a
-// copy of the guest's stderr. The instance and its memory are always released.
+// run runs the guest. Loading (handle unset), it starts the interpreter in a fresh
+// instance, imports the app and, when that worked, keeps the app's Snapshot. Serving,
+// it takes an instance restored from the snapshot (an idle one from the pool, or a new
+// copy-on-write mapping) and calls wasmwsgi_handle straight away; an app without a
+// snapshot starts the interpreter afresh first. It returns the guest's result code
+// (init's when init failed, else handle's); stderr, when set, receives a copy of the
+// guest's stderr.
 func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) (int32, error) {
 	stdout := newLogWriter(ex.log, "stdout", nil)
 	errw := newLogWriter(ex.log, "stderr", stderr)
 	defer stdout.Close()
 	defer errw.Close()
+	if snap := a.snapshot(); handle && snap != nil {
+		return a.runRestored(ctx, ex, snap, stdout, errw)
+	}
 	lim := a.Spec.Limits
 	files := &fileCounter{limit: lim.OpenFiles}
 	if files.limit <= 0 {
 		files.limit = 1 << 30
 	}
+	scratch := NewScratchFS(lim.Scratch)
+	scratch.files = files
 	cfg := wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions().
+		WithStartFunctions("_initialize").
 		WithFSConfig(wazero.NewFSConfig().
 			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
 			WithFSMount(a.files.limited(files), GuestApp).(sysfs.FSConfig).
-			WithSysFSMount(NewScratchFS(lim.Scratch), GuestScratch).(sysfs.FSConfig).
+			WithSysFSMount(scratch, GuestScratch).(sysfs.FSConfig).
 			WithSysFSMount(a.dataMount(ctx, files))).
 		WithStdout(stdout).
 		WithStderr(errw).
@@ -313,29 +370,17 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		k, v, _ := strings.Cut(kv, "=")
 		cfg = cfg.WithEnv(k, v)
 	}
-
 	limit := lim.Memory
 	if limit == 0 {
 		limit = 4 << 30
 	}
-	module := a.engine.compiled
-	var allocator experimental.MemoryAllocator
-	snap := a.snapshot()
-	var restored *snapshotMemory
-	if handle && snap != nil {
-		restored = &snapshotMemory{cappedMemory: cappedMemory{limit: limit}, snap: snap}
-		ex.mem, allocator, module = &restored.cappedMemory, restored, a.engine.restorable
-	} else {
-		ex.mem = &cappedMemory{limit: limit}
-		allocator = ex.mem
-		cfg = cfg.WithStartFunctions("_initialize")
-	}
+	ex.mem = &cappedMemory{limit: limit}
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.release()
-	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), allocator)
+	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 
 	t0 := time.Now()
-	mod, err := a.engine.rt.InstantiateModule(ctx, module, cfg)
+	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.compiled, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -347,33 +392,132 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		stop := context.AfterFunc(ctx, func() { interrupt.Set(1) })
 		defer stop()
 	}
-	if restored != nil {
-		if restored.err != nil {
-			return 0, restored.err
-		}
-		have := uint64(mod.Memory().Size())
-		if have < snap.size {
-			if _, ok := mod.Memory().Grow(uint32((snap.size - have) / wasmPage)); !ok {
-				return 0, fmt.Errorf("growing the restored memory to the snapshot's %d bytes failed", snap.size)
+	res, err := mod.ExportedFunction("wasmwsgi_init").Call(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if res[0] != 0 || !handle {
+		if res[0] == 0 {
+			if err := a.warmUp(ctx, mod, ex); err != nil {
+				return 0, err
 			}
+			a.keepSnapshot(ex.mem)
 		}
-	} else {
-		res, err := mod.ExportedFunction("wasmwsgi_init").Call(ctx)
-		if err != nil {
-			return 0, err
+		return int32(res[0]), nil
+	}
+	res, err = mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
+	ex.guest = time.Since(t0)
+	if err != nil {
+		return 0, err
+	}
+	return int32(res[0]), nil
+}
+
+// warmUp sends the app its warm-up requests in the instance that will become the
+// snapshot. A request that fails or answers an error status fails the load.
+func (a *App) warmUp(ctx context.Context, mod api.Module, load *exchange) error {
+	for i := range len(a.Spec.Warmup) * WarmupRounds {
+		path := a.Spec.Warmup[i/WarmupRounds]
+		r, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+path, nil)
+		if err != nil || !strings.HasPrefix(path, "/") {
+			return warmupError(fmt.Sprintf("warmup path %q is not a path such as \"/\" or \"/page?x=1\"", path))
 		}
-		if res[0] != 0 || !handle {
-			if res[0] == 0 {
-				a.keepSnapshot(ex.mem)
-			}
-			return int32(res[0]), nil
+		r.RemoteAddr = "127.0.0.1:0"
+		w := &warmupWriter{header: http.Header{}}
+		ex := newRequestExchange(a, &Request{HTTP: r, PathInfo: r.URL.Path, ID: "warmup"}, w, ctx)
+		ex.mem, ex.errCopy = load.mem, load.errCopy
+		res, err := mod.ExportedFunction("wasmwsgi_handle").Call(hostfuncs.WithExchange(ctx, ex))
+		switch {
+		case err != nil:
+			return warmupError(fmt.Sprintf("warm-up request GET %s: %s", path, describe(err)))
+		case res[0] != 0 || w.status == 0:
+			return warmupError(fmt.Sprintf("warm-up request GET %s failed", path))
+		case w.status >= 400:
+			return warmupError(fmt.Sprintf("warm-up request GET %s answered %d; list only paths that succeed in warmup", path, w.status))
 		}
 	}
+	return nil
+}
+
+// WarmupRounds is how many times each warm-up path is requested: CPython 3.11
+// specialises a code object's bytecode after it has run a few times, and the pages a
+// request writes are fewest once that has happened before the snapshot.
+const WarmupRounds = 16
+
+// warmupError is a failed warm-up request.
+type warmupError string
+
+func (e warmupError) Error() string { return string(e) }
+
+// warmupWriter takes a warm-up response and keeps only its status.
+type warmupWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *warmupWriter) Header() http.Header { return w.header }
+func (w *warmupWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *warmupWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(p), nil
+}
+func (w *warmupWriter) Flush() {}
+
+// runRestored serves one request on an instance restored from snap, then gives the
+// instance back to the pool when it is clean (instance.reset) or closes it.
+func (a *App) runRestored(ctx context.Context, ex *exchange, snap *Snapshot, stdout, errw io.Writer) (int32, error) {
+	t0 := time.Now()
+	var inst *instance
+	if a.poolable() {
+		inst = a.pool.take()
+	}
+	if inst == nil {
+		var err error
+		if inst, err = a.newInstance(ctx, snap, ctx); err != nil {
+			ex.mem = &cappedMemory{}
+			return 0, err
+		}
+	}
+	start := inst.mem.size
+	inst.mem.peak = start
+	inst.ctx, inst.stdout.w, inst.stderr.w = ctx, stdout, errw
+	ex.mem = &inst.mem.cappedMemory
+	interrupted := func() bool { return false }
+	if inst.interrupt != nil {
+		stop := context.AfterFunc(ctx, func() { inst.interrupt.Set(1) })
+		interrupted = func() bool { return !stop() }
+	}
 	t1 := time.Now()
-	res, err := mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
+	res, err := inst.handle.Call(hostfuncs.WithExchange(ctx, ex))
 	ex.guest = time.Since(t0)
-	ex.log.Debug("instance timings", "restored", restored != nil, "start", t1.Sub(t0),
-		"handle", time.Since(t1), "peak_memory", ex.mem.peak)
+	fired := interrupted()
+	inst.ctx, inst.stdout.w, inst.stderr.w = context.Background(), nil, nil
+	inst.uses++
+	// The exchange keeps what the request cost; the instance may serve another one.
+	final := inst.mem.cappedMemory
+	ex.mem = &final
+	ex.log.Debug("instance timings", "pooled", inst.uses > 1, "start", t1.Sub(t0),
+		"handle", time.Since(t1), "peak_memory", final.peak)
+	why := "the call failed"
+	switch {
+	case err == nil && fired:
+		why = "interrupted"
+	case err == nil && !a.poolable():
+		why = "data_dir apps get a fresh instance per request"
+	case err == nil:
+		why = inst.reset(a.Spec.Isolation, a.engine.pagemap, start)
+	}
+	if why == "" {
+		a.pool.put(inst)
+	} else {
+		a.events.Recycled.Add(1)
+		ex.log.Debug("instance closed", "reason", why, "requests", inst.uses)
+		inst.close()
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -384,10 +528,17 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 // snapshot. Without one (memfd unavailable, say) the app still works: every request
 // then starts its interpreter afresh, much more slowly.
 func (a *App) keepSnapshot(mem *cappedMemory) {
-	snap, err := newSnapshot(a.Spec.Name, mem.mapped[:mem.size])
-	if err != nil {
-		a.log.Warn("no snapshot: every request will start the interpreter afresh", "error", err.Error())
-		return
+	image := mem.mapped[:mem.size]
+	var snap *Snapshot
+	if a.cachePath != "" && a.cacheSnapshot(a.cachePath, image) {
+		snap, _ = openCachedSnapshot(a.cachePath)
+	}
+	if snap == nil {
+		var err error
+		if snap, err = newSnapshot(a.Spec.Name, image); err != nil {
+			a.log.Warn("no snapshot: every request will start the interpreter afresh", "error", err.Error())
+			return
+		}
 	}
 	a.mu.Lock()
 	old := a.snap
@@ -396,10 +547,8 @@ func (a *App) keepSnapshot(mem *cappedMemory) {
 	if old != nil {
 		old.Close()
 	}
+	a.events.SnapshotBuilds.Add(1)
 	a.log.Debug("snapshot taken", "bytes", snap.size)
-	if a.cachePath != "" {
-		a.cacheSnapshot(a.cachePath, mem.mapped[:mem.size])
-	}
 }
 
 func (a *App) snapshot() *Snapshot {

@@ -3,12 +3,14 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,12 +34,18 @@ func newTestEngine(tb testing.TB) *Engine {
 }
 
 func loadApp(tb testing.TB, e *Engine, dir string) *App {
+	return loadAppWith(tb, e, dir, IsolationRequest)
+}
+
+func loadAppWith(tb testing.TB, e *Engine, dir string, iso Isolation) *App {
 	tb.Helper()
 	a := e.NewApp(AppSpec{Name: filepath.Base(dir), Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 30,
+		Isolation: iso, MaxRequests: 1000,
 		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
 	if err := a.Load(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(a.pool.drain)
 	return a
 }
 
@@ -51,13 +59,112 @@ func serveOnce(tb testing.TB, a *App, target string) *httptest.ResponseRecorder 
 	return w
 }
 
-// BenchmarkServeHello measures one request to apps/hello through the runtime, without
-// HTTP: instantiate python.wasm, start the interpreter, import the app, call it.
-func BenchmarkServeHello(b *testing.B) {
-	a := loadApp(b, newTestEngine(b), "../apps/hello")
-	b.ResetTimer()
-	for b.Loop() {
-		serveOnce(b, a, "/hello/")
+// BenchmarkServe measures one request through the runtime, without HTTP: take an
+// instance from the pool (or restore one from the snapshot), call the app, and put the
+// instance back -- in request isolation after restoring its memory to the snapshot.
+func BenchmarkServe(b *testing.B) {
+	e := newTestEngine(b)
+	for _, app := range []string{"hello", "flask"} {
+		dir := "../apps/" + app
+		if _, err := os.Stat(dir + "/site-packages"); app != "hello" && err != nil {
+			b.Logf("skipping %s: run make vendor-apps", app)
+			continue
+		}
+		for _, iso := range []Isolation{IsolationRequest, IsolationInstance} {
+			b.Run(app+"/"+string(iso), func(b *testing.B) {
+				a := loadAppWith(b, e, dir, iso)
+				serveOnce(b, a, "/hello/")
+				for b.Loop() {
+					serveOnce(b, a, "/hello/")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRestore measures putting a used instance back to the app's snapshot after a
+// request (the pagemap scan and the copy of the pages the request wrote) and reports
+// the median restore time and the pages restored per request.
+func BenchmarkRestore(b *testing.B) {
+	e := newTestEngine(b)
+	for _, app := range []string{"hello", "flask"} {
+		dir := "../apps/" + app
+		if _, err := os.Stat(dir + "/site-packages"); app != "hello" && err != nil {
+			b.Logf("skipping %s: run make vendor-apps", app)
+			continue
+		}
+		for _, warm := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/warmup=%v", app, warm), func(b *testing.B) {
+				a := e.NewApp(AppSpec{Name: app, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 30, Prewarm: 1,
+					Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
+				if warm {
+					a.Spec.Warmup = []string{"/"}
+				}
+				if err := a.Load(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				defer a.pool.drain()
+				serveOnce(b, a, "/hello/")
+				var took []time.Duration
+				var pages []int
+				for b.Loop() {
+					serveOnce(b, a, "/hello/")
+					inst := a.pool.take()
+					if inst == nil {
+						b.Fatal("the instance did not go back to the pool")
+					}
+					took, pages = append(took, inst.lastRestore), append(pages, inst.lastDirty)
+					a.pool.put(inst)
+				}
+				slices.Sort(took)
+				slices.Sort(pages)
+				b.ReportMetric(float64(took[len(took)/2].Microseconds()), "restore-µs")
+				b.ReportMetric(float64(pages[len(pages)/2]), "pages")
+			})
+		}
+	}
+}
+
+// BenchmarkColdStart measures an app from nothing to its first response: "new" imports
+// the app (a name never seen, so no cached snapshot), "cached" restores the snapshot a
+// previous load wrote to the cache, as a restart does. Compiling python.wasm is not
+// included (BenchmarkEngineStart).
+func BenchmarkColdStart(b *testing.B) {
+	e := newTestEngine(b)
+	for _, app := range []string{"hello", "flask"} {
+		dir := "../apps/" + app
+		if _, err := os.Stat(dir + "/site-packages"); app != "hello" && err != nil {
+			b.Logf("skipping %s: run make vendor-apps", app)
+			continue
+		}
+		spec := func(name string) AppSpec {
+			return AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 30,
+				Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}}
+		}
+		first := func(b *testing.B, a *App) {
+			if err := a.Load(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			serveOnce(b, a, "/hello/")
+			a.pool.drain()
+		}
+		b.Run(app+"/new", func(b *testing.B) {
+			run := fmt.Sprintf("%s-cold-%d", app, time.Now().UnixNano())
+			i := 0
+			for b.Loop() {
+				i++
+				a := e.NewApp(spec(fmt.Sprintf("%s-%d", run, i)))
+				first(b, a)
+				os.Remove(a.cachePath)
+			}
+		})
+		b.Run(app+"/cached", func(b *testing.B) {
+			name := app + "-restart"
+			first(b, e.NewApp(spec(name)))
+			for b.Loop() {
+				first(b, e.NewApp(spec(name)))
+			}
+		})
 	}
 }
 

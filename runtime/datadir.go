@@ -367,31 +367,31 @@ func (f *DataFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode
 			return nil, experimentalsys.ELOOP
 		}
 	}
-	if err := f.files.acquire(); err != nil {
+	if err := f.files.acquire(false); err != nil {
 		return nil, errnoOf(err)
 	}
 	osf, err := f.dir.root.OpenFile(name, osFlags(flag), perm.Perm())
 	if err != nil {
-		f.files.release()
+		f.files.release(false)
 		return nil, errnoOf(err)
 	}
 	st, err := osf.Stat()
 	if err != nil {
 		osf.Close()
-		f.files.release()
+		f.files.release(false)
 		return nil, errnoOf(err)
 	}
 	switch {
 	case flag&experimentalsys.O_DIRECTORY != 0 && !st.IsDir():
 		osf.Close()
-		f.files.release()
+		f.files.release(false)
 		return nil, experimentalsys.ENOTDIR
 	case !writing && !st.IsDir() && f.held < sharedLock:
 		// Reading a file's content takes the lock shared; the open itself changed
 		// nothing and read nothing yet.
 		if errno := f.dir.lock.acquire(f.ctx, unlocked, sharedLock); errno != 0 {
 			osf.Close()
-			f.files.release()
+			f.files.release(false)
 			return nil, errno
 		}
 		f.held = sharedLock
@@ -694,6 +694,6 @@ func (d *dataFile) Close() experimentalsys.Errno {
 		return 0
 	}
 	d.closed = true
-	d.fs.files.release()
+	d.fs.files.release(false)
 	return errnoOf(d.f.Close())
 }

@@ -60,6 +60,9 @@ type Engine struct {
 	moduleHash [32]byte
 	// snapshotDir caches app snapshots on disk ("" without a cache dir).
 	snapshotDir string
+	// pagemap is /proc/self/pagemap, which tells a restore which pages a request
+	// wrote (nil where it cannot be read).
+	pagemap *os.File
 }
 
 // NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
@@ -154,6 +157,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	return &Engine{
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
+		pagemap:     openPagemap(),
 		rt:          rt, compiled: compiled, restorable: restorable, stdlib: stdlib, log: cfg.Logger,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
@@ -18,10 +19,13 @@ import (
 // exchange implements hostfuncs.Exchange for one instance: during App.Load it only
 // answers app_info; during App.Serve it carries one HTTP request and its response.
 type exchange struct {
-	app   *App
-	log   *slog.Logger
-	mem   *cappedMemory // the instance's linear memory allocator
-	guest time.Duration // wall time of the instance, set when the request is done
+	app *App
+	log *slog.Logger
+	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
+	errCopy *tail
+	mem     *cappedMemory // the instance's linear memory allocator
+	guest   time.Duration // wall time of the instance, set when the request is done
+	start   time.Time     // when the request was handed to an instance
 
 	// Request side (nil env while loading).
 	env          []byte
@@ -31,10 +35,16 @@ type exchange struct {
 	bodyErr      error // the body was malformed (e.g. a bad chunk) or the client went away
 
 	// Response side.
-	w        http.ResponseWriter
-	rc       *http.ResponseController
-	started  bool
-	declared int64 // the app's Content-Length, -1 when it set none
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+	// An HTTP/2 stream is cut from another goroutine when the time is up (see
+	// newRequestExchange); cutMu orders that with the start and the end of the request.
+	cutMu    sync.Mutex
+	sent     bool        // the response started (under cutMu)
+	ended    bool        // resetDeadlines ran: the stream is no longer ours (under cutMu)
+	stopCut  func() bool // unregisters the cut (nil without one)
+	declared int64       // the app's Content-Length, -1 when it set none
 	written  int64
 	cut      bool // limits.max_response reached
 }
@@ -45,17 +55,11 @@ func newRequestExchange(a *App, req *Request, w http.ResponseWriter, ctx context
 		log = log.With("request_id", req.ID)
 	}
 	rc := http.NewResponseController(w)
-	// A slow client (body or reading the response) cannot hold the instance past its
-	// deadline: both directions of the connection share it.
-	if d, ok := ctx.Deadline(); ok {
-		_ = rc.SetReadDeadline(d)
-		_ = rc.SetWriteDeadline(d)
-	}
 	body := req.HTTP.Body
 	if a.Spec.Limits.MaxBody > 0 && body != nil {
 		body = http.MaxBytesReader(w, body, a.Spec.Limits.MaxBody)
 	}
-	return &exchange{
+	x := &exchange{
 		app:      a,
 		log:      log,
 		env:      hostfuncs.AppendPairs(nil, Environ(req)),
@@ -63,12 +67,43 @@ func newRequestExchange(a *App, req *Request, w http.ResponseWriter, ctx context
 		w:        w,
 		rc:       rc,
 		declared: -1,
+		start:    time.Now(),
 	}
+	// A slow client (body or reading the response) cannot hold the instance past its
+	// deadline: both directions of the connection share it. Setting a deadline fails
+	// on writers that have none (a warm-up request's); nothing depends on it then.
+	if d, ok := ctx.Deadline(); ok {
+		_ = rc.SetReadDeadline(d)
+		if req.HTTP.ProtoMajor < 2 {
+			_ = rc.SetWriteDeadline(d)
+		} else {
+			// HTTP/2 resets a stream as soon as its write deadline passes, which would
+			// replace the 504 sent when the time limit strikes before the response
+			// started. So the stream's write deadline leaves room for that error
+			// response, and a response already under way is cut when the time is up.
+			_ = rc.SetWriteDeadline(d.Add(errorWriteTimeout))
+			x.stopCut = context.AfterFunc(ctx, func() {
+				x.cutMu.Lock()
+				defer x.cutMu.Unlock()
+				if x.sent && !x.ended {
+					_ = rc.SetWriteDeadline(time.Now())
+				}
+			})
+		}
+	}
+	return x
 }
 
 // resetDeadlines clears the connection deadlines set for the request, so that a later
-// request on the same keep-alive connection starts fresh.
+// request on the same keep-alive connection starts fresh. It must run before the
+// handler returns: the writer is not to be touched after that.
 func (x *exchange) resetDeadlines() {
+	if x.stopCut != nil {
+		x.stopCut()
+		x.cutMu.Lock()
+		x.ended = true
+		x.cutMu.Unlock()
+	}
 	_ = x.rc.SetReadDeadline(time.Time{})
 	_ = x.rc.SetWriteDeadline(time.Time{})
 }
@@ -112,9 +147,28 @@ func (x *exchange) StartResponse(s hostfuncs.Status, headers []hostfuncs.Pair) e
 		}
 		h.Add(p.Name, p.Value)
 	}
+	if x.app.Spec.ServerTiming {
+		h.Add("Server-Timing", x.serverTiming())
+	}
 	x.started = true
+	x.cutMu.Lock()
+	x.sent = true
+	x.cutMu.Unlock()
 	x.w.WriteHeader(s.Code)
 	return nil
+}
+
+// serverTiming is the Server-Timing value for the response about to start: the wall
+// time since the request was handed to its instance (import or restore included) and
+// the peak of the instance's linear memory so far. A Server-Timing metric carries only
+// dur (milliseconds) and desc, so the memory is a desc: "<bytes> bytes peak".
+func (x *exchange) serverTiming() string {
+	var peak uint64
+	if x.mem != nil {
+		peak = x.mem.peak
+	}
+	ms := float64(time.Since(x.start).Microseconds()) / 1000
+	return fmt.Sprintf(`guest;dur=%.3f, mem;desc="%d bytes peak"`, ms, peak)
 }
 
 func (x *exchange) WriteBody(p []byte) (int, error) {
@@ -150,6 +204,9 @@ func (x *exchange) Log(level hostfuncs.Level, msg []byte) {
 		return
 	}
 	x.log.Log(context.Background(), slogLevels[level], text, "stream", "wsgi.errors")
+	if x.errCopy != nil {
+		x.errCopy.Write(msg)
+	}
 }
 
 // slogLevels maps log_write levels (validated by hostfuncs) to slog's.

@@ -84,12 +84,12 @@ func (m *MemFS) open(name string, c *fileCounter) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
 	if c != nil {
-		if err := c.acquire(); err != nil {
+		if err := c.acquire(name == "."); err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
 	}
 	if n.mode.IsDir() {
-		return &memDir{node: n, c: c}, nil
+		return &memDir{node: n, c: c, root: name == "."}, nil
 	}
 	return &memFile{node: n, r: bytes.NewReader(n.data), c: c}, nil
 }
@@ -217,7 +217,7 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error)   { return f.r.ReadAt
 func (f *memFile) Seek(off int64, whence int) (int64, error) { return f.r.Seek(off, whence) }
 func (f *memFile) Close() error {
 	if !f.closed && f.c != nil {
-		f.c.release()
+		f.c.release(false)
 	}
 	f.closed = true
 	return nil
@@ -227,6 +227,7 @@ type memDir struct {
 	node   *memNode
 	off    int
 	c      *fileCounter
+	root   bool
 	closed bool
 }
 
@@ -236,7 +237,7 @@ func (d *memDir) Read([]byte) (int, error) {
 }
 func (d *memDir) Close() error {
 	if !d.closed && d.c != nil {
-		d.c.release()
+		d.c.release(d.root)
 	}
 	d.closed = true
 	return nil

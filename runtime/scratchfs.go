@@ -20,6 +20,8 @@ type ScratchFS struct {
 	nodes                           map[string]*scratchNode
 	used, limit                     int64
 	nextIno                         sys.Inode
+	// files, when set, counts the open files of the tree with the instance's others.
+	files *fileCounter
 }
 
 type scratchNode struct {
@@ -35,6 +37,15 @@ func NewScratchFS(limit int64) *ScratchFS {
 	s := &ScratchFS{nodes: map[string]*scratchNode{}, limit: limit}
 	s.nodes["."] = s.newNode(true, 0o777)
 	return s
+}
+
+// reset empties the tree, for the next request of a pooled instance. No file may be
+// open (the pool checks).
+func (s *ScratchFS) reset() {
+	if len(s.nodes) > 1 {
+		s.nodes = map[string]*scratchNode{".": s.nodes["."]}
+		s.used = 0
+	}
 }
 
 func (s *ScratchFS) newNode(dir bool, perm fs.FileMode) *scratchNode {
@@ -89,6 +100,11 @@ func (s *ScratchFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileM
 	if flag&experimentalsys.O_TRUNC != 0 && writable {
 		s.used -= int64(len(n.data))
 		n.data = nil
+	}
+	if s.files != nil {
+		if err := s.files.acquire(name == "."); err != nil {
+			return nil, errnoOf(err)
+		}
 	}
 	return &scratchFile{fs: s, name: name, n: n, append: flag&experimentalsys.O_APPEND != 0,
 		readable: flag&experimentalsys.O_WRONLY == 0, writable: writable}, 0
@@ -245,6 +261,7 @@ type scratchFile struct {
 	append, readable, writable bool
 	dirents                    []experimentalsys.Dirent // remaining entries of a directory read
 	dirRead                    bool
+	closed                     bool
 }
 
 func (f *scratchFile) Dev() (uint64, experimentalsys.Errno)      { return 0, 0 }
@@ -254,7 +271,14 @@ func (f *scratchFile) IsAppend() bool                            { return f.appe
 func (f *scratchFile) Stat() (sys.Stat_t, experimentalsys.Errno) { return f.n.stat(), 0 }
 func (f *scratchFile) Sync() experimentalsys.Errno               { return 0 }
 func (f *scratchFile) Datasync() experimentalsys.Errno           { return 0 }
-func (f *scratchFile) Close() experimentalsys.Errno              { return 0 }
+
+func (f *scratchFile) Close() experimentalsys.Errno {
+	if !f.closed && f.fs.files != nil {
+		f.fs.files.release(f.name == ".")
+	}
+	f.closed = true
+	return 0
+}
 
 func (f *scratchFile) SetAppend(enable bool) experimentalsys.Errno {
 	f.append = enable

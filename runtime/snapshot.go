@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"unsafe"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -24,6 +25,10 @@ import (
 type Snapshot struct {
 	file *os.File // memfd holding the memory image
 	size uint64   // bytes of linear memory captured (a multiple of the page size)
+
+	viewOnce sync.Once
+	viewMem  []byte // a read-only shared mapping of file, the source of restores
+	viewErr  error
 }
 
 const wasmPage = 65536
@@ -45,8 +50,23 @@ func newSnapshot(name string, mem []byte) (*Snapshot, error) {
 // Size returns the bytes of linear memory the snapshot holds.
 func (s *Snapshot) Size() uint64 { return s.size }
 
-// Close releases the memfd; instances already mapped keep their pages.
-func (s *Snapshot) Close() error { return s.file.Close() }
+// view returns the image mapped read-only, for copying pages back into a used instance.
+func (s *Snapshot) view() ([]byte, error) {
+	s.viewOnce.Do(func() {
+		s.viewMem, s.viewErr = unix.Mmap(int(s.file.Fd()), 0, int(s.size), unix.PROT_READ, unix.MAP_SHARED)
+	})
+	return s.viewMem, s.viewErr
+}
+
+// Close releases the memfd; instances already mapped keep their pages. No instance may
+// be restored from the snapshot afterwards.
+func (s *Snapshot) Close() error {
+	s.viewOnce.Do(func() {})
+	if s.viewMem != nil {
+		_ = unix.Munmap(s.viewMem)
+	}
+	return s.file.Close()
+}
 
 // snapshotMemory is the allocator of a restored instance: a reservation of the memory
 // limit whose start is the snapshot mapped copy-on-write. Like cappedMemory it refuses

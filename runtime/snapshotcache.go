@@ -26,10 +26,16 @@ func (a *App) snapshotCachePath() string {
 	if a.engine.snapshotDir == "" || a.Spec.DataDir != "" {
 		return ""
 	}
+	return filepath.Join(a.engine.snapshotDir, a.Spec.Name+"-"+a.snapshotKey()+".mem")
+}
+
+// snapshotKey hashes everything the app's snapshot depends on (see above); it names
+// the cached snapshot and is part of Engine.Fingerprint.
+func (a *App) snapshotKey() string {
 	h := sha256.New()
 	io.WriteString(h, snapshotFormat)
 	h.Write(a.engine.moduleHash[:])
-	fmt.Fprintf(h, "%q\n%q\n%d\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory)
+	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup)
 	h.Write(a.info)
 	names := make([]string, 0, len(a.files.nodes))
 	for name := range a.files.nodes {
@@ -41,19 +47,17 @@ func (a *App) snapshotCachePath() string {
 		fmt.Fprintf(h, "%q %v %d\n", name, n.mode, len(n.data))
 		h.Write(n.data)
 	}
-	return filepath.Join(a.engine.snapshotDir, a.Spec.Name+"-"+hex.EncodeToString(h.Sum(nil)[:16])+".mem")
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // loadCachedSnapshot restores the app's snapshot from the cache; false when there is
-// none (or it is unreadable, in which case the app is imported as usual).
+// none (or it is unusable, in which case the app is imported as usual).
 func (a *App) loadCachedSnapshot(path string) bool {
-	data, err := os.ReadFile(path)
-	if err != nil || len(data) == 0 || len(data)%wasmPage != 0 {
-		return false
-	}
-	snap, err := newSnapshot(a.Spec.Name, data)
+	snap, err := openCachedSnapshot(path)
 	if err != nil {
-		a.log.Warn("cached snapshot unusable; importing the app", "file", path, "error", err.Error())
+		if !os.IsNotExist(err) {
+			a.log.Warn("cached snapshot unusable; importing the app", "file", path, "error", err.Error())
+		}
 		return false
 	}
 	a.mu.Lock()
@@ -62,11 +66,33 @@ func (a *App) loadCachedSnapshot(path string) bool {
 	return true
 }
 
-// cacheSnapshot writes mem to path and removes the app's older cached snapshots.
-func (a *App) cacheSnapshot(path string, mem []byte) {
+// openCachedSnapshot uses a cached snapshot file itself as the image that instances map
+// copy-on-write. Its pages then live in the page cache: shared by every instance,
+// read from disk on first use and reclaimable when memory is short, rather than
+// pinned in a memfd. The file is never written again once in place (a new snapshot
+// gets a new name, and old ones are unlinked, which leaves mapped pages intact).
+func openCachedSnapshot(path string) (*Snapshot, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && (st.Size() == 0 || st.Size()%wasmPage != 0) {
+		err = fmt.Errorf("size %d is not a whole number of wasm pages", st.Size())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Snapshot{file: f, size: uint64(st.Size())}, nil
+}
+
+// cacheSnapshot writes mem to path and removes the app's older cached snapshots. It
+// reports whether the snapshot is now in the cache.
+func (a *App) cacheSnapshot(path string, mem []byte) bool {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())
-		return
+		return false
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+a.Spec.Name+"-*")
 	if err == nil {
@@ -83,7 +109,7 @@ func (a *App) cacheSnapshot(path string, mem []byte) {
 	}
 	if err != nil {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())
-		return
+		return false
 	}
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.mem"))
 	for _, p := range old {
@@ -91,4 +117,5 @@ func (a *App) cacheSnapshot(path string, mem []byte) {
 			os.Remove(p)
 		}
 	}
+	return true
 }

@@ -36,12 +36,29 @@ type Config struct {
 	// Validate wraps every app in wsgiref.validate unless its wasmwsgi.toml says
 	// otherwise. Default false.
 	Validate bool `koanf:"validate"`
+	// Watch reloads an app when its files change (and mounts or unmounts app folders as
+	// they appear or go). Default true.
+	Watch bool `koanf:"watch"`
 	// TrustedProxies are CIDRs ("10.0.0.0/8", "127.0.0.1/32") whose X-Forwarded-For,
 	// -Proto and -Host headers set REMOTE_ADDR, wsgi.url_scheme and HTTP_HOST. Default
 	// none: the headers change nothing.
-	TrustedProxies []string   `koanf:"trusted_proxies"`
-	Log            LogConfig  `koanf:"log"`
-	Limits         LimitsConf `koanf:"limits"`
+	TrustedProxies []string `koanf:"trusted_proxies"`
+	// AdminAddr, when set, is a listen address of its own for the admin page and
+	// /_wasmwsgi/metrics, which the main address then no longer serves. Default none.
+	AdminAddr string `koanf:"admin_addr"`
+	// Admin is the admin page at /_wasmwsgi/. Default off.
+	Admin AdminConf `koanf:"admin"`
+	// TLSCert and TLSKey are PEM files; set both to serve HTTPS (HTTP/2 by ALPN).
+	TLSCert string `koanf:"tls_cert"`
+	TLSKey  string `koanf:"tls_key"`
+	// H2C accepts cleartext HTTP/2 with prior knowledge (RFC 9113 section 3.3) next to
+	// HTTP/1.1, for a proxy in front that speaks HTTP/2 to its backends. Default false.
+	H2C bool `koanf:"h2c"`
+	// ServerTiming adds a Server-Timing header (guest time, peak memory) to every app
+	// response unless the app's wasmwsgi.toml says otherwise. Default false.
+	ServerTiming bool       `koanf:"server_timing"`
+	Log          LogConfig  `koanf:"log"`
+	Limits       LimitsConf `koanf:"limits"`
 }
 
 // LogConfig selects the log format and level.
@@ -50,6 +67,16 @@ type LogConfig struct {
 	Format string `koanf:"format"`
 	// Level is "debug", "info" (default), "warn" or "error".
 	Level string `koanf:"level"`
+}
+
+// AdminConf configures the admin page: a live table of the apps, their state, traffic,
+// latency and memory.
+type AdminConf struct {
+	// Enabled serves the page at /_wasmwsgi/. Default false.
+	Enabled bool `koanf:"enabled"`
+	// Token is required when Enabled: the page answers 401 to clients that do not send
+	// "Authorization: Bearer <token>" or have opened /_wasmwsgi/?token=<token> once.
+	Token string `koanf:"token"`
 }
 
 // LimitsConf holds the limits: the per-request ones (the defaults of every app, which an
@@ -66,6 +93,9 @@ var defaults = map[string]any{
 	"addr":                 "127.0.0.1:8080",
 	"apps_dir":             "apps",
 	"cache_dir":            "",
+	"admin_addr":           "",
+	"admin.enabled":        false,
+	"admin.token":          "",
 	"log.format":           "text",
 	"log.level":            "info",
 	"limits.timeout":       "30s",
@@ -79,6 +109,7 @@ var defaults = map[string]any{
 	"limits.scratch":       "16MiB",
 	"limits.app_files":     "256MiB",
 	"limits.instances":     64,
+	"watch":                true,
 }
 
 // flagKeys maps each flag that sets a config key to that key.
@@ -90,6 +121,13 @@ var flagKeys = map[string]string{
 	"validate":   "validate",
 	"timeout":    "limits.timeout",
 	"memory":     "limits.memory",
+	"tls-cert":   "tls_cert",
+	"tls-key":    "tls_key",
+	"h2c":        "h2c",
+	"admin-addr": "admin_addr",
+
+	"server-timing": "server_timing",
+	"watch":         "watch",
 }
 
 // addConfigFlags defines the flags that map to config keys, plus --config.
@@ -102,51 +140,84 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.Bool("validate", false, "wrap every app in wsgiref.validate (apps may opt out in wasmwsgi.toml)")
 	fs.String("timeout", "", "wall-time limit per request, e.g. 30s (default 30s)")
 	fs.String("memory", "", "linear memory limit per instance, e.g. 128MiB (default 128MiB)")
+	fs.String("tls-cert", "", "PEM certificate (chain) file: serve HTTPS and HTTP/2 (needs --tls-key)")
+	fs.String("tls-key", "", "PEM private key file of --tls-cert")
+	fs.Bool("h2c", false, "also accept cleartext HTTP/2 with prior knowledge (for a proxy in front; not with TLS)")
+	fs.Bool("server-timing", false, "add a Server-Timing header with guest time and peak memory (apps may opt out)")
+	fs.Bool("watch", true, "reload apps when their files change (--watch=false turns it off)")
+	fs.String("admin-addr", "", "serve the admin page and /_wasmwsgi/metrics on this host:port instead of --addr")
 }
 
 // loadConfig merges the sources in koanf's order and validates the result.
 func loadConfig(fs *pflag.FlagSet, appsDirArg string) (Config, error) {
+	cfg, _, err := loadConfigSources(fs, appsDirArg)
+	return cfg, err
+}
+
+// loadConfigSources is loadConfig that also tells, for each key some source set, where
+// the value in effect came from: "default", the config file's path, the WASMWSGI_*
+// variable, the --flag or "argument DIR".
+func loadConfigSources(fs *pflag.FlagSet, appsDirArg string) (Config, map[string]string, error) {
 	var cfg Config
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(defaults, "."), nil); err != nil {
-		return cfg, err
+	sources := map[string]string{}
+	// load merges one source over the ones before and notes the keys it set.
+	load := func(p koanf.Provider, parser koanf.Parser, source func(key string) string) error {
+		layer := koanf.New(".")
+		if err := layer.Load(p, parser); err != nil {
+			return err
+		}
+		for _, key := range layer.Keys() {
+			sources[strings.ToLower(key)] = source(key)
+		}
+		return k.Merge(layer)
+	}
+	named := func(name string) func(string) string { return func(string) string { return name } }
+	if err := load(confmap.Provider(defaults, "."), nil, named("default")); err != nil {
+		return cfg, sources, err
 	}
 	if path, _ := fs.GetString("config"); path != "" {
-		if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
-			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		if err := load(file.Provider(path), toml.Parser(), named(path)); err != nil {
+			return cfg, sources, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
-	err := k.Load(env.Provider(".", env.Opt{
+	envVars := map[string]string{} // key -> the variable that set it
+	err := load(env.Provider(".", env.Opt{
 		Prefix: "WASMWSGI_",
 		// WASMWSGI_LOG__FORMAT -> log.format: a double underscore nests.
-		TransformFunc: func(key, value string) (string, any) {
-			key = strings.ToLower(strings.TrimPrefix(key, "WASMWSGI_"))
-			return strings.ReplaceAll(key, "__", "."), value
+		TransformFunc: func(name, value string) (string, any) {
+			key := strings.ToLower(strings.TrimPrefix(name, "WASMWSGI_"))
+			key = strings.ReplaceAll(key, "__", ".")
+			envVars[key] = name
+			return key, value
 		},
-	}), nil)
+	}), nil, func(key string) string { return envVars[key] })
 	if err != nil {
-		return cfg, err
+		return cfg, sources, err
 	}
-	err = k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+	flags := map[string]string{} // key -> the flag that set it
+	err = load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
 		key, ok := flagKeys[f.Name]
 		if !ok || !f.Changed {
 			return "", nil
 		}
+		flags[key] = "--" + f.Name
 		return key, posflag.FlagVal(fs, f)
-	}), nil)
+	}), nil, func(key string) string { return flags[key] })
 	if err != nil {
-		return cfg, err
+		return cfg, sources, err
 	}
 	if appsDirArg != "" {
 		_ = k.Set("apps_dir", appsDirArg)
+		sources["apps_dir"] = "argument DIR"
 	}
 	if err := router.Unmarshal(k, "", &cfg); err != nil {
-		return cfg, fmt.Errorf("configuration: %w (the README lists the keys)", err)
+		return cfg, sources, fmt.Errorf("configuration: %w (the README lists the keys)", err)
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = defaultCacheDir()
 	}
-	return cfg, cfg.validate()
+	return cfg, sources, cfg.validate()
 }
 
 func (c Config) validate() error {
@@ -173,6 +244,12 @@ func (c Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q must be \"text\" or \"json\"", c.Log.Format))
 	}
+	if c.Admin.Enabled && strings.TrimSpace(c.Admin.Token) == "" {
+		errs = append(errs, fmt.Errorf("admin.token must be set when admin.enabled is true: choose a long random "+
+			"string (e.g. from `openssl rand -hex 32`) and set it as token under [admin] in the config file "+
+			"or in WASMWSGI_ADMIN__TOKEN"))
+	}
+	errs = append(errs, c.validateTLS())
 	return errors.Join(errs...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -185,6 +186,22 @@ func TestHostileTenant(t *testing.T) {
 	for _, want := range []string{"limits.timeout", "limits.memory", "limits.max_response"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log never names %s", want)
+		}
+	}
+	// The attacks show up in the metrics, by app and limit; the other tenant's are clean.
+	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
+	for _, want := range []string{
+		`wasmwsgi_timeouts_total{app="hostile"} [3-9]`,
+		`wasmwsgi_limit_hits_total{app="hostile",limit="memory"} [1-9]`,
+		`wasmwsgi_limit_hits_total{app="hostile",limit="max_response"} [1-9]`,
+		`wasmwsgi_traps_total{app="hostile"} [1-9]`,
+		`wasmwsgi_instances_recycled_total{app="hostile"} [1-9]`,
+		`wasmwsgi_timeouts_total{app="victim"} 0\n`,
+		`wasmwsgi_limit_hits_total{app="victim",limit="memory"} 0\n`,
+		`wasmwsgi_traps_total{app="victim"} 0\n`,
+	} {
+		if !regexp.MustCompile(want).MatchString(metrics) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

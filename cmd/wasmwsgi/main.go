@@ -3,6 +3,7 @@
 //	wasmwsgi serve [DIR] [--addr HOST:PORT] [--config FILE]
 //	wasmwsgi check [DIR]
 //	wasmwsgi call APP [METHOD] PATH [--data BODY] [-H "Name: value"]
+//	wasmwsgi config [DIR] [--json]
 //	wasmwsgi version
 package main
 
@@ -31,10 +32,12 @@ Usage:
   wasmwsgi check [DIR] [flags]   load every app once, report problems, exit 1 if any failed
   wasmwsgi call APP [METHOD] PATH [--data BODY] [-H "Name: value"]...
                                  run one request through the sandbox, print it like curl -i
+  wasmwsgi config [DIR] [--json] print the configuration serve would use, each value with
+                                 its source (default, file, env, flag); exit 2 if invalid
   wasmwsgi version               print the wasmwsgi and CPython versions
   wasmwsgi help                  show this help
 
-Run 'wasmwsgi serve --help' for the flags (check and call take the same ones).
+Run 'wasmwsgi serve --help' for the flags (check, call and config take the same ones).
 `
 
 func main() {
@@ -53,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "call":
 		return call(args[1:], stdout, stderr)
+	case "config":
+		return configCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -97,17 +102,28 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg.Log, stderr)
-	if err := serveConfig(cfg, log, start); err != nil {
+	reread := func() (Config, error) { return loadConfig(fs, fs.Arg(0)) }
+	if err := serveConfig(cfg, reread, log, start); err != nil {
 		log.Error(err.Error())
 		return 1
 	}
 	return 0
 }
 
-func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
+// serveConfig serves cfg; reread loads the configuration again for SIGHUP.
+func serveConfig(cfg Config, reread func() (Config, error), log *slog.Logger, start time.Time) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Caught from the start, so that a SIGHUP while the apps load waits for them
+	// instead of ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
+	tlsConfig, err := cfg.tlsConfig()
+	if err != nil {
+		return err
+	}
 	engine, rt, err := newRouter(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -130,13 +146,23 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 1 << 20,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:      tlsConfig,
+		Protocols:      cfg.protocols(),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "apps_dir", cfg.AppsDir, "apps", len(rt.Mounts()))
+	go func() { served <- serveOn(srv, ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "h2c", cfg.H2C,
+		"apps_dir", cfg.AppsDir, "apps", len(rt.Mounts()))
+
+	adminSrv, err := startAdmin(cfg, rt, log, served)
+	if err != nil {
+		return err
+	}
 
 	failed := rt.LoadAll(ctx)
 	log.Info("ready", "apps", len(rt.Mounts()), "failed", failed, "elapsed", time.Since(start).Round(time.Millisecond))
+	stopReloads := reloadOnChange(ctx, rt, cfg, reread, hup, log)
+	defer stopReloads()
 
 	select {
 	case err := <-served:
@@ -147,6 +173,7 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 	log.Info("shutting down: draining in-flight requests", "grace", cfg.Limits.Timeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Limits.Timeout+time.Second)
 	defer cancel()
+	stopAdmin(shutdownCtx, adminSrv, log)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -155,9 +182,6 @@ func serveConfig(cfg Config, log *slog.Logger, start time.Time) error {
 
 // newRouter compiles python.wasm and discovers the apps of cfg.AppsDir (not loaded yet).
 func newRouter(ctx context.Context, cfg Config, log *slog.Logger) (*runtime.Engine, *router.Router, error) {
-	limits, _ := cfg.Limits.Apply(runtime.Limits{}) // validated by loadConfig
-	appFiles, _ := runtime.ParseSize(cfg.Limits.AppFiles)
-	proxies, _ := cfg.trustedProxies()
 	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
 		CacheDir:     cfg.CacheDir,
 		MaxInstances: cfg.Limits.Instances,
@@ -166,18 +190,29 @@ func newRouter(ctx context.Context, cfg Config, log *slog.Logger) (*runtime.Engi
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := router.New(engine, router.Config{
-		AppsDir:        cfg.AppsDir,
-		Limits:         limits,
-		MaxAppBytes:    int64(appFiles),
-		Validate:       cfg.Validate,
-		TrustedProxies: proxies,
-	}, log)
+	rt, err := router.New(engine, routerConfig(cfg), log)
 	if err != nil {
 		engine.Close(ctx)
 		return nil, nil, err
 	}
 	return engine, rt, nil
+}
+
+// routerConfig is the router's part of cfg (validated by loadConfig); SIGHUP applies it
+// again with the new settings.
+func routerConfig(cfg Config) router.Config {
+	limits, _ := cfg.Limits.Apply(runtime.Limits{})
+	appFiles, _ := runtime.ParseSize(cfg.Limits.AppFiles)
+	proxies, _ := cfg.trustedProxies()
+	return router.Config{
+		AppsDir:        cfg.AppsDir,
+		Limits:         limits,
+		MaxAppBytes:    int64(appFiles),
+		Validate:       cfg.Validate,
+		ServerTiming:   cfg.ServerTiming,
+		TrustedProxies: proxies,
+		Admin:          router.AdminConfig{Enabled: cfg.Admin.Enabled, Token: cfg.Admin.Token, OwnListener: cfg.AdminAddr != ""},
+	}
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

@@ -571,11 +571,17 @@ func TestHelloApp(t *testing.T) {
 		`wasmwsgi_instances_running{app="hello"} 0`,
 		`wasmwsgi_guest_seconds_count{app="hello"} 5`,
 		`wasmwsgi_peak_memory_bytes_count{app="hello"} 5`,
+		`wasmwsgi_traps_total{app="hello"} 0`,
+		`wasmwsgi_limit_hits_total{app="hello",limit="queue"} 0`,
 		"process_resident_memory_bytes", "go_goroutines",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// Sequential requests reuse the pre-warmed instance (or one made before it was).
+	if !regexp.MustCompile(`wasmwsgi_instances_idle\{app="hello"\} [12]\n`).MatchString(metrics) {
+		t.Errorf("metrics lack wasmwsgi_instances_idle for hello with 1 or 2 instances")
 	}
 }
 

@@ -347,7 +347,9 @@ def _environ():
     # Each request runs in a fresh instance: one thread, one process, one request.
     environ["wsgi.multithread"] = False
     environ["wsgi.multiprocess"] = True
-    environ["wsgi.run_once"] = True
+    # In request isolation every request starts from the snapshot, so the app runs
+    # once in its interpreter; in instance isolation the interpreter serves many.
+    environ["wsgi.run_once"] = _info.get("isolation") != "instance"
     environ["wsgi.input_terminated"] = True
     environ["wsgi.file_wrapper"] = FileWrapper
     return environ

@@ -1,0 +1,31 @@
+package runtime
+
+import "sync/atomic"
+
+// Events counts what happened to an app's instances since it was loaded, for metrics.
+type Events struct {
+	// SnapshotBuilds counts imports that produced a snapshot (not cache restores).
+	SnapshotBuilds atomic.Int64
+	// Traps counts requests whose guest trapped or exited.
+	Traps atomic.Int64
+	// Timeouts counts requests stopped at limits.timeout.
+	Timeouts atomic.Int64
+	// Limit hits, by limit.
+	MemoryLimit, MaxBody, MaxResponse, Queue, BodyTimeout atomic.Int64
+	// Recycled counts instances closed instead of going back to the pool.
+	Recycled atomic.Int64
+}
+
+// LimitHits returns the limit-hit counters by the name of their setting.
+func (e *Events) LimitHits() map[string]int64 {
+	return map[string]int64{
+		"memory":       e.MemoryLimit.Load(),
+		"max_body":     e.MaxBody.Load(),
+		"max_response": e.MaxResponse.Load(),
+		"queue":        e.Queue.Load(),
+		"body_timeout": e.BodyTimeout.Load(),
+	}
+}
+
+// Events returns the app's counters.
+func (a *App) Events() *Events { return &a.events }

@@ -1,0 +1,329 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"golang.org/x/sys/unix"
+)
+
+// Isolation says what one request may leave behind for the next one of the same app.
+type Isolation string
+
+const (
+	// IsolationRequest restores the instance's memory to the app's snapshot after every
+	// request: each request sees the app exactly as it was right after import.
+	IsolationRequest Isolation = "request"
+	// IsolationInstance keeps an instance's memory across requests, like a worker
+	// process of a pre-forking server, for up to AppSpec.MaxRequests requests.
+	IsolationInstance Isolation = "instance"
+)
+
+// An instance is a live guest restored from the app's snapshot, kept between requests
+// in the app's pool. Its host-side state (stdio, sleep, the mounts' open-file counts)
+// is routed to whichever request it serves.
+//
+// An instance goes back to the pool only when it is known to be clean: the call
+// returned normally, the interrupt flag is unset, memory did not grow past the size it
+// started the request with, no file is left open and, in request isolation, its memory
+// and /tmp were put back to the snapshot. Anything else closes it.
+type instance struct {
+	mod       api.Module
+	handle    api.Function
+	interrupt api.MutableGlobal // nil without loop instrumentation
+	mem       *snapshotMemory
+	files     *fileCounter
+	scratch   *ScratchFS
+
+	stdout, stderr routedWriter
+	ctx            context.Context // the request being served, for the guest's sleep
+
+	uses, maxUses int
+	idleSince     time.Time
+	// lastRestore and lastDirty are how long the last restore took and how many
+	// pages it copied back.
+	lastRestore time.Duration
+	lastDirty   int
+}
+
+// routedWriter passes the guest's stdout or stderr to the current request's writer.
+type routedWriter struct{ w io.Writer }
+
+func (r *routedWriter) Write(p []byte) (int, error) {
+	if r.w == nil {
+		return len(p), nil
+	}
+	return r.w.Write(p)
+}
+
+// newInstance instantiates the restorable module over a copy-on-write mapping of snap.
+// reqCtx is the request the instance is made for; instances of apps with a data_dir
+// bind their /data lock to it and are never pooled.
+func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Context) (*instance, error) {
+	lim := a.Spec.Limits
+	inst := &instance{files: &fileCounter{limit: lim.OpenFiles}, scratch: NewScratchFS(lim.Scratch), ctx: reqCtx}
+	if inst.files.limit <= 0 {
+		inst.files.limit = 1 << 30
+	}
+	inst.scratch.files = inst.files
+	inst.maxUses = a.drawMaxUses()
+	limit := lim.Memory
+	if limit == 0 {
+		limit = 4 << 30
+	}
+	inst.mem = &snapshotMemory{cappedMemory: cappedMemory{limit: limit}, snap: snap}
+
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithFSConfig(wazero.NewFSConfig().
+			WithFSMount(a.engine.stdlib.limited(inst.files), GuestStdlib).
+			WithFSMount(a.files.limited(inst.files), GuestApp).(sysfs.FSConfig).
+			WithSysFSMount(inst.scratch, GuestScratch).(sysfs.FSConfig).
+			WithSysFSMount(a.dataMount(reqCtx, inst.files))).
+		WithStdout(&inst.stdout).
+		WithStderr(&inst.stderr).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(func(ns int64) { sleepUntil(inst.ctx)(ns) })
+	for _, kv := range a.Spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	mod, err := a.engine.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), a.engine.restorable, cfg)
+	if err == nil && inst.mem.err != nil {
+		mod.Close(context.Background())
+		err = inst.mem.err
+	}
+	if err != nil {
+		inst.mem.release()
+		return nil, err
+	}
+	inst.mod = mod
+	inst.handle = mod.ExportedFunction("wasmwsgi_handle")
+	if a.engine.interruptible {
+		inst.interrupt = mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+	}
+	if have := uint64(mod.Memory().Size()); have < snap.size {
+		if _, ok := mod.Memory().Grow(uint32((snap.size - have) / wasmPage)); !ok {
+			inst.close()
+			return nil, fmt.Errorf("growing the restored memory to the snapshot's %d bytes failed", snap.size)
+		}
+	}
+	return inst, nil
+}
+
+// close ends the instance and unmaps its memory.
+func (inst *instance) close() {
+	inst.mod.Close(context.Background())
+	inst.mem.release()
+}
+
+// drawMaxUses picks how many requests an instance serves before it is replaced: in
+// instance isolation a number drawn uniformly from [N/2, N], so that instances made
+// together are not all replaced together; in request isolation no limit.
+func (a *App) drawMaxUses() int {
+	n := a.Spec.MaxRequests
+	if a.Spec.Isolation != IsolationInstance || n <= 0 {
+		return 0
+	}
+	lo := (n + 1) / 2
+	r, err := rand.Int(rand.Reader, big.NewInt(int64(n-lo+1)))
+	if err != nil {
+		return n
+	}
+	return lo + int(r.Int64())
+}
+
+// pool holds an app's idle instances, at most max of them, most recently used first.
+type pool struct {
+	mu     sync.Mutex
+	idle   []*instance
+	max    int
+	closed bool
+	// keep is how many idle instances survive trimming (the pre-warmed ones).
+	keep int
+}
+
+// idleTimeout is how long an idle instance above the pre-warmed count is kept.
+const idleTimeout = 30 * time.Second
+
+// take returns an idle instance, or nil.
+func (p *pool) take() *instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		inst := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return inst
+	}
+	return nil
+}
+
+// put keeps inst for a later request, or closes it when the pool is full or closed.
+// Idle instances past the pre-warmed count that waited longer than idleTimeout are
+// closed on the way.
+func (p *pool) put(inst *instance) {
+	now := time.Now()
+	inst.idleSince = now
+	var drop []*instance
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.max {
+		drop = append(drop, inst)
+	} else {
+		p.idle = append(p.idle, inst)
+	}
+	// The oldest idle instances are at the front.
+	for len(p.idle) > p.keep && now.Sub(p.idle[0].idleSince) > idleTimeout {
+		drop = append(drop, p.idle[0])
+		p.idle = p.idle[1:]
+	}
+	p.mu.Unlock()
+	for _, d := range drop {
+		d.close()
+	}
+}
+
+// drain closes every idle instance; instances in use are closed when they come back.
+func (p *pool) drain() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, inst := range idle {
+		inst.close()
+	}
+}
+
+// size returns the number of idle instances.
+func (p *pool) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// poolable reports whether the app's instances may serve more than one request.
+// Instances of an app with a data_dir hold the request's /data lock context.
+func (a *App) poolable() bool { return a.Spec.DataDir == "" }
+
+// prewarm fills the pool with n restored instances, so the first requests after a
+// load skip instantiation.
+func (a *App) prewarm(n int) {
+	if !a.poolable() {
+		return
+	}
+	for i := 0; i < n; i++ {
+		// Holding the read lock keeps Close from releasing the snapshot while it is
+		// being mapped; an instance put after Close drained the pool is closed.
+		a.mu.RLock()
+		snap := a.snap
+		var inst *instance
+		var err error
+		if snap != nil {
+			inst, err = a.newInstance(context.Background(), snap, context.Background())
+		}
+		a.mu.RUnlock()
+		if snap == nil {
+			return
+		}
+		if err != nil {
+			a.log.Warn("pre-warming an instance failed", "error", err.Error())
+			return
+		}
+		a.pool.put(inst)
+	}
+}
+
+// Idle returns how many instances of the app wait in its pool.
+func (a *App) Idle() int { return a.pool.size() }
+
+// pooledMounts is how many mounts a pooled instance has: stdlib, app and /tmp.
+const pooledMounts = 3
+
+// reset puts a used instance back to the snapshot's state for the next request. It
+// returns why the instance cannot be reused, or "" when it can.
+func (inst *instance) reset(isolation Isolation, pagemap *os.File, startSize uint64) string {
+	switch {
+	case inst.files.leftOpen(pooledMounts):
+		return "files left open"
+	case inst.mem.hit:
+		return "memory limit reached"
+	case inst.mem.size != startSize:
+		return "memory grew"
+	case inst.interrupt != nil && inst.interrupt.Get() != 0:
+		return "interrupted"
+	case isolation == IsolationInstance:
+		if inst.maxUses > 0 && inst.uses >= inst.maxUses {
+			return "max_requests reached"
+		}
+		return ""
+	}
+	inst.scratch.reset()
+	t := time.Now()
+	dirty, err := inst.mem.restore(pagemap)
+	inst.lastRestore, inst.lastDirty = time.Since(t), dirty
+	if err != nil {
+		return "restore failed: " + err.Error()
+	}
+	return ""
+}
+
+// restore makes the memory equal to the snapshot again. Pages the request wrote are
+// private copies; /proc/self/pagemap tells them apart from pages still shared with
+// the snapshot, and only those are copied back, so they stay mapped and the next
+// request does not fault on them again. Without pagemap the private pages are dropped
+// with madvise, and the next request faults them in afresh.
+func (m *snapshotMemory) restore(pagemap *os.File) (dirty int, err error) {
+	mem := m.mapped[:m.snap.size]
+	view, err := m.snap.view()
+	if pagemap == nil || err != nil {
+		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
+	}
+	pages := len(mem) / pageSize
+	buf := make([]byte, 8*pages)
+	base := int64(uintptr(unsafe.Pointer(unsafe.SliceData(mem)))) / int64(pageSize) * 8
+	if _, err := pagemap.ReadAt(buf, base); err != nil {
+		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
+	}
+	for i := 0; i < pages; i++ {
+		e := binary.LittleEndian.Uint64(buf[i*8:])
+		// Bit 63: present; bit 61: file page or shared anonymous. A present page
+		// without bit 61 is the request's private copy.
+		if e&(1<<63) != 0 && e&(1<<61) == 0 {
+			copy(mem[i*pageSize:(i+1)*pageSize], view[i*pageSize:(i+1)*pageSize])
+			dirty++
+		}
+	}
+	return dirty, nil
+}
+
+var pageSize = os.Getpagesize()
+
+// openPagemap opens this process's page map, or returns nil where it is not readable
+// (then restores fall back to madvise).
+func openPagemap() *os.File {
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return nil
+	}
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		f.Close()
+		return nil
+	}
+	return f
+}

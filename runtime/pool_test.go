@@ -1,0 +1,218 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// poolApp is a WSGI app whose paths probe what one request leaves for the next.
+const poolApp = `
+import os, random, sys
+counter = 0
+kept = []
+
+def app(environ, start_response):
+    global counter
+    counter += 1
+    path, query = environ["PATH_INFO"], environ["QUERY_STRING"]
+    if path == "/count":
+        body = str(counter)
+    elif path == "/remember":
+        # The secret lands in a module global, a fresh buffer and a file in /tmp.
+        kept.append(query.encode() * 64)
+        with open("/tmp/secret", "w") as f:
+            f.write(query)
+        body = "ok"
+    elif path == "/look":
+        body = repr((kept, os.path.exists("/tmp/secret")))
+    elif path == "/grow":
+        kept.append(bytearray(48 << 20))
+        body = "grew"
+    elif path == "/leave-open":
+        kept.append(open("/tmp/open", "w"))
+        body = "left open"
+    elif path == "/random":
+        body = repr(random.random())
+    elif path == "/hash":
+        body = str(hash("the same string in every app"))
+    else:
+        body = "?"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+`
+
+func newPoolApp(t *testing.T, e *Engine, name string, iso Isolation, maxRequests int) *App {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := e.NewApp(AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+		Isolation: iso, MaxRequests: maxRequests, Prewarm: 1,
+		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 16,
+			QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+	if err := a.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.pool.drain)
+	// Pre-warming runs in the background; wait for it so the pool's order is known.
+	for deadline := time.Now().Add(10 * time.Second); a.Idle() < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool was not pre-warmed")
+		}
+	}
+	return a
+}
+
+func get(t *testing.T, a *App, target string) string {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, target, nil)
+	w := httptest.NewRecorder()
+	a.Serve(w, &Request{HTTP: r, PathInfo: r.URL.Path})
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", target, w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+func TestRequestIsolationRestoresEverything(t *testing.T) {
+	a := newPoolApp(t, newTestEngine(t), "iso-request", IsolationRequest, 0)
+	for i := 0; i < 5; i++ {
+		if got := get(t, a, "/count"); got != "1" {
+			t.Fatalf("request %d: module counter %s, want 1 in request isolation", i, got)
+		}
+	}
+	secret := "s3cr3t-7f1b"
+	get(t, a, "/remember?"+secret)
+	if got := get(t, a, "/look"); got != "([], False)" {
+		t.Fatalf("the next request saw %s", got)
+	}
+	// The instance that served the secret is back in the pool: nothing of it may be
+	// left anywhere in its linear memory.
+	inst := a.pool.take()
+	if inst == nil {
+		t.Fatal("no instance went back to the pool")
+	}
+	if bytes.Contains(inst.mem.mapped[:inst.mem.size], []byte(secret)) {
+		t.Error("the secret is still in the restored instance's memory")
+	}
+	a.pool.put(inst)
+}
+
+func TestConcurrentRequestsSeeOnlyTheirOwnData(t *testing.T) {
+	a := newPoolApp(t, newTestEngine(t), "iso-concurrent", IsolationRequest, 0)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 8; i++ {
+				r := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/remember?w%d-%d", w, i), nil)
+				rec := httptest.NewRecorder()
+				a.Serve(rec, &Request{HTTP: r, PathInfo: "/remember"})
+				rec = httptest.NewRecorder()
+				a.Serve(rec, &Request{HTTP: httptest.NewRequest(http.MethodGet, "/look", nil), PathInfo: "/look"})
+				if body := rec.Body.String(); body != "([], False)" {
+					errs <- body
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("a request saw another's data: %s", e)
+	}
+}
+
+func TestInstanceIsolationKeepsStateUpToMaxRequests(t *testing.T) {
+	const maxRequests = 6
+	a := newPoolApp(t, newTestEngine(t), "iso-instance", IsolationInstance, maxRequests)
+	// One request at a time reuses one instance: the counter climbs, then restarts at
+	// 1 when the instance reached its drawn bound in [3, 6].
+	var counts []string
+	for i := 0; i < 3*maxRequests; i++ {
+		counts = append(counts, get(t, a, "/count"))
+	}
+	seq := strings.Join(counts, ",")
+	if !strings.HasPrefix(seq, "1,2,3") {
+		t.Fatalf("counter sequence %s: an instance was not reused", seq)
+	}
+	fresh := 0
+	for _, c := range counts {
+		n, _ := strconv.Atoi(c)
+		if n < 1 || n > maxRequests {
+			t.Fatalf("counter sequence %s: an instance served more than max_requests", seq)
+		}
+		if n == 1 {
+			fresh++
+		}
+	}
+	// 18 requests with bounds of at most 6 need at least 3 instances.
+	if fresh < 3 {
+		t.Fatalf("counter sequence %s: instances were not replaced after max_requests", seq)
+	}
+}
+
+func TestDirtyInstancesAreNotReused(t *testing.T) {
+	for _, iso := range []Isolation{IsolationRequest, IsolationInstance} {
+		t.Run(string(iso), func(t *testing.T) {
+			a := newPoolApp(t, newTestEngine(t), "dirty-"+string(iso), iso, 1000)
+			get(t, a, "/count")
+			base := a.pool.take()
+			if base == nil {
+				t.Fatal("no pooled instance")
+			}
+			a.pool.put(base)
+			for _, path := range []string{"/grow", "/leave-open"} {
+				get(t, a, path)
+				if inst := a.pool.take(); inst == base {
+					t.Errorf("%s: the instance went back to the pool", path)
+				} else if inst != nil {
+					a.pool.put(inst)
+				}
+				if got := get(t, a, "/look"); got != "([], False)" {
+					t.Errorf("after %s the next request saw %s", path, got)
+				}
+				base = a.pool.take()
+				a.pool.put(base)
+			}
+		})
+	}
+}
+
+func TestEntropyAfterRestore(t *testing.T) {
+	e := newTestEngine(t)
+	a := newPoolApp(t, e, "entropy-a", IsolationRequest, 0)
+	seen := map[string]bool{}
+	for i := 0; i < 8; i++ {
+		r := get(t, a, "/random")
+		if seen[r] {
+			t.Fatalf("random.random() repeated %s across requests", r)
+		}
+		seen[r] = true
+	}
+	// Each app's snapshot has its own hash secret; within an app it is fixed.
+	b := newPoolApp(t, e, "entropy-b", IsolationRequest, 0)
+	ha1, ha2, hb := get(t, a, "/hash"), get(t, a, "/hash"), get(t, b, "/hash")
+	if ha1 != ha2 {
+		t.Errorf("hash() changed between requests of one app: %s, %s", ha1, ha2)
+	}
+	if ha1 == hb {
+		t.Errorf("two apps share a hash secret: hash() = %s in both", ha1)
+	}
+}
