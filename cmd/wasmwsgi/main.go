@@ -170,14 +170,27 @@ func serveConfig(cfg Config, reread func() (Config, error), log *slog.Logger, st
 	case <-ctx.Done():
 	}
 	stop()
-	log.Info("shutting down: draining in-flight requests", "grace", cfg.Limits.Timeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Limits.Timeout+time.Second)
+	grace := drainGrace(cfg, rt)
+	log.Info("shutting down: draining in-flight requests", "grace", grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	stopAdmin(shutdownCtx, adminSrv, log)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// drainGrace is how long shutdown waits for requests in flight: the longest any app's
+// request may take, queue wait included, and a second for the response to go out.
+func drainGrace(cfg Config, rt *router.Router) time.Duration {
+	limits, _ := cfg.Limits.Apply(runtime.Limits{}) // validated by loadConfig
+	longest := limits.QueueTimeout + limits.Timeout
+	for _, m := range rt.Mounts() {
+		l := m.App.Spec.Limits
+		longest = max(longest, l.QueueTimeout+l.Timeout)
+	}
+	return longest + time.Second
 }
 
 // newRouter compiles python.wasm and discovers the apps of cfg.AppsDir (not loaded yet).
