@@ -5,7 +5,7 @@ ADDR      ?= 127.0.0.1:8080
 FUZZTIME  ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build python-wasm test fuzz serve check clean bench soak vendor-apps
+.PHONY: all build python-wasm test fuzz serve check clean bench soak vendor-apps micro
 
 all: build
 
@@ -19,7 +19,7 @@ build: python-wasm
 
 ## test: unit, integration and short fuzz runs against the real binary and python.wasm
 test: build vendor-apps
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s FUZZ_SAVE=
 
 ## fuzz: every fuzz target for FUZZTIME, then the corpus it grew is kept in the
@@ -51,9 +51,15 @@ check: python-wasm
 clean:
 	rm -rf bin python-wasm/dist/python.wasm python-wasm/dist/stdlib.zip python-wasm/dist/BUILDINFO
 
-## bench: Go benchmarks of one request and of engine start (python.wasm embedded)
-bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 100x -count 1 ./runtime
+## bench: Go benchmarks of the runtime, then wasmwsgi (both isolation modes) against
+## gunicorn with wrk on loopback; writes benchmarks/RESULTS.md
+bench: build vendor-apps
+	benchmarks/bench.sh benchmarks/RESULTS.md
+
+## micro: pure-Python micro-benchmarks on native python3, wasmwsgi (wazero), bare wazero
+## and node, with the wasm/native ratios (see benchmarks/micro/README.md)
+micro: build vendor-apps
+	benchmarks/micro/run.sh
 
 ## vendor-apps: fill apps/{flask,bottle,falcon,pyramid}/site-packages from Debian's packages
 vendor-apps:
@@ -64,3 +70,25 @@ vendor-apps:
 SOAK ?= 10m
 soak: build
 	$(GO) run ./benchmarks/soak -duration $(SOAK)
+
+## image: container images as tarballs, built by ko with no registry and no daemon:
+## bin/wasmwsgi-image.tar (the server) and bin/wasmwsgi-apps-image.tar (apps/ and the
+## copier the Deployment's initContainer runs). The base image is written into ko's
+## cache by deploy/baseimage and named by digest, so ko never pulls. See docs/deploy.md.
+KO             := github.com/google/ko@v0.19.1
+IMAGE_REPO     ?= wasmwsgi.local
+IMAGE_TAG      ?= dev
+IMAGE_PLATFORM ?= linux/$(shell $(GO) env GOARCH)
+KO_CACHE       := bin/ko-cache
+.PHONY: image
+image: python-wasm vendor-apps
+	rm -rf $(KO_CACHE)/img
+	@set -e; \
+	ko() { echo "ko build $$3 -> $$4 (base $$1)"; \
+	  KOCACHE=$(CURDIR)/$(KO_CACHE) KO_DEFAULTBASEIMAGE=$$1 KO_DOCKER_REPO=$$2 $(GO) run $(KO) build $$3 \
+	    --bare --push=false --sbom=none --platform=$(IMAGE_PLATFORM) --tags=$(IMAGE_TAG) --tarball=$$4; }; \
+	base=$$($(GO) run ./deploy/baseimage -layout $(KO_CACHE)/img -name $(IMAGE_REPO)/base); \
+	ko $$base $(IMAGE_REPO)/wasmwsgi ./cmd/wasmwsgi bin/wasmwsgi-image.tar; \
+	base=$$($(GO) run ./deploy/baseimage -layout $(KO_CACHE)/img -name $(IMAGE_REPO)/apps-base -apps apps); \
+	ko $$base $(IMAGE_REPO)/wasmwsgi-apps ./deploy/copyapps bin/wasmwsgi-apps-image.tar
+	@ls -l bin/wasmwsgi-image.tar bin/wasmwsgi-apps-image.tar
