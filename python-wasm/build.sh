@@ -127,6 +127,10 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
   # out of the wasm build; zlib is passed explicitly. Without clock_nanosleep, time.sleep
   # uses a relative nanosleep: wazero's poll_oneoff rejects absolute-time clock
   # subscriptions (ENOTSUP), which TIMER_ABSTIME sleeps turn into.
+  # --with-pymalloc: configure turns CPython's small-object allocator off for WASI, so
+  # every object would come from wasi-libc's malloc; with it on, the interpreter is
+  # 7-10% faster (geometric mean of benchmarks/micro on wazero and on node) for about
+  # 2% more memory in a Flask snapshot. Arenas come from malloc (WASI has no mmap).
   mkdir -p "$work/no-pkgconfig"
   PKG_CONFIG_LIBDIR="$work/no-pkgconfig" PKG_CONFIG_PATH="" \
   CONFIG_SITE=../../Tools/wasm/config.site-wasm32-wasi \
@@ -137,9 +141,11 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
   ZLIB_CFLAGS="-I$work/zlib/include" ZLIB_LIBS="-L$work/zlib/lib -lz" \
   LIBSQLITE3_CFLAGS="-I$work/sqlite/include" LIBSQLITE3_LIBS="-L$work/sqlite/lib -lsqlite3" \
   ../../configure -q -C --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
-    --with-build-python="$build_python" --prefix=/usr/local --disable-test-modules >/dev/null
+    --with-build-python="$build_python" --prefix=/usr/local --disable-test-modules \
+    --with-pymalloc >/dev/null
   grep -q '^MODULE_ZLIB_STATE=yes' Makefile || { echo "python-wasm: zlib was not enabled" >&2; exit 1; }
   grep -q '^MODULE__SQLITE3_STATE=yes' Makefile || { echo "python-wasm: _sqlite3 was not enabled" >&2; exit 1; }
+  grep -q '^#define WITH_PYMALLOC 1' pyconfig.h || { echo "python-wasm: pymalloc was not enabled" >&2; exit 1; }
   make -s -j"$jobs" >/dev/null 2>&1 || make -j"$jobs"
   # Relink as a reactor: the host calls the exported wasmwsgi_init/wasmwsgi_handle
   # instead of _start, which is what lets it keep an initialised instance.
