@@ -28,8 +28,10 @@ done
 
 work=$(mktemp -d)
 echo "Go benchmarks (runtime)..." >&2
-go test -run '^$' -bench 'Serve|Restore|ColdStart|EngineStart' -benchtime "${BENCHTIME:-200x}" -count 1 ./runtime \
-  | grep -E '^Benchmark' > "$work/go.txt"
+{
+  go test -run '^$' -bench 'Serve|Restore' -benchtime "${BENCHTIME:-300x}" -count 1 ./runtime
+  go test -run '^$' -bench 'ColdStart|EngineStart' -benchtime "${STARTTIME:-5x}" -count 1 ./runtime
+} | grep -E '^Benchmark' > "$work/go.txt"
 cat "$work/go.txt"
 pids=()
 cleanup() {
@@ -171,6 +173,9 @@ if [ -n "$out" ]; then
     echo '```'
     cat "$work/go.txt"
     echo '```'
+    echo
+    echo "Interpreter speed against native CPython: benchmarks/micro (make micro). Resident"
+    echo "memory of idle apps and the first request to an idle app: benchmarks/idle-memory.sh."
   } > "$out"
   echo "wrote $out" >&2
 fi
