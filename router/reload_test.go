@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,36 +17,10 @@ import (
 	"testing"
 	"time"
 
-	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
 // These tests run real apps on python.wasm, in apps folders of their own.
-
-var reloadShared struct {
-	once   sync.Once
-	engine *runtime.Engine
-	err    error
-}
-
-// reloadEngine returns the package's engine (compiled once; the compilation and
-// snapshot caches are shared with the other packages' tests).
-func reloadEngine(t *testing.T) *runtime.Engine {
-	t.Helper()
-	reloadShared.once.Do(func() {
-		reloadShared.engine, reloadShared.err = runtime.NewEngine(context.Background(), runtime.EngineConfig{
-			CacheDir: filepath.Join(os.TempDir(), "wasmwsgi-test-cache", "wasmwsgi"),
-			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-	})
-	if errors.Is(reloadShared.err, pythonwasm.ErrNotBuilt) {
-		t.Skip("python.wasm is not built; run make build")
-	}
-	if reloadShared.err != nil {
-		t.Fatal(reloadShared.err)
-	}
-	return reloadShared.engine
-}
 
 // logBuffer is a log destination the test can read while the router writes to it.
 type logBuffer struct {
@@ -108,7 +81,7 @@ func newReloadRouter(t *testing.T, files map[string]string) *reloadRouter {
 		writeFile(t, filepath.Join(dir, name), content)
 	}
 	logs := &logBuffer{}
-	rt, err := New(reloadEngine(t), Config{
+	rt, err := New(engine(t), Config{
 		AppsDir: dir,
 		Limits: runtime.Limits{
 			Timeout: 30 * time.Second, Memory: 128 << 20, MaxBody: 1 << 20, MaxResponse: 1 << 20,

@@ -59,17 +59,23 @@ func serveOnce(tb testing.TB, a *App, target string) *httptest.ResponseRecorder 
 	return w
 }
 
+// benchApps are the example apps the benchmarks run: hello, and flask once `make
+// vendor-apps` has filled its site-packages.
+func benchApps(b *testing.B) []string {
+	if _, err := os.Stat("../apps/flask/site-packages"); err != nil {
+		b.Log("skipping flask: run make vendor-apps")
+		return []string{"hello"}
+	}
+	return []string{"hello", "flask"}
+}
+
 // BenchmarkServe measures one request through the runtime, without HTTP: take an
 // instance from the pool (or restore one from the snapshot), call the app, and put the
 // instance back -- in request isolation after restoring its memory to the snapshot.
 func BenchmarkServe(b *testing.B) {
 	e := newTestEngine(b)
-	for _, app := range []string{"hello", "flask"} {
+	for _, app := range benchApps(b) {
 		dir := "../apps/" + app
-		if _, err := os.Stat(dir + "/site-packages"); app != "hello" && err != nil {
-			b.Logf("skipping %s: run make vendor-apps", app)
-			continue
-		}
 		for _, iso := range []Isolation{IsolationRequest, IsolationInstance} {
 			b.Run(app+"/"+string(iso), func(b *testing.B) {
 				a := loadAppWith(b, e, dir, iso)
@@ -87,12 +93,8 @@ func BenchmarkServe(b *testing.B) {
 // the median restore time and the pages restored per request.
 func BenchmarkRestore(b *testing.B) {
 	e := newTestEngine(b)
-	for _, app := range []string{"hello", "flask"} {
+	for _, app := range benchApps(b) {
 		dir := "../apps/" + app
-		if _, err := os.Stat(dir + "/site-packages"); app != "hello" && err != nil {
-			b.Logf("skipping %s: run make vendor-apps", app)
-			continue
-		}
 		for _, warm := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/warmup=%v", app, warm), func(b *testing.B) {
 				a := e.NewApp(AppSpec{Name: app, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 30, Prewarm: 1,
@@ -131,12 +133,8 @@ func BenchmarkRestore(b *testing.B) {
 // included (BenchmarkEngineStart).
 func BenchmarkColdStart(b *testing.B) {
 	e := newTestEngine(b)
-	for _, app := range []string{"hello", "flask"} {
+	for _, app := range benchApps(b) {
 		dir := "../apps/" + app
-		if _, err := os.Stat(dir + "/site-packages"); app != "hello" && err != nil {
-			b.Logf("skipping %s: run make vendor-apps", app)
-			continue
-		}
 		spec := func(name string) AppSpec {
 			return AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 30,
 				Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}}
