@@ -5,7 +5,8 @@ Copy this folder to start an app of your own. wasmwsgi serves it at /hello/.
 import json
 import sys
 
-# Module state lives only as long as one request: every request gets a fresh instance.
+# Module state lives only as long as one request: every request starts from the app's
+# snapshot (isolation = "request", the default).
 counter = 0
 
 
