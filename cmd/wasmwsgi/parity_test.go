@@ -161,7 +161,9 @@ func startGunicorn(t *testing.T, gunicorn, dir, scriptName, callable string, env
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "--chdir", abs, callable)
+	// --preload imports the app once, before the workers fork: Django migrates its
+	// database at import, and two workers migrating a new database at once race.
+	cmd := exec.Command(gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "--preload", "--chdir", abs, callable)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(abs, "site-packages"), "SCRIPT_NAME="+scriptName,
 		"PYTHONDONTWRITEBYTECODE=1")
 	cmd.Env = append(cmd.Env, env...)
