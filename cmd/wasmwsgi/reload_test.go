@@ -51,9 +51,7 @@ func TestServeReloadsEditedApp(t *testing.T) {
 	if r := get(t, s.base+"/hot/"); r.status != 200 || !strings.HasPrefix(r.body, "v1") {
 		t.Fatalf("before the edit: %d %q", r.status, r.body)
 	}
-	if !strings.Contains(s.Log(), "watching the apps folder") {
-		t.Errorf("the server does not say it watches the apps folder:\n%s", s.Log())
-	}
+	s.waitLog(t, "watching the apps folder")
 
 	reloadWrite(t, filepath.Join(apps, "hot", "app.py"), reloadApp("v2"))
 	eventually(t, s, func() string {

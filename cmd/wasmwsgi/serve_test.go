@@ -627,14 +627,9 @@ func TestSnapshotCache(t *testing.T) {
 	serveOnce := func(wantCached bool, wantBody string) {
 		t.Helper()
 		s := startServer(t, apps, "--cache-dir", cache)
-		// The server's log reaches the test through a pipe: wait for the line that
-		// follows the restore or the import before looking for the restore.
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.Log(), `msg="app ready" app=hello`); {
-			if time.Now().After(deadline) {
-				t.Fatal("the log never says the app is ready")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		// The log reaches the test through a pipe: wait for the line that follows the
+		// restore or the import before looking for the restore.
+		s.waitLog(t, `msg="app ready" app=hello`)
 		if cached := strings.Contains(s.Log(), "snapshot restored from the cache"); cached != wantCached {
 			t.Errorf("restored from the cache: %v, want %v", cached, wantCached)
 		}
