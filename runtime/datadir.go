@@ -298,6 +298,12 @@ func (f *DataFS) release() {
 
 // enter starts an operation that needs the lock in mode want (or none).
 func (f *DataFS) enter(want lockMode) experimentalsys.Errno {
+	if f.ctx.Err() != nil {
+		// The instance has ended even if release, run by context.AfterFunc on a
+		// goroutine of its own, has not yet.
+		f.release()
+		return experimentalsys.EBADF
+	}
 	f.gate.RLock()
 	if f.released {
 		f.gate.RUnlock()
