@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,24 +20,6 @@ import (
 )
 
 // These tests run real apps on python.wasm, in apps folders of their own.
-
-// logBuffer is a log destination the test can read while the router writes to it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *logBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *logBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // appSource is a WSGI app answering body; /slow first waits (up to 20s) for the file
 // /data/go when the app has a data folder.
@@ -68,7 +49,7 @@ func writeFile(t *testing.T, path, content string) {
 type reloadRouter struct {
 	*Router
 	srv *httptest.Server
-	log *logBuffer
+	log *syncBuffer
 	dir string
 }
 
@@ -80,7 +61,7 @@ func newReloadRouter(t *testing.T, files map[string]string) *reloadRouter {
 	for name, content := range files {
 		writeFile(t, filepath.Join(dir, name), content)
 	}
-	logs := &logBuffer{}
+	logs := &syncBuffer{}
 	rt, err := New(engine(t), Config{
 		AppsDir: dir,
 		Limits: runtime.Limits{

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,8 +33,7 @@ func TestSplitPath(t *testing.T) {
 }
 
 func TestDiscover(t *testing.T) {
-	dir := t.TempDir()
-	files := map[string]string{
+	dir := writeApps(t, map[string]string{
 		"plain/app.py":             "",
 		"both/app.py":              "",
 		"both/wsgi.py":             "",
@@ -58,16 +56,7 @@ func TestDiscover(t *testing.T) {
 		"notanapp/README.md":       "",
 		"_hidden/app.py":           "",
 		".dot/app.py":              "",
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	apps, err := Discover(dir)
 	if err != nil {
 		t.Fatal(err)
