@@ -97,19 +97,25 @@ func startServer(t *testing.T, appsDir string, extra ...string) *server {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("server did not start listening; log:\n%s", s.Log())
 	}
+	waitReady(t, http.DefaultClient, s.base, s.Log)
+	return s
+}
+
+// waitReady waits up to a minute for base's /_wasmwsgi/ready to answer 200.
+func waitReady(t *testing.T, client *http.Client, base string, log func() string) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.base + "/_wasmwsgi/ready")
+		resp, err := client.Get(base + "/_wasmwsgi/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("server not ready after 60s; log:\n%s", s.Log())
-	return nil
+	t.Fatalf("server not ready after 60s; log:\n%s", log())
 }
 
 // cacheHome shares one compilation cache between the tests' servers.

@@ -141,19 +141,8 @@ func startProc(t *testing.T, client *http.Client, scheme string, args ...string)
 		t.Fatalf("server did not start listening; log:\n%s", p.Log())
 	}
 	p.base = scheme + "://" + p.addr
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := client.Get(p.base + "/_wasmwsgi/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("server not ready after 60s; log:\n%s", p.Log())
-	return nil
+	waitReady(t, client, p.base, p.Log)
+	return p
 }
 
 // selfSigned writes a fresh ECDSA certificate for 127.0.0.1 and localhost and its key

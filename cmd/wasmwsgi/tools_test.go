@@ -1,28 +1,15 @@
 package main
 
 import (
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 )
 
-// runBinary runs the built wasmwsgi and returns its stdout, stderr and exit code.
+// runBinary runs the built wasmwsgi with the test's environment (runWith) and returns
+// its stdout, stderr and exit code.
 func runBinary(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(cmd.Environ(), "XDG_CACHE_HOME="+cacheHome(t))
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return stdout.String(), stderr.String(), exit.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), 0
+	return runWith(t, nil, args...)
 }
 
 func TestCheckCommand(t *testing.T) {
