@@ -345,36 +345,10 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	if snap := a.snapshot(); handle && snap != nil {
 		return a.runRestored(ctx, ex, snap, stdout, errw)
 	}
-	lim := a.Spec.Limits
-	files := &fileCounter{limit: lim.OpenFiles}
-	if files.limit <= 0 {
-		files.limit = 1 << 30
-	}
-	scratch := NewScratchFS(lim.Scratch)
-	scratch.files = files
-	cfg := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions("_initialize").
-		WithFSConfig(wazero.NewFSConfig().
-			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
-			WithFSMount(a.files.limited(files), GuestApp).(sysfs.FSConfig).
-			WithSysFSMount(scratch, GuestScratch).(sysfs.FSConfig).
-			WithSysFSMount(a.dataMount(ctx, files))).
-		WithStdout(stdout).
-		WithStderr(errw).
-		WithRandSource(rand.Reader).
-		WithSysWalltime().
-		WithSysNanotime().
-		WithNanosleep(sleepUntil(ctx))
-	for _, kv := range a.Spec.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		cfg = cfg.WithEnv(k, v)
-	}
-	limit := lim.Memory
-	if limit == 0 {
-		limit = 4 << 30
-	}
-	ex.mem = &cappedMemory{limit: limit}
+	files, scratch := a.newHostFiles()
+	cfg := a.moduleConfig(files, scratch, ctx, stdout, errw, sleepUntil(ctx)).
+		WithStartFunctions("_initialize")
+	ex.mem = &cappedMemory{limit: a.memoryLimit()}
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.release()
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
@@ -411,6 +385,53 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		return 0, err
 	}
 	return int32(res[0]), nil
+}
+
+// newHostFiles returns the open-file count of a new instance and its private /tmp,
+// which counts its open files with the instance's others.
+func (a *App) newHostFiles() (*fileCounter, *ScratchFS) {
+	files := &fileCounter{limit: a.Spec.Limits.OpenFiles}
+	if files.limit <= 0 {
+		files.limit = 1 << 30
+	}
+	scratch := NewScratchFS(a.Spec.Limits.Scratch)
+	scratch.files = files
+	return files, scratch
+}
+
+// memoryLimit is the most linear memory an instance may have.
+func (a *App) memoryLimit() uint64 {
+	if a.Spec.Limits.Memory == 0 {
+		return 4 << 30
+	}
+	return a.Spec.Limits.Memory
+}
+
+// moduleConfig is what every instance of the app is given: the stdlib and the app
+// read-only, scratch at /tmp, /data (whose lock waits on dataCtx) when the app has a
+// data_dir, its [env] and nothing else of the host's, the host's entropy and clocks,
+// and stdout, stderr and sleep as passed. No start function runs.
+func (a *App) moduleConfig(files *fileCounter, scratch *ScratchFS, dataCtx context.Context,
+	stdout, stderr io.Writer, sleep func(ns int64)) wazero.ModuleConfig {
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithFSConfig(wazero.NewFSConfig().
+			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
+			WithFSMount(a.files.limited(files), GuestApp).(sysfs.FSConfig).
+			WithSysFSMount(scratch, GuestScratch).(sysfs.FSConfig).
+			WithSysFSMount(a.dataMount(dataCtx, files))).
+		WithStdout(stdout).
+		WithStderr(stderr).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(sleep)
+	for _, kv := range a.Spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	return cfg
 }
 
 // warmUp sends the app its warm-up requests in the instance that will become the

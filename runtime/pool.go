@@ -8,15 +8,12 @@ import (
 	"io"
 	"math/big"
 	"os"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
 
-	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,37 +70,11 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 // reqCtx is the request the instance is made for; instances of apps with a data_dir
 // bind their /data lock to it and are never pooled.
 func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Context) (*instance, error) {
-	lim := a.Spec.Limits
-	inst := &instance{files: &fileCounter{limit: lim.OpenFiles}, scratch: NewScratchFS(lim.Scratch), ctx: reqCtx}
-	if inst.files.limit <= 0 {
-		inst.files.limit = 1 << 30
-	}
-	inst.scratch.files = inst.files
-	inst.maxUses = a.drawMaxUses()
-	limit := lim.Memory
-	if limit == 0 {
-		limit = 4 << 30
-	}
-	inst.mem = &snapshotMemory{cappedMemory: cappedMemory{limit: limit}, snap: snap}
-
-	cfg := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions().
-		WithFSConfig(wazero.NewFSConfig().
-			WithFSMount(a.engine.stdlib.limited(inst.files), GuestStdlib).
-			WithFSMount(a.files.limited(inst.files), GuestApp).(sysfs.FSConfig).
-			WithSysFSMount(inst.scratch, GuestScratch).(sysfs.FSConfig).
-			WithSysFSMount(a.dataMount(reqCtx, inst.files))).
-		WithStdout(&inst.stdout).
-		WithStderr(&inst.stderr).
-		WithRandSource(rand.Reader).
-		WithSysWalltime().
-		WithSysNanotime().
-		WithNanosleep(func(ns int64) { sleepUntil(inst.ctx)(ns) })
-	for _, kv := range a.Spec.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		cfg = cfg.WithEnv(k, v)
-	}
+	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses()}
+	inst.files, inst.scratch = a.newHostFiles()
+	inst.mem = &snapshotMemory{cappedMemory: cappedMemory{limit: a.memoryLimit()}, snap: snap}
+	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
+		func(ns int64) { sleepUntil(inst.ctx)(ns) })
 	mod, err := a.engine.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), a.engine.restorable, cfg)
 	if err == nil && inst.mem.err != nil {
 		mod.Close(context.Background())
