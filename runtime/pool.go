@@ -265,7 +265,10 @@ func (m *snapshotMemory) restore(pagemap *os.File) (dirty int, err error) {
 		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
 	}
 	pages := len(mem) / pageSize
-	buf := make([]byte, 8*pages)
+	if len(m.pagemapBuf) != 8*pages {
+		m.pagemapBuf = make([]byte, 8*pages)
+	}
+	buf := m.pagemapBuf
 	base := int64(uintptr(unsafe.Pointer(unsafe.SliceData(mem)))) / int64(pageSize) * 8
 	if _, err := pagemap.ReadAt(buf, base); err != nil {
 		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)

@@ -75,6 +75,8 @@ type snapshotMemory struct {
 	cappedMemory
 	snap *Snapshot
 	err  error
+	// pagemapBuf holds the page-map entries a restore reads, kept between requests.
+	pagemapBuf []byte
 }
 
 func (m *snapshotMemory) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
