@@ -4,10 +4,17 @@
 // # Shape of a request
 //
 // python.wasm is a WASI reactor. The host instantiates it (running _initialize), then
-// calls two exports, each returning an i32:
+// calls three exports, each returning an i32:
 //
 //	wasmwsgi_init()   -> 0 app loaded | 1 app failed to load | 3 interpreter failed
+//	wasmwsgi_freeze() -> objects made immortal (>= 0) | -1 failed (traceback logged)
 //	wasmwsgi_handle() -> 0 request done | 1 or 2 request failed (traceback logged) | 3 not initialised
+//
+// wasmwsgi_freeze is called once, after wasmwsgi_init and the warm-up requests and
+// right before the host keeps the memory as the app's snapshot. It collects garbage,
+// then makes every live object immortal (python-wasm/immortal.patch: Py_INCREF and
+// Py_DECREF skip an object whose count is >= 2^29) and gc.freeze()s it, so that
+// requests served from the snapshot write only the memory they really change.
 //
 // Inside those calls the guest (the builtin C module _wasmwsgi and the Python shim
 // _wasmwsgi_shim) calls back into the functions below. A failed request whose headers

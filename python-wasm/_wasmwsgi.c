@@ -7,7 +7,8 @@
  *      All encoding and WSGI logic lives in the Python shim (_wasmwsgi_shim.py), so
  *      this file changes only when the ABI itself changes.
  *   2. It exports the reactor entry points the host calls: wasmwsgi_init() starts the
- *      interpreter and loads the app, wasmwsgi_handle() serves one request.
+ *      interpreter and loads the app, wasmwsgi_freeze() prepares the heap for the
+ *      snapshot, wasmwsgi_handle() serves one request.
  *
  * Every host function returns an int32: >= 0 is a length or a count, < 0 is an
  * error code (see hostfuncs/doc.go for the table).
@@ -285,6 +286,105 @@ wasmwsgi_init(void)
     int32_t rc = call_shim(init, 1);
     Py_DECREF(init);
     return rc;
+}
+
+/* ---- the snapshot's heap --------------------------------------------------------- */
+
+/* Queues a referent that is not immortal yet. */
+static int
+immortal_visit(PyObject *op, void *todo)
+{
+    if (op == NULL || _Py_IsImmortal(op)) {
+        return 0;
+    }
+    return PyList_Append((PyObject *)todo, op);
+}
+
+/* The objects a code object holds: code is not a GC type, so tp_traverse never
+ * reaches its constants and names. */
+static int
+immortal_visit_code(PyCodeObject *co, PyObject *todo)
+{
+    PyObject *fields[] = {
+        co->co_consts, co->co_names, co->co_exceptiontable, co->co_localsplusnames,
+        co->co_localspluskinds, co->co_filename, co->co_name, co->co_qualname,
+        co->co_linetable, co->_co_code,
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (immortal_visit(fields[i], todo) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Makes every object reachable from the collector's lists immortal (see
+ * _Py_IMMORTAL_MIN in the patched Include/object.h) and returns how many it changed,
+ * or -1 with an exception set. Objects it does not reach stay ordinary. */
+static Py_ssize_t
+immortalize_heap(PyObject *gc)
+{
+    PyObject *todo = PyObject_CallMethod(gc, "get_objects", NULL);
+    if (todo == NULL) {
+        return -1;
+    }
+    Py_ssize_t changed = 0;
+    /* The list grows while it is walked: referents are appended at its end. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(todo); i++) {
+        PyObject *op = PyList_GET_ITEM(todo, i);
+        if (_Py_IsImmortal(op)) {
+            continue;
+        }
+        Py_SET_REFCNT(op, _Py_IMMORTAL_REFCNT);
+        changed++;
+        int err = immortal_visit((PyObject *)Py_TYPE(op), todo);
+        if (err == 0 && PyObject_IS_GC(op)) {
+            err = Py_TYPE(op)->tp_traverse(op, immortal_visit, todo);
+        }
+        else if (err == 0 && PyCode_Check(op)) {
+            err = immortal_visit_code((PyCodeObject *)op, todo);
+        }
+        if (err < 0) {
+            Py_DECREF(todo);
+            return -1;
+        }
+    }
+    Py_DECREF(todo);
+    return changed;
+}
+
+/* Prepares the interpreter's heap for the snapshot, after the app's import and
+ * warm-up: collects garbage, makes every live object immortal so that reading it no
+ * longer writes its reference count (which would copy its page in every request),
+ * and moves the objects out of the collector's generations (gc.freeze) so that no
+ * collection walks them. Returns the number of objects made immortal, or -1. */
+WASMWSGI_EXPORT(wasmwsgi_freeze) int32_t
+wasmwsgi_freeze(void)
+{
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        PyErr_Print();
+        return -1;
+    }
+    Py_ssize_t changed = -1;
+    PyObject *res = PyObject_CallMethod(gc, "collect", NULL);
+    if (res != NULL) {
+        Py_DECREF(res);
+        changed = immortalize_heap(gc);
+    }
+    if (changed >= 0) {
+        res = PyObject_CallMethod(gc, "freeze", NULL);
+        Py_XDECREF(res);
+        if (res == NULL) {
+            changed = -1;
+        }
+    }
+    Py_DECREF(gc);
+    if (changed < 0) {
+        PyErr_Print();
+        return -1;
+    }
+    return (int32_t)changed;
 }
 
 /* Serves the current request; see _wasmwsgi_shim.handle for the result codes. */

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-recipe=(build.sh deps.sh versions.env Setup.local _wasmwsgi.c bundle_stdlib.py _sqlite_wasi_vfs.c)
+recipe=(build.sh deps.sh versions.env Setup.local _wasmwsgi.c immortal.patch bundle_stdlib.py _sqlite_wasi_vfs.c)
 key=$(cd "$here" && cat "${recipe[@]}" | sha256sum | cut -c1-16)
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
 out=$cache/python-wasm-$key
@@ -117,6 +117,10 @@ fi
 build_python=$native/cpython/builddir/build/python
 
 mkdir cpython && tar -xzf "$src/$PY_ORIG" -C cpython --strip-components=1
+# immortal.patch: objects whose reference count is >= 2^29 are immortal (Py_INCREF and
+# Py_DECREF skip them), as in CPython 3.12; wasmwsgi_freeze() in _wasmwsgi.c makes the
+# snapshot's objects immortal so that requests stop copying pages to count references.
+patch -s -d cpython -p1 < "$here/immortal.patch"
 cp "$here/_wasmwsgi.c" cpython/Modules/_wasmwsgi.c
 mkdir -p cpython/builddir/wasi/Modules
 # makesetup reads Setup.local from the build directory.

@@ -6,6 +6,7 @@
 //
 //	instantiate python.wasm (_initialize)
 //	  -> wasmwsgi_init   (interpreter start, app import; host: app_info)
+//	  -> wasmwsgi_freeze (after warm-up: the snapshot's objects become immortal)
 //	  -> wasmwsgi_handle (the shim calls the app; host: environ_get, input_read,
 //	                      start_response, body_write, log_write; see hostfuncs)
 //	  -> close the instance
@@ -141,7 +142,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("python.wasm exports no memory: it was not built by python-wasm/build.sh; run `make build`")
 	}
-	for _, name := range []string{"_initialize", "wasmwsgi_init", "wasmwsgi_handle"} {
+	for _, name := range []string{"_initialize", "wasmwsgi_init", "wasmwsgi_freeze", "wasmwsgi_handle"} {
 		if _, ok := compiled.ExportedFunctions()[name]; !ok {
 			rt.Close(ctx)
 			return nil, fmt.Errorf("python.wasm does not export %q: it was not built by python-wasm/build.sh; run `make build`", name)

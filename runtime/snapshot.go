@@ -11,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A Snapshot is an app's linear memory right after wasmwsgi_init returned: the
-// interpreter started and the app imported. At that point linear memory is the whole
+// A Snapshot is an app's linear memory once wasmwsgi_init, the warm-up requests and
+// wasmwsgi_freeze have returned: the interpreter started, the app imported and its
+// objects made immortal. At that point linear memory is the whole
 // guest state: python.wasm's only global, __stack_pointer, is back at its initial value
 // between export calls, the guest's stdio buffers were flushed by the shim, and the
 // host-side WASI state (stdio and the mounts, in the same order) is rebuilt the same
