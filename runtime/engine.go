@@ -37,6 +37,10 @@ const (
 	GuestScratch = "/tmp"
 )
 
+// GuestCacheTag is the guest interpreter's sys.implementation.cache_tag: an app's
+// compiled bytecode is read from __pycache__/<module>.cpython-311.pyc.
+const GuestCacheTag = "cpython-311"
+
 // EngineConfig configures the process-wide engine.
 type EngineConfig struct {
 	// CacheDir holds wazero's compilation cache. Empty disables the on-disk cache.

@@ -128,8 +128,10 @@ func MemFSFromZip(b []byte) (*MemFS, error) {
 // MemFSFromDir copies a host directory into memory. Symbolic links are followed only
 // while they stay inside dir (os.Root enforces it); a link that escapes, and anything
 // that is not a regular file or directory, is skipped and reported in skipped. Folders
-// named __pycache__ or starting with "." are left out. Loading stops with an error once
-// more than maxBytes of file content has been read.
+// starting with "." are left out, and so is everything in a __pycache__ folder except
+// the guest's own bytecode (*.cpython-311.pyc, which the guest's import validates
+// against the source and ignores when stale or not bytecode at all). Loading stops with
+// an error once more than maxBytes of file content has been read.
 func MemFSFromDir(dir string, maxBytes int64) (m *MemFS, skipped []string, err error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -146,10 +148,13 @@ func MemFSFromDir(dir string, maxBytes int64) (m *MemFS, skipped []string, err e
 			return nil
 		}
 		if d.IsDir() {
-			if d.Name() == "__pycache__" || strings.HasPrefix(d.Name(), ".") {
+			if strings.HasPrefix(d.Name(), ".") {
 				return fs.SkipDir
 			}
 			m.add(name, nil, true, time.Time{})
+			return nil
+		}
+		if path.Base(path.Dir(name)) == "__pycache__" && !strings.HasSuffix(d.Name(), "."+GuestCacheTag+".pyc") {
 			return nil
 		}
 		info, err := root.Stat(name) // follows links, but only inside the root

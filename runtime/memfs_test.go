@@ -4,6 +4,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,6 +31,8 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 	write("app.py", "application = None\n")
 	write("pkg/mod.py", "x = 1\n")
 	write("pkg/__pycache__/mod.cpython-311.pyc", "stale")
+	write("pkg/__pycache__/mod.cpython-312.pyc", "another interpreter's")
+	write("pkg/__pycache__/notes.txt", "x")
 	write(".git/config", "x")
 	for link, target := range map[string]string{
 		"escape.txt": secret, // absolute link out of the folder
@@ -46,10 +49,11 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fstest.TestFS(m, "app.py", "pkg/mod.py", "inside.py"); err != nil {
+	if err := fstest.TestFS(m, "app.py", "pkg/mod.py", "inside.py", "pkg/__pycache__/mod.cpython-311.pyc"); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"escape.txt", "up.txt", "dirlink", "dirlink/secret.txt", "pkg/__pycache__/mod.cpython-311.pyc", ".git/config"} {
+	for _, name := range []string{"escape.txt", "up.txt", "dirlink", "dirlink/secret.txt", "pkg/__pycache__/mod.cpython-312.pyc",
+		"pkg/__pycache__/notes.txt", ".git/config"} {
 		if _, err := fs.Stat(m, name); err == nil {
 			t.Errorf("%s is visible in the app tree", name)
 		}
@@ -86,5 +90,52 @@ func TestMemFSReadSeek(t *testing.T) {
 	b, _ := io.ReadAll(rs)
 	if string(b) != "world" {
 		t.Errorf("read after seek = %q", b)
+	}
+}
+
+// TestAppBytecode checks that the guest imports an app's own __pycache__ bytecode and
+// still validates it: a checked-hash .pyc of other source, or one that is not bytecode
+// at all, is ignored in favour of the source. The .pyc files come from the host's
+// python3, which must be the guest's version (3.11).
+func TestAppBytecode(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on the host to compile bytecode with")
+	}
+	if tag, _ := exec.Command(py, "-c", "import sys; print(sys.implementation.cache_tag)").Output(); strings.TrimSpace(string(tag)) != GuestCacheTag {
+		t.Skipf("host python3 is %s, not %s", strings.TrimSpace(string(tag)), GuestCacheTag)
+	}
+	e := newTestEngine(t)
+	for _, tc := range []struct{ name, mode, want string }{
+		{"unchecked", "UNCHECKED_HASH", "bytecode"}, // not validated: proves the .pyc is read
+		{"checked", "CHECKED_HASH", "source"},       // validated against the real source
+		{"garbage", "", "source"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "app.py"), []byte("import mod\n\n"+
+				"def application(environ, start_response):\n"+
+				"    start_response('200 OK', [])\n"+
+				"    return [mod.value.encode()]\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "mod.py"), []byte("value = 'source'\n"), 0o644)
+			pyc := filepath.Join(dir, "__pycache__", "mod."+GuestCacheTag+".pyc")
+			os.MkdirAll(filepath.Dir(pyc), 0o755)
+			if tc.mode == "" {
+				os.WriteFile(pyc, []byte("not bytecode"), 0o644)
+			} else {
+				// Bytecode of different source, written where mod.py's belongs.
+				other := filepath.Join(t.TempDir(), "mod.py")
+				os.WriteFile(other, []byte("value = 'bytecode'\n"), 0o644)
+				script := "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True, " +
+					"invalidation_mode=py_compile.PycInvalidationMode." + tc.mode + ")"
+				if out, err := exec.Command(py, "-c", script, other, pyc).CombinedOutput(); err != nil {
+					t.Fatalf("py_compile: %v\n%s", err, out)
+				}
+			}
+			a := loadApp(t, e, dir)
+			if got := serveOnce(t, a, "/").Body.String(); got != tc.want {
+				t.Errorf("body %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
