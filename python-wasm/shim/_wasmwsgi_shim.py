@@ -11,6 +11,8 @@ wsgi.errors, start_response with its exc_info rules and write() callable, lazy h
 (held until the first non-empty chunk), Content-Length bounds, and close().
 """
 
+import os
+import re
 import sys
 
 import _wasmwsgi
@@ -22,29 +24,8 @@ _info = {}
 LEVEL_ERROR = 3
 
 
-def _pairs(data):
-    """Decodes the host's pairs encoding into (str, str) tuples, bytes read as latin-1."""
-    out = []
-    i, n = 0, len(data)
-    while i < n:
-        kl = int.from_bytes(data[i:i + 4], "little")
-        key = data[i + 4:i + 4 + kl].decode("latin-1")
-        i += 4 + kl
-        vl = int.from_bytes(data[i:i + 4], "little")
-        value = data[i + 4:i + 4 + vl].decode("latin-1")
-        i += 4 + vl
-        out.append((key, value))
-    return out
-
-
-def _encode_pairs(items):
-    out = bytearray()
-    for k, v in items:
-        for s in (k, v):
-            b = s.encode("latin-1")
-            out += len(b).to_bytes(4, "little")
-            out += b
-    return bytes(out)
+# The host's pairs encoding (hostfuncs/doc.go) is decoded and encoded in C, bytes read as
+# latin-1: _wasmwsgi.decode_pairs(bytes) -> dict, _wasmwsgi.encode_pairs(list) -> bytes.
 
 
 # ---- loading the app --------------------------------------------------------------
@@ -53,7 +34,7 @@ def _encode_pairs(items):
 def init():
     global _app, _info
     try:
-        _info = dict(_pairs(_wasmwsgi.app_info()))
+        _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
         app_dir = _info["app_dir"]
         sys.path.insert(0, app_dir)
         if "site_packages" in _info:
@@ -277,7 +258,7 @@ class _Response:
             headers = headers + [("Content-Length", str(length))]
         if length is not None:
             self.remaining = length
-        _wasmwsgi.start_response(self.status.encode("latin-1"), _encode_pairs(headers))
+        _wasmwsgi.start_response(self.status.encode("latin-1"), _wasmwsgi.encode_pairs(headers))
         self.sent = True
 
     def write(self, data):
@@ -329,18 +310,22 @@ def _check_headers(headers):
         _check_text("header %r" % name, value)
 
 
+# Any character a status or header may not hold: controls other than tab, and
+# everything past latin-1.
+_BAD_TEXT = re.compile("[^\t\x20-\x7e\x80-\xff]")
+
+
 def _check_text(what, s):
-    try:
-        s.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError("%s is not latin-1 encodable: %r" % (what, s)) from None
-    for ch in s:
-        if (ch < " " and ch != "\t") or ch == "\x7f":
-            raise ValueError("%s contains control character %r" % (what, ch))
+    bad = _BAD_TEXT.search(s)
+    if bad is None:
+        return
+    if bad.group() > "\xff":
+        raise ValueError("%s is not latin-1 encodable: %r" % (what, s))
+    raise ValueError("%s contains control character %r" % (what, bad.group()))
 
 
 def _environ():
-    environ = dict(_pairs(_wasmwsgi.environ()))
+    environ = _wasmwsgi.decode_pairs(_wasmwsgi.environ())
     environ["wsgi.version"] = (1, 0)
     environ["wsgi.input"] = Input()
     environ["wsgi.errors"] = Errors()
@@ -357,9 +342,10 @@ def _environ():
 
 def handle():
     # Every request starts from the same snapshot of this interpreter: give `random`
-    # fresh entropy so no two requests share a sequence (os.urandom is the host's).
+    # fresh entropy so no two requests share a sequence (os.urandom is the host's). 256
+    # bits are plenty for a Mersenne Twister and cost a tenth of seed()'s 2,496 bytes.
     if "random" in sys.modules:
-        sys.modules["random"].seed()
+        sys.modules["random"].seed(int.from_bytes(os.urandom(32), "little"))
     environ = _environ()
     errors = environ["wsgi.errors"]
     try:
