@@ -67,9 +67,9 @@ type Engine struct {
 	moduleHash [32]byte
 	// snapshotDir caches app snapshots on disk ("" without a cache dir).
 	snapshotDir string
-	// pagemap is /proc/self/pagemap, which tells a restore which pages a request
-	// wrote (nil where it cannot be read).
-	pagemap *os.File
+	// pagemap tells a restore which pages a request wrote (nil where
+	// /proc/self/pagemap cannot be read).
+	pagemap *pageMap
 }
 
 // NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
@@ -167,7 +167,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	return &Engine{
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
-		pagemap:     openPagemap(),
+		pagemap:     openPageMap(),
 		rt:          rt, compiled: compiled, restorable: restorable, stdlib: stdlib, log: cfg.Logger,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
@@ -177,4 +177,9 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 }
 
 // Close releases the runtime and every instance still open.
-func (e *Engine) Close(ctx context.Context) error { return e.rt.Close(ctx) }
+func (e *Engine) Close(ctx context.Context) error {
+	if e.pagemap != nil {
+		e.pagemap.Close()
+	}
+	return e.rt.Close(ctx)
+}

@@ -3,14 +3,11 @@ package runtime
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math/big"
-	"os"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -227,7 +224,7 @@ const pooledMounts = 3
 
 // reset puts a used instance back to the snapshot's state for the next request. It
 // returns why the instance cannot be reused, or "" when it can.
-func (inst *instance) reset(isolation Isolation, pagemap *os.File, startSize uint64) string {
+func (inst *instance) reset(isolation Isolation, pagemap *pageMap, startSize uint64) string {
 	switch {
 	case inst.files.leftOpen(pooledMounts):
 		return "files left open"
@@ -254,50 +251,23 @@ func (inst *instance) reset(isolation Isolation, pagemap *os.File, startSize uin
 }
 
 // restore makes the memory equal to the snapshot again. Pages the request wrote are
-// private copies; /proc/self/pagemap tells them apart from pages still shared with
-// the snapshot, and only those are copied back, so they stay mapped and the next
-// request does not fault on them again. Without pagemap the private pages are dropped
-// with madvise, and the next request faults them in afresh.
-func (m *snapshotMemory) restore(pagemap *os.File) (dirty int, err error) {
+// private copies; the page map tells them apart from pages still shared with the
+// snapshot, and only those are copied back, run by run, so they stay mapped and the
+// next request does not fault on them again. Without the page map the private pages
+// are dropped with madvise, and the next request faults them in afresh.
+func (m *snapshotMemory) restore(pm *pageMap) (dirty int, err error) {
 	mem := m.mapped[:m.snap.size]
 	view, err := m.snap.view()
-	if pagemap == nil || err != nil {
+	if pm == nil || err != nil {
 		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
 	}
-	pages := len(mem) / pageSize
-	if len(m.pagemapBuf) != 8*pages {
-		m.pagemapBuf = make([]byte, 8*pages)
-	}
-	buf := m.pagemapBuf
-	base := int64(uintptr(unsafe.Pointer(unsafe.SliceData(mem)))) / int64(pageSize) * 8
-	if _, err := pagemap.ReadAt(buf, base); err != nil {
+	err = pm.privateRuns(mem, &m.pagemapBufs, func(lo, hi int) {
+		copy(mem[lo:hi], view[lo:hi])
+		dirty += (hi - lo) / pageSize
+	})
+	if err != nil {
+		// Some runs may be restored already; dropping every page is right either way.
 		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
-	}
-	for i := 0; i < pages; i++ {
-		e := binary.LittleEndian.Uint64(buf[i*8:])
-		// Bit 63: present; bit 61: file page or shared anonymous. A present page
-		// without bit 61 is the request's private copy.
-		if e&(1<<63) != 0 && e&(1<<61) == 0 {
-			copy(mem[i*pageSize:(i+1)*pageSize], view[i*pageSize:(i+1)*pageSize])
-			dirty++
-		}
 	}
 	return dirty, nil
-}
-
-var pageSize = os.Getpagesize()
-
-// openPagemap opens this process's page map, or returns nil where it is not readable
-// (then restores fall back to madvise).
-func openPagemap() *os.File {
-	f, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		return nil
-	}
-	var b [8]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil {
-		f.Close()
-		return nil
-	}
-	return f
 }

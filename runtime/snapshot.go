@@ -76,8 +76,8 @@ type snapshotMemory struct {
 	cappedMemory
 	snap *Snapshot
 	err  error
-	// pagemapBuf holds the page-map entries a restore reads, kept between requests.
-	pagemapBuf []byte
+	// pagemapBufs is what a restore reads the page map into, kept between requests.
+	pagemapBufs pageMapBufs
 }
 
 func (m *snapshotMemory) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
