@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unique"
+	"unsafe"
 )
 
 // MemFS is a read-only file tree held in memory. The guest sees the stdlib and each app
@@ -23,8 +25,10 @@ type MemFS struct {
 }
 
 type memNode struct {
-	name    string
-	data    []byte
+	name string
+	data []byte // read-only: it may be shared with other trees (shareContent)
+	// content keeps data alive when it is shared.
+	content unique.Handle[string]
 	mode    fs.FileMode
 	modTime time.Time
 	entries []fs.DirEntry // directories only, sorted by name
@@ -174,7 +178,9 @@ func MemFSFromDir(dir string, maxBytes int64) (m *MemFS, skipped []string, err e
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
 			return nil
 		}
-		m.add(name, data, false, info.ModTime())
+		content, shared := shareContent(data)
+		m.add(name, shared, false, info.ModTime())
+		m.nodes[name].content = content
 		return nil
 	})
 	if err != nil {
@@ -182,6 +188,15 @@ func MemFSFromDir(dir string, maxBytes int64) (m *MemFS, skipped []string, err e
 	}
 	m.finish()
 	return m, skipped, nil
+}
+
+// shareContent returns the process's one copy of data's content, and the handle that
+// keeps it alive: apps that ship the same files (tenants on the same Flask release)
+// hold them once between them. The bytes must never be written.
+func shareContent(data []byte) (unique.Handle[string], []byte) {
+	h := unique.Make(string(data))
+	s := h.Value()
+	return h, unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // Overlay returns a copy of m with extra files added at the root (used to place the

@@ -139,3 +139,30 @@ func TestAppBytecode(t *testing.T) {
 		})
 	}
 }
+
+// TestMemFSSharesContent checks that two app trees holding the same file hold its bytes
+// once, and that different content stays apart.
+func TestMemFSSharesContent(t *testing.T) {
+	load := func(content string) *MemFS {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "lib.py"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := MemFSFromDir(dir, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b, c := load("x = 1\n"), load("x = 1\n"), load("x = 2\n")
+	first := func(m *MemFS) *byte { return &m.nodes["lib.py"].data[0] }
+	if first(a) != first(b) {
+		t.Error("identical files of two apps are held twice")
+	}
+	if first(a) == first(c) {
+		t.Error("different files share their bytes")
+	}
+	if got, _ := fs.ReadFile(c, "lib.py"); string(got) != "x = 2\n" {
+		t.Errorf("read %q", got)
+	}
+}
