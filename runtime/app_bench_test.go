@@ -69,19 +69,42 @@ func benchApps(b *testing.B) []string {
 	return []string{"hello", "flask"}
 }
 
+// benchPath is the page each benchmark requests, the one make bench's wrk runs use,
+// and benchWarmup the warm-up paths of the app's wasmwsgi.toml.
+var (
+	benchPath   = map[string]string{"hello": "/", "flask": "/hello"}
+	benchWarmup = map[string][]string{"hello": {"/"}, "flask": {"/", "/hello"}}
+)
+
+// serveBench serves the app's benchmark page.
+func serveBench(tb testing.TB, a *App, app string) {
+	r := httptest.NewRequest(http.MethodGet, "/"+app+benchPath[app], nil)
+	w := httptest.NewRecorder()
+	a.Serve(w, &Request{HTTP: r, ScriptName: "/" + app, PathInfo: benchPath[app]})
+	if w.Code != http.StatusOK {
+		tb.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+}
+
 // BenchmarkServe measures one request through the runtime, without HTTP: take an
 // instance from the pool (or restore one from the snapshot), call the app, and put the
 // instance back -- in request isolation after restoring its memory to the snapshot.
+// The apps are loaded with the warm-up of their wasmwsgi.toml.
 func BenchmarkServe(b *testing.B) {
 	e := newTestEngine(b)
 	for _, app := range benchApps(b) {
-		dir := "../apps/" + app
 		for _, iso := range []Isolation{IsolationRequest, IsolationInstance} {
 			b.Run(app+"/"+string(iso), func(b *testing.B) {
-				a := loadAppWith(b, e, dir, iso)
-				serveOnce(b, a, "/hello/")
+				a := e.NewApp(AppSpec{Name: app, Dir: "../apps/" + app, Entrypoint: "app", MaxFileBytes: 1 << 30,
+					Isolation: iso, MaxRequests: 1000, Prewarm: 1, Warmup: benchWarmup[app],
+					Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
+				if err := a.Load(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				defer a.pool.drain()
+				serveBench(b, a, app)
 				for b.Loop() {
-					serveOnce(b, a, "/hello/")
+					serveBench(b, a, app)
 				}
 			})
 		}
@@ -100,17 +123,17 @@ func BenchmarkRestore(b *testing.B) {
 				a := e.NewApp(AppSpec{Name: app, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 30, Prewarm: 1,
 					Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
 				if warm {
-					a.Spec.Warmup = []string{"/"}
+					a.Spec.Warmup = benchWarmup[app]
 				}
 				if err := a.Load(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				defer a.pool.drain()
-				serveOnce(b, a, "/hello/")
+				serveBench(b, a, app)
 				var took []time.Duration
 				var pages []int
 				for b.Loop() {
-					serveOnce(b, a, "/hello/")
+					serveBench(b, a, app)
 					inst := a.pool.take()
 					if inst == nil {
 						b.Fatal("the instance did not go back to the pool")
