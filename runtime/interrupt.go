@@ -18,7 +18,7 @@ const yieldEvery = 1 << 14
 //	loop ...
 //	  global.get $fuel  i32.eqz
 //	  if                                  ;; once every yieldEvery iterations
-//	    call $sched_yield  drop           ;; into Go: a point where Go can preempt
+//	    call $sched_yield  drop           ;; into Go: runtime.Gosched (moduleConfig)
 //	    i32.const yieldEvery  global.set $fuel
 //	    global.get $wasmwsgi_interrupt
 //	    if  unreachable  end              ;; the host asked to stop
