@@ -68,7 +68,8 @@ func instrumentLoops(wasm []byte) ([]byte, error) {
 		check = append(check, part...)
 	}
 
-	out := append([]byte(nil), wasm[:8]...)
+	// Every loop head grows the code by len(check); a quarter more is plenty.
+	out := append(make([]byte, 0, len(wasm)+len(wasm)/4), wasm[:8]...)
 	haveGlobals, haveExports := false, false
 	for _, s := range sections {
 		id, payload := s.id, s.payload
@@ -153,13 +154,15 @@ func countImports(payload []byte) (importCounts, error) {
 func instrumentCode(payload, check []byte) ([]byte, error) {
 	r := &reader{b: payload}
 	count := r.u32()
-	out := appendULEB(nil, uint64(count))
+	out := appendULEB(make([]byte, 0, len(payload)+len(payload)/4), uint64(count))
+	var body []byte // one buffer for every function's new body
 	for i := uint32(0); i < count; i++ {
 		size := int(r.u32())
 		if r.err != nil || r.p+size > len(r.b) {
 			return nil, fmt.Errorf("function %d: truncated body", i)
 		}
-		body, err := instrumentBody(r.b[r.p:r.p+size], check)
+		var err error
+		body, err = instrumentBody(body[:0], r.b[r.p:r.p+size], check)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -173,13 +176,14 @@ func instrumentCode(payload, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-func instrumentBody(body, check []byte) ([]byte, error) {
+// instrumentBody appends the instrumented function body to out.
+func instrumentBody(out, body, check []byte) ([]byte, error) {
 	r := &reader{b: body}
 	for n := r.u32(); n > 0 && r.err == nil; n-- { // local declarations
 		r.u32()
 		r.byte()
 	}
-	out := append(make([]byte, 0, len(body)+len(body)/8), body[:r.p]...)
+	out = append(out, body[:r.p]...)
 	for r.err == nil && r.p < len(r.b) {
 		start := r.p
 		op := r.byte()

@@ -10,6 +10,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unique"
 	"unsafe"
@@ -29,6 +30,9 @@ type memNode struct {
 	data []byte // read-only: it may be shared with other trees (shareContent)
 	// content keeps data alive when it is shared.
 	content unique.Handle[string]
+	// zipped, for a file of a zip archive, is inflated into data on first open.
+	zipped  *zipped
+	size    int64
 	mode    fs.FileMode
 	modTime time.Time
 	entries []fs.DirEntry // directories only, sorted by name
@@ -39,12 +43,37 @@ func newMemFS() *MemFS {
 	return &MemFS{nodes: map[string]*memNode{".": root}}
 }
 
+// zipped is a zip entry that has not been needed yet: most of the stdlib is never read
+// after a start from cached snapshots, so it stays compressed.
+type zipped struct {
+	f    *zip.File
+	once sync.Once
+	data []byte
+	err  error
+}
+
+func (z *zipped) inflate() ([]byte, error) {
+	z.once.Do(func() {
+		rc, err := z.f.Open()
+		if err != nil {
+			z.err = err
+			return
+		}
+		defer rc.Close()
+		buf := bytes.NewBuffer(make([]byte, 0, z.f.UncompressedSize64))
+		if _, z.err = io.Copy(buf, rc); z.err == nil {
+			z.data = buf.Bytes()
+		}
+	})
+	return z.data, z.err
+}
+
 // add stores a file (or, with dir set, a directory) and creates its parents.
 func (m *MemFS) add(name string, data []byte, dir bool, modTime time.Time) {
 	if _, ok := m.nodes[name]; ok || name == "." {
 		return
 	}
-	n := &memNode{name: path.Base(name), data: data, mode: 0o444, modTime: modTime}
+	n := &memNode{name: path.Base(name), data: data, size: int64(len(data)), mode: 0o444, modTime: modTime}
 	if dir {
 		n.mode = fs.ModeDir | 0o555
 	}
@@ -95,10 +124,21 @@ func (m *MemFS) open(name string, c *fileCounter) (fs.File, error) {
 	if n.mode.IsDir() {
 		return &memDir{node: n, c: c, root: name == "."}, nil
 	}
-	return &memFile{node: n, r: bytes.NewReader(n.data), c: c}, nil
+	data := n.data
+	if n.zipped != nil {
+		var err error
+		if data, err = n.zipped.inflate(); err != nil {
+			if c != nil {
+				c.release(false)
+			}
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	return &memFile{node: n, r: bytes.NewReader(data), c: c}, nil
 }
 
-// MemFSFromZip loads every entry of a zip archive.
+// MemFSFromZip loads the tree of a zip archive. Each file is inflated the first time it
+// is opened, so b must stay unchanged for as long as the tree is used.
 func MemFSFromZip(b []byte) (*MemFS, error) {
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -114,16 +154,10 @@ func MemFSFromZip(b []byte) (*MemFS, error) {
 			m.add(name, nil, true, f.Modified)
 			continue
 		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, err
-		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("zip entry %s: %w", f.Name, err)
-		}
-		m.add(name, data, false, f.Modified)
+		m.add(name, nil, false, f.Modified)
+		n := m.nodes[name]
+		n.zipped, n.size = &zipped{f: f}, int64(f.UncompressedSize64)
+		m.size += n.size
 	}
 	m.finish()
 	return m, nil
@@ -218,7 +252,7 @@ func (m *MemFS) Overlay(files map[string][]byte) *MemFS {
 type memInfo struct{ n *memNode }
 
 func (i memInfo) Name() string       { return i.n.name }
-func (i memInfo) Size() int64        { return int64(len(i.n.data)) }
+func (i memInfo) Size() int64        { return i.n.size }
 func (i memInfo) Mode() fs.FileMode  { return i.n.mode }
 func (i memInfo) ModTime() time.Time { return i.n.modTime }
 func (i memInfo) IsDir() bool        { return i.n.mode.IsDir() }

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"archive/zip"
+	"bytes"
 	"io"
 	"io/fs"
 	"os"
@@ -164,5 +166,41 @@ func TestMemFSSharesContent(t *testing.T) {
 	}
 	if got, _ := fs.ReadFile(c, "lib.py"); string(got) != "x = 2\n" {
 		t.Errorf("read %q", got)
+	}
+}
+
+// TestMemFSFromZip checks a zip-backed tree: files are inflated on first open, with
+// the sizes and contents of the archive, and opened twice they read the same.
+func TestMemFSFromZip(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	files := map[string]string{"os.py": "import sys\n", "json/__init__.py": strings.Repeat("x = 1\n", 1000)}
+	for name, content := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(content))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := MemFSFromZip(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fstest.TestFS(m, "os.py", "json/__init__.py"); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		for range 2 {
+			got, err := fs.ReadFile(m, name)
+			if err != nil || string(got) != content {
+				t.Fatalf("%s: %q, %v", name, got, err)
+			}
+		}
+		if info, _ := fs.Stat(m, name); info.Size() != int64(len(content)) {
+			t.Errorf("%s: size %d, want %d", name, info.Size(), len(content))
+		}
 	}
 }
