@@ -347,25 +347,30 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 		return a.runRestored(ctx, ex, snap, stdout, errw)
 	}
 	files, scratch := a.newHostFiles()
-	cfg := a.moduleConfig(files, scratch, ctx, stdout, errw, sleepUntil(ctx)).
-		WithStartFunctions("_initialize")
+	cfg := a.moduleConfig(files, scratch, ctx, stdout, errw, sleepUntil(ctx))
 	ex.mem = &cappedMemory{limit: a.memoryLimit()}
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.release()
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 
 	t0 := time.Now()
-	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.compiled, cfg)
+	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.module, cfg)
 	if err != nil {
 		return 0, err
 	}
 	defer mod.Close(context.Background())
+	if err := a.engine.initMemory(mod.Memory()); err != nil {
+		return 0, err
+	}
 	if a.engine.interruptible {
 		// The global is written from the goroutine that sees the context end while the
 		// guest reads it at its loop heads: a plain store that the next check observes.
 		interrupt := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
 		stop := context.AfterFunc(ctx, func() { interrupt.Set(1) })
 		defer stop()
+	}
+	if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
+		return 0, err
 	}
 	res, err := mod.ExportedFunction("wasmwsgi_init").Call(ctx)
 	if err != nil {

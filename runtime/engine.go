@@ -1,15 +1,23 @@
 // Package runtime runs WSGI apps inside wazero instances of CPython.
 //
-// One Engine per process owns the wazero runtime, the compiled python.wasm (with its
+// One Engine per process owns the wazero runtime, python.wasm compiled once (with its
 // compilation cache on disk) and the stdlib file tree. Each App holds its own files in
-// memory; App.Serve runs one HTTP request in a fresh instance:
+// memory. Loading an app (App.Load), unless its snapshot is in the disk cache:
 //
-//	instantiate python.wasm (_initialize)
+//	instantiate python.wasm (data segments written by the host, then _initialize)
 //	  -> wasmwsgi_init   (interpreter start, app import; host: app_info)
-//	  -> wasmwsgi_freeze (after warm-up: the snapshot's objects become immortal)
+//	  -> warm-up requests (wasmwsgi_handle)
+//	  -> wasmwsgi_freeze (the objects alive now become immortal)
+//	  -> the linear memory becomes the app's Snapshot
+//
+// Serving a request (App.Serve):
+//
+//	an idle instance from the app's pool, or a new one mapping the snapshot
+//	copy-on-write
 //	  -> wasmwsgi_handle (the shim calls the app; host: environ_get, input_read,
 //	                      start_response, body_write, log_write; see hostfuncs)
-//	  -> close the instance
+//	  -> reset: in request isolation the pages the request wrote are copied back
+//	     from the snapshot; then the instance returns to the pool
 package runtime
 
 import (
@@ -53,14 +61,16 @@ type EngineConfig struct {
 
 // Engine is the process-wide wazero runtime with python.wasm compiled once.
 type Engine struct {
-	rt       wazero.Runtime
-	compiled wazero.CompiledModule
-	// restorable is python.wasm without its data segments, for instances whose memory
-	// comes from a Snapshot.
-	restorable wazero.CompiledModule
-	stdlib     *MemFS
-	log        *slog.Logger
-	instances  *gate
+	rt wazero.Runtime
+	// module is python.wasm without its data segments, compiled once for every
+	// instance: a restored one gets its memory from a Snapshot, a fresh one has the
+	// segments written into its memory before _initialize runs (initMemory).
+	module wazero.CompiledModule
+	// data holds python.wasm's data segments.
+	data      []dataSegment
+	stdlib    *MemFS
+	log       *slog.Logger
+	instances *gate
 	// interruptible is set when python.wasm carries the InterruptGlobal loop checks.
 	interruptible bool
 	// moduleHash covers the guest: the python.wasm that runs, the stdlib and the shim.
@@ -127,20 +137,15 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	// Compiling python.wasm's functions in parallel halves a cold start (3.45 s to
 	// 1.52 s per compile on 2 cores, measured with benchmarks/micro's bare host).
 	ctx = experimental.WithCompilationWorkers(ctx, goruntime.NumCPU())
-	compiled, err := rt.CompileModule(ctx, wasm)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("compile python.wasm: %w", err)
-	}
-	stripped, err := stripDataSegments(wasm)
+	stripped, data, err := splitDataSegments(wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("python.wasm: %w", err)
 	}
-	restorable, err := rt.CompileModule(ctx, stripped)
+	compiled, err := rt.CompileModule(ctx, stripped)
 	if err != nil {
 		rt.Close(ctx)
-		return nil, fmt.Errorf("compile python.wasm without data segments: %w", err)
+		return nil, fmt.Errorf("compile python.wasm: %w", err)
 	}
 	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
 		rt.Close(ctx)
@@ -168,7 +173,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
 		pagemap:     openPageMap(),
-		rt:          rt, compiled: compiled, restorable: restorable, stdlib: stdlib, log: cfg.Logger,
+		rt:          rt, module: compiled, data: data, stdlib: stdlib, log: cfg.Logger,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.

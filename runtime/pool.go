@@ -63,7 +63,7 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 	return r.w.Write(p)
 }
 
-// newInstance instantiates the restorable module over a copy-on-write mapping of snap.
+// newInstance instantiates the module over a copy-on-write mapping of snap.
 // reqCtx is the request the instance is made for; instances of apps with a data_dir
 // bind their /data lock to it and are never pooled.
 func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Context) (*instance, error) {
@@ -72,7 +72,7 @@ func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Co
 	inst.mem = &snapshotMemory{cappedMemory: cappedMemory{limit: a.memoryLimit()}, snap: snap}
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
 		func(ns int64) { sleepUntil(inst.ctx)(ns) })
-	mod, err := a.engine.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), a.engine.restorable, cfg)
+	mod, err := a.engine.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), a.engine.module, cfg)
 	if err == nil && inst.mem.err != nil {
 		mod.Close(context.Background())
 		err = inst.mem.err
