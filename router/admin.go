@@ -258,6 +258,10 @@ type adminApp struct {
 	Error   string `json:"error,omitempty"`
 	Running int    `json:"running"`
 	Queued  int    `json:"queued"`
+	// Idle is how many instances wait in the app's pool, SnapshotBytes the size of the
+	// memory image every instance starts from.
+	Idle          int    `json:"idle"`
+	SnapshotBytes uint64 `json:"snapshot_bytes"`
 	appStats
 }
 
@@ -270,7 +274,8 @@ func (a *adminState) serveApps(w http.ResponseWriter, _ *http.Request) {
 		running, queued := m.App.InFlight()
 		out.Apps = append(out.Apps, adminApp{
 			Name: m.Dir.Name, Prefix: m.Prefix, Hosts: m.Hosts, State: state, Error: why,
-			Running: running, Queued: queued, appStats: a.recorder(m.Dir.Name).stats(now),
+			Running: running, Queued: queued, Idle: m.App.Idle(), SnapshotBytes: m.App.SnapshotSize(),
+			appStats: a.recorder(m.Dir.Name).stats(now),
 		})
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -329,6 +329,8 @@ func TestAdminAppsAPI(t *testing.T) {
 			P99        *float64   `json:"p99_ms"`
 			Running    *int       `json:"running"`
 			Queued     *int       `json:"queued"`
+			Idle       *int       `json:"idle"`
+			Snapshot   uint64     `json:"snapshot_bytes"`
 			PeakMemory uint64     `json:"peak_memory"`
 			LastMemory uint64     `json:"last_memory"`
 			Latency    []*float64 `json:"latency_ms"`
@@ -374,6 +376,11 @@ func TestAdminAppsAPI(t *testing.T) {
 	}
 	if hello.Running == nil || hello.Queued == nil || *hello.Running != 0 || *hello.Queued != 0 {
 		t.Errorf("hello: running %v queued %v, want 0 and 0 when idle", hello.Running, hello.Queued)
+	}
+	// The pool keeps at least the instance that served the last request; the snapshot is
+	// the interpreter's whole linear memory, megabytes.
+	if hello.Idle == nil || *hello.Idle < 1 || hello.Snapshot < 1<<20 || hello.Snapshot%65536 != 0 {
+		t.Errorf("hello: idle %v snapshot %d bytes, want >= 1 and whole wasm pages", hello.Idle, hello.Snapshot)
 	}
 	if len(hello.Latency) != adminSparkSeconds {
 		t.Errorf("hello: %d sparkline points, want %d", len(hello.Latency), adminSparkSeconds)

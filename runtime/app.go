@@ -331,6 +331,14 @@ func (a *App) admit(ctx context.Context) (release func(), err error) {
 // InFlight returns the app's running instances and the requests queued for one.
 func (a *App) InFlight() (running, queued int) { return a.gate.inUse() }
 
+// SnapshotSize returns the bytes of linear memory in the app's snapshot, 0 without one.
+func (a *App) SnapshotSize() uint64 {
+	if s := a.snapshot(); s != nil {
+		return s.Size()
+	}
+	return 0
+}
+
 // run runs the guest. Loading (handle unset), it starts the interpreter in a fresh
 // instance, imports the app and, when that worked, keeps the app's Snapshot. Serving,
 // it takes an instance restored from the snapshot (an idle one from the pool, or a new
