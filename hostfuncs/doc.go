@@ -13,7 +13,8 @@
 // wasmwsgi_freeze is called once, after wasmwsgi_init and the warm-up requests and
 // right before the host keeps the memory as the app's snapshot. It collects garbage,
 // then makes every live object immortal (python-wasm/immortal.patch: Py_INCREF and
-// Py_DECREF skip an object whose count is >= 2^29) and gc.freeze()s it, then fills the
+// Py_DECREF skip an object whose count is >= 2^29) and gc.freeze()s it, turns adaptive
+// instructions that failed to specialize into their generic forms, and fills the
 // small-object allocator's partly used pools, so that requests served from the
 // snapshot write only the memory they really change, and allocate from fresh pools.
 //

@@ -15,6 +15,8 @@
  * error code (see hostfuncs/doc.go for the table).
  */
 #include "Python.h"
+#include "pycore_code.h"   /* _PyOpcode_Adaptive, ADAPTIVE_BACKOFF_BITS (a builtin module */
+#include "pycore_opcode.h" /* _PyOpcode_Deopt, _PyOpcode_Caches   is built with the core) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,7 +176,7 @@ wasmwsgi_log(PyObject *self, PyObject *args)
  * environ on every request: the same loop in Python took ~4 us per pair ---------- */
 
 static int
-read_u32(const unsigned char *p, Py_ssize_t at, Py_ssize_t n, Py_ssize_t *out)
+read_pair_len(const unsigned char *p, Py_ssize_t at, Py_ssize_t n, Py_ssize_t *out)
 {
     if (n - at < 4) {
         PyErr_SetString(PyExc_ValueError, "pairs: truncated length field");
@@ -203,11 +205,11 @@ wasmwsgi_decode_pairs(PyObject *self, PyObject *arg)
     while (out != NULL && i < n) {
         Py_ssize_t kl, vl;
         PyObject *key = NULL, *value = NULL;
-        if (read_u32(p, i, n, &kl) == 0) {
+        if (read_pair_len(p, i, n, &kl) == 0) {
             key = PyUnicode_DecodeLatin1((const char *)p + i + 4, kl, NULL);
             i += 4 + kl;
         }
-        if (key != NULL && read_u32(p, i, n, &vl) == 0) {
+        if (key != NULL && read_pair_len(p, i, n, &vl) == 0) {
             value = PyUnicode_DecodeLatin1((const char *)p + i + 4, vl, NULL);
             i += 4 + vl;
         }
@@ -429,6 +431,28 @@ immortal_visit_code(PyCodeObject *co, PyObject *todo)
     return 0;
 }
 
+/* Settles a code object's adaptive instructions that failed to specialize during the
+ * warm-up: such an instruction counts down a backoff counter on every execution, which
+ * writes its code object's page in every request. Each becomes its generic form, which
+ * has no counter (the form a miss falls back to). Instructions still waiting for their
+ * first execution (counter below one backoff step) keep their chance to specialize. */
+static void
+settle_adaptive(PyCodeObject *co)
+{
+    _Py_CODEUNIT *code = _PyCode_CODE(co);
+    Py_ssize_t n = Py_SIZE(co);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int op = _Py_OPCODE(code[i]);
+        int base = _PyOpcode_Deopt[op];
+        int caches = _PyOpcode_Caches[base];
+        if (caches > 0 && op != base && _PyOpcode_Adaptive[base] == op && i + 1 < n &&
+            code[i + 1] >= (1 << ADAPTIVE_BACKOFF_BITS)) {
+            _Py_SET_OPCODE(code[i], base);
+        }
+        i += caches;
+    }
+}
+
 /* Makes every object reachable from the collector's lists immortal (see
  * _Py_IMMORTAL_MIN in the patched Include/object.h) and returns how many it changed,
  * or -1 with an exception set. Objects it does not reach stay ordinary. */
@@ -453,6 +477,7 @@ immortalize_heap(PyObject *gc)
             err = Py_TYPE(op)->tp_traverse(op, immortal_visit, todo);
         }
         else if (err == 0 && PyCode_Check(op)) {
+            settle_adaptive((PyCodeObject *)op);
             err = immortal_visit_code((PyCodeObject *)op, todo);
         }
         if (err < 0) {
