@@ -41,20 +41,33 @@ func TestMain(m *testing.M) {
 }
 
 // server is a running wasmwsgi process.
+// server is a wasmwsgi process the test controls, signals included.
 type server struct {
-	base string
+	base string // scheme://addr
+	addr string
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	log  bytes.Buffer
+	done chan struct{} // closed when the process has exited
+	err  error         // what Wait returned, once done is closed
 }
 
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
+// startServer runs `wasmwsgi serve appsDir extra...` over plain HTTP; see startServerWith.
 func startServer(t *testing.T, appsDir string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", appsDir, "--addr", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome(t))
+	return startServerWith(t, http.DefaultClient, "http", append([]string{appsDir}, extra...)...)
+}
+
+// startServerWith runs `wasmwsgi serve` with args (the apps folder and flags; --addr is
+// added) in the environment of testEnv, and waits until the server is ready, asking
+// /_wasmwsgi/ready over scheme with client. The process is stopped with SIGINT at the
+// end of the test if still running, and its log is shown if the test failed.
+func startServerWith(t *testing.T, client *http.Client, scheme string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, append(append([]string{"serve"}, args...), "--addr", "127.0.0.1:0")...)
+	cmd.Env = testEnv(t)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +75,11 @@ func startServer(t *testing.T, appsDir string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd}
+	s := &server{cmd: cmd, done: make(chan struct{})}
 	addr := make(chan string, 1)
+	logged := make(chan struct{})
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -77,28 +92,57 @@ func startServer(t *testing.T, appsDir string, extra ...string) *server {
 			}
 		}
 	}()
+	go func() {
+		<-logged // Wait closes the pipe: read it to the end first
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("server did not stop within 10s of SIGINT")
-		}
+		s.stop(t)
 		if t.Failed() {
 			t.Logf("server log:\n%s", s.Log())
 		}
 	})
 	select {
-	case a := <-addr:
-		s.base = "http://" + a
+	case s.addr = <-addr:
+	case <-s.done:
+		t.Fatalf("server exited before listening (%v); log:\n%s", s.err, s.Log())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("server did not start listening; log:\n%s", s.Log())
 	}
-	waitReady(t, http.DefaultClient, s.base, s.Log)
+	s.base = scheme + "://" + s.addr
+	waitReady(t, client, s.base, s.Log)
 	return s
+}
+
+// stop sends SIGINT unless the server has exited, and waits up to 10 s for it to exit.
+func (s *server) stop(t *testing.T) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		t.Error("server did not stop within 10s of SIGINT")
+	}
+}
+
+// testEnv is the environment the tests run wasmwsgi in: this process's, without any
+// WASMWSGI_* variable (the server would read it as configuration), with the tests'
+// shared cache, and extra added.
+func testEnv(t *testing.T, extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WASMWSGI_") && !strings.HasPrefix(kv, "XDG_CACHE_HOME=") {
+			env = append(env, kv)
+		}
+	}
+	return append(append(env, "XDG_CACHE_HOME="+cacheHome(t)), extra...)
 }
 
 // waitReady waits up to a minute for base's /_wasmwsgi/ready to answer 200.
@@ -647,8 +691,7 @@ func TestSnapshotCache(t *testing.T) {
 				t.Errorf("counter %q after a cached start", r.body)
 			}
 		}
-		_ = s.cmd.Process.Signal(os.Interrupt)
-		_ = s.cmd.Wait()
+		s.stop(t)
 	}
 	write(string(src))
 	serveOnce(false, "Hello, cache!")

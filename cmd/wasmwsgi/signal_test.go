@@ -43,7 +43,7 @@ func TestSignalDrain(t *testing.T) {
 }
 
 func testSignalDrain(t *testing.T, apps string, sig syscall.Signal) {
-	s := startProc(t, http.DefaultClient, "http", apps, "--timeout", "10s")
+	s := startServerWith(t, http.DefaultClient, "http", apps, "--timeout", "10s")
 
 	// Half of the requests send their whole body at once and are asleep in the app
 	// when the signal comes; the other half hold their body back until the listener is

@@ -16,10 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,86 +61,6 @@ def late_error():
     yield b"partial"
     raise RuntimeError("failed mid-stream")
 `
-
-// proc is a wasmwsgi process the test controls, signals included.
-type proc struct {
-	*server
-	addr string
-	done chan struct{} // closed when the process has exited
-	err  error         // what Wait returned, once done is closed
-}
-
-var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
-// startProc runs `wasmwsgi serve` with args (the apps folder and flags; --addr is
-// added) and waits until the server is ready, asking /_wasmwsgi/ready over scheme with
-// client. The process is stopped with SIGINT at the end of the test if still running.
-func startProc(t *testing.T, client *http.Client, scheme string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(binary, append(append([]string{"serve"}, args...), "--addr", "127.0.0.1:0")...)
-	cmd.Env = []string{"XDG_CACHE_HOME=" + cacheHome(t)}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "WASMWSGI_") && !strings.HasPrefix(kv, "XDG_CACHE_HOME=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{server: &server{cmd: cmd}, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			if m := listeningLine.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	go func() {
-		<-logged // Wait closes the pipe: read it to the end first
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-p.done:
-			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Kill()
-				<-p.done
-				t.Error("server did not stop within 15s of SIGINT")
-			}
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", p.Log())
-		}
-	})
-	select {
-	case p.addr = <-addr:
-	case <-p.done:
-		t.Fatalf("server exited before listening (%v); log:\n%s", p.err, p.Log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("server did not start listening; log:\n%s", p.Log())
-	}
-	p.base = scheme + "://" + p.addr
-	waitReady(t, client, p.base, p.Log)
-	return p
-}
 
 // selfSigned writes a fresh ECDSA certificate for 127.0.0.1 and localhost and its key
 // into dir and returns their paths and a pool that trusts the certificate.
@@ -222,7 +139,7 @@ func readAll(t *testing.T, c *http.Client, req *http.Request) (*http.Response, s
 func TestTLSHTTP2(t *testing.T) {
 	certFile, keyFile, roots := selfSigned(t, t.TempDir())
 	h2 := clientFor(roots, func(p *http.Protocols) { p.SetHTTP2(true) })
-	s := startProc(t, h2, "https", protoApps(t), "--tls-cert", certFile, "--tls-key", keyFile, "--timeout", "2s")
+	s := startServerWith(t, h2, "https", protoApps(t), "--tls-cert", certFile, "--tls-key", keyFile, "--timeout", "2s")
 	app := s.base + "/proto"
 
 	t.Run("GET over HTTP/2", func(t *testing.T) {
@@ -330,7 +247,7 @@ func TestTLSHTTP2(t *testing.T) {
 func TestH2C(t *testing.T) {
 	apps := protoApps(t)
 	h2c := clientFor(nil, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) })
-	s := startProc(t, http.DefaultClient, "http", apps, "--h2c")
+	s := startServerWith(t, http.DefaultClient, "http", apps, "--h2c")
 
 	req, _ := http.NewRequest(http.MethodGet, s.base+"/proto/", nil)
 	resp, body := readAll(t, h2c, req)
@@ -349,7 +266,7 @@ func TestH2C(t *testing.T) {
 	}
 
 	// Without --h2c the server speaks only HTTP/1.1 in cleartext.
-	plain := startProc(t, http.DefaultClient, "http", apps)
+	plain := startServerWith(t, http.DefaultClient, "http", apps)
 	if resp, err := h2c.Get(plain.base + "/proto/"); err == nil {
 		resp.Body.Close()
 		t.Errorf("a server without --h2c answered an HTTP/2 client: %s %d", resp.Proto, resp.StatusCode)
