@@ -19,16 +19,6 @@ func reloadApp(body string) string {
 `, body)
 }
 
-func reloadWrite(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // eventually polls check every 50ms until it returns "" or 30s have passed; it then
 // fails with check's last complaint.
 func eventually(t *testing.T, s *server, check func() string) {
@@ -46,14 +36,14 @@ func eventually(t *testing.T, s *server, check func() string) {
 
 func TestServeReloadsEditedApp(t *testing.T) {
 	apps := t.TempDir()
-	reloadWrite(t, filepath.Join(apps, "hot", "app.py"), reloadApp(fmt.Sprintf("v1 %d", time.Now().UnixNano())))
+	writeFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp(fmt.Sprintf("v1 %d", time.Now().UnixNano())))
 	s := startServer(t, apps)
 	if r := get(t, s.base+"/hot/"); r.status != 200 || !strings.HasPrefix(r.body, "v1") {
 		t.Fatalf("before the edit: %d %q", r.status, r.body)
 	}
 	s.waitLog(t, "watching the apps folder")
 
-	reloadWrite(t, filepath.Join(apps, "hot", "app.py"), reloadApp("v2"))
+	writeFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp("v2"))
 	eventually(t, s, func() string {
 		if r := get(t, s.base+"/hot/"); r.status != 200 || r.body != "v2" {
 			return fmt.Sprintf("GET /hot/ = %d %q, want 200 \"v2\"", r.status, r.body)
@@ -62,7 +52,7 @@ func TestServeReloadsEditedApp(t *testing.T) {
 	})
 
 	// A new app folder is mounted, a removed one unmounted.
-	reloadWrite(t, filepath.Join(apps, "fresh", "app.py"), reloadApp("fresh"))
+	writeFile(t, filepath.Join(apps, "fresh", "app.py"), reloadApp("fresh"))
 	eventually(t, s, func() string {
 		if r := get(t, s.base+"/fresh/"); r.status != 200 || r.body != "fresh" {
 			return fmt.Sprintf("GET /fresh/ = %d %q, want 200 \"fresh\"", r.status, r.body)
@@ -82,9 +72,9 @@ func TestServeReloadsEditedApp(t *testing.T) {
 
 func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 	apps := t.TempDir()
-	reloadWrite(t, filepath.Join(apps, "hot", "app.py"), reloadApp("hot"))
+	writeFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp("hot"))
 	config := filepath.Join(t.TempDir(), "wasmwsgi.toml")
-	reloadWrite(t, config, "[limits]\nmax_body = \"1MiB\"\n")
+	writeFile(t, config, "[limits]\nmax_body = \"1MiB\"\n")
 	s := startServer(t, apps, "--config", config, "--watch=false")
 	if strings.Contains(s.Log(), "watching the apps folder") {
 		t.Errorf("--watch=false still watches:\n%s", s.Log())
@@ -102,7 +92,7 @@ func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 	}
 
 	// An unusable file changes nothing.
-	reloadWrite(t, config, "[limits]\nmax_body = \"lots\"\n")
+	writeFile(t, config, "[limits]\nmax_body = \"lots\"\n")
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +107,7 @@ func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 	}
 
 	// A new limit applies; a new cache folder needs a restart.
-	reloadWrite(t, config, fmt.Sprintf("cache_dir = %q\n[limits]\nmax_body = \"10B\"\n", t.TempDir()))
+	writeFile(t, config, fmt.Sprintf("cache_dir = %q\n[limits]\nmax_body = \"10B\"\n", t.TempDir()))
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
