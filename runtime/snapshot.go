@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -159,7 +160,8 @@ func parseDataSegments(payload []byte) ([]dataSegment, error) {
 			return nil, fmt.Errorf("data segment %d: malformed", i)
 		}
 		// An i32 offset is unsigned in memory: i32.const -1 is the last byte.
-		segs = append(segs, dataSegment{offset: uint32(int32(offset)), bytes: r.b[r.p : r.p+size]})
+		// A copy, so that the engine does not keep the whole module's bytes for these.
+		segs = append(segs, dataSegment{offset: uint32(int32(offset)), bytes: bytes.Clone(r.b[r.p : r.p+size])})
 		r.skip(size)
 	}
 	if r.err != nil || r.p != len(r.b) {
