@@ -50,9 +50,16 @@ func loadAppWith(tb testing.TB, e *Engine, dir string, iso Isolation) *App {
 }
 
 func serveOnce(tb testing.TB, a *App, target string) *httptest.ResponseRecorder {
+	return serveAt(tb, a, target, "/hello", "/")
+}
+
+// serveAt serves a GET of target, mounted at scriptName with pathInfo below it, and
+// fails unless the answer is 200.
+func serveAt(tb testing.TB, a *App, target, scriptName, pathInfo string) *httptest.ResponseRecorder {
+	tb.Helper()
 	r := httptest.NewRequest(http.MethodGet, target, nil)
 	w := httptest.NewRecorder()
-	a.Serve(w, &Request{HTTP: r, ScriptName: "/hello", PathInfo: "/"})
+	a.Serve(w, &Request{HTTP: r, ScriptName: scriptName, PathInfo: pathInfo})
 	if w.Code != http.StatusOK {
 		tb.Fatalf("status %d: %s", w.Code, w.Body)
 	}
@@ -78,12 +85,7 @@ var (
 
 // serveBench serves the app's benchmark page.
 func serveBench(tb testing.TB, a *App, app string) {
-	r := httptest.NewRequest(http.MethodGet, "/"+app+benchPath[app], nil)
-	w := httptest.NewRecorder()
-	a.Serve(w, &Request{HTTP: r, ScriptName: "/" + app, PathInfo: benchPath[app]})
-	if w.Code != http.StatusOK {
-		tb.Fatalf("status %d: %s", w.Code, w.Body)
-	}
+	serveAt(tb, a, "/"+app+benchPath[app], "/"+app, benchPath[app])
 }
 
 // BenchmarkServe measures one request through the runtime, without HTTP: take an
