@@ -2,6 +2,8 @@
 # Builds python.wasm and the stdlib bundle from Debian's CPython source, reproducibly.
 #
 #   python-wasm/build.sh            # build (or reuse the cache) and copy into python-wasm/dist/
+#   python-wasm/build.sh --check-sources
+#                                   # only check that every pinned source is still served
 #
 # Outputs are cached outside the repo in $WASMWSGI_CACHE (default
 # ${XDG_CACHE_HOME:-~/.cache}/wasmwsgi), keyed by a hash of every input of this recipe, so
@@ -12,7 +14,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-recipe=(build.sh deps.sh versions.env Setup.local _wasmwsgi.c immortal.patch bundle_stdlib.py _sqlite_wasi_vfs.c)
+recipe=(build.sh deps.sh fetch-source.sh versions.env Setup.local _wasmwsgi.c immortal.patch bundle_stdlib.py _sqlite_wasi_vfs.c)
 key=$(cd "$here" && cat "${recipe[@]}" | sha256sum | cut -c1-16)
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
 out=$cache/python-wasm-$key
@@ -25,6 +27,15 @@ publish() {
   done
 }
 
+if [ "${1:-}" = "--check-sources" ]; then
+  bash "$here/deps.sh"
+  for s in $SOURCES; do
+    pkg=${s}_DEB_PACKAGE version=${s}_DEB_VERSION orig=${s}_ORIG sha=${s}_SHA256
+    bash "$here/fetch-source.sh" --check "${!pkg}" "${!version}" "${!orig}" "${!sha}"
+  done
+  exit 0
+fi
+
 if [ -f "$out/BUILDINFO" ]; then
   publish
   echo "python-wasm: cached build $key ($out)"
@@ -34,26 +45,15 @@ fi
 start=$(date +%s)
 bash "$here/deps.sh"
 
-# ---- sources, from Debian, checked against pinned hashes ----
+# ---- sources, from Debian, checked against pinned hashes (fetch-source.sh) ----
 src=$cache/src
-mkdir -p "$src"
-fetch() { # package orig-file sha256
-  if [ ! -f "$src/$2" ] || ! echo "$3  $src/$2" | sha256sum -c --quiet - 2>/dev/null; then
-    echo "python-wasm: apt-get source $1" >&2
-    # The Debian revision files may be gone for a superseded security update; only the
-    # pristine upstream tarball matters and it is verified below.
-    (cd "$src" && apt-get source --download-only "$1" >/dev/null 2>&1) || true
+for s in $SOURCES; do
+  pkg=${s}_DEB_PACKAGE version=${s}_DEB_VERSION orig=${s}_ORIG sha=${s}_SHA256
+  if ! echo "${!sha}  $src/${!orig}" | sha256sum -c --quiet - >/dev/null 2>&1; then
+    echo "python-wasm: fetching ${!pkg}=${!version} (${!orig})" >&2
+    bash "$here/fetch-source.sh" "${!pkg}" "${!version}" "${!orig}" "${!sha}" "$src"
   fi
-  if ! echo "$3  $src/$2" | sha256sum -c --quiet -; then
-    echo "python-wasm: $src/$2 is missing or does not match sha256 $3." >&2
-    echo "  Check that deb-src entries exist (python-wasm/deps.sh adds them) and that" >&2
-    echo "  versions.env names the tarball Debian currently serves." >&2
-    exit 1
-  fi
-}
-fetch "$PY_DEB_PACKAGE" "$PY_ORIG" "$PY_SHA256"
-fetch "$ZLIB_DEB_PACKAGE" "$ZLIB_ORIG" "$ZLIB_SHA256"
-fetch "$SQLITE_DEB_PACKAGE" "$SQLITE_ORIG" "$SQLITE_SHA256"
+done
 
 work=$cache/work-$key
 rm -rf "$work"
@@ -166,9 +166,9 @@ sysconfigdata=$(ls "$wasi"/build/lib.wasi-wasm32-3.11/_sysconfigdata_*.py)
 
 cat > "$out.tmp/BUILDINFO" <<INFO
 recipe $key
-cpython $PY_VERSION ($PY_ORIG sha256 $PY_SHA256)
-zlib $ZLIB_ORIG sha256 $ZLIB_SHA256
-sqlite $SQLITE_VERSION ($SQLITE_ORIG sha256 $SQLITE_SHA256)
+cpython $PY_VERSION (Debian $PY_DEB_PACKAGE=$PY_DEB_VERSION, $PY_ORIG sha256 $PY_SHA256)
+zlib (Debian $ZLIB_DEB_PACKAGE=$ZLIB_DEB_VERSION, $ZLIB_ORIG sha256 $ZLIB_SHA256)
+sqlite $SQLITE_VERSION (Debian $SQLITE_DEB_PACKAGE=$SQLITE_DEB_VERSION, $SQLITE_ORIG sha256 $SQLITE_SHA256)
 clang $("$LLVM/clang" --version | head -n1)
 python.wasm sha256 $(sha256sum "$out.tmp/python.wasm" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/python.wasm")
 stdlib.zip sha256 $(sha256sum "$out.tmp/stdlib.zip" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/stdlib.zip")

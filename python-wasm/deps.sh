@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # tcl: SQLite's source tree generates its amalgamation (sqlite3.c) with tclsh.
-pkgs=(clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 wasi-libc dpkg-dev patch
+pkgs=(clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 wasi-libc dpkg-dev patch curl ca-certificates
       build-essential pkg-config libffi-dev zlib1g-dev libssl-dev xz-utils tcl)
 missing=()
 for p in "${pkgs[@]}"; do
