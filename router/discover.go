@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
@@ -201,28 +200,14 @@ func readAppConfig(dir string) (AppConfig, error) {
 	if err := k.Load(file.Provider(p), toml.Parser()); err != nil {
 		return cfg, fmt.Errorf("%s: %w", p, err)
 	}
-	if err := Unmarshal(k, "", &cfg); err != nil {
+	err := Unmarshal(k, "", &cfg, FileKeys(p, `remove it (the README's "Per-app settings" section lists the settings of wasmwsgi.toml)`))
+	if unknown := new(UnknownKeyError); errors.As(err, &unknown) {
+		return cfg, err // names the file already
+	}
+	if err != nil {
 		return cfg, fmt.Errorf("%s: %w", p, err)
 	}
 	return cfg, nil
-}
-
-// Unmarshal decodes a koanf path into out, strictly: a key out does not know is an error
-// naming the key, durations may be written as "5s" and lists as "a,b".
-func Unmarshal(k *koanf.Koanf, at string, out any) error {
-	return k.UnmarshalWithConf(at, out, koanf.UnmarshalConf{
-		Tag: "koanf",
-		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook: mapstructure.ComposeDecodeHookFunc(
-				mapstructure.StringToTimeDurationHookFunc(),
-				mapstructure.StringToSliceHookFunc(","), // lists from the environment
-			),
-			ErrorUnused:      true,
-			WeaklyTypedInput: true,
-			Result:           out,
-			TagName:          "koanf",
-		},
-	})
 }
 
 // finish fills the defaults and checks the settings of one app.

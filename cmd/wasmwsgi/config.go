@@ -176,7 +176,8 @@ func loadConfigSources(fs *pflag.FlagSet, appsDirArg string) (Config, map[string
 	if err := load(confmap.Provider(defaults, "."), nil, named("default")); err != nil {
 		return cfg, sources, err
 	}
-	if path, _ := fs.GetString("config"); path != "" {
+	path, _ := fs.GetString("config")
+	if path != "" {
 		if err := load(file.Provider(path), toml.Parser(), named(path)); err != nil {
 			return cfg, sources, fmt.Errorf("config file %s: %w", path, err)
 		}
@@ -211,13 +212,34 @@ func loadConfigSources(fs *pflag.FlagSet, appsDirArg string) (Config, map[string
 		_ = k.Set("apps_dir", appsDirArg)
 		sources["apps_dir"] = "argument DIR"
 	}
-	if err := router.Unmarshal(k, "", &cfg); err != nil {
+	fileKeys := router.FileKeys(path, "remove it (the README's Configuration section lists the settings)")
+	// keyOrigin names an unknown key the way its source wrote it: only the config file
+	// and the environment can set one.
+	keyOrigin := func(key string) router.KeyOrigin {
+		if name := envVars[strings.ToLower(key)]; name != "" && sources[strings.ToLower(key)] == name {
+			return router.KeyOrigin{Name: name, Spell: envVar,
+				Fix: "unset it (the README's Configuration section lists the settings; " +
+					"an app's own variables go under [env] in its wasmwsgi.toml)"}
+		}
+		return fileKeys(key)
+	}
+	err = router.Unmarshal(k, "", &cfg, keyOrigin)
+	if unknown := new(router.UnknownKeyError); errors.As(err, &unknown) {
+		return cfg, sources, err
+	}
+	if err != nil {
 		return cfg, sources, fmt.Errorf("configuration: %w (the README lists the keys)", err)
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = defaultCacheDir()
 	}
 	return cfg, sources, cfg.validate()
+}
+
+// envVar is the environment variable that sets key: limits.timeout is
+// WASMWSGI_LIMITS__TIMEOUT.
+func envVar(key string) string {
+	return "WASMWSGI_" + strings.ToUpper(strings.ReplaceAll(key, ".", "__"))
 }
 
 func (c Config) validate() error {

@@ -203,3 +203,57 @@ func TestConfigCommandRedacts(t *testing.T) {
 		}
 	}
 }
+
+// An unknown key stops serve, check, call and config with an error that names it as the
+// user wrote it (the variable, or the file, line and key) and the nearest setting in the
+// same form when one is close.
+func TestUnknownSettings(t *testing.T) {
+	dir := t.TempDir()
+	toml := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, content)
+		return p
+	}
+	typo := toml("typo.toml", "addr = \"127.0.0.1:9000\"\n\n[limits]\ntimeot = \"5s\"\n")
+	far := toml("far.toml", "# secrets\nprobe_secret = \"x\"\n")
+	cases := []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{[]string{"WASMWSGI_PROBE_SECRET=x"}, []string{"serve", dir},
+			"wasmwsgi serve: WASMWSGI_PROBE_SECRET is not a setting; unset it (the README's Configuration section"},
+		{[]string{"WASMWSGI_ADRR=127.0.0.1:1"}, []string{"config"},
+			"WASMWSGI_ADRR is not a setting; did you mean WASMWSGI_ADDR?"},
+		{[]string{"WASMWSGI_LIMITS_TIMEOUT=5s"}, []string{"check", dir},
+			"WASMWSGI_LIMITS_TIMEOUT is not a setting; did you mean WASMWSGI_LIMITS__TIMEOUT?"},
+		{[]string{"WASMWSGI_TIMEOUT=5s"}, []string{"call", "--apps", dir, "x", "/"},
+			"WASMWSGI_TIMEOUT is not a setting; did you mean WASMWSGI_LIMITS__TIMEOUT?"},
+		{nil, []string{"config", "--config", typo},
+			typo + ", line 4: limits.timeot is not a setting; did you mean limits.timeout?"},
+		{nil, []string{"serve", "--config", far},
+			far + ", line 2: probe_secret is not a setting; remove it (the README's Configuration section lists the settings)"},
+	}
+	for _, c := range cases {
+		out, errOut, code := runWith(t, c.env, c.args...)
+		if code != 2 {
+			t.Errorf("%q %q exited %d, want 2: %s", c.env, c.args, code, errOut)
+		}
+		if !strings.Contains(errOut, c.want) {
+			t.Errorf("%q %q:\n got %q\nwant %q", c.env, c.args, errOut, c.want)
+		}
+		if strings.Contains(c.want, "; unset it") || strings.Contains(c.want, "; remove it") {
+			if strings.Contains(errOut, "did you mean") {
+				t.Errorf("%q %q suggests a key that is not close: %s", c.env, c.args, errOut)
+			}
+		}
+		for _, never := range []string{"main.", "Config'", "invalid keys", "probe_secret"} {
+			if strings.Contains(errOut, never) && !strings.Contains(c.want, never) {
+				t.Errorf("%q %q: the error shows %q: %s", c.env, c.args, never, errOut)
+			}
+		}
+		if out != "" {
+			t.Errorf("%q %q printed %q", c.env, c.args, out)
+		}
+	}
+}

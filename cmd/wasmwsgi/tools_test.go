@@ -20,7 +20,7 @@ func TestCheckCommand(t *testing.T) {
 	for _, want := range []string{
 		"wsgitest       ready", "broken-import  failed", "tenant.example/",
 		"ModuleNotFoundError: No module named 'module_that_does_not_exist'",
-		"has invalid keys: prefixx", "4 of 7 apps failed to load",
+		"wasmwsgi.toml, line 2: prefixx is not a setting; did you mean prefix?", "4 of 7 apps failed to load",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)

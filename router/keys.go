@@ -1,0 +1,369 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/v2"
+)
+
+// Unmarshal decodes a koanf path into out, strictly: durations may be written as "5s"
+// and lists as "a,b", and a key out has no field for is an UnknownKeyError. origin says
+// how and where the user wrote each key, so that the error names it that way.
+func Unmarshal(k *koanf.Koanf, at string, out any, origin func(key string) KeyOrigin) error {
+	raw := k.Raw()
+	if at != "" {
+		raw = k.Cut(at).Raw()
+	}
+	t := reflect.TypeOf(out)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var unknown []string
+	unknownKeys(raw, t, at, &unknown)
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		known := settingKeys(t, at)
+		errs := make([]error, len(unknown))
+		for i, key := range unknown {
+			e := &UnknownKeyError{Key: key, Origin: KeyOrigin{Name: key}, Nearest: nearestKey(key, known)}
+			if origin != nil {
+				e.Origin = origin(key)
+			}
+			errs[i] = e
+		}
+		sort.SliceStable(errs, func(i, j int) bool { // a file's keys in the order of its lines
+			return errs[i].(*UnknownKeyError).Origin.line < errs[j].(*UnknownKeyError).Origin.line
+		})
+		return errors.Join(errs...)
+	}
+	return k.UnmarshalWithConf(at, out, koanf.UnmarshalConf{
+		Tag: "koanf",
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.StringToSliceHookFunc(","), // lists from the environment
+			),
+			ErrorUnused:      true, // refuses any unknown key the walk above missed
+			WeaklyTypedInput: true,
+			Result:           out,
+			TagName:          "koanf",
+		},
+	})
+}
+
+// KeyOrigin tells how and where the user wrote a key, so that an error about the key
+// names it the same way.
+type KeyOrigin struct {
+	// Name is the key as the user wrote it: "limits.timeout" in a TOML file,
+	// "WASMWSGI_LIMITS__TIMEOUT" in the environment.
+	Name string
+	// Where is the place that set it, such as "/etc/wasmwsgi.toml, line 3"; "" when
+	// Name says it.
+	Where string
+	// Spell writes another key the way Name is written, for a suggestion; nil writes
+	// it as is.
+	Spell func(key string) string
+	// Fix says what to do when no valid key is near: "remove it (...)".
+	Fix string
+
+	line int // the line of a file that sets the key, or 0
+}
+
+// UnknownKeyError is a key that names no setting.
+type UnknownKeyError struct {
+	Key     string // the key, dotted: "limits.timeot"
+	Origin  KeyOrigin
+	Nearest string // the closest valid key, dotted, or ""
+}
+
+func (e *UnknownKeyError) Error() string {
+	var b strings.Builder
+	if e.Origin.Where != "" {
+		b.WriteString(e.Origin.Where + ": ")
+	}
+	name := e.Origin.Name
+	if name == "" {
+		name = e.Key
+	}
+	fmt.Fprintf(&b, "%s is not a setting", name)
+	switch {
+	case e.Nearest != "":
+		spell := e.Origin.Spell
+		if spell == nil {
+			spell = func(key string) string { return key }
+		}
+		fmt.Fprintf(&b, "; did you mean %s?", spell(e.Nearest))
+	case e.Origin.Fix != "":
+		b.WriteString("; " + e.Origin.Fix)
+	}
+	return b.String()
+}
+
+// FileKeys is the origin of the keys of a TOML file: each key is named as written
+// there, with the file and, when a scan of the text finds it, the line. fix is
+// UnknownKeyError's advice when no valid key is near.
+func FileKeys(path, fix string) func(key string) KeyOrigin {
+	var text []byte
+	var read bool
+	return func(key string) KeyOrigin {
+		if !read {
+			text, _ = os.ReadFile(path)
+			read = true
+		}
+		o := KeyOrigin{Name: key, Where: path, Fix: fix, line: tomlKeyLine(string(text), key)}
+		if o.line > 0 {
+			o.Where = fmt.Sprintf("%s, line %d", path, o.line)
+		}
+		return o
+	}
+}
+
+// fieldKeys maps the keys a struct type takes (lower case, as koanf's decoder matches
+// them regardless of case) to the type of each; a ",squash" field brings its own keys.
+func fieldKeys(t reflect.Type) map[string]reflect.Type {
+	keys := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(","+opts+",", ",squash,") {
+			for k, v := range fieldKeys(indirect(f.Type)) {
+				keys[k] = v
+			}
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		keys[strings.ToLower(name)] = indirect(f.Type)
+	}
+	return keys
+}
+
+func indirect(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+func joinKey(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// unknownKeys appends to out the keys of m (a koanf tree, below prefix) that t has no
+// field for: each leaf below an unknown key, dotted.
+func unknownKeys(m map[string]any, t reflect.Type, prefix string, out *[]string) {
+	fields := fieldKeys(t)
+	for name, v := range m {
+		key := joinKey(prefix, name)
+		ft, ok := fields[strings.ToLower(name)]
+		switch {
+		case !ok:
+			leafKeys(v, key, out)
+		case ft.Kind() == reflect.Struct:
+			if sub, ok := v.(map[string]any); ok {
+				unknownKeys(sub, ft, key, out)
+			}
+		}
+	}
+}
+
+func leafKeys(v any, key string, out *[]string) {
+	sub, ok := v.(map[string]any)
+	if !ok || len(sub) == 0 {
+		*out = append(*out, key)
+		return
+	}
+	for name, v := range sub {
+		leafKeys(v, key+"."+name, out)
+	}
+}
+
+// settingKey is one key a struct type takes; a table (a map field, such as [env])
+// takes any key below it.
+type settingKey struct {
+	key   string
+	table bool
+}
+
+// settingKeys lists the keys t takes, dotted, below prefix, in order.
+func settingKeys(t reflect.Type, prefix string) []settingKey {
+	var out []settingKey
+	for name, ft := range fieldKeys(t) {
+		key := joinKey(prefix, name)
+		switch ft.Kind() {
+		case reflect.Struct:
+			out = append(out, settingKeys(ft, key)...)
+		case reflect.Map:
+			out = append(out, settingKey{key, true})
+		default:
+			out = append(out, settingKey{key, false})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// nearestKey is the valid key closest to key, or "" if none is close: by edit distance
+// over the whole dotted key, or over its last part ("timeout" at the top level is
+// limits.timeout); a key below an unknown table is matched against the tables.
+func nearestKey(key string, known []settingKey) string {
+	head, typedLast := "", key
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		head, typedLast = key[:i], key[i+1:]
+	}
+	key, head = strings.ToLower(key), strings.ToLower(head)
+	last := strings.ToLower(typedLast)
+	best, bestDist := "", -1
+	consider := func(candidate string, d int) {
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = candidate, d
+		}
+	}
+	for _, k := range known {
+		if k.table {
+			if head != "" && closeEnough(head, k.key) {
+				consider(k.key+"."+typedLast, editDistance(head, k.key)) // names in a table keep their case
+			}
+			continue
+		}
+		kLast := k.key[strings.LastIndexByte(k.key, '.')+1:]
+		if closeEnough(key, k.key) {
+			consider(k.key, editDistance(key, k.key))
+		}
+		if closeEnough(last, kLast) {
+			consider(k.key, editDistance(last, kLast))
+		}
+	}
+	return best
+}
+
+// closeEnough allows one edit in a word of up to 4 letters, two up to 8, three beyond.
+func closeEnough(typed, valid string) bool {
+	limit := 3
+	switch n := len(typed); {
+	case n <= 4:
+		limit = 1
+	case n <= 8:
+		limit = 2
+	}
+	return editDistance(typed, valid) <= limit
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps of two
+// neighbouring bytes that turn a into b (optimal string alignment distance).
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}
+
+// tomlKeyLine finds the line (from 1) of TOML text that sets key (dotted, as koanf
+// flattens it), or of the table or inline table that holds it; 0 if none does. It
+// reads table headers and `key = value` lines, not the whole TOML grammar.
+func tomlKeyLine(text, key string) int {
+	key = strings.ToLower(key)
+	table, found := "", 0
+	inString := "" // the delimiter of the multi-line string being read
+	for i, line := range strings.Split(text, "\n") {
+		n := i + 1
+		s := strings.TrimSpace(line)
+		if inString != "" {
+			if strings.Count(s, inString)%2 == 1 {
+				inString = ""
+			}
+			continue
+		}
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		if s[0] == '[' {
+			name := strings.Trim(strings.TrimSpace(strings.SplitN(s, "]", 2)[0]), "[ \t")
+			if strings.HasPrefix(s, "[[") {
+				name = strings.TrimSpace(strings.Split(s[2:], "]]")[0])
+			}
+			table = tomlKey(name)
+			if found == 0 && (key == table || strings.HasPrefix(key, table+".")) {
+				found = n
+			}
+			continue
+		}
+		lhs, value, ok := strings.Cut(s, "=")
+		if !ok {
+			continue
+		}
+		full := joinKey(table, tomlKey(lhs))
+		if key == full {
+			return n
+		}
+		if strings.HasPrefix(key, full+".") {
+			found = n // an inline table
+		}
+		for _, delim := range []string{`"""`, `'''`} {
+			if strings.Count(value, delim)%2 == 1 {
+				inString = delim
+				break
+			}
+		}
+	}
+	return found
+}
+
+// tomlKey writes a TOML key (`a . "b"`) as koanf does: its parts, unquoted, joined by
+// dots, in lower case.
+func tomlKey(s string) string {
+	var parts []string
+	var part strings.Builder
+	quote := byte(0)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			part.WriteByte(c)
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '.':
+			parts = append(parts, part.String())
+			part.Reset()
+		case c != ' ' && c != '\t':
+			part.WriteByte(c)
+		}
+	}
+	parts = append(parts, part.String())
+	return strings.ToLower(strings.Join(parts, "."))
+}
