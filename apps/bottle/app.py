@@ -3,6 +3,7 @@
 Fill site-packages/ first with `make vendor-apps` (bottle.py, from Debian).
 
 Routes:
+    GET  /              a page that links to the routes below
     GET  /notes         the notes, as JSON
     GET  /notes/<id>    one note, or a JSON 404
     POST /notes         create a note from a JSON body {"text": "...", "tags": ["..."]}:
@@ -14,7 +15,7 @@ would store it outside the sandbox. The list below is the app's fixed seed data.
 """
 import json
 
-from bottle import Bottle, abort, request, response
+from bottle import Bottle, SimpleTemplate, abort, request, response
 
 NOTES = [
     {"id": 1, "text": "Every request gets its own interpreter.", "tags": ["wasmwsgi"]},
@@ -22,15 +23,36 @@ NOTES = [
 ]
 MAX_TEXT = 500
 
+INDEX = SimpleTemplate("""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Notes API · Bottle on wasmwsgi</title></head>
+<body>
+<h1>Bottle on wasmwsgi</h1>
+<p>A small JSON API of notes:</p>
+<ul>
+  <li><a href="{{notes}}">GET {{notes}}</a> lists the notes</li>
+  <li><a href="{{note}}">GET {{note}}</a> returns one note</li>
+  <li><code>POST {{notes}}</code> with a JSON body <code>{"text": "...", "tags": ["..."]}</code> creates a note</li>
+</ul>
+</body>
+</html>
+""")
+
 app = Bottle()
 
 
-@app.get("/notes")
+@app.get("/", name="index")
+def index():
+    # get_url builds each link from the route's name, below the app's SCRIPT_NAME.
+    return INDEX.render(notes=app.get_url("notes"), note=app.get_url("note", note_id=1))
+
+
+@app.get("/notes", name="notes")
 def list_notes():
     return {"notes": NOTES, "count": len(NOTES)}  # Bottle turns a dict into JSON
 
 
-@app.get("/notes/<note_id:int>")
+@app.get("/notes/<note_id:int>", name="note")
 def get_note(note_id):
     for note in NOTES:
         if note["id"] == note_id:

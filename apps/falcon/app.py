@@ -4,6 +4,7 @@ Fill site-packages/ first with `make vendor-apps` (Falcon, from Debian; its Cyth
 extensions are left out and Falcon runs its pure-Python modules).
 
 Routes:
+    GET  /              a page that links to the routes below
     GET  /notes         the notes, as JSON
     GET  /notes/{id}    one note, or Falcon's JSON 404
     POST /notes         create a note from a JSON body {"text": "...", "tags": ["..."]}:
@@ -14,6 +15,8 @@ Routes:
 Every request runs in a fresh interpreter, so a created note is not kept: a real app
 would store it outside the sandbox. The list below is the app's fixed seed data.
 """
+import html
+
 import falcon
 
 NOTES = [
@@ -22,12 +25,35 @@ NOTES = [
 ]
 MAX_TEXT = 500
 
+INDEX = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Notes API · Falcon on wasmwsgi</title></head>
+<body>
+<h1>Falcon on wasmwsgi</h1>
+<p>A small JSON API of notes:</p>
+<ul>
+  <li><a href="{notes}">GET {notes}</a> lists the notes</li>
+  <li><a href="{note}">GET {note}</a> returns one note</li>
+  <li><code>POST {notes}</code> with a JSON body <code>{{"text": "...", "tags": ["..."]}}</code> creates a note</li>
+</ul>
+</body>
+</html>
+"""
+
 
 def find_note(note_id):
     for note in NOTES:
         if note["id"] == note_id:
             return note
     raise falcon.HTTPNotFound(description="no note with id %d" % note_id)
+
+
+class IndexResource:
+    def on_get(self, req, resp):
+        # req.root_path is the app's mount (SCRIPT_NAME), so the links work below it.
+        root = html.escape(req.root_path)
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = INDEX.format(notes=root + "/notes", note=root + "/notes/1")
 
 
 class NotesResource:
@@ -68,5 +94,6 @@ def validate(data):
 
 
 application = falcon.App()
+application.add_route("/", IndexResource())
 application.add_route("/notes", NotesResource())
 application.add_route("/notes/{note_id:int}", NoteResource())

@@ -9,6 +9,13 @@ import sys
 # snapshot (isolation = "request", the default).
 counter = 0
 
+ROUTES = """\
+{root}/?name=you  greets you
+{root}/info       the interpreter and the request, as JSON
+{root}/counter    a module-level counter: 1 on every request
+{root}/echo       POST a body and get it back
+"""
+
 
 def application(environ, start_response):
     global counter
@@ -37,6 +44,9 @@ def application(environ, start_response):
         return [body]
 
     name = environ.get("QUERY_STRING", "").partition("name=")[2] or "world"
-    body = ("Hello, %s! (CPython %s on %s)\n" % (name, sys.version.split()[0], sys.platform)).encode()
+    body = "Hello, %s! (CPython %s on %s)\n\n" % (name, sys.version.split()[0], sys.platform)
+    # The links start with SCRIPT_NAME, the path the server mounted the app at.
+    root = environ["SCRIPT_NAME"]
+    body += ROUTES.replace("{root}", root)
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-    return [body]
+    return [body.encode()]

@@ -4,6 +4,7 @@ Fill site-packages/ first with `make vendor-apps` (Pyramid, WebOb, zope.interfac
 rest of Pyramid's dependencies, from Debian; zope.interface runs its pure-Python code).
 
 Routes:
+    GET  /              a page that links to the routes below
     GET  /notes         the notes, as JSON
     GET  /notes/{id}    one note, or a JSON 404
     POST /notes         create a note from a JSON body {"text": "...", "tags": ["..."]}:
@@ -13,6 +14,8 @@ Routes:
 Every request runs in a fresh interpreter, so a created note is not kept: a real app
 would store it outside the sandbox. The list below is the app's fixed seed data.
 """
+from html import escape
+
 from pyramid.config import Configurator
 from pyramid.httpexceptions import (
     HTTPBadRequest,
@@ -20,6 +23,7 @@ from pyramid.httpexceptions import (
     HTTPUnprocessableEntity,
     HTTPUnsupportedMediaType,
 )
+from pyramid.response import Response
 from pyramid.view import view_config
 
 NOTES = [
@@ -28,9 +32,31 @@ NOTES = [
 ]
 MAX_TEXT = 500
 
+INDEX = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Notes API · Pyramid on wasmwsgi</title></head>
+<body>
+<h1>Pyramid on wasmwsgi</h1>
+<p>A small JSON API of notes:</p>
+<ul>
+  <li><a href="{notes}">GET {notes}</a> lists the notes</li>
+  <li><a href="{note}">GET {note}</a> returns one note</li>
+  <li><code>POST {notes}</code> with a JSON body <code>{{"text": "...", "tags": ["..."]}}</code> creates a note</li>
+</ul>
+</body>
+</html>
+"""
+
 
 def json_error(exc_class, message):
     return exc_class(json_body={"status": exc_class.code, "error": message})
+
+
+@view_config(route_name="home", request_method="GET")
+def home(request):
+    # route_path builds each link from the route's name, below the app's SCRIPT_NAME.
+    notes, note = request.route_path("notes"), request.route_path("note", id=1)
+    return Response(INDEX.format(notes=escape(notes), note=escape(note)))
 
 
 @view_config(route_name="notes", request_method="GET", renderer="json")
@@ -81,6 +107,7 @@ def validate(data):
 
 def make_app():
     with Configurator() as config:
+        config.add_route("home", "/")
         config.add_route("notes", "/notes")
         config.add_route("note", r"/notes/{id:\d+}")
         config.scan(__name__)

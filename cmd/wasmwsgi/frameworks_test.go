@@ -15,7 +15,8 @@ import (
 )
 
 // TestFrameworks serves the example apps in apps/ (Flask, Bottle, Falcon, Pyramid, with
-// their packages vendored from Debian by `make vendor-apps`) through the real binary.
+// their packages vendored from Debian by `make vendor-apps`) through the real binary,
+// and asks every bundled example, hello and Django included, for its root page.
 
 var frameworkApps = []string{"flask", "bottle", "falcon", "pyramid"}
 
@@ -58,6 +59,7 @@ func TestFrameworks(t *testing.T) {
 	for _, name := range []string{"bottle", "falcon", "pyramid"} {
 		run(name, testNotesAPI)
 	}
+	t.Run("root pages", func(t *testing.T) { testRootPages(t, c, states) })
 
 	// The access log's durations, for the record (run with -v to see them). The log
 	// line of the last request may trail its response by a moment.
@@ -181,6 +183,40 @@ func testFlask(t *testing.T, c *frameworkClient) {
 			}
 		}
 	})
+}
+
+// testRootPages checks that every bundled example answers 200 at its root (the URL the
+// README's quick start shows) with a page that links to the app's routes.
+func testRootPages(t *testing.T, c *frameworkClient, states map[string]appState) {
+	pages := []struct {
+		app, ctype string
+		links      []string
+	}{
+		{"hello", "text/plain", []string{"/hello/info", "/hello/counter", "/hello/echo"}},
+		{"flask", "text/html", []string{`<a href="/flask/hello">`, `<a href="/flask/api/info">`, `<a href="/flask/visits">`}},
+		{"bottle", "text/html", []string{`<a href="/bottle/notes">`, `<a href="/bottle/notes/1">`}},
+		{"falcon", "text/html", []string{`<a href="/falcon/notes">`, `<a href="/falcon/notes/1">`}},
+		{"pyramid", "text/html", []string{`<a href="/pyramid/notes">`, `<a href="/pyramid/notes/1">`}},
+		{"django", "text/html", []string{`<a href="/django/notes.json">`, `<form method="post" action="/django/">`}},
+	}
+	for _, p := range pages {
+		t.Run(p.app, func(t *testing.T) {
+			if st := states[p.app]; st.State != "ready" {
+				if _, err := os.Stat(filepath.Join("../../apps", p.app, "site-packages")); err != nil && p.app != "hello" {
+					t.Skipf("apps/%s/site-packages is missing: run `make vendor-apps`", p.app)
+				}
+				t.Fatalf("app %s is %q: %s", p.app, st.State, st.Error)
+			}
+			app := &frameworkClient{t: t, base: c.base + "/" + p.app, http: c.http}
+			r := app.get("/", nil)
+			app.expect(r, http.StatusOK, p.ctype)
+			for _, link := range p.links {
+				if !strings.Contains(r.body, link) {
+					t.Errorf("GET /%s/ lacks %s:\n%s", p.app, link, r.body)
+				}
+			}
+		})
+	}
 }
 
 // testNotesAPI checks the notes resource that the Bottle, Falcon and Pyramid examples

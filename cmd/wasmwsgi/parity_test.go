@@ -34,6 +34,7 @@ func TestGunicornParity(t *testing.T) {
 
 	type req struct{ method, path, contentType, body string }
 	notes := []req{
+		{"GET", "/", "", ""},
 		{"GET", "/notes", "", ""},
 		{"GET", "/notes/1", "", ""},
 		{"GET", "/notes/999", "", ""},
