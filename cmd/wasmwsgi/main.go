@@ -2,7 +2,7 @@
 //
 //	wasmwsgi serve [DIR] [--addr HOST:PORT] [--config FILE]
 //	wasmwsgi check [DIR]
-//	wasmwsgi call APP [METHOD] PATH [--data BODY] [-H "Name: value"]
+//	wasmwsgi call APP|DIR [METHOD] PATH [--data BODY] [-H "Name: value"]
 //	wasmwsgi config [DIR] [--json]
 //	wasmwsgi version
 package main
@@ -30,8 +30,9 @@ const usage = `wasmwsgi serves Python WSGI apps, each request in its own WebAsse
 Usage:
   wasmwsgi serve [DIR] [flags]   serve every app folder in DIR (default ./apps)
   wasmwsgi check [DIR] [flags]   load every app once, report problems, exit 1 if any failed
-  wasmwsgi call APP [METHOD] PATH [--data BODY] [-H "Name: value"]...
-                                 run one request through the sandbox, print it like curl -i
+  wasmwsgi call APP|DIR [METHOD] PATH [--data BODY] [-H "Name: value"]...
+                                 run one request through the sandbox of an app (its name,
+                                 or its folder's path), print it like curl -i
   wasmwsgi config [DIR] [--json] print the configuration serve would use, each value with
                                  its source (default, file, env, flag); exit 2 if invalid
   wasmwsgi version               print the wasmwsgi and CPython versions

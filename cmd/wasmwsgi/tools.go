@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -112,9 +114,10 @@ func check(args []string, stdout, stderr io.Writer) int {
 func call(args []string, stdout, stderr io.Writer) int {
 	var data string
 	var headers []string
-	fs, code := commandFlags("call", "Usage: wasmwsgi call APP [METHOD] PATH [flags]\n\n"+
-		"Runs one request through APP's sandbox, without a server, and prints the response\n"+
-		"like curl -i. PATH is below the app's mount: `wasmwsgi call hello /info`.", args, stderr,
+	fs, code := commandFlags("call", "Usage: wasmwsgi call APP|DIR [METHOD] PATH [flags]\n\n"+
+		"Runs one request through an app's sandbox, without a server, and prints the response\n"+
+		"like curl -i. The app is APP in the apps folder, or the app folder DIR (a path:\n"+
+		"./apps/hello). PATH is below the app's mount: `wasmwsgi call hello /info`.", args, stderr,
 		func(fs *pflag.FlagSet) {
 			appsFlag(fs)
 			fs.StringVarP(&data, "data", "d", "", "request body (the method defaults to POST with a body)")
@@ -144,6 +147,24 @@ func call(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wasmwsgi call: %v\n", err)
 		return 2
 	}
+	typed, isPath := name, appPath(name, cfg.AppsDir, appsDir != "")
+	if isPath {
+		if appsDir != "" {
+			fmt.Fprintf(stderr, "wasmwsgi call: %s is an app folder's path: drop --apps, or give the app's name\n", typed)
+			return 2
+		}
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "wasmwsgi call: %s: %v\n", typed, err)
+			return 2
+		}
+		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+			fmt.Fprintf(stderr, "wasmwsgi call: %s is not a folder: give the path of an app folder, or the name of an app in %s\n",
+				typed, cfg.AppsDir)
+			return 2
+		}
+		cfg.AppsDir, name = filepath.Dir(abs), filepath.Base(abs)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// What the app prints goes to stderr, tagged as in the server's log.
@@ -154,6 +175,11 @@ func call(args []string, stdout, stderr io.Writer) int {
 	}
 	defer engine.Close(context.Background())
 	m := rt.Mount(name)
+	if m == nil && isPath {
+		fmt.Fprintf(stderr, "wasmwsgi call: %s is not an app folder: it needs an app.py, wsgi.py, *.wsgi file or "+
+			"wasmwsgi.toml, and a name that does not start with \".\" or \"_\"\n", typed)
+		return 2
+	}
 	if m == nil {
 		var names []string
 		for _, m := range rt.Mounts() {
@@ -198,6 +224,24 @@ func call(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// appPath reports whether call's APP argument is the path of an app folder rather
+// than the name of an app in appsDir: it has a slash, is "." or "..", or, unless
+// --apps was given, is a folder here while appsDir has no folder of that name.
+func appPath(app, appsDir string, appsFlag bool) bool {
+	if strings.ContainsRune(app, '/') || app == "." || app == ".." {
+		return true
+	}
+	if appsFlag {
+		return false
+	}
+	here, err := os.Stat(app)
+	if err != nil || !here.IsDir() {
+		return false
+	}
+	inApps, err := os.Stat(filepath.Join(appsDir, app))
+	return err != nil || !inApps.IsDir()
 }
 
 // serveRecorded serves req and reports whether the handler aborted the response.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,32 @@ func TestCallCommand(t *testing.T) {
 	}
 	if _, errOut, code := runBinary(t, "call", "--apps", apps, "broken-import", "/"); code != 1 || !strings.Contains(errOut, "ModuleNotFoundError") {
 		t.Errorf("call of a broken app exited %d: %s", code, errOut)
+	}
+}
+
+// call takes an app folder's path as well as an app's name.
+func TestCallAppPath(t *testing.T) {
+	hello, err := filepath.Abs("../../apps/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runBinary(t, "call", hello, "/info"); code != 0 || !strings.Contains(out, `"script_name": "/hello"`) {
+		t.Errorf("call %s exited %d:\n%s%s", hello, code, out, errOut)
+	}
+	if out, errOut, code := runBinary(t, "call", "./testdata/apps/wsgitest", "GET", "/echo"); code != 0 ||
+		!strings.Contains(out, `"SCRIPT_NAME": "/wsgitest"`) {
+		t.Errorf("call ./testdata/apps/wsgitest exited %d:\n%s%s", code, out, errOut)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"./testdata/apps/nosuchapp", "/"}, "./testdata/apps/nosuchapp is not a folder"},
+		{[]string{"./testdata", "/"}, "./testdata is not an app folder"},
+		{[]string{"--apps", "testdata/apps", "./testdata/apps/wsgitest", "/"}, "drop --apps"},
+	} {
+		if _, errOut, code := runBinary(t, append([]string{"call"}, c.args...)...); code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("call %q exited %d, want 2 and %q: %s", c.args, code, c.want, errOut)
+		}
 	}
 }
