@@ -244,7 +244,7 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	lim := a.Spec.Limits
 	if lim.MaxBody > 0 && req.HTTP.ContentLength > lim.MaxBody {
 		a.events.MaxBody.Add(1)
-		a.log.Warn("request refused: limits.max_body", "content_length", req.HTTP.ContentLength, "max_body", lim.MaxBody)
+		a.requestLog(req).Warn("request refused: limits.max_body", "content_length", req.HTTP.ContentLength, "max_body", lim.MaxBody)
 		writeError(w, http.StatusRequestEntityTooLarge, http.StatusText(http.StatusRequestEntityTooLarge))
 		return
 	}
@@ -252,7 +252,7 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	if err != nil {
 		a.events.Queue.Add(1)
 		busy, queued := a.gate.inUse()
-		a.log.Warn("request refused: no free instance", "limit", "limits.concurrency", "reason", err.Error(),
+		a.requestLog(req).Warn("request refused: no free instance", "limit", "limits.concurrency", "reason", err.Error(),
 			"in_flight", busy, "queued", queued)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, http.StatusText(http.StatusServiceUnavailable))
@@ -303,13 +303,21 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 		reason = "the app returned without calling start_response"
 	}
 	if ex.started {
-		a.log.Error("request aborted after the response started", "reason", reason, "path", req.HTTP.URL.Path)
+		ex.log.Error("request aborted after the response started", "reason", reason, "path", req.HTTP.URL.Path)
 		panic(http.ErrAbortHandler)
 	}
-	a.log.Error("request failed", "status", status, "reason", reason, "path", req.HTTP.URL.Path)
+	ex.log.Error("request failed", "status", status, "reason", reason, "path", req.HTTP.URL.Path)
 	// The connection's deadlines were the request's; give the error response its own.
 	_ = ex.rc.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
 	writeError(w, status, http.StatusText(status))
+}
+
+// requestLog is the app's logger with the request id.
+func (a *App) requestLog(req *Request) *slog.Logger {
+	if req.ID == "" {
+		return a.log
+	}
+	return a.log.With("request_id", req.ID)
 }
 
 // errorWriteTimeout bounds writing an error response after the request's deadline.

@@ -50,10 +50,7 @@ type exchange struct {
 }
 
 func newRequestExchange(a *App, req *Request, w http.ResponseWriter, ctx context.Context) *exchange {
-	log := a.log
-	if req.ID != "" {
-		log = log.With("request_id", req.ID)
-	}
+	log := a.requestLog(req)
 	rc := http.NewResponseController(w)
 	body := req.HTTP.Body
 	if a.Spec.Limits.MaxBody > 0 && body != nil {
