@@ -27,7 +27,7 @@ func newMetrics(rt *Router) *metrics {
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmwsgi_requests_total",
-			Help: "Requests answered, by app and status class (2xx, 4xx, 5xx, aborted).",
+			Help: "Requests answered, by app and status class (2xx, 4xx, 5xx, aborted); 4xx includes 499, a client that went away.",
 		}, []string{"app", "class"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wasmwsgi_request_duration_seconds",
@@ -60,6 +60,8 @@ func newMetrics(rt *Router) *metrics {
 				"Imports of the app that produced a snapshot (restores from the disk cache excluded).", []string{"app"}, nil),
 			traps:    prometheus.NewDesc("wasmwsgi_traps_total", "Requests whose guest trapped or exited.", []string{"app"}, nil),
 			timeouts: prometheus.NewDesc("wasmwsgi_timeouts_total", "Requests stopped at limits.timeout.", []string{"app"}, nil),
+			disconnects: prometheus.NewDesc("wasmwsgi_client_disconnects_total",
+				"Requests abandoned because their client went away before the answer (499 in the access log).", []string{"app"}, nil),
 			limits: prometheus.NewDesc("wasmwsgi_limit_hits_total",
 				"Requests refused or stopped by a limit (memory, max_body, max_response, queue, body_timeout).", []string{"app", "limit"}, nil),
 			recycled: prometheus.NewDesc("wasmwsgi_instances_recycled_total",
@@ -77,11 +79,11 @@ type appGauges struct {
 	rt                                 *Router
 	running, queued, idle              *prometheus.Desc
 	snapshots, traps, timeouts, limits *prometheus.Desc
-	recycled                           *prometheus.Desc
+	disconnects, recycled              *prometheus.Desc
 }
 
 func (g appGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.limits, g.recycled} {
+	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.disconnects, g.limits, g.recycled} {
 		ch <- d
 	}
 }
@@ -97,6 +99,7 @@ func (g appGauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(g.snapshots, prometheus.CounterValue, float64(ev.SnapshotBuilds.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.traps, prometheus.CounterValue, float64(ev.Traps.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.timeouts, prometheus.CounterValue, float64(ev.Timeouts.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.disconnects, prometheus.CounterValue, float64(ev.ClientDisconnects.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.recycled, prometheus.CounterValue, float64(ev.Recycled.Load()), name)
 		for limit, n := range ev.LimitHits() {
 			ch <- prometheus.MustNewConstMetric(g.limits, prometheus.CounterValue, float64(n), name, limit)

@@ -30,6 +30,10 @@ func logEntryOf(ctx context.Context) *logEntry {
 	return &logEntry{}
 }
 
+// StatusClientClosedRequest is the status the access log and the metrics give a request
+// whose client disconnected before it was answered (nginx's 499). It is never sent.
+const StatusClientClosedRequest = 499
+
 // accessLog writes one line per request (request id, app, method, path, status, bytes,
 // duration, and for app requests guest time and peak memory) and counts it in the
 // metrics and, through record, in the admin page's figures.
@@ -45,7 +49,10 @@ func accessLog(log *slog.Logger, m *metrics, record func(e *logEntry, status int
 					status = http.StatusOK
 				}
 				aborted := recover()
-				if aborted != nil {
+				switch {
+				case entry.stats.ClientGone:
+					status = StatusClientClosedRequest
+				case aborted != nil:
 					status = 0 // connection aborted mid-response
 				}
 				elapsed := time.Since(start)

@@ -223,19 +223,24 @@ type Request struct {
 	Stats *Stats
 }
 
-// Stats is what one request cost: for the access log and the metrics.
+// Stats is what one request cost, and whether its client left: for the access log and
+// the metrics.
 type Stats struct {
 	// Guest is the wall time of the instance: restore or start, and the app's handling.
 	Guest time.Duration
 	// PeakMemory is the largest size the instance's linear memory reached, in bytes.
 	PeakMemory uint64
+	// ClientGone is set when the request ended because its client disconnected
+	// before it was answered.
+	ClientGone bool
 }
 
 // Serve runs one request in a fresh instance and writes the response to w. A failure
 // before the response headers went out becomes a plain error status with nothing of the
 // app's output: 413 body too large, 408 body too slow, 504 time limit, 503 no free
 // instance, 500 anything else. A failure after that aborts the connection so the client
-// sees a truncated response, never a complete-looking one.
+// sees a truncated response, never a complete-looking one. A request that failed
+// because its client disconnected gets no answer at all (see clientWentAway).
 func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	if state, _ := a.Status(); state != StateReady {
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("app %s is %s", a.Spec.Name, state))
@@ -249,6 +254,10 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 		return
 	}
 	release, err := a.admit(req.HTTP.Context())
+	if errors.Is(err, context.Canceled) {
+		// admit waits on the request's context: the client left while queued.
+		a.clientWentAway(req, false, "it left while the request was queued for an instance")
+	}
 	if err != nil {
 		a.events.Queue.Add(1)
 		busy, queued := a.gate.inUse()
@@ -293,9 +302,15 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 		status, reason = http.StatusRequestTimeout, "the client sent its body too slowly"
 	case ex.bodyErr != nil:
 		status, reason = http.StatusBadRequest, "malformed request body: "+ex.bodyErr.Error()
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case ex.timedOut():
 		a.events.Timeouts.Add(1)
 		status, reason = http.StatusGatewayTimeout, fmt.Sprintf("time limit of %s exceeded (limits.timeout)", lim.Timeout)
+	case (err != nil || code != 0) && ex.clientGone():
+		detail := "the app raised once the client had left (traceback above)"
+		if err != nil {
+			detail = fmt.Sprintf("the instance was stopped %s after it left", disconnectGrace)
+		}
+		a.clientWentAway(req, ex.started, detail)
 	case err != nil:
 		a.events.Traps.Add(1)
 		reason = describe(err)
@@ -310,6 +325,20 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	// The connection's deadlines were the request's; give the error response its own.
 	_ = ex.rc.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
 	writeError(w, status, http.StatusText(status))
+}
+
+// clientWentAway ends a request whose client disconnected before it was answered:
+// that is the client's doing, so it is logged at info and counted as a disconnect,
+// never as a trap or a 5xx. Nothing more is written: the connection is closed (an
+// HTTP/2 stream reset), and Stats.ClientGone tells the access log.
+func (a *App) clientWentAway(req *Request, started bool, detail string) {
+	a.events.ClientDisconnects.Add(1)
+	if req.Stats != nil {
+		req.Stats.ClientGone = true
+	}
+	a.requestLog(req).Info("client went away: request abandoned", "detail", detail,
+		"response_started", started, "path", req.HTTP.URL.Path)
+	panic(http.ErrAbortHandler)
 }
 
 // requestLog is the app's logger with the request id.

@@ -10,6 +10,9 @@ type Events struct {
 	Traps atomic.Int64
 	// Timeouts counts requests stopped at limits.timeout.
 	Timeouts atomic.Int64
+	// ClientDisconnects counts requests abandoned because their client went away
+	// before they were answered (not counted as traps or timeouts).
+	ClientDisconnects atomic.Int64
 	// Limit hits, by limit.
 	MemoryLimit, MaxBody, MaxResponse, Queue, BodyTimeout atomic.Int64
 	// Recycled counts instances closed instead of going back to the pool.

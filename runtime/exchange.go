@@ -27,6 +27,12 @@ type exchange struct {
 	guest   time.Duration // wall time of the instance, set when the request is done
 	start   time.Time     // when the request was handed to an instance
 
+	// ctx is the instance's: it ends at the time limit, or disconnectGrace after the
+	// client went away. client is the HTTP request's own, which net/http ends when the
+	// client's connection closes or its HTTP/2 stream is reset. Both are nil while
+	// loading.
+	ctx, client context.Context
+
 	// Request side (nil env while loading).
 	env          []byte
 	body         io.Reader
@@ -65,6 +71,8 @@ func newRequestExchange(a *App, req *Request, w http.ResponseWriter, ctx context
 		rc:       rc,
 		declared: -1,
 		start:    time.Now(),
+		ctx:      ctx,
+		client:   req.HTTP.Context(),
 	}
 	// A slow client (body or reading the response) cannot hold the instance past its
 	// deadline: both directions of the connection share it. Setting a deadline fails
@@ -103,6 +111,29 @@ func (x *exchange) resetDeadlines() {
 	}
 	_ = x.rc.SetReadDeadline(time.Time{})
 	_ = x.rc.SetWriteDeadline(time.Time{})
+}
+
+// timedOut reports whether the request reached its time limit.
+func (x *exchange) timedOut() bool {
+	if x.ctx == nil {
+		return false
+	}
+	if errors.Is(x.ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	// A write past the connection's deadline (set to the same instant) can fail, and
+	// end the client's context, a moment before the context's own timer fires.
+	d, ok := x.ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
+// clientGone reports whether the client went away before the time limit: net/http
+// ended the request's context because the connection closed (a read saw its end, or
+// a write to it failed) or the HTTP/2 stream was reset. Whatever the request's guest
+// did after that (trapped when it was stopped, raised because body_write failed) is
+// the client's doing, not the app's or the server's.
+func (x *exchange) clientGone() bool {
+	return x.client != nil && x.client.Err() != nil && !x.timedOut()
 }
 
 func (x *exchange) AppInfo() []byte { return x.app.info }
@@ -213,5 +244,10 @@ var slogLevels = [...]slog.Level{
 }
 
 func (x *exchange) Fault(function string, err error) {
+	if x.clientGone() && !errors.Is(err, hostfuncs.ErrOutOfOrder) && !errors.Is(err, hostfuncs.ErrRejected) {
+		// body_write to a connection the client closed: Serve logs the request's end.
+		x.log.Debug("host call failed: the client went away", "function", function, "error", err.Error())
+		return
+	}
 	x.log.Warn("invalid host call from the guest", "function", function, "error", err.Error())
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -494,6 +495,139 @@ func TestTimeLimit(t *testing.T) {
 	}
 	if !strings.Contains(s.Log(), "time limit of 1s exceeded") {
 		t.Error("the log does not say which limit fired")
+	}
+}
+
+// TestClientDisconnect hangs up in the middle of requests. A client that goes away is
+// the client's doing: the request is logged at info with its id, shows 499 in the
+// access log and counts in wasmwsgi_client_disconnects_total, not as a trap, a timeout
+// or a 5xx. A real trap and a real timeout on the same server still count as those.
+func TestClientDisconnect(t *testing.T) {
+	s := startServer(t, testApps(t), "--timeout", "4s")
+	send := func(t *testing.T, id, path string) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: %s\r\n\r\n", path, id)
+		return c, bufio.NewReader(c)
+	}
+	// linesOf returns the server's log lines about request id, once its access log
+	// line is there.
+	linesOf := func(t *testing.T, id string) []string {
+		t.Helper()
+		s.waitLog(t, "msg=request request_id="+id+" ")
+		var lines []string
+		for _, l := range strings.Split(s.Log(), "\n") {
+			if strings.Contains(l, "request_id="+id+" ") {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
+	checkGone := func(t *testing.T, id, path string) {
+		t.Helper()
+		var gone, access bool
+		for _, l := range linesOf(t, id) {
+			switch {
+			case strings.Contains(l, `msg="client went away: request abandoned"`):
+				gone = true
+				if !strings.Contains(l, "level=INFO") {
+					t.Errorf("the disconnect is not logged at info: %s", l)
+				}
+			case strings.Contains(l, "msg=request "):
+				access = true
+				if !strings.Contains(l, "path="+path+" status=499 ") {
+					t.Errorf("access log line without status 499: %s", l)
+				}
+			case strings.Contains(l, "level=ERROR") && !strings.Contains(l, "stream=wsgi.errors"),
+				strings.Contains(l, "level=WARN"):
+				// The app's own traceback (its write failed) is its output; the
+				// server has nothing to warn about.
+				t.Errorf("the disconnect is logged as a failure: %s", l)
+			}
+		}
+		if !gone || !access {
+			t.Errorf("log lines of %s: disconnect logged %v, access logged %v", id, gone, access)
+		}
+	}
+
+	t.Run("busy loop before the response", func(t *testing.T) {
+		c, _ := send(t, "gone-spin", "/wsgitest/spin")
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		c.Close()
+		checkGone(t, "gone-spin", "/wsgitest/spin")
+		// Stopped about the disconnect grace (1 s) later, well before the 4 s limit.
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("the instance ran %v after the client left", d)
+		}
+	})
+
+	t.Run("slow generator after the response started", func(t *testing.T) {
+		c, br := send(t, "gone-stream", "/wsgitest/close?gone-stream&slow")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, len("tick 0\n"))
+		if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "tick 0\n" {
+			t.Fatalf("status %d, first chunk %q (%v)", resp.StatusCode, first, err)
+		}
+		c.Close()
+		checkGone(t, "gone-stream", "/wsgitest/close?gone-stream&slow")
+		s.waitLog(t, "close-called token=gone-stream")
+	})
+
+	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
+	for _, want := range []string{
+		`wasmwsgi_client_disconnects_total{app="wsgitest"} 2` + "\n",
+		`wasmwsgi_requests_total{app="wsgitest",class="4xx"} 2` + "\n",
+		`wasmwsgi_traps_total{app="wsgitest"} 0` + "\n",
+		`wasmwsgi_timeouts_total{app="wsgitest"} 0` + "\n",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("after the disconnects, metrics lack %q", want)
+		}
+	}
+	for _, unwanted := range []string{`app="wsgitest",class="5xx"`, `app="wsgitest",class="aborted"`} {
+		if strings.Contains(metrics, unwanted) {
+			t.Errorf("a disconnect counted as %s", unwanted)
+		}
+	}
+
+	// What the app does still counts as before: a trap (the guest exits) and a request
+	// past the time limit, both with their request id in the log.
+	for _, c := range []struct{ id, path, reason string }{
+		{"trap-exit", "/wsgitest/exit", "the guest exited with code 3"},
+		{"time-limit", "/wsgitest/spin", "time limit of 4s exceeded"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, s.base+c.path, nil)
+		req.Header.Set("X-Request-Id", c.id)
+		r := do(t, req)
+		if r.status != 500 && r.status != 504 {
+			t.Errorf("%s: status %d", c.path, r.status)
+		}
+		failed := false
+		for _, l := range linesOf(t, c.id) {
+			failed = failed || strings.Contains(l, "level=ERROR msg=\"request failed\"") && strings.Contains(l, c.reason)
+		}
+		if !failed {
+			t.Errorf("%s: no error line with request_id=%s and %q", c.path, c.id, c.reason)
+		}
+	}
+	metrics = get(t, s.base+"/_wasmwsgi/metrics").body
+	for _, want := range []string{
+		`wasmwsgi_traps_total{app="wsgitest"} 1` + "\n",
+		`wasmwsgi_timeouts_total{app="wsgitest"} 1` + "\n",
+		`wasmwsgi_requests_total{app="wsgitest",class="5xx"} 2` + "\n",
+		`wasmwsgi_client_disconnects_total{app="wsgitest"} 2` + "\n",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("after a trap and a timeout, metrics lack %q", want)
+		}
 	}
 }
 

@@ -154,6 +154,10 @@ def spin(environ, start_response):
         pass
 
 
+def exit_process(environ, start_response):
+    os._exit(3)  # proc_exit: the guest stops without unwinding, as a trap does
+
+
 stash = []
 
 
@@ -263,6 +267,7 @@ routes = {
     "/leak": leak,
     "/sleep": sleep,
     "/spin": spin,
+    "/exit": exit_process,
     "/entropy": entropy,
     "/echo": echo,
     "/lines": lines,
