@@ -14,7 +14,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-recipe=(build.sh deps.sh fetch-source.sh versions.env Setup.local _wasmwsgi.c immortal.patch bundle_stdlib.py _sqlite_wasi_vfs.c)
+recipe=(build.sh deps.sh fetch-source.sh versions.env Setup.local _wasmwsgi.c immortal.patch gc-frozen.patch bundle_stdlib.py _sqlite_wasi_vfs.c)
 key=$(cd "$here" && cat "${recipe[@]}" | sha256sum | cut -c1-16)
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
 out=$cache/python-wasm-$key
@@ -120,7 +120,10 @@ mkdir cpython && tar -xzf "$src/$PY_ORIG" -C cpython --strip-components=1
 # immortal.patch: objects whose reference count is >= 2^29 are immortal (Py_INCREF and
 # Py_DECREF skip them), as in CPython 3.12; wasmwsgi_freeze() in _wasmwsgi.c makes the
 # snapshot's objects immortal so that requests stop copying pages to count references.
+# gc-frozen.patch: gc.get_objects() and gc.get_referrers() also see the objects frozen
+# with the snapshot, which are the app's objects although the server froze them.
 patch -s -d cpython -p1 < "$here/immortal.patch"
+patch -s -d cpython -p1 < "$here/gc-frozen.patch"
 cp "$here/_wasmwsgi.c" cpython/Modules/_wasmwsgi.c
 mkdir -p cpython/builddir/wasi/Modules
 # makesetup reads Setup.local from the build directory.
