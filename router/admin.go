@@ -255,9 +255,12 @@ type adminApp struct {
 	Hosts  []string      `json:"hosts,omitempty"`
 	State  runtime.State `json:"state"`
 	// Error is why a failed app failed (with the Python traceback).
-	Error   string `json:"error,omitempty"`
-	Running int    `json:"running"`
-	Queued  int    `json:"queued"`
+	Error string `json:"error,omitempty"`
+	// ReloadError is why the app's latest version failed to load while the version
+	// before it keeps serving.
+	ReloadError string `json:"reload_error,omitempty"`
+	Running     int    `json:"running"`
+	Queued      int    `json:"queued"`
 	// Idle is how many instances wait in the app's pool, SnapshotBytes the size of the
 	// memory image every instance starts from.
 	Idle          int    `json:"idle"`
@@ -275,7 +278,8 @@ func (a *adminState) serveApps(w http.ResponseWriter, _ *http.Request) {
 		out.Apps = append(out.Apps, adminApp{
 			Name: m.Dir.Name, Prefix: m.Prefix, Hosts: m.Hosts, State: state, Error: why,
 			Running: running, Queued: queued, Idle: m.App.Idle(), SnapshotBytes: m.App.SnapshotSize(),
-			appStats: a.recorder(m.Dir.Name).stats(now),
+			ReloadError: a.rt.problem(m.Dir.Name).msg,
+			appStats:    a.recorder(m.Dir.Name).stats(now),
 		})
 	}
 	w.Header().Set("Content-Type", "application/json")
