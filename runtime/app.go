@@ -22,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
 
 // AppSpec describes one app folder.
@@ -410,7 +411,7 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	if a.engine.interruptible {
 		// The global is written from the goroutine that sees the context end while the
 		// guest reads it at its loop heads: a plain store that the next check observes.
-		interrupt := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+		interrupt := mod.ExportedGlobal(wasmbin.InterruptGlobal).(api.MutableGlobal)
 		stop := context.AfterFunc(ctx, func() { interrupt.Set(1) })
 		defer stop()
 	}
@@ -466,7 +467,7 @@ func (a *App) memoryLimit() uint64 {
 // data_dir, its [env] and nothing else of the host's, the host's entropy and clocks,
 // and stdout, stderr and sleep as passed. No start function runs.
 //
-// sched_yield, which the loop instrumentation (interrupt.go) calls every yieldEvery
+// sched_yield, which the loop checks (wasmbin.InstrumentLoops) call every YieldEvery
 // iterations, is runtime.Gosched: a guest that runs for long hands its thread to the
 // goroutine that has waited longest. Without that, guests that never block kept both
 // of Go's threads while goroutines coming back from a syscall queued behind them: under

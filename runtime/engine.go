@@ -35,6 +35,7 @@ import (
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
 
 // Guest paths. The stdlib and the app are read-only in-memory trees mounted there;
@@ -67,11 +68,11 @@ type Engine struct {
 	// segments written into its memory before _initialize runs (initMemory).
 	module wazero.CompiledModule
 	// data holds python.wasm's data segments.
-	data      []dataSegment
+	data      []wasmbin.DataSegment
 	stdlib    *MemFS
 	log       *slog.Logger
 	instances *gate
-	// interruptible is set when python.wasm carries the InterruptGlobal loop checks.
+	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
 	interruptible bool
 	// moduleHash covers the guest: the python.wasm that runs, the stdlib and the shim.
 	moduleHash [32]byte
@@ -102,10 +103,8 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	stdlib = stdlib.Overlay(map[string][]byte{"_wasmwsgi_shim.py": pythonwasm.Shim()})
 
-	// Guest code cannot be preempted by Go. The instrumented module checks an interrupt
-	// global at every loop head, which the host sets when the request's context ends;
-	// should instrumentation fail, wazero's slower WithCloseOnContextDone does the job.
-	instrumented, err := instrumentLoops(wasm)
+	// Loop checks stop a guest at its deadline; without them, WithCloseOnContextDone does.
+	instrumented, err := wasmbin.InstrumentLoops(wasm)
 	if err != nil {
 		cfg.Logger.Warn("python.wasm could not be instrumented for interruption; using wazero's slower context checks",
 			"error", err.Error())
@@ -134,10 +133,9 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, err
 	}
-	// Compiling python.wasm's functions in parallel halves a cold start (3.45 s to
-	// 1.52 s per compile on 2 cores, measured with benchmarks/micro's bare host).
+	// One compilation worker per CPU (docs/design.md, "Compiling python.wasm").
 	ctx = experimental.WithCompilationWorkers(ctx, goruntime.NumCPU())
-	stripped, data, err := splitDataSegments(wasm)
+	stripped, data, err := wasmbin.SplitDataSegments(wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("python.wasm: %w", err)

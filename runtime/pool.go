@@ -12,6 +12,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"golang.org/x/sys/unix"
+
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
 
 // Isolation says what one request may leave behind for the next one of the same app.
@@ -84,7 +86,7 @@ func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Co
 	inst.mod = mod
 	inst.handle = mod.ExportedFunction("wasmwsgi_handle")
 	if a.engine.interruptible {
-		inst.interrupt = mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+		inst.interrupt = mod.ExportedGlobal(wasmbin.InterruptGlobal).(api.MutableGlobal)
 	}
 	if have := uint64(mod.Memory().Size()); have < snap.size {
 		if _, ok := mod.Memory().Grow(uint32((snap.size - have) / wasmPage)); !ok {

@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -96,138 +94,13 @@ func (m *snapshotMemory) Allocate(capacity, maxBytes uint64) experimental.Linear
 	return m
 }
 
-// A dataSegment is an active data segment of python.wasm: bytes that instantiation
-// writes at offset in memory 0.
-type dataSegment struct {
-	offset uint32
-	bytes  []byte
-}
-
-// splitDataSegments returns the module with an empty data section, and the segments
-// it had. A restored instance must not have the module's initial data written over its
-// snapshot; a fresh one gets the segments from initMemory. Only active segments for
-// memory 0 with an i32.const offset are understood, which is what wasm-ld emits for a
-// module built without bulk memory.
-func splitDataSegments(wasm []byte) ([]byte, []dataSegment, error) {
-	sections, err := wasmSections(wasm)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := append(make([]byte, 0, len(wasm)), wasm[:8]...)
-	var segs []dataSegment
-	found := false
-	for _, s := range sections {
-		payload := s.payload
-		switch s.id {
-		case 11: // data: keep the section, with zero segments
-			if segs, err = parseDataSegments(payload); err != nil {
-				return nil, nil, err
-			}
-			payload, found = []byte{0}, true
-		case 12: // data count: must agree with the data section
-			payload = []byte{0}
-		}
-		out = appendSection(out, s.id, payload)
-	}
-	if !found {
-		return nil, nil, errors.New("module has no data section")
-	}
-	return out, segs, nil
-}
-
-func parseDataSegments(payload []byte) ([]dataSegment, error) {
-	r := &reader{b: payload}
-	count := r.u32()
-	segs := make([]dataSegment, 0, count)
-	for i := uint32(0); i < count && r.err == nil; i++ {
-		// flags 0: active, memory 0, offset expression i32.const N; end.
-		if flags := r.u32(); flags != 0 {
-			return nil, fmt.Errorf("data segment %d: kind %d is not supported (only active segments of memory 0)", i, flags)
-		}
-		if op := r.byte(); op != 0x41 {
-			return nil, fmt.Errorf("data segment %d: offset is not an i32.const", i)
-		}
-		offset, n := sleb128(r.b[min(r.p, len(r.b)):])
-		if n == 0 {
-			return nil, fmt.Errorf("data segment %d: bad offset", i)
-		}
-		r.skip(n)
-		if r.byte() != 0x0b {
-			return nil, fmt.Errorf("data segment %d: offset expression does not end", i)
-		}
-		size := int(r.u32())
-		if r.err != nil || size > len(r.b)-r.p {
-			return nil, fmt.Errorf("data segment %d: malformed", i)
-		}
-		// An i32 offset is unsigned in memory: i32.const -1 is the last byte.
-		// A copy, so that the engine does not keep the whole module's bytes for these.
-		segs = append(segs, dataSegment{offset: uint32(int32(offset)), bytes: bytes.Clone(r.b[r.p : r.p+size])})
-		r.skip(size)
-	}
-	if r.err != nil || r.p != len(r.b) {
-		return nil, errors.New("malformed data section")
-	}
-	return segs, nil
-}
-
 // initMemory writes the module's data segments into a fresh instance's memory, which
 // is what instantiating the module with its data section would have done.
 func (e *Engine) initMemory(mem api.Memory) error {
 	for _, s := range e.data {
-		if !mem.Write(s.offset, s.bytes) {
-			return fmt.Errorf("data segment at %d (%d bytes) does not fit in the initial memory", s.offset, len(s.bytes))
+		if !mem.Write(s.Offset, s.Bytes) {
+			return fmt.Errorf("data segment at %d (%d bytes) does not fit in the initial memory", s.Offset, len(s.Bytes))
 		}
 	}
 	return nil
-}
-
-// wasmSection is one section of a module: its id and its payload.
-type wasmSection struct {
-	id      byte
-	payload []byte
-}
-
-// wasmSections splits a module (after checking its header) into its sections.
-func wasmSections(wasm []byte) ([]wasmSection, error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, errors.New("not a wasm module")
-	}
-	var sections []wasmSection
-	for p := 8; p < len(wasm); {
-		size, n := uleb128(wasm[p+1:])
-		end := p + 1 + n + int(size)
-		if n == 0 || end > len(wasm) {
-			return nil, fmt.Errorf("malformed section at byte %d", p)
-		}
-		sections = append(sections, wasmSection{id: wasm[p], payload: wasm[p+1+n : end]})
-		p = end
-	}
-	return sections, nil
-}
-
-// sleb128 decodes a signed LEB128 value; n is 0 when b holds none.
-func sleb128(b []byte) (v int64, n int) {
-	var shift uint
-	for i := 0; i < len(b) && i < 10; i++ {
-		v |= int64(b[i]&0x7f) << shift
-		shift += 7
-		if b[i]&0x80 == 0 {
-			if shift < 64 && b[i]&0x40 != 0 {
-				v |= -1 << shift
-			}
-			return v, i + 1
-		}
-	}
-	return 0, 0
-}
-
-func uleb128(b []byte) (uint64, int) {
-	var v uint64
-	for i := 0; i < len(b) && i < 10; i++ {
-		v |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i]&0x80 == 0 {
-			return v, i + 1
-		}
-	}
-	return 0, 0
 }

@@ -1,55 +1,49 @@
-package runtime
+package wasmbin
 
 import (
 	"errors"
 	"fmt"
-	"math"
 )
 
-// InterruptGlobal is the exported mutable i32 global that instrumentLoops adds. The host
+// InterruptGlobal is the exported mutable i32 global that InstrumentLoops adds. The host
 // sets it to 1 to stop the guest: the next check traps.
 const InterruptGlobal = "wasmwsgi_interrupt"
 
-// yieldEvery is how many loop iterations run between two calls into the host.
-const yieldEvery = 1 << 14
+// YieldEvery is how many loop iterations run between two calls into the host.
+const YieldEvery = 1 << 14
 
-// instrumentLoops returns the module with a check at the head of every loop:
+// InstrumentLoops returns the module with a check at the head of every loop:
 //
 //	loop ...
 //	  global.get $fuel  i32.eqz
-//	  if                                  ;; once every yieldEvery iterations
-//	    call $sched_yield  drop           ;; into Go: runtime.Gosched (moduleConfig)
-//	    i32.const yieldEvery  global.set $fuel
+//	  if                                  ;; once every YieldEvery iterations
+//	    call $sched_yield  drop           ;; the host's yield (runtime.Gosched)
+//	    i32.const YieldEvery  global.set $fuel
 //	    global.get $wasmwsgi_interrupt
 //	    if  unreachable  end              ;; the host asked to stop
 //	  end
 //	  global.get $fuel  i32.const 1  i32.sub  global.set $fuel
 //	  ...
 //
-// This is how a guest that never returns is stopped at its deadline. wazero's own
-// WithCloseOnContextDone does the job by calling into Go at every loop head, which
-// makes CPython's interpreter loop about three times slower. Calling into Go now and
-// then is still needed: code that never leaves wasm cannot be preempted, so a loop that
-// never did would stall Go's stop-the-world phases and with them the whole process.
-// sched_yield is a WASI import python.wasm already has, so no function index moves.
-//
-// It understands the instructions of the MVP, sign extension, the 0xFC prefix
-// (saturating truncation, bulk memory, tables) and reference types; anything else
-// (SIMD, exceptions) is an error, and the caller falls back to WithCloseOnContextDone.
-func instrumentLoops(wasm []byte) ([]byte, error) {
-	sections, err := wasmSections(wasm)
+// $fuel and $wasmwsgi_interrupt are two globals appended to the module's own, and
+// sched_yield is the module's import of wasi_snapshot_preview1.sched_yield, so no
+// existing function or global index moves. It understands the instructions of the MVP,
+// sign extension, the 0xFC prefix (saturating truncation, bulk memory, tables) and
+// reference types; anything else (SIMD, exceptions) is an error.
+func InstrumentLoops(wasm []byte) ([]byte, error) {
+	secs, err := sections(wasm)
 	if err != nil {
 		return nil, err
 	}
 	var imports importCounts
 	ownGlobals := uint32(0)
-	for _, s := range sections {
+	for _, s := range secs {
 		switch s.id {
-		case 2:
+		case sectionImport:
 			if imports, err = countImports(s.payload); err != nil {
 				return nil, err
 			}
-		case 6:
+		case sectionGlobal:
 			c, _ := uleb128(s.payload)
 			ownGlobals = uint32(c)
 		}
@@ -62,7 +56,7 @@ func instrumentLoops(wasm []byte) ([]byte, error) {
 	var check []byte
 	for _, part := range [][]byte{
 		{0x23}, fuel, {0x45, 0x04, 0x40, 0x10}, appendULEB(nil, uint64(imports.schedYield)), {0x1a, 0x41},
-		appendSLEB(nil, yieldEvery), {0x24}, fuel, {0x23}, interrupt, {0x04, 0x40, 0x00, 0x0b, 0x0b},
+		appendSLEB(nil, YieldEvery), {0x24}, fuel, {0x23}, interrupt, {0x04, 0x40, 0x00, 0x0b, 0x0b},
 		{0x23}, fuel, {0x41, 0x01, 0x6b, 0x24}, fuel,
 	} {
 		check = append(check, part...)
@@ -71,17 +65,17 @@ func instrumentLoops(wasm []byte) ([]byte, error) {
 	// Every loop head grows the code by len(check); a quarter more is plenty.
 	out := append(make([]byte, 0, len(wasm)+len(wasm)/4), wasm[:8]...)
 	haveGlobals, haveExports := false, false
-	for _, s := range sections {
+	for _, s := range secs {
 		id, payload := s.id, s.payload
 		switch id {
-		case 6:
+		case sectionGlobal:
 			payload = appendToVector(payload, []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}) // interrupt: mut i32 = 0
-			payload = appendToVector(payload, append([]byte{0x7f, 0x01, 0x41}, append(appendSLEB(nil, yieldEvery), 0x0b)...))
+			payload = appendToVector(payload, append([]byte{0x7f, 0x01, 0x41}, append(appendSLEB(nil, YieldEvery), 0x0b)...))
 			haveGlobals = true
-		case 7:
+		case sectionExport:
 			payload = appendToVector(payload, exportEntry(imports.globals+ownGlobals))
 			haveExports = true
-		case 10:
+		case sectionCode:
 			if payload, err = instrumentCode(payload, check); err != nil {
 				return nil, err
 			}
@@ -99,20 +93,6 @@ func exportEntry(global uint32) []byte {
 	e = append(e, InterruptGlobal...)
 	e = append(e, 0x03) // export kind: global
 	return appendULEB(e, uint64(global))
-}
-
-func appendSection(out []byte, id byte, payload []byte) []byte {
-	out = append(out, id)
-	out = appendULEB(out, uint64(len(payload)))
-	return append(out, payload...)
-}
-
-// appendToVector adds one entry to a section whose payload is a counted vector.
-func appendToVector(payload, entry []byte) []byte {
-	count, n := uleb128(payload)
-	out := appendULEB(nil, count+1)
-	out = append(out, payload[n:]...)
-	return append(out, entry...)
 }
 
 type importCounts struct {
@@ -201,67 +181,6 @@ func instrumentBody(out, body, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-// reader decodes the parts of the binary format instrumentLoops needs.
-type reader struct {
-	b   []byte
-	p   int
-	err error
-}
-
-func (r *reader) byte() byte {
-	if r.p >= len(r.b) {
-		r.err = errors.New("unexpected end")
-		return 0
-	}
-	r.p++
-	return r.b[r.p-1]
-}
-
-func (r *reader) skip(n int) {
-	if n < 0 || r.p+n > len(r.b) {
-		r.err = errors.New("unexpected end")
-		return
-	}
-	r.p += n
-}
-
-func (r *reader) name() string {
-	n := int(r.u32())
-	start := r.p
-	r.skip(n)
-	if r.err != nil {
-		return ""
-	}
-	return string(r.b[start:r.p])
-}
-
-func (r *reader) leb() {
-	for i := 0; i < 10; i++ {
-		if r.byte()&0x80 == 0 {
-			return
-		}
-	}
-	r.err = errors.New("LEB128 too long")
-}
-
-func (r *reader) u32() uint32 {
-	v, n := uleb128(r.b[min(r.p, len(r.b)):])
-	if n == 0 || v > math.MaxUint32 {
-		r.err = errors.New("bad u32")
-		return 0
-	}
-	r.p += n
-	return uint32(v)
-}
-
-func (r *reader) limits() {
-	flags := r.byte()
-	r.u32()
-	if flags&1 != 0 {
-		r.u32()
-	}
-}
-
 // immediates skips the immediate operands of opcode op.
 func (r *reader) immediates(op byte) error {
 	switch {
@@ -326,26 +245,4 @@ func (r *reader) immediates(op byte) error {
 		return fmt.Errorf("unsupported instruction 0x%02x", op)
 	}
 	return r.err
-}
-
-func appendSLEB(b []byte, v int64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func appendULEB(b []byte, v uint64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
 }
