@@ -39,9 +39,9 @@ fuzz: python-wasm
 	  fi; \
 	done
 
-## serve: build, then serve every app in apps/ on $(ADDR)
+## serve: build, then serve every app in apps/ on $(ADDR), with the grants of server.toml
 serve: build vendor-apps
-	$(BIN) serve apps/ --addr $(ADDR)
+	$(BIN) serve apps/ --config server.toml --addr $(ADDR)
 
 ## check: vet, formatting, staticcheck and a tidy go.mod
 check: python-wasm

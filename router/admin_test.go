@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmwsgi/wasmwsgi/config"
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
@@ -81,19 +82,22 @@ func engine(t *testing.T) *runtime.Engine {
 	return testEngine.e
 }
 
-func newTestRouter(t *testing.T, appsDir string, admin AdminConfig, log io.Writer) *Router {
+// newTestRouter serves the apps of appsDir with the operator's grants (each grant's
+// limits are the test's) and the admin page configured as admin.
+func newTestRouter(t *testing.T, appsDir string, grants map[string]config.Grant, admin AdminConfig, log io.Writer) *Router {
 	t.Helper()
-	limits, err := runtime.LimitsConfig{Timeout: 30 * time.Second, Memory: "128MiB", MaxBody: "1MiB",
-		MaxResponse: "16MiB", Concurrency: 2, Queue: 8, QueueTimeout: 10 * time.Second, OpenFiles: 64,
-		Scratch: "1MiB"}.Apply(runtime.Limits{})
-	if err != nil {
-		t.Fatal(err)
+	limits := runtime.Limits{Timeout: 30 * time.Second, Memory: 128 << 20, MaxBody: 1 << 20,
+		MaxResponse: 16 << 20, Concurrency: 2, Queue: 8, QueueTimeout: 10 * time.Second, OpenFiles: 64,
+		Scratch: 1 << 20}
+	for name, g := range grants {
+		g.Limits = limits
+		grants[name] = g
 	}
 	if log == nil {
 		log = io.Discard
 	}
-	rt, err := New(engine(t), Config{AppsDir: appsDir, Limits: limits, MaxAppBytes: 64 << 20, Admin: admin},
-		slog.New(slog.NewTextHandler(log, nil)))
+	rt, err := New(engine(t), Config{Apps: config.Operator{Dir: appsDir, Limits: limits, Grants: grants},
+		MaxAppBytes: 64 << 20, Admin: admin}, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +123,7 @@ func bearer(token string) http.Header {
 func emptyApps(t *testing.T) string { return t.TempDir() }
 
 func TestAdminOffByDefault(t *testing.T) {
-	rt := newTestRouter(t, emptyApps(t), AdminConfig{}, nil)
+	rt := newTestRouter(t, emptyApps(t), nil, AdminConfig{}, nil)
 	for _, p := range []string{"/_wasmwsgi/", "/_wasmwsgi", "/_wasmwsgi/api/apps"} {
 		if w := call(rt, http.MethodGet, p, bearer("anything")); w.Code != http.StatusNotFound {
 			t.Errorf("GET %s with the admin page off: status %d, want 404", p, w.Code)
@@ -137,7 +141,7 @@ func TestAdminOffByDefault(t *testing.T) {
 
 func TestAdminToken(t *testing.T) {
 	logs := &syncBuffer{}
-	rt := newTestRouter(t, emptyApps(t), AdminConfig{Enabled: true, Token: testToken}, logs)
+	rt := newTestRouter(t, emptyApps(t), nil, AdminConfig{Enabled: true, Token: testToken}, logs)
 
 	for name, h := range map[string]http.Header{
 		"no credentials":   nil,
@@ -215,7 +219,7 @@ func TestAdminToken(t *testing.T) {
 
 func TestAdminWithoutToken(t *testing.T) {
 	// An enabled page with no token configured lets nobody in.
-	rt := newTestRouter(t, emptyApps(t), AdminConfig{Enabled: true}, nil)
+	rt := newTestRouter(t, emptyApps(t), nil, AdminConfig{Enabled: true}, nil)
 	for _, h := range []http.Header{nil, bearer(""), {"Authorization": {"Bearer"}}} {
 		if w := call(rt, http.MethodGet, "/_wasmwsgi/api/apps", h); w.Code != http.StatusUnauthorized {
 			t.Errorf("no token configured, header %v: status %d, want 401", h, w.Code)
@@ -227,13 +231,9 @@ func TestAdminWithoutToken(t *testing.T) {
 }
 
 func TestAdminOwnListener(t *testing.T) {
-	dir := writeApps(t, map[string]string{
-		"root/app.py":         helloApp,
-		"root/wasmwsgi.toml":  "prefix = \"/\"\n",
-		"other/app.py":        helloApp,
-		"other/wasmwsgi.toml": "prefix = \"/other\"\n",
-	})
-	rt := newTestRouter(t, dir, AdminConfig{Enabled: true, Token: testToken, OwnListener: true}, nil)
+	dir := writeApps(t, map[string]string{"root/app.py": helloApp, "other/app.py": helloApp})
+	rt := newTestRouter(t, dir, map[string]config.Grant{"root": {Prefix: "/"}},
+		AdminConfig{Enabled: true, Token: testToken, OwnListener: true}, nil)
 	rt.LoadAll(context.Background())
 	admin := rt.AdminHandler()
 
@@ -287,7 +287,7 @@ func TestAdminAppsAPI(t *testing.T) {
 		"broken/app.py": "import not_a_module_anywhere\n",
 		"quiet/app.py":  helloApp,
 	})
-	rt := newTestRouter(t, dir, AdminConfig{Enabled: true, Token: testToken}, nil)
+	rt := newTestRouter(t, dir, nil, AdminConfig{Enabled: true, Token: testToken}, nil)
 	if failed := rt.LoadAll(context.Background()); failed != 1 {
 		t.Fatalf("%d apps failed to load, want 1 (broken)", failed)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wasmwsgi/wasmwsgi/config"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -20,9 +21,9 @@ type reloadProblem struct {
 	msg string
 }
 
-// SetConfig replaces the settings that the next Reload applies: the server-wide limits,
-// validate, server_timing, app file size cap and trusted proxies. Admin is read once,
-// by New.
+// SetConfig replaces the settings that the next Reload applies: the operator's grants,
+// the apps' defaults and ceilings, the app file size cap and the trusted proxies. Admin
+// is read once, by New.
 func (rt *Router) SetConfig(cfg Config) {
 	if cfg.LoadParallelism <= 0 {
 		cfg.LoadParallelism = 2
@@ -44,10 +45,13 @@ func (rt *Router) settings() Config {
 //
 //   - an app whose files and settings are unchanged keeps its Mount and App;
 //   - a changed app is loaded in the background while the old version serves on, and
-//     swapped in when it is ready. If it fails to load, the old version keeps serving,
-//     the failure is logged and shown as reload_error at /_wasmwsgi/ready, and
-//     wasmwsgi_reload_failures_total counts it; that same version is not tried again
-//     until the folder or the settings change;
+//     swapped in when it is ready. If it fails to load (its code is broken, or its
+//     wasmwsgi.toml asks for more than the operator grants), the old version keeps
+//     serving, the failure is logged and shown as reload_error at /_wasmwsgi/ready and
+//     on the admin page, and wasmwsgi_reload_failures_total counts it; that same
+//     version is not tried again until the folder or the settings change. When the
+//     operator's grant for the app changed too, or its mount now belongs to another
+//     app, the old version does not serve on: the failed one replaces it;
 //   - a new app folder is mounted once its app has loaded (in the failed state when it
 //     failed);
 //   - a removed folder is unmounted at once.
@@ -60,7 +64,7 @@ func (rt *Router) Reload(ctx context.Context) error {
 	defer rt.reloadMu.Unlock()
 	start := time.Now()
 	cfg := rt.settings()
-	dirs, err := Discover(cfg.AppsDir)
+	dirs, err := config.Discover(cfg.Apps)
 	if err != nil {
 		rt.log.Error("reload failed: the apps keep being served as they were", "error", err.Error())
 		return fmt.Errorf("reload: %w", err)
@@ -156,7 +160,9 @@ func (rt *Router) reloadOne(ctx context.Context, cfg Config, m, old *Mount) bool
 	}
 	rt.metrics.reloadFailures.WithLabelValues(name).Inc()
 	summary := errorSummary(err.Error())
-	if old != nil {
+	// The previous version serves on only while it runs within what the operator
+	// grants now: not when the grant changed, nor when its mount went to another app.
+	if old != nil && old.Dir.Granted == m.Dir.Granted && !m.shadowed {
 		if state, _ := old.App.Status(); state == runtime.StateReady {
 			rt.setProblem(name, &reloadProblem{key: m.fp.Key, msg: summary})
 			m.App.Close()

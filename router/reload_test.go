@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmwsgi/wasmwsgi/config"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -63,11 +64,10 @@ func newReloadRouter(t *testing.T, files map[string]string) *reloadRouter {
 	}
 	logs := &syncBuffer{}
 	rt, err := New(engine(t), Config{
-		AppsDir: dir,
-		Limits: runtime.Limits{
+		Apps: config.Operator{Dir: dir, Limits: runtime.Limits{
 			Timeout: 30 * time.Second, Memory: 128 << 20, MaxBody: 1 << 20, MaxResponse: 1 << 20,
 			Concurrency: 4, Queue: 64, QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20,
-		},
+		}},
 		MaxAppBytes: 64 << 20,
 	}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -244,9 +244,17 @@ func TestReloadChangedAppWithoutFailedRequests(t *testing.T) {
 }
 
 func TestReloadInFlightRequestFinishesOnOldVersion(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	toml := fmt.Sprintf("data_dir = %q\n", data)
-	tr := newReloadRouter(t, map[string]string{"hot/app.py": appSource("v1"), "hot/wasmwsgi.toml": toml})
+	tr := newReloadRouter(t, map[string]string{"hot/app.py": appSource("v1")})
+	// The operator grants the app a data folder, where /slow waits for a file.
+	root := t.TempDir()
+	data := filepath.Join(root, "hot")
+	cfg := tr.settings()
+	cfg.Apps.DataRoot = root
+	cfg.Apps.Grants = map[string]config.Grant{"hot": {DataDir: data, Limits: cfg.Apps.Limits}}
+	tr.SetConfig(cfg)
+	if err := tr.reload(t); err != nil {
+		t.Fatal(err)
+	}
 	old := tr.Mount("hot").App
 
 	type result struct {
@@ -365,8 +373,10 @@ func TestReloadAddsMovesAndRemovesApps(t *testing.T) {
 		t.Errorf("no instances_running gauge for the added app: %q", lines)
 	}
 
-	// A new prefix in wasmwsgi.toml moves the app.
-	writeFile(t, filepath.Join(tr.dir, "stay", AppConfigFile), "prefix = \"/moved\"\n")
+	// A prefix the operator grants moves the app.
+	cfg := tr.settings()
+	cfg.Apps.Grants = map[string]config.Grant{"stay": {Prefix: "/moved", Limits: cfg.Apps.Limits}}
+	tr.SetConfig(cfg)
 	if err := os.RemoveAll(filepath.Join(tr.dir, "hot")); err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +423,7 @@ func TestReloadAppliesNewSettings(t *testing.T) {
 		t.Fatalf("100-byte body before the change: %d", code)
 	}
 	cfg := tr.settings()
-	cfg.Limits.MaxBody = 10
+	cfg.Apps.Limits.MaxBody = 10
 	tr.SetConfig(cfg)
 	if err := tr.reload(t); err != nil {
 		t.Fatal(err)

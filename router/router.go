@@ -17,8 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,23 +25,19 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/wasmwsgi/wasmwsgi/config"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
 // Config configures the router.
 type Config struct {
-	// AppsDir is the folder whose subfolders are apps.
-	AppsDir string
-	// Limits are the server-wide defaults; an app's [limits] override them.
-	Limits runtime.Limits
+	// Apps says where the apps are and what the operator grants them: the input of
+	// config.Discover.
+	Apps config.Operator
 	// MaxAppBytes caps the size of one app's files.
 	MaxAppBytes int64
 	// LoadParallelism is how many apps load at once (default 2).
 	LoadParallelism int
-	// Validate is the default of every app's validate setting.
-	Validate bool
-	// ServerTiming is the default of every app's server_timing setting.
-	ServerTiming bool
 	// TrustedProxies are the peers whose X-Forwarded-For, -Proto and -Host headers
 	// are believed.
 	TrustedProxies []netip.Prefix
@@ -54,11 +48,12 @@ type Config struct {
 // Mount is one app and where it is served. A mount does not change once it is routed:
 // a reload that changes the app builds a new Mount.
 type Mount struct {
-	App    *runtime.App
-	Dir    AppDir
+	App *runtime.App
+	// Dir is the app folder and the settings the app runs with.
+	Dir    config.App
 	Prefix string // "/" or "/x" without trailing slash
 	Hosts  []string
-	// shadowed is set when another app already holds this prefix and host; the app is
+	// shadowed is set when another app holds this prefix and host; the app is
 	// reported as failed and not routed.
 	shadowed bool
 	// fp identifies the folder and settings the app was loaded from (set by the load,
@@ -92,14 +87,14 @@ type Router struct {
 	dataDirs atomic.Pointer[[]string]
 }
 
-// New discovers the apps in cfg.AppsDir and builds the routes. Apps are not loaded yet:
+// New discovers the apps in cfg.Apps.Dir and builds the routes. Apps are not loaded yet:
 // call LoadAll. Configuration problems of one app do not fail New; that app is mounted
 // in the failed state and answers 503.
 func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) {
 	if cfg.LoadParallelism <= 0 {
 		cfg.LoadParallelism = 2
 	}
-	dirs, err := Discover(cfg.AppsDir)
+	dirs, err := config.Discover(cfg.Apps)
 	if err != nil {
 		return nil, err
 	}
@@ -112,70 +107,32 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 	return rt, nil
 }
 
-// newMounts builds a mount, with an app not loaded yet, for each discovered folder.
-// Settings that cannot be used, and a prefix another app already holds, put the error
-// in the mount's Dir.Err: such an app is failed, not loaded.
-func (rt *Router) newMounts(cfg Config, dirs []AppDir) []*Mount {
-	engine := rt.engine
+// newMounts builds a mount, with an app not loaded yet, for each discovered folder. An
+// app whose settings cannot be used is failed, not loaded; one whose mount another app
+// holds is not routed either.
+func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 	var mounts []*Mount
 	var dataDirs []string
-	taken := map[string]string{} // host+prefix -> app name
 	for _, d := range dirs {
-		m := &Mount{Dir: d, Prefix: d.Config.Prefix, Hosts: d.Config.Hosts}
-		if m.Prefix == "" {
-			m.Prefix = "/" + d.Name
+		if d.DataDir != "" {
+			dataDirs = append(dataDirs, d.DataDir)
 		}
-		limits, err := d.Config.Limits.Apply(cfg.Limits)
-		if err != nil && m.Dir.Err == nil {
-			m.Dir.Err = fmt.Errorf("%s: %w", filepath.Join(d.Dir, AppConfigFile), err)
-		}
-		validate := cfg.Validate
-		if d.Config.Validate != nil {
-			validate = *d.Config.Validate
-		}
-		env := make([]string, 0, len(d.Config.Env))
-		for k, v := range d.Config.Env {
-			env = append(env, k+"="+v)
-		}
-		sort.Strings(env)
-		if d.Config.DataDir != "" {
-			dataDirs = append(dataDirs, d.Config.DataDir)
-		}
-		m.App = engine.NewApp(runtime.AppSpec{
-			Name:         d.Name,
-			Dir:          d.Dir,
-			Entrypoint:   d.Config.Entrypoint,
-			Limits:       limits,
-			Env:          env,
-			Validate:     validate,
-			ServerTiming: d.Config.ServerTimingOr(cfg.ServerTiming),
-			MaxFileBytes: cfg.MaxAppBytes,
-			DataDir:      d.Config.DataDir,
-			Isolation:    runtime.Isolation(d.Config.Isolation),
-			MaxRequests:  intOr(d.Config.MaxRequests, 1000),
-			Prewarm:      intOr(d.Config.Prewarm, 1),
-			Warmup:       d.Config.Warmup,
-		})
-		if d.Config.DataDir != "" && m.Dir.Err == nil {
-			if err := runtime.PrepareDataDir(d.Config.DataDir); err != nil {
-				m.Dir.Err = fmt.Errorf("app %s: %w", d.Name, err)
-			}
-		}
-		hosts := m.Hosts
-		if len(hosts) == 0 {
-			hosts = []string{""}
-		}
-		for _, h := range hosts {
-			key := h + m.Prefix
-			if other, dup := taken[key]; dup {
-				m.shadowed = true
-				m.Dir.Err = fmt.Errorf("app %s: prefix %q on host %q is already taken by app %s: set another prefix in %s/%s",
-					d.Name, m.Prefix, h, other, d.Dir, AppConfigFile)
-				continue
-			}
-			taken[key] = d.Name
-		}
-		mounts = append(mounts, m)
+		mounts = append(mounts, &Mount{Dir: d, Prefix: d.Prefix, Hosts: d.Hosts, shadowed: d.Shadowed,
+			App: rt.engine.NewApp(runtime.AppSpec{
+				Name:         d.Name,
+				Dir:          d.Dir,
+				Entrypoint:   d.Entrypoint,
+				Limits:       d.Limits,
+				Env:          d.EnvList(),
+				Validate:     d.Validate,
+				ServerTiming: d.ServerTiming,
+				MaxFileBytes: cfg.MaxAppBytes,
+				DataDir:      d.DataDir,
+				Isolation:    d.Isolation,
+				MaxRequests:  d.MaxRequests,
+				Prewarm:      d.Prewarm,
+				Warmup:       d.Warmup,
+			})})
 	}
 	rt.dataDirs.Store(&dataDirs)
 	return mounts
@@ -250,6 +207,15 @@ func (rt *Router) loadMount(ctx context.Context, m *Mount) error {
 		m.App.Fail(m.Dir.Err)
 		return m.Dir.Err
 	}
+	if d := m.App.Spec.DataDir; d != "" {
+		// Made (mode 0700) and locked against other processes when the app starts,
+		// never while the apps are discovered.
+		if err := runtime.PrepareDataDir(d); err != nil {
+			err = fmt.Errorf("app %s: %w", m.Dir.Name, err)
+			m.App.Fail(err)
+			return err
+		}
+	}
 	phase := "importing"
 	if m.fp.Cached {
 		phase = "restoring a cached snapshot"
@@ -260,18 +226,19 @@ func (rt *Router) loadMount(ctx context.Context, m *Mount) error {
 		return err
 	}
 	rt.log.Info("app ready", "app", m.Dir.Name, "prefix", m.Prefix, "hosts", m.Hosts,
-		"entrypoint", m.Dir.Config.Entrypoint, "load_time", time.Since(start).Round(time.Millisecond))
+		"entrypoint", m.Dir.Entrypoint, "load_time", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// fingerprint sets m.fp from its folder and settings. A folder that cannot be read, and
-// settings that cannot be used, are part of the key: the app counts as changed when
-// the error does.
+// fingerprint sets m.fp from its folder, settings, mount and grant. A folder that
+// cannot be read, and settings that cannot be used, are part of the key: the app
+// counts as changed when the error does.
 func (rt *Router) fingerprint(m *Mount) {
 	fp, err := rt.engine.Fingerprint(m.App.Spec)
 	if err != nil {
 		fp = runtime.Fingerprint{Key: "unreadable: " + err.Error()}
 	}
+	fp.Key += fmt.Sprintf("\nmount: %q %q %v\ngranted: %s", m.Prefix, m.Hosts, m.shadowed, m.Dir.Granted)
 	if m.Dir.Err != nil {
 		fp.Key += "\nsettings: " + m.Dir.Err.Error()
 	}

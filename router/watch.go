@@ -45,7 +45,7 @@ func (rt *Router) Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) 
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 300 * time.Millisecond
 	}
-	root, err := filepath.Abs(rt.cfg.AppsDir)
+	root, err := filepath.Abs(rt.cfg.Apps.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -221,4 +221,10 @@ func editorTemp(name string) bool {
 		}
 	}
 	return false
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	r, err := filepath.Rel(dir, p)
+	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
 }

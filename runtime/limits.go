@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,93 +33,6 @@ type Limits struct {
 	OpenFiles int
 	// Scratch caps the bytes the guest may write to its private /tmp.
 	Scratch int64
-}
-
-// LimitsConfig is how limits are written in config files ("[limits]"): sizes as text
-// such as "128MiB", durations as "30s". A zero field inherits the value it overrides.
-type LimitsConfig struct {
-	Timeout      time.Duration `koanf:"timeout"`
-	Memory       string        `koanf:"memory"`
-	MaxBody      string        `koanf:"max_body"`
-	MaxResponse  string        `koanf:"max_response"`
-	Concurrency  int           `koanf:"concurrency"`
-	Queue        int           `koanf:"queue"`
-	QueueTimeout time.Duration `koanf:"queue_timeout"`
-	OpenFiles    int           `koanf:"open_files"`
-	Scratch      string        `koanf:"scratch"`
-}
-
-// MinMemory is the smallest memory limit accepted: python.wasm starts with 10 MiB of
-// linear memory and needs room to import anything.
-const MinMemory = 32 << 20
-
-// Apply returns base with the fields set in c overriding it, or an error naming the key.
-func (c LimitsConfig) Apply(base Limits) (Limits, error) {
-	l := base
-	var errs []error
-	size := func(key, s string, dst func(uint64)) {
-		if s == "" {
-			return
-		}
-		n, err := ParseSize(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("limits.%s: %w", key, err))
-			return
-		}
-		dst(n)
-	}
-	positive := func(key string, v int64) bool {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("limits.%s must not be negative", key))
-		}
-		return v > 0
-	}
-	if positive("timeout", int64(c.Timeout)) {
-		l.Timeout = c.Timeout
-	}
-	size("memory", c.Memory, func(n uint64) { l.Memory = n })
-	size("max_body", c.MaxBody, func(n uint64) { l.MaxBody = int64(n) })
-	size("max_response", c.MaxResponse, func(n uint64) { l.MaxResponse = int64(n) })
-	size("scratch", c.Scratch, func(n uint64) { l.Scratch = int64(n) })
-	if positive("concurrency", int64(c.Concurrency)) {
-		l.Concurrency = c.Concurrency
-	}
-	if positive("queue", int64(c.Queue)) {
-		l.Queue = c.Queue
-	}
-	if positive("queue_timeout", int64(c.QueueTimeout)) {
-		l.QueueTimeout = c.QueueTimeout
-	}
-	if positive("open_files", int64(c.OpenFiles)) {
-		l.OpenFiles = c.OpenFiles
-	}
-	if l.Memory != 0 && l.Memory < MinMemory {
-		errs = append(errs, fmt.Errorf("limits.memory %q is below the minimum of 32MiB", c.Memory))
-	}
-	return l, errors.Join(errs...)
-}
-
-// ParseSize reads a byte size: "1048576", "512KiB", "128MiB", "1GiB", "100MB".
-func ParseSize(s string) (uint64, error) {
-	units := []struct {
-		suffix string
-		mult   uint64
-	}{
-		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
-	}
-	num, mult := strings.TrimSpace(s), uint64(1)
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(num, u.suffix); ok {
-			num, mult = strings.TrimSpace(n), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n == 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size: write bytes or a number with KiB, MiB or GiB", s)
-	}
-	return n * mult, nil
 }
 
 // gate admits at most cap holders at once, with a bounded, timed queue in front.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wasmwsgi/wasmwsgi/config"
 	"github.com/wasmwsgi/wasmwsgi/router"
 )
 
@@ -16,7 +17,7 @@ import (
 // /_wasmwsgi/metrics there. It returns nil when admin_addr is empty (the main listener
 // then serves them). Should the server stop on its own later, the error goes to failed
 // if nothing is waiting there yet.
-func startAdmin(cfg Config, rt *router.Router, log *slog.Logger, failed chan<- error) (*http.Server, error) {
+func startAdmin(cfg *config.Config, rt *router.Router, log *slog.Logger, failed chan<- error) (*http.Server, error) {
 	if cfg.AdminAddr == "" {
 		return nil, nil
 	}

@@ -232,11 +232,8 @@ func TestAdminPageBundledApps(t *testing.T) {
 		t.Fatal(err)
 	}
 	tab := browserTab(t, 1280, 560)
-	bundled, err := filepath.Abs("../../apps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startServer(t, bundled, "--config", adminConfig(t))
+	bundled, grants := bundledApps(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken))
+	s := startServer(t, bundled, grants...)
 	if err := chromedp.Do(tab, chromedp.Navigate(s.base+"/_wasmwsgi/?token="+adminTestToken)); err != nil {
 		t.Fatal(err)
 	}

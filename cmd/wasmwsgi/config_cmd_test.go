@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/config"
 )
 
 // runWith runs the built wasmwsgi with env added to an environment cleared of
@@ -103,7 +106,12 @@ queue = 5
 		t.Fatalf("config exited %d: %s", code, errOut)
 	}
 	line := regexp.MustCompile(`^(\S+) +=( .*?) +# (.+)$`)
-	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") { // the apps' settings follow as comments
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) != len(got) {
 		t.Errorf("text has %d lines, JSON %d keys:\n%s", len(lines), len(got), out)
 	}
@@ -164,6 +172,9 @@ func TestConfigCommandErrors(t *testing.T) {
 		{nil, []string{"--config", toml("typo.toml", "adr = \"127.0.0.1:1\"\n")}, "adr"},
 		{nil, []string{"--config", toml("broken.toml", "addr = \n")}, "broken.toml"},
 		{nil, []string{"--config", filepath.Join(dir, "absent.toml")}, "absent.toml"},
+		{nil, []string{dir, "--data-root", filepath.Join(dir, ".data")}, "data_root " + filepath.Join(dir, ".data") + " lies inside apps_dir"},
+		{nil, []string{filepath.Join(dir, "apps"), "--data-root", dir}, "data_root " + dir + " holds apps_dir"},
+		{nil, []string{"--config", toml("grant.toml", "[apps.shop]\ndata_dir = true\n")}, "apps.shop.data_dir = true needs data_root"},
 	}
 	for _, c := range cases {
 		out, errOut, code := runWith(t, c.env, append([]string{"config"}, c.args...)...)
@@ -188,7 +199,7 @@ func TestConfigCommandErrors(t *testing.T) {
 }
 
 func TestConfigCommandRedacts(t *testing.T) {
-	entries := []configEntry{
+	entries := []config.Entry{
 		{Key: "admin.token", Value: "abc"},
 		{Key: "db.password", Value: ""},
 		{Key: "x.Secret_Value", Value: "s"},
@@ -254,6 +265,92 @@ func TestUnknownSettings(t *testing.T) {
 		}
 		if out != "" {
 			t.Errorf("%q %q printed %q", c.env, c.args, out)
+		}
+	}
+}
+
+// config shows each app's effective settings and where each comes from: the operator's
+// grant, the app's own wasmwsgi.toml or a default. An app that asks for more than its
+// grant shows why it fails to load. Discovering the apps creates nothing.
+func TestConfigCommandApps(t *testing.T) {
+	dir := t.TempDir()
+	apps := filepath.Join(dir, "apps")
+	writeFile(t, filepath.Join(apps, "shop", "app.py"), reloadApp("shop"))
+	writeFile(t, filepath.Join(apps, "shop", "wasmwsgi.toml"), "[limits]\nmemory = \"256MiB\"\n[env]\nMODE = \"tenant\"\n")
+	writeFile(t, filepath.Join(apps, "greedy", "app.py"), reloadApp("greedy"))
+	writeFile(t, filepath.Join(apps, "greedy", "wasmwsgi.toml"), "[limits]\ntimeout = \"10m\"\n")
+	file := filepath.Join(dir, "server.toml")
+	writeFile(t, file, `data_root = "data"
+[apps.shop]
+hosts = ["shop.example.com"]
+data_dir = true
+[apps.shop.limits]
+memory = "512MiB"
+[apps.shop.env]
+DATABASE_URL = "postgres://db/shop"
+`)
+	type setting struct {
+		Value  any    `json:"value"`
+		Source string `json:"source"`
+	}
+	var got struct {
+		Env  setting `json:"apps.shop.env.DATABASE_URL"`
+		Apps map[string]struct {
+			Dir      string
+			Error    string
+			Settings map[string]setting
+		} `json:"app_settings"`
+	}
+	configOf := func(args ...string) {
+		t.Helper()
+		out, errOut, code := runWith(t, nil, append([]string{"config", "--json", apps, "--config", file}, args...)...)
+		if code != 0 {
+			t.Fatalf("config exited %d: %s", code, errOut)
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("config --json printed %q: %v", out, err)
+		}
+	}
+	configOf()
+	tenant := "tenant file (" + filepath.Join(apps, "shop", "wasmwsgi.toml") + ")"
+	grant := "grant (" + file + ")"
+	shop := got.Apps["shop"].Settings
+	for key, want := range map[string]setting{
+		"limits.memory":    {"256MiB", tenant},
+		"limits.timeout":   {"30s", "default"},
+		"hosts":            {[]any{"shop.example.com"}, grant},
+		"prefix":           {"/", `default ("/" with hosts)`},
+		"data_dir":         {filepath.Join(dir, "data", "shop"), grant},
+		"entrypoint":       {"app", "default (app.py)"},
+		"env.DATABASE_URL": {"(redacted)", grant},
+		"env.MODE":         {"(redacted)", tenant},
+	} {
+		if g := shop[key]; !reflect.DeepEqual(g, want) {
+			t.Errorf("shop %s = %#v, want %#v", key, g, want)
+		}
+	}
+	if got.Env.Value != "(redacted)" || got.Env.Source != file {
+		t.Errorf("apps.shop.env.DATABASE_URL: %+v", got.Env)
+	}
+	if e := got.Apps["greedy"].Error; !strings.Contains(e, `limits.timeout = "600s" is above this app's ceiling of 30s`) {
+		t.Errorf("greedy's error: %q", e)
+	}
+	configOf("--show-secrets")
+	if v := got.Apps["shop"].Settings["env.DATABASE_URL"].Value; v != "postgres://db/shop" {
+		t.Errorf("--show-secrets: env.DATABASE_URL = %v", v)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("config made data_root: %v", err)
+	}
+
+	out, _, _ := runWith(t, nil, "config", apps, "--config", file)
+	for _, want := range []string{
+		"apps.shop.hosts = [\"shop.example.com\"]", "# [greedy] " + filepath.Join(apps, "greedy"),
+		"# fails to load: " + filepath.Join(apps, "greedy", "wasmwsgi.toml") + ", line 2: limits.timeout",
+		`# limits.memory = "256MiB" # ` + tenant,
+	} {
+		if !strings.Contains(regexp.MustCompile(` +`).ReplaceAllString(out, " "), want) {
+			t.Errorf("config lacks %q:\n%s", want, out)
 		}
 	}
 }

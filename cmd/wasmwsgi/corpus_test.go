@@ -49,7 +49,11 @@ func TestGunicornCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, apps)
+	grants, err := filepath.Abs("testdata/corpus.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, apps, "--config", grants)
 	h := &corpusHarness{t: t, s: s, addr: strings.TrimPrefix(s.base, "http://")}
 
 	seen := map[string]bool{}

@@ -17,35 +17,42 @@ import (
 	"time"
 )
 
-// TestDataDir serves a plain-sqlite3 app (testdata/datadir-apps/notes) whose data_dir
-// is a temporary folder: concurrent writers lose nothing, the folder is confined, and
-// the settings are checked.
+// TestDataDir serves a plain-sqlite3 app (testdata/datadir-apps/notes) whose data
+// folder the operator grants under a temporary data_root: concurrent writers lose
+// nothing, and the folder is made when the app starts, private and confined.
 func TestDataDir(t *testing.T) {
 	tmp := t.TempDir()
 	apps := filepath.Join(tmp, "apps")
-	data := filepath.Join(tmp, "data")
+	data := filepath.Join(tmp, "data") // data_root
 	copyDjangoTree(t, "testdata/datadir-apps/notes", filepath.Join(apps, "notes"))
-	writeFile(t, filepath.Join(apps, "notes", "wasmwsgi.toml"), fmt.Sprintf(
-		"data_dir = %q\n[limits]\ntimeout = \"120s\"\nqueue_timeout = \"120s\"\nconcurrency = 6\n", data))
-	// The same app under a short time limit, sharing the folder (and its lock).
+	// The same app under a short time limit, with a data folder of its own.
 	copyDjangoTree(t, "testdata/datadir-apps/notes", filepath.Join(apps, "stuck"))
-	writeFile(t, filepath.Join(apps, "stuck", "wasmwsgi.toml"), fmt.Sprintf(
-		"data_dir = %q\n[limits]\ntimeout = \"3s\"\n", data))
-	// Two apps whose data_dir overlaps an app folder: refused when the server starts.
-	for name, dir := range map[string]string{"inside": "db", "around": ".."} {
-		writeFile(t, filepath.Join(apps, name, "app.py"), "def application(e, s):\n    s('200 OK', [])\n    return [b'']\n")
-		writeFile(t, filepath.Join(apps, name, "wasmwsgi.toml"), fmt.Sprintf("data_dir = %q\n", dir))
-	}
-	// A symlink the host left in the folder, pointing out of it.
-	if err := os.MkdirAll(data, 0o700); err != nil {
+	conf := filepath.Join(tmp, "server.toml")
+	writeFile(t, conf, fmt.Sprintf(`data_root = %q
+
+[apps.notes]
+data_dir = true
+[apps.notes.limits]
+timeout = "120s"
+queue_timeout = "120s"
+concurrency = 6
+
+[apps.stuck]
+data_dir = true
+[apps.stuck.limits]
+timeout = "3s"
+`, data))
+	// A symlink the host left in the app's data folder, pointing out of it.
+	notes, stuck := filepath.Join(data, "notes"), filepath.Join(data, "stuck")
+	if err := os.MkdirAll(notes, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(tmp, "secret"), "host secret\n")
-	if err := os.Symlink(filepath.Join(tmp, "secret"), filepath.Join(data, "outside-link")); err != nil {
+	if err := os.Symlink(filepath.Join(tmp, "secret"), filepath.Join(notes, "outside-link")); err != nil {
 		t.Fatal(err)
 	}
 
-	s := startServer(t, apps, "--timeout", "120s")
+	s := startServer(t, apps, "--config", conf)
 	base := s.base + "/notes"
 	client := &http.Client{Timeout: 180 * time.Second}
 	getJSON := func(t *testing.T, path string) map[string]any {
@@ -66,12 +73,20 @@ func TestDataDir(t *testing.T) {
 		return m
 	}
 
-	t.Run("overlapping data_dir refused", func(t *testing.T) {
-		states := readyStates(t, s.base)
-		for _, name := range []string{"inside", "around"} {
-			if st := states[name]; st.State != "failed" || !strings.Contains(st.Error, "overlaps the app folder") {
-				t.Errorf("app %s is not failed for its data_dir: %+v", name, st)
-			}
+	t.Run("one folder per app under data_root", func(t *testing.T) {
+		entries, err := os.ReadDir(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if strings.Join(names, " ") != "notes stuck" {
+			t.Errorf("data_root holds %v, want the folders of notes and stuck", names)
+		}
+		if st, err := os.Stat(stuck); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("the data folder the server made: %v, %v", st, err)
 		}
 	})
 
@@ -110,7 +125,16 @@ func TestDataDir(t *testing.T) {
 	})
 
 	t.Run("a request stopped mid-transaction is rolled back", func(t *testing.T) {
-		before := getJSON(t, "/count")
+		stuckJSON := func(t *testing.T) map[string]any {
+			t.Helper()
+			r := get(t, s.base+"/stuck/count")
+			var m map[string]any
+			if r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &m) != nil {
+				t.Fatalf("GET /stuck/count: %d %q", r.status, r.body)
+			}
+			return m
+		}
+		before := stuckJSON(t)
 		r, err := client.Get(s.base + "/stuck/stuck")
 		if err != nil {
 			t.Fatal(err)
@@ -119,14 +143,14 @@ func TestDataDir(t *testing.T) {
 		if r.StatusCode != http.StatusGatewayTimeout {
 			t.Fatalf("stuck request: %d, want 504", r.StatusCode)
 		}
-		if _, err := os.Stat(filepath.Join(data, "notes.sqlite3-journal")); err != nil {
+		if _, err := os.Stat(filepath.Join(stuck, "notes.sqlite3-journal")); err != nil {
 			t.Errorf("no hot journal after the stopped transaction: %v", err)
 		}
-		after := getJSON(t, "/count")
+		after := stuckJSON(t)
 		if after["rows"] != before["rows"] || after["integrity"] != "ok" {
 			t.Errorf("before %v, after %v", before, after)
 		}
-		if _, err := os.Stat(filepath.Join(data, "notes.sqlite3-journal")); err == nil {
+		if _, err := os.Stat(filepath.Join(stuck, "notes.sqlite3-journal")); err == nil {
 			t.Error("the journal is still there after the next request")
 		}
 	})
@@ -170,22 +194,22 @@ func TestDataDir(t *testing.T) {
 		refused("host_link_out", "PermissionError")
 		// WASI has no chmod: wasi-libc's answers success and changes nothing (checked
 		// below on the host).
-		if _, err := os.Stat(filepath.Join(tmp, "escaped.txt")); err == nil {
+		if _, err := os.Stat(filepath.Join(data, "escaped.txt")); err == nil {
 			t.Error("a file was written next to the data folder")
 		}
 		if b, _ := os.ReadFile(filepath.Join(tmp, "secret")); string(b) != "host secret\n" {
 			t.Errorf("the secret outside changed: %q", b)
 		}
-		if st, _ := os.Stat(data); st.Mode().Perm() != 0o700 {
+		if st, _ := os.Stat(notes); st.Mode().Perm() != 0o700 {
 			t.Errorf("the data folder's mode is %v", st.Mode().Perm())
 		}
-		if _, err := os.Lstat(filepath.Join(data, "link")); err == nil {
+		if _, err := os.Lstat(filepath.Join(notes, "link")); err == nil {
 			t.Error("the guest made a symlink")
 		}
 	})
 
 	t.Run("second process refused", func(t *testing.T) {
-		other := startServer(t, apps, "--timeout", "120s")
+		other := startServer(t, apps, "--config", conf)
 		if st := readyStates(t, other.base)["notes"]; st.State != "failed" || !strings.Contains(st.Error, "in use by another process") {
 			t.Errorf("a second server uses the same data_dir: %+v", st)
 		}
@@ -193,29 +217,37 @@ func TestDataDir(t *testing.T) {
 }
 
 // TestDjango serves apps/django (Django from Debian, vendored by `make vendor-apps`)
-// from a copy whose data_dir is a temporary folder.
+// from a copy, under the checked-in operator configuration (server.toml) with more
+// time to spare on a busy machine, so its data folder is in a temporary data_root.
 func TestDjango(t *testing.T) {
 	if st, err := os.Stat("../../apps/django/site-packages/django"); err != nil || !st.IsDir() {
 		t.Skip("apps/django/site-packages is missing: run `make vendor-apps` to vendor Django from Debian")
 	}
 	tmp := t.TempDir()
 	apps := filepath.Join(tmp, "apps")
-	data := filepath.Join(tmp, "data")
 	copyDjangoTree(t, "../../apps/django", filepath.Join(apps, "django"))
-	// The app's own settings, but the data in the test's folder and time to spare on a
-	// busy machine.
 	toml, err := os.ReadFile("../../apps/django/wasmwsgi.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := regexp.MustCompile(`(?m)^data_dir = .*$`).ReplaceAllString(string(toml), fmt.Sprintf("data_dir = %q", data))
-	conf = strings.Replace(conf, "[limits]\n", "[limits]\nqueue_timeout = \"120s\"\n", 1)
-	conf = regexp.MustCompile(`(?m)^timeout = .*$`).ReplaceAllString(conf, `timeout = "120s"`)
-	writeFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), conf)
+	writeFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), string(toml))
+	// server.toml with the django grant's time limit raised, and data_root relative to
+	// the copy: tmp/.data.
+	server, err := os.ReadFile("../../server.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(string(server), "\ntimeout = \"60s\"\n", "\ntimeout = \"120s\"\nqueue_timeout = \"120s\"\n", 1)
+	if conf == string(server) {
+		t.Fatal(`server.toml no longer grants django timeout = "60s"`)
+	}
+	writeFile(t, filepath.Join(tmp, "server.toml"), conf)
+	data := filepath.Join(tmp, ".data", "django")
+	grants := []string{"--config", filepath.Join(tmp, "server.toml")}
 
 	var notes int // rows expected in the database
 	t.Run("serve", func(t *testing.T) {
-		s := startServer(t, apps, "--timeout", "120s", "--validate")
+		s := startServer(t, apps, append(grants, "--validate")...)
 		t.Cleanup(func() {
 			if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
 				t.Errorf("wsgiref.validate complained about the Django app")
@@ -318,7 +350,7 @@ func TestDjango(t *testing.T) {
 	})
 
 	t.Run("restart keeps the data and migrates nothing", func(t *testing.T) {
-		s := startServer(t, apps, "--timeout", "120s")
+		s := startServer(t, apps, grants...)
 		if strings.Contains(s.Log(), "applying") {
 			t.Errorf("the second load migrated again; log:\n%s", s.Log())
 		}

@@ -21,7 +21,7 @@ import (
 var frameworkApps = []string{"flask", "bottle", "falcon", "pyramid"}
 
 func TestFrameworks(t *testing.T) {
-	const appsDir = "../../apps"
+	appsDir, grants := bundledApps(t, "")
 	vendored := map[string]bool{}
 	for _, name := range frameworkApps {
 		st, err := os.Stat(filepath.Join(appsDir, name, "site-packages"))
@@ -31,7 +31,7 @@ func TestFrameworks(t *testing.T) {
 		t.Skip("apps/*/site-packages are missing: run `make vendor-apps` to vendor Flask, Bottle, Falcon and Pyramid from Debian")
 	}
 	// Every example runs under wsgiref.validate: any PEP 3333 violation fails a request.
-	s := startServer(t, appsDir, "--timeout", "60s", "--validate")
+	s := startServer(t, appsDir, append(grants, "--timeout", "60s", "--validate")...)
 	t.Cleanup(func() {
 		if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
 			t.Errorf("wsgiref.validate complained about an example app")

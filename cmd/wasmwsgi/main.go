@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wasmwsgi/wasmwsgi/config"
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 	"github.com/wasmwsgi/wasmwsgi/router"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
@@ -97,13 +98,13 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wasmwsgi serve: takes one apps folder, got %q\n", fs.Args())
 		return 2
 	}
-	cfg, err := loadConfig(fs, fs.Arg(0))
+	cfg, err := config.Load(fs, fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi serve: %v\n", err)
 		return 2
 	}
-	log := newLogger(cfg.Log, stderr)
-	reread := func() (Config, error) { return loadConfig(fs, fs.Arg(0)) }
+	log := newLogger(cfg.Log.Format, cfg.LogLevel, stderr)
+	reread := func() (*config.Config, error) { return config.Load(fs, fs.Arg(0)) }
 	if err := serveConfig(cfg, reread, log, start); err != nil {
 		log.Error(err.Error())
 		return 1
@@ -112,7 +113,7 @@ func serve(args []string, stderr io.Writer) int {
 }
 
 // serveConfig serves cfg; reread loads the configuration again for SIGHUP.
-func serveConfig(cfg Config, reread func() (Config, error), log *slog.Logger, start time.Time) error {
+func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log *slog.Logger, start time.Time) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// Caught from the start, so that a SIGHUP while the apps load waits for them
@@ -121,7 +122,7 @@ func serveConfig(cfg Config, reread func() (Config, error), log *slog.Logger, st
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	tlsConfig, err := cfg.tlsConfig()
+	tlsConfig, err := loadTLS(cfg)
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func serveConfig(cfg Config, reread func() (Config, error), log *slog.Logger, st
 		MaxHeaderBytes: 1 << 20,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:      tlsConfig,
-		Protocols:      cfg.protocols(),
+		Protocols:      protocols(cfg),
 	}
 	served := make(chan error, 1)
 	go func() { served <- serveOn(srv, ln) }()
@@ -184,9 +185,8 @@ func serveConfig(cfg Config, reread func() (Config, error), log *slog.Logger, st
 
 // drainGrace is how long shutdown waits for requests in flight: the longest any app's
 // request may take, queue wait included, and a second for the response to go out.
-func drainGrace(cfg Config, rt *router.Router) time.Duration {
-	limits, _ := cfg.Limits.Apply(runtime.Limits{}) // validated by loadConfig
-	longest := limits.QueueTimeout + limits.Timeout
+func drainGrace(cfg *config.Config, rt *router.Router) time.Duration {
+	longest := cfg.AppLimits.QueueTimeout + cfg.AppLimits.Timeout
 	for _, m := range rt.Mounts() {
 		l := m.App.Spec.Limits
 		longest = max(longest, l.QueueTimeout+l.Timeout)
@@ -195,7 +195,7 @@ func drainGrace(cfg Config, rt *router.Router) time.Duration {
 }
 
 // newRouter compiles python.wasm and discovers the apps of cfg.AppsDir (not loaded yet).
-func newRouter(ctx context.Context, cfg Config, log *slog.Logger) (*runtime.Engine, *router.Router, error) {
+func newRouter(ctx context.Context, cfg *config.Config, log *slog.Logger) (*runtime.Engine, *router.Router, error) {
 	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
 		CacheDir:     cfg.CacheDir,
 		MaxInstances: cfg.Limits.Instances,
@@ -212,28 +212,21 @@ func newRouter(ctx context.Context, cfg Config, log *slog.Logger) (*runtime.Engi
 	return engine, rt, nil
 }
 
-// routerConfig is the router's part of cfg (validated by loadConfig); SIGHUP applies it
-// again with the new settings.
-func routerConfig(cfg Config) router.Config {
-	limits, _ := cfg.Limits.Apply(runtime.Limits{})
-	appFiles, _ := runtime.ParseSize(cfg.Limits.AppFiles)
-	proxies, _ := cfg.trustedProxies()
+// routerConfig is the router's part of cfg; SIGHUP applies it again with the new
+// settings.
+func routerConfig(cfg *config.Config) router.Config {
 	return router.Config{
-		AppsDir:        cfg.AppsDir,
-		Limits:         limits,
-		MaxAppBytes:    int64(appFiles),
-		Validate:       cfg.Validate,
-		ServerTiming:   cfg.ServerTiming,
-		TrustedProxies: proxies,
+		Apps:           cfg.Operator(),
+		MaxAppBytes:    cfg.MaxAppBytes,
+		TrustedProxies: cfg.Proxies,
 		Admin:          router.AdminConfig{Enabled: cfg.Admin.Enabled, Token: cfg.Admin.Token, OwnListener: cfg.AdminAddr != ""},
 	}
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level)) // validated by loadConfig
+// newLogger logs to w in format ("text" or "json") from level on.
+func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

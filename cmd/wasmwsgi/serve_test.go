@@ -238,8 +238,42 @@ func testApps(t *testing.T) string {
 	return dir
 }
 
+// testAppsGrants are the flags that give testApps the operator's grants of
+// testdata/apps.toml (the virtual host of the vhost app).
+func testAppsGrants(t *testing.T) []string {
+	file, err := filepath.Abs("testdata/apps.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", file}
+}
+
+// bundledApps returns the folder of the bundled examples and the flags that serve them
+// under the checked-in operator configuration, server.toml, with their data folders in
+// a temporary data_root. extra, when not "", is more TOML for that configuration
+// (which then is a copy of server.toml with extra added).
+func bundledApps(t *testing.T, extra string) (string, []string) {
+	apps, err := filepath.Abs("../../apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := filepath.Abs("../../server.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if extra != "" {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file = filepath.Join(t.TempDir(), "server.toml")
+		writeFile(t, file, string(text)+"\n"+extra)
+	}
+	return apps, []string{"--config", file, "--data-root", t.TempDir()}
+}
+
 func TestServeWSGI(t *testing.T) {
-	s := startServer(t, testApps(t))
+	s := startServer(t, testApps(t), testAppsGrants(t)...)
 	app := s.base + "/wsgitest"
 
 	t.Run("GET environ", func(t *testing.T) {
@@ -661,7 +695,7 @@ func TestBrokenApps(t *testing.T) {
 	if e := ready.Apps["badconfig"].Error; !strings.Contains(e, "prefixx") {
 		t.Errorf("ready does not name the unknown key: %q", e)
 	}
-	for _, p := range []string{"/broken-syntax/", "/broken-import/x", "/nothing/", "/badconfig/"} {
+	for _, p := range []string{"/broken-syntax/", "/broken-import/x", "/no-entrypoint/", "/badconfig/"} {
 		r := get(t, s.base+p)
 		if r.status != http.StatusServiceUnavailable {
 			t.Errorf("%s: status %d, want 503", p, r.status)
@@ -722,7 +756,8 @@ func TestValidate(t *testing.T) {
 }
 
 func TestHelloApp(t *testing.T) {
-	s := startServer(t, "../../apps", "--validate")
+	apps, grants := bundledApps(t, "")
+	s := startServer(t, apps, append(grants, "--validate")...)
 	r := get(t, s.base+"/hello/")
 	if r.status != 200 || !strings.HasPrefix(r.body, "Hello, world!") || !strings.Contains(r.body, "on wasi") {
 		t.Fatalf("hello: %d %q", r.status, r.body)

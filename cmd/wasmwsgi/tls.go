@@ -2,36 +2,19 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+
+	"github.com/wasmwsgi/wasmwsgi/config"
 )
 
-// validateTLS checks that tls_cert and tls_key come as a pair and that h2c, which is
-// about cleartext connections, is not combined with them.
-func (c Config) validateTLS() error {
-	switch {
-	case c.TLSCert != "" && c.TLSKey == "":
-		return fmt.Errorf("tls_cert is set (%s) but tls_key is not: set both (--tls-cert and --tls-key) or neither", c.TLSCert)
-	case c.TLSCert == "" && c.TLSKey != "":
-		return fmt.Errorf("tls_key is set (%s) but tls_cert is not: set both (--tls-cert and --tls-key) or neither", c.TLSKey)
-	case c.TLSCert != "" && c.H2C:
-		return errors.New("h2c is for cleartext connections and cannot be combined with tls_cert/tls_key: " +
-			"HTTPS already offers HTTP/2; unset h2c")
-	}
-	return nil
-}
-
-// tlsConfig loads the certificate pair of tls_cert and tls_key; it returns nil when
-// TLS is not configured.
-func (c Config) tlsConfig() (*tls.Config, error) {
+// loadTLS loads the certificate pair of tls_cert and tls_key (config.Load checked
+// that they come together); it returns nil when TLS is not configured.
+func loadTLS(c *config.Config) (*tls.Config, error) {
 	if c.TLSCert == "" && c.TLSKey == "" {
 		return nil, nil
-	}
-	if err := c.validateTLS(); err != nil {
-		return nil, err
 	}
 	certPEM, err := os.ReadFile(c.TLSCert)
 	if err != nil {
@@ -55,7 +38,7 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 // protocols returns the HTTP versions the server speaks: HTTP/1.1 always, HTTP/2 over
 // TLS (chosen by ALPN) and, with h2c, HTTP/2 over cleartext for clients that start
 // with the HTTP/2 preface.
-func (c Config) protocols() *http.Protocols {
+func protocols(c *config.Config) *http.Protocols {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetHTTP2(true)

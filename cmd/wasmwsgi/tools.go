@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/wasmwsgi/wasmwsgi/config"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -30,7 +31,7 @@ func commandFlags(name, usage string, args []string, stderr io.Writer, extra fun
 		fmt.Fprint(stderr, usage+"\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	addConfigFlags(fs)
+	config.AddFlags(fs)
 	if extra != nil {
 		extra(fs)
 	}
@@ -63,7 +64,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if dir == "" {
 		dir, _ = fs.GetString("apps")
 	}
-	cfg, err := loadConfig(fs, dir)
+	cfg, err := config.Load(fs, dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi check: %v\n", err)
 		return 2
@@ -142,7 +143,7 @@ func call(args []string, stdout, stderr io.Writer) int {
 		target = "/" + target
 	}
 	appsDir, _ := fs.GetString("apps")
-	cfg, err := loadConfig(fs, appsDir)
+	cfg, err := config.Load(fs, appsDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi call: %v\n", err)
 		return 2
@@ -168,7 +169,7 @@ func call(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// What the app prints goes to stderr, tagged as in the server's log.
-	engine, rt, err := newRouter(ctx, cfg, newLogger(LogConfig{Format: "text", Level: "warn"}, stderr))
+	engine, rt, err := newRouter(ctx, cfg, newLogger("text", slog.LevelWarn, stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi call: %v\n", err)
 		return 1

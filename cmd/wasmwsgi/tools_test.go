@@ -14,7 +14,7 @@ func runBinary(t *testing.T, args ...string) (string, string, int) {
 }
 
 func TestCheckCommand(t *testing.T) {
-	out, _, code := runBinary(t, "check", testApps(t))
+	out, _, code := runBinary(t, append([]string{"check", testApps(t)}, testAppsGrants(t)...)...)
 	if code != 1 {
 		t.Errorf("check over broken apps exited %d, want 1", code)
 	}
@@ -45,7 +45,7 @@ func TestCallCommand(t *testing.T) {
 			t.Errorf("call output lacks %s:\n%s", want, out)
 		}
 	}
-	if out, _, code := runBinary(t, "call", "--apps", apps, "vhost", "GET", "/x"); code != 0 ||
+	if out, _, code := runBinary(t, append([]string{"call", "--apps", apps, "vhost", "GET", "/x"}, testAppsGrants(t)...)...); code != 0 ||
 		!strings.Contains(out, "vhost tenant.example script='' path='/x'") {
 		t.Errorf("call on a virtual host app exited %d:\n%s", code, out)
 	}

@@ -1,5 +1,5 @@
-"""SQLite in /data for TestDataDir: the test writes this app's wasmwsgi.toml, with a
-data_dir in its own temporary folder.
+"""SQLite in /data for TestDataDir: the test grants this app a data folder under a
+temporary data_root.
 
     GET /insert?rows=N&tag=T  one transaction adding N rows, then a read-modify-write of
                               a counter in two separate statements

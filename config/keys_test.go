@@ -1,4 +1,4 @@
-package router
+package config
 
 import (
 	"path/filepath"
@@ -23,7 +23,7 @@ func TestDiscoverUnknownKeys(t *testing.T) {
 		"two/app.py":           "",
 		"two/wasmwsgi.toml":    "Prefixx = \"/two\"\nhost = [\"a.example\"]\n",
 	})
-	apps, err := Discover(dir)
+	apps, err := Discover(Operator{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestDiscoverUnknownKeys(t *testing.T) {
 			errs[a.Name] = a.Err.Error()
 		}
 	}
-	file := func(app string) string { return filepath.Join(dir, app, AppConfigFile) }
+	file := func(app string) string { return filepath.Join(dir, app, AppFile) }
 	want := map[string]string{
 		"typo":   file("typo") + ", line 5: limits.concurency is not a setting; did you mean limits.concurrency?",
 		"top":    file("top") + ", line 2: timeout is not a setting; did you mean limits.timeout?",

@@ -1,4 +1,4 @@
-package router
+package config
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ func Unmarshal(k *koanf.Koanf, at string, out any, origin func(key string) KeyOr
 	unknownKeys(raw, t, at, &unknown)
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		known := settingKeys(t, at)
+		known := settingKeys(t, at, raw)
 		errs := make([]error, len(unknown))
 		for i, key := range unknown {
 			e := &UnknownKeyError{Key: key, Origin: KeyOrigin{Name: key}, Nearest: nearestKey(key, known)}
@@ -179,8 +179,27 @@ func unknownKeys(m map[string]any, t reflect.Type, prefix string, out *[]string)
 			if sub, ok := v.(map[string]any); ok {
 				unknownKeys(sub, ft, key, out)
 			}
+		case isTableOfStructs(ft):
+			// [apps.NAME]: any name, each entry a struct of known keys.
+			sub, ok := v.(map[string]any)
+			if !ok {
+				continue
+			}
+			for entry, ev := range sub {
+				if em, ok := ev.(map[string]any); ok {
+					unknownKeys(em, indirect(ft.Elem()), key+"."+entry, out)
+				} else {
+					*out = append(*out, key+"."+entry)
+				}
+			}
 		}
 	}
+}
+
+// isTableOfStructs reports whether t is a map of structs, such as the operator's
+// [apps.NAME] tables.
+func isTableOfStructs(t reflect.Type) bool {
+	return t.Kind() == reflect.Map && indirect(t.Elem()).Kind() == reflect.Struct
 }
 
 func leafKeys(v any, key string, out *[]string) {
@@ -201,15 +220,23 @@ type settingKey struct {
 	table bool
 }
 
-// settingKeys lists the keys t takes, dotted, below prefix, in order.
-func settingKeys(t reflect.Type, prefix string) []settingKey {
+// settingKeys lists the keys t takes, dotted, below prefix, in order. raw is the tree
+// being decoded: a table of structs takes the keys of its struct below each name raw
+// has there.
+func settingKeys(t reflect.Type, prefix string, raw map[string]any) []settingKey {
 	var out []settingKey
 	for name, ft := range fieldKeys(t) {
 		key := joinKey(prefix, name)
-		switch ft.Kind() {
-		case reflect.Struct:
-			out = append(out, settingKeys(ft, key)...)
-		case reflect.Map:
+		sub, _ := lookupFold(raw, name).(map[string]any)
+		switch {
+		case ft.Kind() == reflect.Struct:
+			out = append(out, settingKeys(ft, key, sub)...)
+		case isTableOfStructs(ft):
+			for entry, ev := range sub {
+				em, _ := ev.(map[string]any)
+				out = append(out, settingKeys(indirect(ft.Elem()), key+"."+entry, em)...)
+			}
+		case ft.Kind() == reflect.Map:
 			out = append(out, settingKey{key, true})
 		default:
 			out = append(out, settingKey{key, false})
@@ -217,6 +244,17 @@ func settingKeys(t reflect.Type, prefix string) []settingKey {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out
+}
+
+// lookupFold returns m's value under key, matched regardless of case as the decoder
+// matches struct fields; nil when there is none.
+func lookupFold(m map[string]any, key string) any {
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return nil
 }
 
 // nearestKey is the valid key closest to key, or "" if none is close: by edit distance
