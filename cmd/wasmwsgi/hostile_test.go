@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -371,4 +372,298 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// greedyApp shows what its tenant got if it were ever served: the operator's secret
+// from /data, a file planted there, and 600 MiB of memory.
+const greedyApp = `
+def application(environ, start_response):
+    out = []
+    try:
+        with open("/data/secret.txt") as f:
+            out.append("read " + f.read())
+    except Exception as e:
+        out.append("no secret: " + type(e).__name__)
+    try:
+        with open("/data/planted.txt", "w") as f:
+            f.write("planted")
+        out.append("planted")
+    except Exception as e:
+        out.append("not planted: " + type(e).__name__)
+    try:
+        big = bytearray(600 << 20)
+        out.append("allocated 600 MiB")
+    except MemoryError:
+        out.append("no 600 MiB")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(out).encode()]
+`
+
+// grantedApp uses what the operator granted it: /data, 300 MiB (above the server's
+// 128 MiB) and the operator's DATABASE_URL.
+const grantedApp = `
+import json, os
+
+def application(environ, start_response):
+    with open("/data/visits", "a") as f:
+        f.write("x")
+    big = bytearray(300 << 20)
+    with open("/data/visits") as f:
+        visits = len(f.read())
+    body = {"DATABASE_URL": os.environ.get("DATABASE_URL"), "GREETING": os.environ.get("GREETING"),
+            "allocated_mib": len(big) >> 20, "visits": visits, "script_name": environ["SCRIPT_NAME"]}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(body).encode()]
+`
+
+// TestTenantEscalations serves, next to well-behaved apps, one tenant per way a
+// wasmwsgi.toml could ask for more than the operator grants: a host folder (by an
+// absolute path, by "..", by a symlink out of the app folder), each limit above its
+// ceiling, another app's prefix or virtual host (attackers sorting before and after
+// their target), a default mount that another app was granted, and a widening made
+// through hot reload. Each one is refused, naming the file, the key and the operator
+// key that would grant it; nothing it asked for happens; every other app serves on.
+// The operator's own grants work: a data folder under data_root, a ceiling above the
+// server's, hosts, a prefix and environment variables.
+func TestTenantEscalations(t *testing.T) {
+	tmp := t.TempDir()
+	apps := filepath.Join(tmp, "apps")
+	host := filepath.Join(tmp, "operator") // a host folder no tenant is granted
+	writeFile(t, filepath.Join(host, "secret.txt"), "the operator's secret\n")
+	app := func(name, source, toml string) {
+		writeFile(t, filepath.Join(apps, name, "app.py"), source)
+		if toml != "" {
+			writeFile(t, filepath.Join(apps, name, "wasmwsgi.toml"), toml)
+		}
+	}
+	victim, err := os.ReadFile("testdata/hostile-apps/victim/app.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app("victim", string(victim), "")
+	app("shop", reloadApp("the shop"), "")
+	app("vshop", reloadApp("the shop by host"), "")
+	app("store", reloadApp("the store"), "")
+	app("abc", reloadApp("abc"), "")
+	app("granted", grantedApp, "[limits]\nmemory = \"384MiB\"\n[env]\nDATABASE_URL = \"the tenant's\"\nGREETING = \"hi\"\n")
+	app("grow", reloadApp("grow v1"), "[limits]\nmemory = \"64MiB\"\n")
+
+	refused := map[string]string{} // attacker -> what its error must say
+	app("abs-data", greedyApp, fmt.Sprintf("data_dir = %q\n", host))
+	app("dotdot-data", greedyApp, "data_dir = \"../../operator\"\n")
+	app("link-data", greedyApp, "data_dir = \"out\"\n")
+	if err := os.Symlink(host, filepath.Join(apps, "link-data", "out")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"abs-data", "dotdot-data", "link-data"} {
+		refused[name] = filepath.Join(apps, name, "wasmwsgi.toml") + ", line 1: data_dir is the server operator's to set, " +
+			"not the app's: remove it; the operator grants the app a data folder, <data_root>/" + name +
+			" at /data, with [apps." + name + "] data_dir = true in the server configuration"
+	}
+	above := map[string]struct{ value, ceiling string }{
+		"timeout": {`"120s"`, "30s"}, "memory": {`"2GiB"`, "128MiB"}, "max_body": {`"1GiB"`, "16MiB"},
+		"max_response": {`"1GiB"`, "256MiB"}, "concurrency": {"100", "8"}, "queue": {"1000", "64"},
+		"queue_timeout": {`"300s"`, "10s"}, "open_files": {"10000", "256"}, "scratch": {`"1GiB"`, "16MiB"},
+	}
+	for key, v := range above {
+		name := "raise-" + strings.ReplaceAll(key, "_", "-")
+		app(name, greedyApp, "[limits]\n"+key+" = "+v.value+"\n")
+		refused[name] = fmt.Sprintf("%s, line 2: limits.%s = %s is above this app's ceiling of %s (limits.%s, the server's): "+
+			"lower it, or have the server's operator raise the ceiling with [apps.%s.limits] %s = %s in the server configuration",
+			filepath.Join(apps, name, "wasmwsgi.toml"), key, v.value, v.ceiling, key, name, key, v.value)
+	}
+	for _, name := range []string{"aaa-prefix", "zzz-prefix"} {
+		app(name, greedyApp, "prefix = \"/shop\"\n")
+		refused[name] = filepath.Join(apps, name, "wasmwsgi.toml") + ", line 1: prefix is the server operator's to set"
+	}
+	for _, name := range []string{"aaa-hosts", "zzz-hosts"} {
+		app(name, greedyApp, "hosts = [\"shop.example.com\"]\n")
+		refused[name] = filepath.Join(apps, name, "wasmwsgi.toml") + ", line 1: hosts is the server operator's to set"
+	}
+	// Folders named after a mount the operator granted to another app, found before
+	// (mall < store) and after (xyz > abc) the app it belongs to.
+	app("mall", greedyApp, "")
+	refused["mall"] = "app mall: its mount /mall belongs to app store, which the server configuration mounts there"
+	app("xyz", greedyApp, "")
+	refused["xyz"] = "app xyz: its mount /xyz belongs to app abc, which the server configuration mounts there"
+
+	data := filepath.Join(tmp, "data")
+	conf := filepath.Join(tmp, "server.toml")
+	writeFile(t, conf, fmt.Sprintf(`data_root = %q
+
+[admin]
+enabled = true
+token = %q
+
+[apps.shop]
+prefix = "/shop"
+
+[apps.vshop]
+hosts = ["shop.example.com"]
+
+[apps.store]
+prefix = "/mall"
+
+[apps.abc]
+prefix = "/xyz"
+
+[apps.granted]
+prefix = "/with-grants"
+data_dir = true
+[apps.granted.limits]
+memory = "512MiB"
+[apps.granted.env]
+DATABASE_URL = "postgres://db/granted"
+`, data, adminTestToken))
+	s := startServer(t, apps, "--config", conf)
+
+	// serving checks that the well-behaved apps answer as they should.
+	serving := func(t *testing.T) {
+		t.Helper()
+		for path, want := range map[string]string{"/victim/": "fine", "/shop/": "the shop", "/mall/": "the store",
+			"/xyz/": "abc", "/grow/": "grow v1"} {
+			if r := get(t, s.base+path); r.status != 200 || r.body != want {
+				t.Errorf("GET %s: %d %q, want %q", path, r.status, r.body, want)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/", nil)
+		req.Host = "shop.example.com"
+		if r := do(t, req); r.status != 200 || r.body != "the shop by host" {
+			t.Errorf("GET / for shop.example.com: %d %q", r.status, r.body)
+		}
+	}
+	states := readyStates(t, s.base)
+	for name, want := range refused {
+		t.Run("refused "+name, func(t *testing.T) {
+			if st := states[name]; st.State != "failed" || !strings.Contains(st.Error, want) {
+				t.Errorf("state %q, error:\n%s\nwant one containing:\n%s", st.State, st.Error, want)
+			}
+			// It answers 503 at its own mount, unless that mount belongs to another
+			// app (serving checks the owner answers there).
+			if r := get(t, s.base+"/"+name+"/"); r.status != http.StatusServiceUnavailable && name != "mall" && name != "xyz" {
+				t.Errorf("GET /%s/: %d %q", name, r.status, r.body)
+			}
+			serving(t)
+		})
+	}
+	t.Run("the host folder is untouched", func(t *testing.T) {
+		entries, _ := os.ReadDir(host)
+		if len(entries) != 1 {
+			t.Errorf("the operator's folder holds %d entries, want only secret.txt", len(entries))
+		}
+		if _, err := os.Stat(filepath.Join(apps, "link-data", "out", "planted.txt")); err == nil {
+			t.Error("a file was planted through the symlink")
+		}
+	})
+
+	t.Run("the operator's grants", func(t *testing.T) {
+		m := echoOf(t, get(t, s.base+"/with-grants/"))
+		want := map[string]any{"DATABASE_URL": "postgres://db/granted", "GREETING": "hi", "allocated_mib": 300.0,
+			"visits": 1.0, "script_name": "/with-grants"}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("%s = %v, want %v", k, m[k], v)
+			}
+		}
+		st, err := os.Stat(filepath.Join(data, "granted"))
+		if err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("the granted data folder: %v, %v", st, err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(data, "granted", "visits")); string(b) != "x" {
+			t.Errorf("the granted data folder holds %q", b)
+		}
+		if entries, _ := os.ReadDir(data); len(entries) != 1 {
+			t.Errorf("data_root holds %d folders, want only the granted app's", len(entries))
+		}
+	})
+
+	t.Run("widening through hot reload", func(t *testing.T) {
+		s.waitLog(t, "watching the apps folder")
+		writeFile(t, filepath.Join(apps, "grow", "wasmwsgi.toml"),
+			fmt.Sprintf("data_dir = %q\n[limits]\nmemory = \"2GiB\"\n", host))
+		writeFile(t, filepath.Join(apps, "grow", "app.py"), greedyApp)
+		var reloadError string
+		eventually(t, s, func() string {
+			var ready struct {
+				Apps map[string]struct {
+					State       string `json:"state"`
+					ReloadError string `json:"reload_error"`
+				} `json:"apps"`
+			}
+			if err := json.Unmarshal([]byte(get(t, s.base+"/_wasmwsgi/ready").body), &ready); err != nil {
+				return err.Error()
+			}
+			reloadError = ready.Apps["grow"].ReloadError
+			if reloadError == "" || ready.Apps["grow"].State != "ready" {
+				return fmt.Sprintf("grow is %+v, want ready with a reload_error", ready.Apps["grow"])
+			}
+			return ""
+		})
+		for _, want := range []string{filepath.Join(apps, "grow", "wasmwsgi.toml"), "limits.memory", "ceiling", "[apps.grow.limits]"} {
+			if !strings.Contains(reloadError, want) {
+				t.Errorf("reload_error %q lacks %q", reloadError, want)
+			}
+		}
+		serving(t) // grow still answers "grow v1"
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/_wasmwsgi/api/apps", nil)
+		req.Header.Set("Authorization", "Bearer "+adminTestToken)
+		var admin struct {
+			Apps []struct {
+				Name        string `json:"name"`
+				ReloadError string `json:"reload_error"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal([]byte(do(t, req).body), &admin); err != nil {
+			t.Fatal(err)
+		}
+		shown := false
+		for _, a := range admin.Apps {
+			shown = shown || a.Name == "grow" && a.ReloadError == reloadError
+		}
+		if !shown {
+			t.Errorf("the admin page does not show grow's reload error: %+v", admin.Apps)
+		}
+		if m := get(t, s.base+"/_wasmwsgi/metrics").body; !strings.Contains(m, `wasmwsgi_reload_failures_total{app="grow"} 1`) {
+			t.Error(`metrics lack wasmwsgi_reload_failures_total{app="grow"} 1`)
+		}
+		if entries, _ := os.ReadDir(host); len(entries) != 1 {
+			t.Errorf("the operator's folder holds %d entries after the reload", len(entries))
+		}
+	})
+
+	t.Run("check shows every refusal", func(t *testing.T) {
+		out, _, code := runBinary(t, "check", apps, "--config", conf)
+		if code != 1 {
+			t.Errorf("check exited %d, want 1", code)
+		}
+		for name, want := range refused {
+			if !strings.Contains(out, want) {
+				t.Errorf("check does not show why %s failed:\n%s", name, out)
+			}
+		}
+	})
+}
+
+// TestTrustAppConfig: with trust_app_config, for a server that hosts only its
+// operator's own apps, wasmwsgi.toml sets what the operator sets otherwise: a prefix,
+// a data_dir path and limits above the server's. A data_dir that overlaps an app
+// folder is still refused.
+func TestTrustAppConfig(t *testing.T) {
+	apps := filepath.Join(t.TempDir(), "apps")
+	writeFile(t, filepath.Join(apps, "mine", "app.py"), grantedApp)
+	writeFile(t, filepath.Join(apps, "mine", "wasmwsgi.toml"), "prefix = \"/with-grants\"\ndata_dir = \"../.data/mine\"\n"+
+		"[limits]\nmemory = \"512MiB\"\n[env]\nDATABASE_URL = \"mine\"\nGREETING = \"hi\"\n")
+	writeFile(t, filepath.Join(apps, "inside", "app.py"), greedyApp)
+	writeFile(t, filepath.Join(apps, "inside", "wasmwsgi.toml"), "data_dir = \"db\"\n")
+	s := startServer(t, apps, "--trust-app-config")
+	m := echoOf(t, get(t, s.base+"/with-grants/"))
+	if m["DATABASE_URL"] != "mine" || m["allocated_mib"] != 300.0 || m["visits"] != 1.0 {
+		t.Errorf("the trusted app: %v", m)
+	}
+	if b, err := os.ReadFile(filepath.Join(apps, ".data", "mine", "visits")); err != nil || string(b) != "x" {
+		t.Errorf("the trusted app's data_dir: %q, %v", b, err)
+	}
+	if st := readyStates(t, s.base)["inside"]; st.State != "failed" || !strings.Contains(st.Error, "overlaps the app folder") {
+		t.Errorf("a data_dir inside the app folder: %+v", st)
+	}
 }

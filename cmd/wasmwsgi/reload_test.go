@@ -130,3 +130,49 @@ func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 		t.Errorf("GET after the reload: %d %q", r.status, r.body)
 	}
 }
+
+// SIGHUP reads the operator's grants again and applies them: a ceiling granted lets an
+// app that asks for more load, a prefix granted moves an app, and once the grant is
+// taken back the app fails again instead of running on with what it lost.
+func TestServeSIGHUPAppliesGrants(t *testing.T) {
+	apps := t.TempDir()
+	writeFile(t, filepath.Join(apps, "big", "app.py"), reloadApp("big"))
+	writeFile(t, filepath.Join(apps, "big", "wasmwsgi.toml"), "[limits]\nmemory = \"256MiB\"\n")
+	writeFile(t, filepath.Join(apps, "small", "app.py"), reloadApp("small"))
+	config := filepath.Join(t.TempDir(), "server.toml")
+	writeFile(t, config, "")
+	s := startServer(t, apps, "--config", config, "--watch=false")
+	hangup := func(content string) {
+		t.Helper()
+		writeFile(t, config, content)
+		if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answers := func(path string, status int, body string) func() string {
+		return func() string {
+			if r := get(t, s.base+path); r.status != status || (body != "" && r.body != body) {
+				return fmt.Sprintf("GET %s = %d %q, want %d %q", path, r.status, r.body, status, body)
+			}
+			return ""
+		}
+	}
+	if st := readyStates(t, s.base)["big"]; st.State != "failed" || !strings.Contains(st.Error, "above this app's ceiling of 128MiB") {
+		t.Fatalf("big before its grant: %+v", st)
+	}
+
+	hangup("[apps.big.limits]\nmemory = \"256MiB\"\n\n[apps.small]\nprefix = \"/little\"\n")
+	eventually(t, s, answers("/big/", 200, "big"))
+	eventually(t, s, answers("/little/", 200, "small"))
+	if r := get(t, s.base+"/small/"); r.status != http.StatusNotFound {
+		t.Errorf("GET /small/ after the app moved: %d", r.status)
+	}
+	s.waitLog(t, `msg="SIGHUP: setting changed" key=apps.big.limits.memory from=(unset) to="\"256MiB\""`)
+
+	hangup("")
+	eventually(t, s, answers("/big/", http.StatusServiceUnavailable, ""))
+	eventually(t, s, answers("/small/", 200, "small"))
+	if st := readyStates(t, s.base)["big"]; st.State != "failed" || !strings.Contains(st.Error, "ceiling of 128MiB") {
+		t.Errorf("big after its grant was taken back: %+v", st)
+	}
+}
