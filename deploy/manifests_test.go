@@ -565,6 +565,23 @@ func TestGracePeriodCoversDrain(t *testing.T) {
 	cfg := serverConfig(t, objs)
 	timeout := cfg.duration(t, "limits.timeout")
 	queueTimeout := cfg.duration(t, "limits.queue_timeout")
+	// An app's grant may allow it longer than the server's limits.
+	for key := range cfg.values {
+		app, grant, ok := grantKey(key)
+		if !ok || (grant != "limits.timeout" && grant != "limits.queue_timeout") {
+			continue
+		}
+		appTimeout, appQueue := timeout, queueTimeout
+		if _, set := cfg.values["apps."+app+".limits.timeout"]; set {
+			appTimeout = cfg.duration(t, "apps."+app+".limits.timeout")
+		}
+		if _, set := cfg.values["apps."+app+".limits.queue_timeout"]; set {
+			appQueue = cfg.duration(t, "apps."+app+".limits.queue_timeout")
+		}
+		if appTimeout+appQueue > timeout+queueTimeout {
+			timeout, queueTimeout = appTimeout, appQueue
+		}
+	}
 	c := serverContainer(t, d)
 	var preStop time.Duration
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
@@ -584,7 +601,7 @@ func TestGracePeriodCoversDrain(t *testing.T) {
 		grace = time.Duration(*s) * time.Second
 	}
 	if grace < need {
-		t.Errorf("terminationGracePeriodSeconds %v < preStop %v + limits.queue_timeout %v + limits.timeout %v + 1s",
+		t.Errorf("terminationGracePeriodSeconds %v < preStop %v + the longest queue_timeout %v + timeout %v of any app + 1s",
 			grace, preStop, queueTimeout, timeout)
 	}
 }
@@ -593,11 +610,32 @@ func TestGracePeriodCoversDrain(t *testing.T) {
 // cmd/wasmwsgi/config.go) that a deployment has a use for. TestServeWithConfigMap
 // runs the real server on the file, which rejects keys it does not know.
 var serverKeys = []string{
-	"addr", "apps_dir", "cache_dir", "validate", "trusted_proxies",
+	"addr", "apps_dir", "cache_dir", "data_root", "validate", "trusted_proxies",
 	"log.format", "log.level",
 	"limits.timeout", "limits.memory", "limits.max_body", "limits.max_response",
 	"limits.concurrency", "limits.queue", "limits.queue_timeout", "limits.open_files",
 	"limits.scratch", "limits.app_files", "limits.instances",
+}
+
+// grantKeys are the keys of an app's grant, [apps.NAME], that a deployment has a use
+// for.
+var grantKeys = []string{
+	"hosts", "prefix", "data_dir",
+	"limits.timeout", "limits.memory", "limits.max_body", "limits.max_response",
+	"limits.concurrency", "limits.queue", "limits.queue_timeout", "limits.open_files",
+	"limits.scratch",
+}
+
+// grantKey splits a key of the server's file into an app's name and its grant key
+// ("apps.django.limits.timeout" is django's "limits.timeout"); ok is false for the
+// server's own keys.
+func grantKey(key string) (app, grant string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "apps.")
+	if !ok {
+		return "", "", false
+	}
+	app, grant, _ = strings.Cut(rest, ".")
+	return app, grant, true
 }
 
 // configFile is the server's TOML file from the ConfigMap, flattened to dotted keys.
@@ -711,6 +749,12 @@ func TestConfigMap(t *testing.T) {
 	objs := loadAll(t)
 	cfg := serverConfig(t, objs)
 	for key := range cfg.values {
+		if _, grant, ok := grantKey(key); ok {
+			if !slices.Contains(grantKeys, grant) && !strings.HasPrefix(grant, "env.") {
+				t.Errorf("config key %q is not a grant key %v", key, grantKeys)
+			}
+			continue
+		}
 		if !slices.Contains(serverKeys, key) {
 			t.Errorf("config key %q is not a server key %v", key, serverKeys)
 		}
@@ -755,6 +799,17 @@ func TestConfigMap(t *testing.T) {
 	for _, v := range d.Spec.Template.Spec.Volumes {
 		if v.Name == cache.Name && v.EmptyDir == nil {
 			t.Errorf("cache volume %s is not an emptyDir: pods would share or keep snapshots", v.Name)
+		}
+	}
+	// data_root, where the granted data folders are made, is a writable volume outside
+	// the apps volume.
+	if _, ok := cfg.values["data_root"]; ok {
+		data, ok := mountOf(cfg.str(t, "data_root"))
+		switch {
+		case !ok:
+			t.Errorf("data_root %s is not a volume mount (the root filesystem is read-only)", cfg.str(t, "data_root"))
+		case data.ReadOnly:
+			t.Errorf("data_root %s is mounted read-only", data.MountPath)
 		}
 	}
 

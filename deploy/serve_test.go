@@ -96,8 +96,8 @@ func (l *logLines) String() string {
 }
 
 // TestServeWithConfigMap runs the real server with the ConfigMap's file and the
-// Deployment's arguments (only the listen address, the cache folder and the apps
-// folder are overridden, by flags, as they name pod paths), then checks that the
+// Deployment's arguments (only the listen address, the cache folder, data_root and the
+// apps folder are overridden, by flags, as they name pod paths), then checks that the
 // probes' paths answer as the probes expect and that SIGTERM drains and exits in
 // time. The server rejects unknown keys and bad values, so this also proves the
 // file is a configuration the server accepts.
@@ -129,7 +129,8 @@ func TestServeWithConfigMap(t *testing.T) {
 
 	args := slices.Clone(c.Args)
 	args[slices.Index(args, "--config")+1] = configPath
-	args = append(args, "--addr", "127.0.0.1:0", "--cache-dir", filepath.Join(dir, "cache"), filepath.Join(dir, "apps"))
+	args = append(args, "--addr", "127.0.0.1:0", "--cache-dir", filepath.Join(dir, "cache"),
+		"--data-root", filepath.Join(dir, "data"), filepath.Join(dir, "apps"))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

@@ -300,8 +300,8 @@ func baseLayer(created time.Time) (layer, error) {
 
 // appsLayer holds the app folders of src, read-only for everyone, below AppsPath.
 // Only subfolders of src are taken (an app is a folder) and, like app discovery, none
-// whose name starts with "." or "_": apps/.data holds what local runs wrote to the
-// apps' data_dir, which belongs to no image.
+// whose name starts with "." or "_": a folder such as apps/.data holds data a local
+// run wrote, which belongs to no image.
 func appsLayer(src string, created time.Time) (layer, error) {
 	entries, err := os.ReadDir(src)
 	if err != nil {

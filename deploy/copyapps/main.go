@@ -12,7 +12,7 @@
 // files are written into DST/.copyapps-tmp first (app discovery skips dot folders)
 // and renamed into place, so no app ever holds a half-written file.
 // Each -mkdir names a folder, relative to DST, created empty if missing: a mount point
-// for a volume the main container puts inside DST (an app's data_dir).
+// for a volume the main container puts inside DST.
 package main
 
 import (
