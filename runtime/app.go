@@ -22,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
 
@@ -90,7 +91,9 @@ type App struct {
 	mu      sync.RWMutex
 	state   State
 	loadErr string
-	snap    *Snapshot // the app right after import; nil before Load or without memfd
+	// snap is the app's snapshot (docs/design.md, "What a snapshot holds"); nil before
+	// Load or without one.
+	snap *memimage.Image
 	// cachePath is where the snapshot is cached on disk ("" when it is not).
 	cachePath string
 }
@@ -189,7 +192,7 @@ func (a *App) importOrRestore(ctx context.Context) error {
 	var stderr tail
 	ex := &exchange{app: a, log: a.log, errCopy: &stderr}
 	code, err := a.run(ctx, ex, &stderr, false)
-	if ex.mem.hit {
+	if ex.mem.LimitHit() {
 		return fmt.Errorf("app %s: importing %q needs more than the memory limit of %d bytes (raise limits.memory):\n%s",
 			a.Spec.Name, a.Spec.Entrypoint, a.Spec.Limits.Memory, stderr.String())
 	}
@@ -281,7 +284,7 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	defer ex.resetDeadlines()
 	code, err := a.run(ctx, ex, nil, true)
 	if req.Stats != nil {
-		req.Stats.Guest, req.Stats.PeakMemory = ex.guest, ex.mem.peak
+		req.Stats.Guest, req.Stats.PeakMemory = ex.guest, ex.mem.Peak()
 	}
 
 	if err == nil && code == 0 && ex.started && !ex.cut {
@@ -292,7 +295,7 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	case ex.cut:
 		a.events.MaxResponse.Add(1)
 		reason = fmt.Sprintf("response larger than limits.max_response (%d bytes): stream cut", lim.MaxResponse)
-	case ex.mem.hit:
+	case ex.mem.LimitHit():
 		a.events.MemoryLimit.Add(1)
 		reason = fmt.Sprintf("memory limit of %d bytes reached (limits.memory)", lim.Memory)
 	case ex.bodyTooLarge:
@@ -394,9 +397,9 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	}
 	files, scratch := a.newHostFiles()
 	cfg := a.moduleConfig(files, scratch, ctx, stdout, errw, sleepUntil(ctx))
-	ex.mem = &cappedMemory{limit: a.memoryLimit()}
+	ex.mem = memimage.NewMemory(a.memoryLimit())
 	// Registered before the module's Close, so it runs after it: the guest is done.
-	defer ex.mem.release()
+	defer ex.mem.Release()
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 
 	t0 := time.Now()
@@ -467,13 +470,8 @@ func (a *App) memoryLimit() uint64 {
 // data_dir, its [env] and nothing else of the host's, the host's entropy and clocks,
 // and stdout, stderr and sleep as passed. No start function runs.
 //
-// sched_yield, which the loop checks (wasmbin.InstrumentLoops) call every YieldEvery
-// iterations, is runtime.Gosched: a guest that runs for long hands its thread to the
-// goroutine that has waited longest. Without that, guests that never block kept both
-// of Go's threads while goroutines coming back from a syscall queued behind them: under
-// wrk (16 connections, 2 cores) p99 was 160 ms for Flask and 47 ms for hello; with it,
-// 19 ms and 14 ms, for the same Flask throughput and 15% less for hello, whose
-// requests no longer run back to back on warm caches (make bench has the figures).
+// sched_yield, which the loop checks call every wasmbin.YieldEvery iterations, is
+// runtime.Gosched (docs/design.md, "sched_yield is runtime.Gosched").
 func (a *App) moduleConfig(files *fileCounter, scratch *ScratchFS, dataCtx context.Context,
 	stdout, stderr io.Writer, sleep func(ns int64)) wazero.ModuleConfig {
 	cfg := wazero.NewModuleConfig().
@@ -526,8 +524,8 @@ func (a *App) warmUp(ctx context.Context, mod api.Module, load *exchange) error 
 
 // freeze prepares the guest's heap for the snapshot (wasmwsgi_freeze): every object
 // alive after import and warm-up becomes immortal and leaves the collector's
-// generations, so a request that only reads an object no longer writes its page (a
-// Flask request then copies about a third as many pages; BenchmarkRestore).
+// generations, so a request that only reads an object no longer writes its page
+// (docs/design.md, "Immortal objects in the snapshot").
 func (a *App) freeze(ctx context.Context, mod api.Module) error {
 	res, err := mod.ExportedFunction("wasmwsgi_freeze").Call(ctx)
 	switch {
@@ -570,7 +568,7 @@ func (w *warmupWriter) Flush() {}
 
 // runRestored serves one request on an instance restored from snap, then gives the
 // instance back to the pool when it is clean (instance.reset) or closes it.
-func (a *App) runRestored(ctx context.Context, ex *exchange, snap *Snapshot, stdout, errw io.Writer) (int32, error) {
+func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Image, stdout, errw io.Writer) (int32, error) {
 	t0 := time.Now()
 	var inst *instance
 	if a.poolable() {
@@ -579,14 +577,14 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *Snapshot, std
 	if inst == nil {
 		var err error
 		if inst, err = a.newInstance(ctx, snap, ctx); err != nil {
-			ex.mem = &cappedMemory{}
+			ex.mem = &memimage.Memory{}
 			return 0, err
 		}
 	}
-	start := inst.mem.size
-	inst.mem.peak = start
+	start := inst.mem.Size()
+	inst.mem.ResetPeak()
 	inst.ctx, inst.stdout.w, inst.stderr.w = ctx, stdout, errw
-	ex.mem = &inst.mem.cappedMemory
+	ex.mem = &inst.mem.Memory
 	interrupted := func() bool { return false }
 	if inst.interrupt != nil {
 		stop := context.AfterFunc(ctx, func() { inst.interrupt.Set(1) })
@@ -599,10 +597,10 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *Snapshot, std
 	inst.ctx, inst.stdout.w, inst.stderr.w = context.Background(), nil, nil
 	inst.uses++
 	// The exchange keeps what the request cost; the instance may serve another one.
-	final := inst.mem.cappedMemory
+	final := inst.mem.Memory
 	ex.mem = &final
 	ex.log.Debug("instance timings", "pooled", inst.uses > 1, "start", t1.Sub(t0),
-		"handle", time.Since(t1), "peak_memory", final.peak)
+		"handle", time.Since(t1), "peak_memory", final.Peak())
 	why := "the call failed"
 	switch {
 	case err == nil && fired:
@@ -628,15 +626,15 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *Snapshot, std
 // keepSnapshot stores the memory of a freshly initialised instance as the app's
 // snapshot. Without one (memfd unavailable, say) the app still works: every request
 // then starts its interpreter afresh, much more slowly.
-func (a *App) keepSnapshot(mem *cappedMemory) {
-	image := mem.mapped[:mem.size]
-	var snap *Snapshot
+func (a *App) keepSnapshot(mem *memimage.Memory) {
+	image := mem.Bytes()
+	var snap *memimage.Image
 	if a.cachePath != "" && a.cacheSnapshot(a.cachePath, image) {
-		snap, _ = openCachedSnapshot(a.cachePath)
+		snap, _ = memimage.Open(a.cachePath)
 	}
 	if snap == nil {
 		var err error
-		if snap, err = newSnapshot(a.Spec.Name, image); err != nil {
+		if snap, err = memimage.New(a.Spec.Name, image); err != nil {
 			a.log.Warn("no snapshot: every request will start the interpreter afresh", "error", err.Error())
 			return
 		}
@@ -649,10 +647,10 @@ func (a *App) keepSnapshot(mem *cappedMemory) {
 		old.Close()
 	}
 	a.events.SnapshotBuilds.Add(1)
-	a.log.Debug("snapshot taken", "bytes", snap.size)
+	a.log.Debug("snapshot taken", "bytes", snap.Size())
 }
 
-func (a *App) snapshot() *Snapshot {
+func (a *App) snapshot() *memimage.Image {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return a.snap

@@ -30,11 +30,13 @@ import (
 	goruntime "runtime"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
 
@@ -80,7 +82,7 @@ type Engine struct {
 	snapshotDir string
 	// pagemap tells a restore which pages a request wrote (nil where
 	// /proc/self/pagemap cannot be read).
-	pagemap *pageMap
+	pagemap *memimage.PageMap
 }
 
 // NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
@@ -170,7 +172,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	return &Engine{
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
-		pagemap:     openPageMap(),
+		pagemap:     memimage.OpenPageMap(),
 		rt:          rt, module: compiled, data: data, stdlib: stdlib, log: cfg.Logger,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
@@ -185,4 +187,15 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.pagemap.Close()
 	}
 	return e.rt.Close(ctx)
+}
+
+// initMemory writes the module's data segments into a fresh instance's memory, which
+// is what instantiating the module with its data section would have done.
+func (e *Engine) initMemory(mem api.Memory) error {
+	for _, s := range e.data {
+		if !mem.Write(s.Offset, s.Bytes) {
+			return fmt.Errorf("data segment at %d (%d bytes) does not fit in the initial memory", s.Offset, len(s.Bytes))
+		}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 )
 
 // exchange implements hostfuncs.Exchange for one instance: during App.Load it only
@@ -23,9 +24,9 @@ type exchange struct {
 	log *slog.Logger
 	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
 	errCopy *tail
-	mem     *cappedMemory // the instance's linear memory allocator
-	guest   time.Duration // wall time of the instance, set when the request is done
-	start   time.Time     // when the request was handed to an instance
+	mem     *memimage.Memory // the instance's linear memory allocator
+	guest   time.Duration    // wall time of the instance, set when the request is done
+	start   time.Time        // when the request was handed to an instance
 
 	// ctx is the instance's: it ends at the time limit, or disconnectGrace after the
 	// client went away. client is the HTTP request's own, which net/http ends when the
@@ -193,7 +194,7 @@ func (x *exchange) StartResponse(s hostfuncs.Status, headers []hostfuncs.Pair) e
 func (x *exchange) serverTiming() string {
 	var peak uint64
 	if x.mem != nil {
-		peak = x.mem.peak
+		peak = x.mem.Peak()
 	}
 	ms := float64(time.Since(x.start).Microseconds()) / 1000
 	return fmt.Sprintf(`guest;dur=%.3f, mem;desc="%d bytes peak"`, ms, peak)

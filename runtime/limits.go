@@ -3,12 +3,9 @@ package runtime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/tetratelabs/wazero/experimental"
 )
 
 // Limits bound what one app's requests may use. Every field is enforced by the host;
@@ -78,54 +75,6 @@ func (g *gate) release() { <-g.slots }
 
 // inUse returns the holders and the waiters.
 func (g *gate) inUse() (int, int) { return len(g.slots), int(g.waiting.Load()) }
-
-// cappedMemory is a linear memory allocator that refuses to grow past a limit, so
-// memory.grow fails in the guest (CPython raises MemoryError) instead of the host
-// growing without bound. The memory is an anonymous mapping of the whole limit outside
-// the Go heap: pages are backed only once touched, growing never copies, and the pages
-// go back to the OS as soon as the instance ends instead of waiting for a GC. It
-// records the peak size and whether the cap was hit.
-type cappedMemory struct {
-	limit  uint64
-	mapped []byte
-	size   uint64
-	peak   uint64
-	hit    bool
-}
-
-func (m *cappedMemory) Allocate(_, maxBytes uint64) experimental.LinearMemory {
-	m.limit = min(m.limit, maxBytes)
-	mapped, err := syscall.Mmap(-1, 0, int(m.limit), syscall.PROT_READ|syscall.PROT_WRITE,
-		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
-	if err != nil {
-		panic(fmt.Sprintf("reserving %d bytes of linear memory: %v", m.limit, err))
-	}
-	m.mapped = mapped
-	return m
-}
-
-func (m *cappedMemory) Reallocate(size uint64) []byte {
-	if size > m.limit {
-		m.hit = true
-		return nil
-	}
-	m.size = size
-	m.peak = max(m.peak, size)
-	return m.mapped[:size:size]
-}
-
-// Free is called by wazero when the module closes, which with CloseOnContextDone can
-// happen on another goroutine while guest code still runs. The mapping therefore stays
-// until release, which the runtime calls once the guest call has returned.
-func (m *cappedMemory) Free() {}
-
-// release unmaps the memory. Only call it when no guest code can run on it.
-func (m *cappedMemory) release() {
-	if m.mapped != nil {
-		_ = syscall.Munmap(m.mapped)
-		m.mapped = nil
-	}
-}
 
 // fileCounter wraps an fs.FS-backed mount and refuses to open more than limit files at
 // once (EMFILE), so a guest cannot grow the host's file table without bound.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"golang.org/x/sys/unix"
 
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
 
@@ -40,7 +40,7 @@ type instance struct {
 	mod       api.Module
 	handle    api.Function
 	interrupt api.MutableGlobal // nil without loop instrumentation
-	mem       *snapshotMemory
+	mem       *memimage.Restored
 	files     *fileCounter
 	scratch   *ScratchFS
 
@@ -68,19 +68,19 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 // newInstance instantiates the module over a copy-on-write mapping of snap.
 // reqCtx is the request the instance is made for; instances of apps with a data_dir
 // bind their /data lock to it and are never pooled.
-func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Context) (*instance, error) {
+func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx context.Context) (*instance, error) {
 	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses()}
 	inst.files, inst.scratch = a.newHostFiles()
-	inst.mem = &snapshotMemory{cappedMemory: cappedMemory{limit: a.memoryLimit()}, snap: snap}
+	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
 		func(ns int64) { sleepUntil(inst.ctx)(ns) })
 	mod, err := a.engine.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), a.engine.module, cfg)
-	if err == nil && inst.mem.err != nil {
+	if err == nil && inst.mem.Err() != nil {
 		mod.Close(context.Background())
-		err = inst.mem.err
+		err = inst.mem.Err()
 	}
 	if err != nil {
-		inst.mem.release()
+		inst.mem.Release()
 		return nil, err
 	}
 	inst.mod = mod
@@ -88,10 +88,10 @@ func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Co
 	if a.engine.interruptible {
 		inst.interrupt = mod.ExportedGlobal(wasmbin.InterruptGlobal).(api.MutableGlobal)
 	}
-	if have := uint64(mod.Memory().Size()); have < snap.size {
-		if _, ok := mod.Memory().Grow(uint32((snap.size - have) / wasmPage)); !ok {
+	if have := uint64(mod.Memory().Size()); have < snap.Size() {
+		if _, ok := mod.Memory().Grow(uint32((snap.Size() - have) / memimage.WasmPage)); !ok {
 			inst.close()
-			return nil, fmt.Errorf("growing the restored memory to the snapshot's %d bytes failed", snap.size)
+			return nil, fmt.Errorf("growing the restored memory to the snapshot's %d bytes failed", snap.Size())
 		}
 	}
 	return inst, nil
@@ -100,7 +100,7 @@ func (a *App) newInstance(ctx context.Context, snap *Snapshot, reqCtx context.Co
 // close ends the instance and unmaps its memory.
 func (inst *instance) close() {
 	inst.mod.Close(context.Background())
-	inst.mem.release()
+	inst.mem.Release()
 }
 
 // drawMaxUses picks how many requests an instance serves before it is replaced: in
@@ -226,13 +226,13 @@ const pooledMounts = 3
 
 // reset puts a used instance back to the snapshot's state for the next request. It
 // returns why the instance cannot be reused, or "" when it can.
-func (inst *instance) reset(isolation Isolation, pagemap *pageMap, startSize uint64) string {
+func (inst *instance) reset(isolation Isolation, pagemap *memimage.PageMap, startSize uint64) string {
 	switch {
 	case inst.files.leftOpen(pooledMounts):
 		return "files left open"
-	case inst.mem.hit:
+	case inst.mem.LimitHit():
 		return "memory limit reached"
-	case inst.mem.size != startSize:
+	case inst.mem.Size() != startSize:
 		return "memory grew"
 	case inst.interrupt != nil && inst.interrupt.Get() != 0:
 		return "interrupted"
@@ -244,32 +244,10 @@ func (inst *instance) reset(isolation Isolation, pagemap *pageMap, startSize uin
 	}
 	inst.scratch.reset()
 	t := time.Now()
-	dirty, err := inst.mem.restore(pagemap)
+	dirty, err := inst.mem.Restore(pagemap)
 	inst.lastRestore, inst.lastDirty = time.Since(t), dirty
 	if err != nil {
 		return "restore failed: " + err.Error()
 	}
 	return ""
-}
-
-// restore makes the memory equal to the snapshot again. Pages the request wrote are
-// private copies; the page map tells them apart from pages still shared with the
-// snapshot, and only those are copied back, run by run, so they stay mapped and the
-// next request does not fault on them again. Without the page map the private pages
-// are dropped with madvise, and the next request faults them in afresh.
-func (m *snapshotMemory) restore(pm *pageMap) (dirty int, err error) {
-	mem := m.mapped[:m.snap.size]
-	view, err := m.snap.view()
-	if pm == nil || err != nil {
-		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
-	}
-	err = pm.privateRuns(mem, &m.pagemapBufs, func(lo, hi int) {
-		copy(mem[lo:hi], view[lo:hi])
-		dirty += (hi - lo) / pageSize
-	})
-	if err != nil {
-		// Some runs may be restored already; dropping every page is right either way.
-		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
-	}
-	return dirty, nil
 }

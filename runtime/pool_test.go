@@ -106,7 +106,7 @@ func TestRequestIsolationRestoresEverything(t *testing.T) {
 	if inst == nil {
 		t.Fatal("no instance went back to the pool")
 	}
-	if bytes.Contains(inst.mem.mapped[:inst.mem.size], []byte(secret)) {
+	if bytes.Contains(inst.mem.Bytes(), []byte(secret)) {
 		t.Error("the secret is still in the restored instance's memory")
 	}
 	a.pool.put(inst)

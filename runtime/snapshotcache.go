@@ -8,15 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 )
 
-// Snapshots are kept on disk, so that a restart does not import every app again. A
-// cached snapshot is named by a hash of everything its memory depends on: the
-// instrumented python.wasm, the stdlib and the shim (Engine.moduleHash), the app's
-// settings and the content of every app file. Any change gives a new name, so a stale
-// snapshot is never used; older snapshots of the same app are removed when a new one is
-// written. Apps with a data_dir are not cached: their import may read or write /data,
-// and that has to happen again on every load.
+// Snapshots are cached on disk under a hash of all they depend on (snapshotKey), except
+// for apps with a data_dir (docs/design.md, "Snapshots on disk").
 
 // snapshotFormat changes whenever the meaning of a cached snapshot does.
 const snapshotFormat = "wasmwsgi snapshot v1\n"
@@ -51,9 +48,10 @@ func (a *App) snapshotKey() string {
 }
 
 // loadCachedSnapshot restores the app's snapshot from the cache; false when there is
-// none (or it is unusable, in which case the app is imported as usual).
+// none (or it is unusable, in which case the app is imported as usual). The cached file
+// itself is the image that instances map (docs/design.md, "Snapshots on disk").
 func (a *App) loadCachedSnapshot(path string) bool {
-	snap, err := openCachedSnapshot(path)
+	snap, err := memimage.Open(path)
 	if err != nil {
 		if !os.IsNotExist(err) {
 			a.log.Warn("cached snapshot unusable; importing the app", "file", path, "error", err.Error())
@@ -64,27 +62,6 @@ func (a *App) loadCachedSnapshot(path string) bool {
 	a.snap = snap
 	a.mu.Unlock()
 	return true
-}
-
-// openCachedSnapshot uses a cached snapshot file itself as the image that instances map
-// copy-on-write. Its pages then live in the page cache: shared by every instance,
-// read from disk on first use and reclaimable when memory is short, rather than
-// pinned in a memfd. The file is never written again once in place (a new snapshot
-// gets a new name, and old ones are unlinked, which leaves mapped pages intact).
-func openCachedSnapshot(path string) (*Snapshot, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err == nil && (st.Size() == 0 || st.Size()%wasmPage != 0) {
-		err = fmt.Errorf("size %d is not a whole number of wasm pages", st.Size())
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &Snapshot{file: f, size: uint64(st.Size())}, nil
 }
 
 // cacheSnapshot writes mem to path and removes the app's older cached snapshots. It

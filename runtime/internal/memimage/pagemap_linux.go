@@ -1,34 +1,36 @@
-package runtime
+//go:build linux
+
+package memimage
 
 import (
 	"encoding/binary"
 	"errors"
 	"os"
-	goruntime "runtime"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// pageMap reads /proc/self/pagemap to tell which pages of a copy-on-write mapping are
+// A PageMap reads /proc/self/pagemap to tell which pages of a copy-on-write mapping are
 // the process's private copies: the pages written since the mapping was made. With
 // Linux 6.7's PAGEMAP_SCAN ioctl the kernel returns just the runs of such pages;
 // without it every page's 8-byte entry is read and tested here.
-type pageMap struct {
+type PageMap struct {
 	f    *os.File
 	scan bool // PAGEMAP_SCAN works
 }
 
-// pageMapBufs is what a restore reuses between requests: the ioctl's run list, or the
-// entries of a plain read.
+// pageMapBufs is what a restore reuses from one to the next: the ioctl's run list, or
+// the entries of a plain read.
 type pageMapBufs struct {
 	regions []pageRegion
 	entries []byte
 }
 
-// openPageMap opens this process's page map, or returns nil where it is not readable
-// (restores then fall back to madvise).
-func openPageMap() *pageMap {
+// OpenPageMap opens this process's page map, or returns nil where it is not readable
+// (restores then drop every private page instead).
+func OpenPageMap() *PageMap {
 	f, err := os.Open("/proc/self/pagemap")
 	if err != nil {
 		return nil
@@ -38,7 +40,7 @@ func openPageMap() *pageMap {
 		f.Close()
 		return nil
 	}
-	pm := &pageMap{f: f}
+	pm := &PageMap{f: f}
 	// Probe the ioctl on a page of our own: a private page once written.
 	probe, err := unix.Mmap(-1, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err == nil {
@@ -55,13 +57,13 @@ func openPageMap() *pageMap {
 }
 
 // Close closes the page map file.
-func (p *pageMap) Close() error { return p.f.Close() }
+func (p *PageMap) Close() error { return p.f.Close() }
 
 // privateRuns calls fn with the byte offsets [lo, hi) of each run of mem's pages that
 // are private copies: present but not backed by the file (or shared memory) mapped
 // there, or swapped out (only private pages are swapped; a page cache page is dropped
 // instead). mem must start on a page boundary.
-func (p *pageMap) privateRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
+func (p *PageMap) privateRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
 	if p.scan {
 		return p.scanRuns(mem, bufs, fn)
 	}
@@ -86,7 +88,7 @@ const (
 	pagemapScan = 3<<30 | uint64(unsafe.Sizeof(pmScanArg{}))<<16 | 'f'<<8 | 16
 )
 
-func (p *pageMap) scanRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
+func (p *PageMap) scanRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
 	if len(bufs.regions) == 0 {
 		bufs.regions = make([]pageRegion, 256)
 	}
@@ -102,7 +104,7 @@ func (p *pageMap) scanRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) e
 	arg.size = uint64(unsafe.Sizeof(arg))
 	for {
 		n, _, errno := unix.Syscall(unix.SYS_IOCTL, p.f.Fd(), uintptr(pagemapScan), uintptr(unsafe.Pointer(&arg)))
-		goruntime.KeepAlive(regions)
+		runtime.KeepAlive(regions)
 		if errno != 0 {
 			return errno
 		}
@@ -127,7 +129,7 @@ const (
 	pmFile    = 1 << 61
 )
 
-func (p *pageMap) readRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
+func (p *PageMap) readRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
 	pages := len(mem) / pageSize
 	if len(bufs.entries) != 8*pages {
 		bufs.entries = make([]byte, 8*pages)

@@ -1,4 +1,4 @@
-package runtime
+package memimage
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 // and checks that both ways of reading the page map (PAGEMAP_SCAN where the kernel has
 // it, and plain entries) report exactly the written pages, as runs.
 func TestPageMapPrivateRuns(t *testing.T) {
-	pm := openPageMap()
+	pm := OpenPageMap()
 	if pm == nil {
 		t.Skip("/proc/self/pagemap is not readable")
 	}

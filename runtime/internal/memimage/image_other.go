@@ -1,0 +1,58 @@
+//go:build !linux
+
+package memimage
+
+import (
+	"bytes"
+	"os"
+
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// An Image is the content of a linear memory, held in memory.
+type Image struct {
+	data []byte
+	size uint64 // a multiple of WasmPage
+}
+
+// New copies mem.
+func New(_ string, mem []byte) (*Image, error) {
+	return &Image{data: bytes.Clone(mem), size: uint64(len(mem))}, nil
+}
+
+// Open reads the file at path.
+func Open(path string) (*Image, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(int64(len(data))); err != nil {
+		return nil, err
+	}
+	return &Image{data: data, size: uint64(len(data))}, nil
+}
+
+// Close drops the image.
+func (img *Image) Close() error {
+	img.data = nil
+	return nil
+}
+
+// Allocate implements experimental.MemoryAllocator: the memory starts as a copy of the
+// Image.
+func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	m.Memory.Allocate(capacity, maxBytes)
+	if m.img.size > m.limit {
+		m.err = errTooLarge(m.img.size, m.limit)
+		return m
+	}
+	m.mapped = bytes.Clone(m.img.data)
+	return m
+}
+
+// Restore copies the whole Image back into the memory; dirty is -1, as the pages
+// written are not known.
+func (m *Restored) Restore(*PageMap) (dirty int, err error) {
+	copy(m.mapped[:m.img.size], m.img.data)
+	return -1, nil
+}
