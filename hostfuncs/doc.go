@@ -55,9 +55,18 @@
 // # Functions
 //
 //	app_info(buf_ptr, buf_len i32) -> i32
-//	    Writes the app's settings as pairs: "name", "entrypoint", "app_dir",
-//	    "site_packages" (present only when the folder exists). Available in both
-//	    wasmwsgi_init and wasmwsgi_handle.
+//	    Writes the app's settings as pairs (AppInfo builds them), in this order:
+//	      name           the app's name
+//	      entrypoint     "module", "module:callable" or "file.wsgi[:callable]",
+//	                     relative to app_dir
+//	      app_dir        guest path of the app folder, put first on sys.path
+//	      site_packages  guest path put second on sys.path; only when the app has
+//	                     a site-packages folder
+//	      validate       "1": the app runs wrapped in wsgiref.validate; absent
+//	                     otherwise
+//	      isolation      "request" or "instance"; wsgi.run_once is False only
+//	                     for "instance"
+//	    Available in both wasmwsgi_init and wasmwsgi_handle.
 //
 //	environ_get(buf_ptr, buf_len i32) -> i32
 //	    Writes the CGI variables of the current request as pairs (REQUEST_METHOD,

@@ -163,20 +163,19 @@ func (a *App) readFiles() error {
 			"a *.wsgi file, or set entrypoint = \"module:callable\" in wasmwsgi.toml", a.Spec.Name, a.Spec.Dir)
 	}
 	a.files = files
-	info := []hostfuncs.Pair{
-		{Name: "name", Value: a.Spec.Name},
-		{Name: "entrypoint", Value: a.Spec.Entrypoint},
-		{Name: "app_dir", Value: GuestApp},
-	}
-	if st, err := os.Stat(filepath.Join(a.Spec.Dir, "site-packages")); err == nil && st.IsDir() {
-		info = append(info, hostfuncs.Pair{Name: "site_packages", Value: GuestApp + "/site-packages"})
-	}
-	if a.Spec.Validate {
-		info = append(info, hostfuncs.Pair{Name: "validate", Value: "1"})
-	}
-	info = append(info, hostfuncs.Pair{Name: "isolation", Value: string(a.Spec.Isolation)})
-	a.info = hostfuncs.AppendPairs(nil, info)
+	a.info = a.Spec.AppInfo().Encode()
 	return nil
+}
+
+// AppInfo returns what app_info tells the guest about the app: its settings and where
+// its folder is mounted, with site-packages when Dir has that folder.
+func (s AppSpec) AppInfo() hostfuncs.AppInfo {
+	info := hostfuncs.AppInfo{Name: s.Name, Entrypoint: s.Entrypoint, AppDir: GuestApp,
+		Validate: s.Validate, Isolation: string(s.Isolation)}
+	if st, err := os.Stat(filepath.Join(s.Dir, "site-packages")); err == nil && st.IsDir() {
+		info.SitePackages = GuestApp + "/site-packages"
+	}
+	return info
 }
 
 // importOrRestore restores the app's snapshot from the on-disk cache, or imports the app.

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -99,16 +98,8 @@ func run(rc wazero.RuntimeConfig, wasmPath, stdlib, app, query string, stdout io
 	if err != nil {
 		return 2, err
 	}
-	info := []hostfuncs.Pair{
-		{Name: "name", Value: "micro"},
-		{Name: "entrypoint", Value: "app"},
-		{Name: "app_dir", Value: runtime.GuestApp},
-	}
-	if st, err := os.Stat(filepath.Join(app, "site-packages")); err == nil && st.IsDir() {
-		info = append(info, hostfuncs.Pair{Name: "site_packages", Value: runtime.GuestApp + "/site-packages"})
-	}
 	req := &request{
-		info: hostfuncs.AppendPairs(nil, info),
+		info: runtime.AppSpec{Name: "micro", Dir: app, Entrypoint: "app"}.AppInfo().Encode(),
 		environ: hostfuncs.AppendPairs(nil, []hostfuncs.Pair{
 			{Name: "REQUEST_METHOD", Value: "GET"},
 			{Name: "SCRIPT_NAME", Value: ""},

@@ -1,0 +1,40 @@
+package hostfuncs
+
+// AppInfo is what app_info tells the guest about its app. Encode gives the pairs the
+// guest reads; the package doc lists each key.
+type AppInfo struct {
+	// Name is the app's name ("name").
+	Name string
+	// Entrypoint names the app's callable ("entrypoint"): "module", "module:callable"
+	// or "file.wsgi[:callable]", relative to AppDir.
+	Entrypoint string
+	// AppDir is the guest path of the app folder, first on sys.path ("app_dir").
+	AppDir string
+	// SitePackages is a guest path put second on sys.path ("site_packages", left out
+	// when empty).
+	SitePackages string
+	// Validate wraps the app in wsgiref.validate ("validate" = "1", left out when false).
+	Validate bool
+	// Isolation is "request" or "instance" ("isolation", left out when empty): the
+	// guest's wsgi.run_once is False only in instance isolation.
+	Isolation string
+}
+
+// Encode returns the pairs encoding of the AppInfo, in the order of its fields.
+func (i AppInfo) Encode() []byte {
+	ps := []Pair{
+		{Name: "name", Value: i.Name},
+		{Name: "entrypoint", Value: i.Entrypoint},
+		{Name: "app_dir", Value: i.AppDir},
+	}
+	if i.SitePackages != "" {
+		ps = append(ps, Pair{Name: "site_packages", Value: i.SitePackages})
+	}
+	if i.Validate {
+		ps = append(ps, Pair{Name: "validate", Value: "1"})
+	}
+	if i.Isolation != "" {
+		ps = append(ps, Pair{Name: "isolation", Value: i.Isolation})
+	}
+	return AppendPairs(nil, ps)
+}

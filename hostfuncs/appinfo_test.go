@@ -1,0 +1,39 @@
+package hostfuncs
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestAppInfoEncode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		info AppInfo
+		want []Pair
+	}{
+		{
+			name: "every key",
+			info: AppInfo{Name: "shop", Entrypoint: "app:application", AppDir: "/app",
+				SitePackages: "/app/site-packages", Validate: true, Isolation: "instance"},
+			want: []Pair{{"name", "shop"}, {"entrypoint", "app:application"}, {"app_dir", "/app"},
+				{"site_packages", "/app/site-packages"}, {"validate", "1"}, {"isolation", "instance"}},
+		},
+		{
+			name: "the optional keys left out",
+			info: AppInfo{Name: "hello", Entrypoint: "app", AppDir: "/app"},
+			want: []Pair{{"name", "hello"}, {"entrypoint", "app"}, {"app_dir", "/app"}},
+		},
+		{
+			name: "request isolation, no site-packages",
+			info: AppInfo{Name: "hello", Entrypoint: "hello.wsgi", AppDir: "/app", Isolation: "request"},
+			want: []Pair{{"name", "hello"}, {"entrypoint", "hello.wsgi"}, {"app_dir", "/app"}, {"isolation", "request"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodePairs(tc.info.Encode(), 16)
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Encode decodes to %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

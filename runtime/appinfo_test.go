@@ -1,0 +1,48 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+)
+
+func TestAppSpecAppInfo(t *testing.T) {
+	withSite, withFile, plain := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(withSite, "site-packages"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(withFile, "site-packages"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		spec AppSpec
+		want hostfuncs.AppInfo
+	}{
+		{
+			name: "a site-packages folder",
+			spec: AppSpec{Name: "shop", Dir: withSite, Entrypoint: "app", Isolation: IsolationRequest},
+			want: hostfuncs.AppInfo{Name: "shop", Entrypoint: "app", AppDir: GuestApp,
+				SitePackages: GuestApp + "/site-packages", Isolation: "request"},
+		},
+		{
+			name: "a file named site-packages is not put on sys.path",
+			spec: AppSpec{Name: "shop", Dir: withFile, Entrypoint: "app"},
+			want: hostfuncs.AppInfo{Name: "shop", Entrypoint: "app", AppDir: GuestApp},
+		},
+		{
+			name: "validate and instance isolation",
+			spec: AppSpec{Name: "blog", Dir: plain, Entrypoint: "blog.wsgi:app", Validate: true, Isolation: IsolationInstance},
+			want: hostfuncs.AppInfo{Name: "blog", Entrypoint: "blog.wsgi:app", AppDir: GuestApp, Validate: true,
+				Isolation: "instance"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.spec.AppInfo(); got != tc.want {
+				t.Errorf("AppInfo() = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
