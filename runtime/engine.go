@@ -8,7 +8,7 @@
 //	  -> wasmwsgi_init   (interpreter start, app import; host: app_info)
 //	  -> warm-up requests (wasmwsgi_handle)
 //	  -> wasmwsgi_freeze (the objects alive now become immortal)
-//	  -> the linear memory becomes the app's Snapshot
+//	  -> the linear memory becomes the app's snapshot (a memimage.Image)
 //
 // Serving a request (App.Serve):
 //
@@ -35,7 +35,6 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
-	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
@@ -60,14 +59,17 @@ type EngineConfig struct {
 	// cannot starve the rest (each app also has its own limits.concurrency).
 	MaxInstances int
 	Logger       *slog.Logger
+	// Guest is the interpreter to run; nil means the one embedded in the binary
+	// (EmbeddedGuest).
+	Guest *Guest
 }
 
 // Engine is the process-wide wazero runtime with python.wasm compiled once.
 type Engine struct {
 	rt wazero.Runtime
 	// module is python.wasm without its data segments, compiled once for every
-	// instance: a restored one gets its memory from a Snapshot, a fresh one has the
-	// segments written into its memory before _initialize runs (initMemory).
+	// instance: a restored one gets its memory from the app's snapshot, a fresh one
+	// has the segments written into its memory before _initialize runs (initMemory).
 	module wazero.CompiledModule
 	// data holds python.wasm's data segments.
 	data      []wasmbin.DataSegment
@@ -85,25 +87,25 @@ type Engine struct {
 	pagemap *memimage.PageMap
 }
 
-// NewEngine compiles python.wasm and loads the stdlib. It takes about a second cold and a
+// NewEngine compiles the guest's python.wasm and loads its stdlib. It takes about a second cold and a
 // fraction of that with the compilation cache warm.
 func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	wasm, err := pythonwasm.Wasm()
-	if err != nil {
-		return nil, err
+	g := cfg.Guest
+	if g == nil {
+		var err error
+		if g, err = EmbeddedGuest(); err != nil {
+			return nil, err
+		}
 	}
-	stdlibZip, err := pythonwasm.Stdlib()
+	wasm := g.Wasm
+	stdlib, err := MemFSFromZip(g.Stdlib)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stdlib bundle: %w", err)
 	}
-	stdlib, err := MemFSFromZip(stdlibZip)
-	if err != nil {
-		return nil, fmt.Errorf("embedded stdlib bundle: %w", err)
-	}
-	stdlib = stdlib.Overlay(map[string][]byte{"_wasmwsgi_shim.py": pythonwasm.Shim()})
+	stdlib = stdlib.Overlay(map[string][]byte{"_wasmwsgi_shim.py": g.Shim})
 
 	// Loop checks stop a guest at its deadline; without them, WithCloseOnContextDone does.
 	instrumented, err := wasmbin.InstrumentLoops(wasm)
@@ -161,7 +163,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		cfg.MaxInstances = 64
 	}
 	guest := sha256.New()
-	for _, part := range [][]byte{wasm, stdlibZip, pythonwasm.Shim()} {
+	for _, part := range [][]byte{wasm, g.Stdlib, g.Shim} {
 		fmt.Fprintf(guest, "%d\n", len(part))
 		guest.Write(part)
 	}
