@@ -164,8 +164,12 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
 wasi=cpython/builddir/wasi
 mkdir -p "$out.tmp"
 "$LLVM/llvm-strip" --strip-debug -o "$out.tmp/python.wasm" "$wasi/python.wasm"
+# The build's configuration names the work folder (under the builder's cache, with the
+# recipe's hash in it): it becomes /build, so that the bundle is the same wherever it is
+# built and no host path reaches the guest.
 sysconfigdata=$(ls "$wasi"/build/lib.wasi-wasm32-3.11/_sysconfigdata_*.py)
-"$build_python" "$here/bundle_stdlib.py" cpython/Lib "$sysconfigdata" "$out.tmp/stdlib.zip"
+mkdir -p sysconfig && sed "s#$work#/build#g" "$sysconfigdata" > "sysconfig/$(basename "$sysconfigdata")"
+"$build_python" "$here/bundle_stdlib.py" cpython/Lib "sysconfig/$(basename "$sysconfigdata")" "$out.tmp/stdlib.zip"
 
 cat > "$out.tmp/BUILDINFO" <<INFO
 recipe $key
