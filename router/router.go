@@ -207,15 +207,6 @@ func (rt *Router) loadMount(ctx context.Context, m *Mount) error {
 		m.App.Fail(m.Dir.Err)
 		return m.Dir.Err
 	}
-	if d := m.App.Spec.DataDir; d != "" {
-		// Made (mode 0700) and locked against other processes when the app starts,
-		// never while the apps are discovered.
-		if err := runtime.PrepareDataDir(d); err != nil {
-			err = fmt.Errorf("app %s: %w", m.Dir.Name, err)
-			m.App.Fail(err)
-			return err
-		}
-	}
 	phase := "importing"
 	if m.fp.Cached {
 		phase = "restoring a cached snapshot"

@@ -167,7 +167,7 @@ func (w *Watcher) skipped(path string) bool {
 		return rel != "."
 	}
 	parts := strings.Split(rel, string(filepath.Separator))
-	// Discover ignores top-level folders starting with "." or "_"; MemFSFromDir skips
+	// Discover ignores top-level folders starting with "." or "_"; guestfs.MemFSFromDir skips
 	// __pycache__ and folders starting with "." inside an app.
 	if first := parts[0]; strings.HasPrefix(first, ".") || strings.HasPrefix(first, "_") {
 		return true

@@ -22,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
@@ -47,7 +48,7 @@ type AppSpec struct {
 	// MaxFileBytes caps how many bytes of app files are loaded into memory.
 	MaxFileBytes int64
 	// DataDir, when set, is a host folder the guest sees read-write at /data, shared
-	// by the app's instances under a write lock (datadir.go).
+	// by the app's instances under a write lock (package guestfs, datadir.go).
 	DataDir string
 	// Isolation is IsolationRequest (the default when empty) or IsolationInstance.
 	Isolation Isolation
@@ -81,7 +82,7 @@ type App struct {
 	engine *Engine
 	log    *slog.Logger
 
-	files *MemFS
+	files *guestfs.MemFS
 	info  []byte
 	gate  *gate
 	pool  pool
@@ -96,6 +97,9 @@ type App struct {
 	snap *memimage.Image
 	// cachePath is where the snapshot is cached on disk ("" when it is not).
 	cachePath string
+	// data is the app's data folder from its load until it fails or is closed; nil
+	// without one (datadir.go).
+	data *guestfs.DataDir
 }
 
 // NewApp returns an app in the loading state; call Load before Serve.
@@ -126,12 +130,14 @@ func (a *App) setStatus(s State, why string) {
 	a.mu.Unlock()
 }
 
-// Load copies the app's files into memory and imports the app once in a fresh instance
-// to prove it loads. A failure leaves the app in StateFailed with the reason (the Python
-// traceback for an import error) and is also returned.
+// Load opens the app's data folder if it has one, copies the app's files into memory
+// and imports the app once in a fresh instance to prove it loads. A failure leaves the
+// app in StateFailed with the reason (the Python traceback for an import error), its
+// data folder released, and is also returned.
 func (a *App) Load(ctx context.Context) error {
 	err := a.load(ctx)
 	if err != nil {
+		a.releaseDataDir()
 		a.setStatus(StateFailed, err.Error())
 		a.log.Error("app failed to load", "dir", a.Spec.Dir, "error", err.Error())
 		return err
@@ -142,6 +148,9 @@ func (a *App) Load(ctx context.Context) error {
 }
 
 func (a *App) load(ctx context.Context) error {
+	if err := a.openDataDir(); err != nil {
+		return err
+	}
 	if err := a.readFiles(); err != nil {
 		return err
 	}
@@ -151,7 +160,7 @@ func (a *App) load(ctx context.Context) error {
 // readFiles copies the app's files into memory and builds its app_info: the part of a
 // load that Engine.Fingerprint repeats to tell whether the app changed.
 func (a *App) readFiles() error {
-	files, skipped, err := MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes)
+	files, skipped, err := guestfs.MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes, GuestCacheTag)
 	if err != nil {
 		return fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
 	}
@@ -446,14 +455,9 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 
 // newHostFiles returns the open-file count of a new instance and its private /tmp,
 // which counts its open files with the instance's others.
-func (a *App) newHostFiles() (*fileCounter, *ScratchFS) {
-	files := &fileCounter{limit: a.Spec.Limits.OpenFiles}
-	if files.limit <= 0 {
-		files.limit = 1 << 30
-	}
-	scratch := NewScratchFS(a.Spec.Limits.Scratch)
-	scratch.files = files
-	return files, scratch
+func (a *App) newHostFiles() (*guestfs.OpenFiles, *guestfs.ScratchFS) {
+	files := guestfs.NewOpenFiles(a.Spec.Limits.OpenFiles)
+	return files, guestfs.NewScratchFS(a.Spec.Limits.Scratch, files)
 }
 
 // memoryLimit is the most linear memory an instance may have.
@@ -471,14 +475,14 @@ func (a *App) memoryLimit() uint64 {
 //
 // sched_yield, which the loop checks call every wasmbin.YieldEvery iterations, is
 // runtime.Gosched (docs/design.md, "sched_yield is runtime.Gosched").
-func (a *App) moduleConfig(files *fileCounter, scratch *ScratchFS, dataCtx context.Context,
+func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS, dataCtx context.Context,
 	stdout, stderr io.Writer, sleep func(ns int64)) wazero.ModuleConfig {
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
 		WithFSConfig(wazero.NewFSConfig().
-			WithFSMount(a.engine.stdlib.limited(files), GuestStdlib).
-			WithFSMount(a.files.limited(files), GuestApp).(sysfs.FSConfig).
+			WithFSMount(a.engine.stdlib.Limited(files), GuestStdlib).
+			WithFSMount(a.files.Limited(files), GuestApp).(sysfs.FSConfig).
 			WithSysFSMount(scratch, GuestScratch).(sysfs.FSConfig).
 			WithSysFSMount(a.dataMount(dataCtx, files))).
 		WithStdout(stdout).

@@ -35,6 +35,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
@@ -73,7 +74,7 @@ type Engine struct {
 	module wazero.CompiledModule
 	// data holds python.wasm's data segments.
 	data      []wasmbin.DataSegment
-	stdlib    *MemFS
+	stdlib    *guestfs.MemFS
 	log       *slog.Logger
 	instances *gate
 	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
@@ -85,6 +86,8 @@ type Engine struct {
 	// pagemap tells a restore which pages a request wrote (nil where
 	// /proc/self/pagemap cannot be read).
 	pagemap *memimage.PageMap
+	// dataDirs holds the data folders of the loaded apps, each open once.
+	dataDirs *guestfs.DataDirs
 }
 
 // NewEngine compiles the guest's python.wasm and loads its stdlib. It takes about a second cold and a
@@ -101,7 +104,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		}
 	}
 	wasm := g.Wasm
-	stdlib, err := MemFSFromZip(g.Stdlib)
+	stdlib, err := guestfs.MemFSFromZip(g.Stdlib)
 	if err != nil {
 		return nil, fmt.Errorf("stdlib bundle: %w", err)
 	}
@@ -175,6 +178,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
 		pagemap:     memimage.OpenPageMap(),
+		dataDirs:    guestfs.NewDataDirs(),
 		rt:          rt, module: compiled, data: data, stdlib: stdlib, log: cfg.Logger,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in

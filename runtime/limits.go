@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -75,36 +74,3 @@ func (g *gate) release() { <-g.slots }
 
 // inUse returns the holders and the waiters.
 func (g *gate) inUse() (int, int) { return len(g.slots), int(g.waiting.Load()) }
-
-// fileCounter wraps an fs.FS-backed mount and refuses to open more than limit files at
-// once (EMFILE), so a guest cannot grow the host's file table without bound.
-type fileCounter struct {
-	open, limit int
-	// roots counts the open mount roots among open: the runtime opens each mount's
-	// root once, on its first use, and keeps it for the instance's life.
-	roots int
-}
-
-func (c *fileCounter) acquire(root bool) error {
-	if c.open >= c.limit {
-		return syscall.EMFILE
-	}
-	c.open++
-	if root {
-		c.roots++
-	}
-	return nil
-}
-
-func (c *fileCounter) release(root bool) {
-	c.open--
-	if root {
-		c.roots--
-	}
-}
-
-// leftOpen reports whether the guest holds files open beyond the mount roots, one
-// each, that the runtime itself keeps.
-func (c *fileCounter) leftOpen(mounts int) bool {
-	return c.open > c.roots || c.roots > mounts
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
 )
@@ -41,8 +42,8 @@ type instance struct {
 	handle    api.Function
 	interrupt api.MutableGlobal // nil without loop instrumentation
 	mem       *memimage.Restored
-	files     *fileCounter
-	scratch   *ScratchFS
+	files     *guestfs.OpenFiles
+	scratch   *guestfs.ScratchFS
 
 	stdout, stderr routedWriter
 	ctx            context.Context // the request being served, for the guest's sleep
@@ -228,7 +229,7 @@ const pooledMounts = 3
 // returns why the instance cannot be reused, or "" when it can.
 func (inst *instance) reset(isolation Isolation, pagemap *memimage.PageMap, startSize uint64) string {
 	switch {
-	case inst.files.leftOpen(pooledMounts):
+	case inst.files.LeftOpen(pooledMounts):
 		return "files left open"
 	case inst.mem.LimitHit():
 		return "memory limit reached"
@@ -242,7 +243,7 @@ func (inst *instance) reset(isolation Isolation, pagemap *memimage.PageMap, star
 		}
 		return ""
 	}
-	inst.scratch.reset()
+	inst.scratch.Reset()
 	t := time.Now()
 	dirty, err := inst.mem.Restore(pagemap)
 	inst.lastRestore, inst.lastDirty = time.Since(t), dirty

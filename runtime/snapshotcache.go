@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 )
@@ -34,16 +33,7 @@ func (a *App) snapshotKey() string {
 	h.Write(a.engine.moduleHash[:])
 	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup)
 	h.Write(a.info)
-	names := make([]string, 0, len(a.files.nodes))
-	for name := range a.files.nodes {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		n := a.files.nodes[name]
-		fmt.Fprintf(h, "%q %v %d\n", name, n.mode, len(n.data))
-		h.Write(n.data)
-	}
+	a.files.WriteDigest(h)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 

@@ -1,4 +1,4 @@
-package runtime
+package guestfs
 
 import (
 	"archive/zip"
@@ -97,18 +97,17 @@ func (m *MemFS) Size() int64 { return m.size }
 // Open implements fs.FS.
 func (m *MemFS) Open(name string) (fs.File, error) { return m.open(name, nil) }
 
-// limited returns a view of m that holds at most c.limit files open at once; each
-// instance gets its own.
-func (m *MemFS) limited(c *fileCounter) fs.FS { return limitedFS{m, c} }
+// Limited returns a view of m whose open files count in c; each instance gets its own.
+func (m *MemFS) Limited(c *OpenFiles) fs.FS { return limitedFS{m, c} }
 
 type limitedFS struct {
 	m *MemFS
-	c *fileCounter
+	c *OpenFiles
 }
 
 func (l limitedFS) Open(name string) (fs.File, error) { return l.m.open(name, l.c) }
 
-func (m *MemFS) open(name string, c *fileCounter) (fs.File, error) {
+func (m *MemFS) open(name string, c *OpenFiles) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
@@ -167,10 +166,11 @@ func MemFSFromZip(b []byte) (*MemFS, error) {
 // while they stay inside dir (os.Root enforces it); a link that escapes, and anything
 // that is not a regular file or directory, is skipped and reported in skipped. Folders
 // starting with "." are left out, and so is everything in a __pycache__ folder except
-// the guest's own bytecode (*.cpython-311.pyc, which the guest's import validates
-// against the source and ignores when stale or not bytecode at all). Loading stops with
-// an error once more than maxBytes of file content has been read.
-func MemFSFromDir(dir string, maxBytes int64) (m *MemFS, skipped []string, err error) {
+// the guest's own bytecode, named for its interpreter's cacheTag
+// (*.cpython-311.pyc; the guest's import validates it against the source and ignores
+// it when stale or not bytecode at all). Loading stops with an error once more than
+// maxBytes of file content has been read.
+func MemFSFromDir(dir string, maxBytes int64, cacheTag string) (m *MemFS, skipped []string, err error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, nil, err
@@ -192,7 +192,7 @@ func MemFSFromDir(dir string, maxBytes int64) (m *MemFS, skipped []string, err e
 			m.add(name, nil, true, time.Time{})
 			return nil
 		}
-		if path.Base(path.Dir(name)) == "__pycache__" && !strings.HasSuffix(d.Name(), "."+GuestCacheTag+".pyc") {
+		if path.Base(path.Dir(name)) == "__pycache__" && !strings.HasSuffix(d.Name(), "."+cacheTag+".pyc") {
 			return nil
 		}
 		info, err := root.Stat(name) // follows links, but only inside the root
@@ -233,6 +233,21 @@ func shareContent(data []byte) (unique.Handle[string], []byte) {
 	return h, unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
+// WriteDigest writes every entry's name, mode and length, then a file's content, to w
+// (a hash) in name order: two trees that write the same bytes hold the same files.
+func (m *MemFS) WriteDigest(w io.Writer) {
+	names := make([]string, 0, len(m.nodes))
+	for name := range m.nodes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := m.nodes[name]
+		fmt.Fprintf(w, "%q %v %d\n", name, n.mode, len(n.data))
+		w.Write(n.data)
+	}
+}
+
 // Overlay returns a copy of m with extra files added at the root (used to place the
 // guest shim beside the stdlib).
 func (m *MemFS) Overlay(files map[string][]byte) *MemFS {
@@ -261,7 +276,7 @@ func (i memInfo) Sys() any           { return nil }
 type memFile struct {
 	node   *memNode
 	r      *bytes.Reader
-	c      *fileCounter
+	c      *OpenFiles
 	closed bool
 }
 
@@ -280,7 +295,7 @@ func (f *memFile) Close() error {
 type memDir struct {
 	node   *memNode
 	off    int
-	c      *fileCounter
+	c      *OpenFiles
 	root   bool
 	closed bool
 }

@@ -1,4 +1,4 @@
-package runtime
+package guestfs
 
 import (
 	"archive/zip"
@@ -6,13 +6,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 )
+
+// testCacheTag is the cache tag of the bytecode a tree keeps.
+const testCacheTag = "cpython-311"
 
 func TestMemFSFromDirConfinement(t *testing.T) {
 	outside := t.TempDir()
@@ -47,7 +49,7 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 		}
 	}
 
-	m, skipped, err := MemFSFromDir(dir, 1<<20)
+	m, skipped, err := MemFSFromDir(dir, 1<<20, testCacheTag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", bad)
 		}
 	}
-	if _, _, err := MemFSFromDir(dir, 10); err == nil || !strings.Contains(err.Error(), "exceed") {
+	if _, _, err := MemFSFromDir(dir, 10, testCacheTag); err == nil || !strings.Contains(err.Error(), "exceed") {
 		t.Errorf("size cap not enforced: %v", err)
 	}
 }
@@ -95,53 +97,6 @@ func TestMemFSReadSeek(t *testing.T) {
 	}
 }
 
-// TestAppBytecode checks that the guest imports an app's own __pycache__ bytecode and
-// still validates it: a checked-hash .pyc of other source, or one that is not bytecode
-// at all, is ignored in favour of the source. The .pyc files come from the host's
-// python3, which must be the guest's version (3.11).
-func TestAppBytecode(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3 on the host to compile bytecode with")
-	}
-	if tag, _ := exec.Command(py, "-c", "import sys; print(sys.implementation.cache_tag)").Output(); strings.TrimSpace(string(tag)) != GuestCacheTag {
-		t.Skipf("host python3 is %s, not %s", strings.TrimSpace(string(tag)), GuestCacheTag)
-	}
-	e := newTestEngine(t)
-	for _, tc := range []struct{ name, mode, want string }{
-		{"unchecked", "UNCHECKED_HASH", "bytecode"}, // not validated: proves the .pyc is read
-		{"checked", "CHECKED_HASH", "source"},       // validated against the real source
-		{"garbage", "", "source"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "app.py"), []byte("import mod\n\n"+
-				"def application(environ, start_response):\n"+
-				"    start_response('200 OK', [])\n"+
-				"    return [mod.value.encode()]\n"), 0o644)
-			os.WriteFile(filepath.Join(dir, "mod.py"), []byte("value = 'source'\n"), 0o644)
-			pyc := filepath.Join(dir, "__pycache__", "mod."+GuestCacheTag+".pyc")
-			os.MkdirAll(filepath.Dir(pyc), 0o755)
-			if tc.mode == "" {
-				os.WriteFile(pyc, []byte("not bytecode"), 0o644)
-			} else {
-				// Bytecode of different source, written where mod.py's belongs.
-				other := filepath.Join(t.TempDir(), "mod.py")
-				os.WriteFile(other, []byte("value = 'bytecode'\n"), 0o644)
-				script := "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True, " +
-					"invalidation_mode=py_compile.PycInvalidationMode." + tc.mode + ")"
-				if out, err := exec.Command(py, "-c", script, other, pyc).CombinedOutput(); err != nil {
-					t.Fatalf("py_compile: %v\n%s", err, out)
-				}
-			}
-			a := loadApp(t, e, dir)
-			if got := serveOnce(t, a, "/").Body.String(); got != tc.want {
-				t.Errorf("body %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 // TestMemFSSharesContent checks that two app trees holding the same file hold its bytes
 // once, and that different content stays apart.
 func TestMemFSSharesContent(t *testing.T) {
@@ -150,7 +105,7 @@ func TestMemFSSharesContent(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "lib.py"), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		m, _, err := MemFSFromDir(dir, 1<<20)
+		m, _, err := MemFSFromDir(dir, 1<<20, testCacheTag)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package runtime
+package guestfs
 
 import (
 	"io"
@@ -20,8 +20,8 @@ type ScratchFS struct {
 	nodes                           map[string]*scratchNode
 	used, limit                     int64
 	nextIno                         sys.Inode
-	// files, when set, counts the open files of the tree with the instance's others.
-	files *fileCounter
+	// files, when set, counts the tree's open files with the instance's others.
+	files *OpenFiles
 }
 
 type scratchNode struct {
@@ -32,16 +32,17 @@ type scratchNode struct {
 	mtime int64
 }
 
-// NewScratchFS returns an empty tree that holds at most limit bytes.
-func NewScratchFS(limit int64) *ScratchFS {
-	s := &ScratchFS{nodes: map[string]*scratchNode{}, limit: limit}
+// NewScratchFS returns an empty tree that holds at most limit bytes; its open files
+// count in files (when not nil).
+func NewScratchFS(limit int64, files *OpenFiles) *ScratchFS {
+	s := &ScratchFS{nodes: map[string]*scratchNode{}, limit: limit, files: files}
 	s.nodes["."] = s.newNode(true, 0o777)
 	return s
 }
 
-// reset empties the tree, for the next request of a pooled instance. No file may be
-// open (the pool checks).
-func (s *ScratchFS) reset() {
+// Reset empties the tree, for the next request of a pooled instance. No file may be
+// open (OpenFiles.LeftOpen tells).
+func (s *ScratchFS) Reset() {
 	if len(s.nodes) > 1 {
 		s.nodes = map[string]*scratchNode{".": s.nodes["."]}
 		s.used = 0

@@ -1,4 +1,4 @@
-package runtime
+package guestfs
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 )
 
 // newTestDataDir makes parent/data with a secret file beside it, outside the folder.
-func newTestDataDir(t *testing.T) (*dataDir, string) {
+func newTestDataDir(t *testing.T) (*DataDir, string) {
 	t.Helper()
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "data")
@@ -32,11 +32,11 @@ func newTestDataDir(t *testing.T) (*dataDir, string) {
 	return d, parent
 }
 
-func newTestDataFS(t *testing.T, d *dataDir) (*DataFS, context.CancelFunc) {
+func newTestDataFS(t *testing.T, d *DataDir) (*DataFS, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return newDataFS(ctx, d, &fileCounter{limit: 64}), cancel
+	return d.Mount(ctx, NewOpenFiles(64)), cancel
 }
 
 func readAll(t *testing.T, f experimentalsys.File) string {
@@ -319,7 +319,7 @@ func TestDataDirLock(t *testing.T) {
 		defer endA()
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		b := newDataFS(ctx, d, &fileCounter{limit: 8})
+		b := d.Mount(ctx, NewOpenFiles(8))
 		if _, errno := openW(b); errno != experimentalsys.EAGAIN {
 			t.Fatalf("waiter past its deadline: %v, want EAGAIN", errno)
 		}
@@ -404,7 +404,7 @@ func TestDataDirOpenFilesLimit(t *testing.T) {
 	d, _ := newTestDataDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fsys := newDataFS(ctx, d, &fileCounter{limit: 2})
+	fsys := d.Mount(ctx, NewOpenFiles(2))
 	var open []experimentalsys.File
 	for i := 0; i < 2; i++ {
 		f, errno := fsys.OpenFile(".", experimentalsys.O_RDONLY, 0)
@@ -424,22 +424,25 @@ func TestDataDirOpenFilesLimit(t *testing.T) {
 	}
 }
 
-func TestDataDirShared(t *testing.T) {
+// TestDataDirsShareAndRelease checks the owner of the data folders: a folder is made
+// 0700, two names of one folder (through a symlink) give the same folder with the
+// same lock, and the flock that keeps other processes out is held until the last user
+// releases the folder, and no longer.
+func TestDataDirsShareAndRelease(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "a", "b")
-	d1, err := sharedDataDir(dir)
+	dirs := NewDataDirs()
+	d1, err := dirs.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
 		t.Fatalf("the folder was not created 0700: %v %v", st, err)
 	}
-	// The same folder under another name (through a symlink) is the same folder, with
-	// the same lock.
 	if err := os.Symlink(filepath.Join(parent, "a"), filepath.Join(parent, "alias")); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := sharedDataDir(filepath.Join(parent, "alias", "b"))
+	d2, err := dirs.Open(filepath.Join(parent, "alias", "b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +452,33 @@ func TestDataDirShared(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(parent, "file"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sharedDataDir(filepath.Join(parent, "file")); err == nil {
+	if _, err := dirs.Open(filepath.Join(parent, "file")); err == nil {
 		t.Error("a regular file was accepted as a data folder")
 	}
+
+	// Another open file description (as another process would have) is refused while
+	// one user remains, and takes the folder once the last one released it.
+	d1.Release()
+	if _, err := openDataDir(d1.Path()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("open by another process while one user remains: %v, want 'in use'", err)
+	}
+	d2.Release()
+	other, err := openDataDir(d1.Path())
+	if err != nil {
+		t.Fatalf("open by another process once every user released the folder: %v", err)
+	}
+	// The owner forgot the folder: opening it again is refused while the other holds it.
+	if _, err := dirs.Open(dir); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("reopened while another process holds the folder: %v", err)
+	}
+	other.close()
+	d3, err := dirs.Open(dir)
+	if err != nil {
+		t.Fatalf("reopened after the other process let go: %v", err)
+	}
+	if d3 == d1 {
+		t.Error("a released folder was handed out again")
+	}
+	d3.Release()
+	d3.Release() // one release too many changes nothing
 }

@@ -1,4 +1,4 @@
-package runtime
+package guestfs
 
 import (
 	"io"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestScratchFS(t *testing.T) {
-	s := NewScratchFS(100)
+	s := NewScratchFS(100, nil)
 	rw := experimentalsys.O_RDWR | experimentalsys.O_CREAT
 	f, errno := s.OpenFile("a.txt", rw|experimentalsys.O_EXCL, 0o600)
 	if errno != 0 {
