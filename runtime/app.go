@@ -199,7 +199,7 @@ func (a *App) importOrRestore(ctx context.Context) error {
 	defer cancel()
 	var stderr tail
 	ex := &exchange{app: a, log: a.log, errCopy: &stderr}
-	code, err := a.run(ctx, ex, &stderr, false)
+	code, err := a.importApp(ctx, ex, &stderr)
 	if ex.mem.LimitHit() {
 		return fmt.Errorf("app %s: importing %q needs more than the memory limit of %d bytes (raise limits.memory):\n%s",
 			a.Spec.Name, a.Spec.Entrypoint, a.Spec.Limits.Memory, stderr.String())
@@ -290,7 +290,7 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	defer stop()
 	ex := newRequestExchange(a, req, w, ctx)
 	defer ex.resetDeadlines()
-	code, err := a.run(ctx, ex, nil, true)
+	code, err := a.handle(ctx, ex)
 	if req.Stats != nil {
 		req.Stats.Guest, req.Stats.PeakMemory = ex.guest, ex.mem.Peak()
 	}
@@ -388,29 +388,61 @@ func (a *App) SnapshotSize() uint64 {
 	return 0
 }
 
-// run runs the guest. Loading (handle unset), it starts the interpreter in a fresh
-// instance, imports the app and, when that worked, keeps the app's Snapshot. Serving,
-// it takes an instance restored from the snapshot (an idle one from the pool, or a new
-// copy-on-write mapping) and calls wasmwsgi_handle straight away; an app without a
-// snapshot starts the interpreter afresh first. It returns the guest's result code
-// (init's when init failed, else handle's); stderr, when set, receives a copy of the
-// guest's stderr.
-func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) (int32, error) {
-	stdout := newLogWriter(ex.log, "stdout", nil)
-	errw := newLogWriter(ex.log, "stderr", stderr)
+// importApp is the load path: it starts the interpreter in a fresh instance, which
+// imports the app (wasmwsgi_init), and when that worked sends the warm-up requests,
+// freezes the heap and keeps the instance's memory as the app's snapshot. It returns
+// init's result code; stderr receives a copy of the guest's stderr.
+func (a *App) importApp(ctx context.Context, ex *exchange, stderr *tail) (int32, error) {
+	stdout, errw := newLogWriter(ex.log, "stdout", nil), newLogWriter(ex.log, "stderr", stderr)
 	defer stdout.Close()
 	defer errw.Close()
-	if snap := a.snapshot(); handle && snap != nil {
+	return a.runFresh(ctx, ex, stdout, errw, func(ctx context.Context, mod api.Module) (int32, error) {
+		if err := a.warmUp(ctx, mod, ex); err != nil {
+			return 0, err
+		}
+		if err := a.freeze(ctx, mod); err != nil {
+			return 0, err
+		}
+		a.keepSnapshot(ex.mem)
+		return 0, nil
+	})
+}
+
+// handle is the serve path: it runs one request (wasmwsgi_handle) on an instance
+// restored from the app's snapshot (runRestored), or, for an app without a snapshot,
+// on a fresh instance that starts the interpreter and imports the app first. It returns
+// the guest's result code: init's when init failed, else handle's.
+func (a *App) handle(ctx context.Context, ex *exchange) (int32, error) {
+	stdout, errw := newLogWriter(ex.log, "stdout", nil), newLogWriter(ex.log, "stderr", nil)
+	defer stdout.Close()
+	defer errw.Close()
+	if snap := a.snapshot(); snap != nil {
 		return a.runRestored(ctx, ex, snap, stdout, errw)
 	}
+	t0 := time.Now()
+	return a.runFresh(ctx, ex, stdout, errw, func(ctx context.Context, mod api.Module) (int32, error) {
+		res, err := mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
+		ex.guest = time.Since(t0)
+		if err != nil {
+			return 0, err
+		}
+		return int32(res[0]), nil
+	})
+}
+
+// runFresh instantiates python.wasm in a new memory of its own, writes its data
+// segments, and starts the interpreter, which imports the app (wasmwsgi_init). When
+// init succeeded it calls then with the live module and returns its result; otherwise
+// init's result code. The instance is closed and its memory released on return.
+func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writer,
+	then func(context.Context, api.Module) (int32, error)) (int32, error) {
 	files, scratch := a.newHostFiles()
-	cfg := a.moduleConfig(files, scratch, ctx, stdout, errw, sleepUntil(ctx))
+	cfg := a.moduleConfig(files, scratch, ctx, stdout, stderr, sleepUntil(ctx))
 	ex.mem = memimage.NewMemory(a.memoryLimit())
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.Release()
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 
-	t0 := time.Now()
 	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.module, cfg)
 	if err != nil {
 		return 0, err
@@ -433,24 +465,10 @@ func (a *App) run(ctx context.Context, ex *exchange, stderr *tail, handle bool) 
 	if err != nil {
 		return 0, err
 	}
-	if res[0] != 0 || !handle {
-		if res[0] == 0 {
-			if err := a.warmUp(ctx, mod, ex); err != nil {
-				return 0, err
-			}
-			if err := a.freeze(ctx, mod); err != nil {
-				return 0, err
-			}
-			a.keepSnapshot(ex.mem)
-		}
+	if res[0] != 0 {
 		return int32(res[0]), nil
 	}
-	res, err = mod.ExportedFunction("wasmwsgi_handle").Call(ctx)
-	ex.guest = time.Since(t0)
-	if err != nil {
-		return 0, err
-	}
-	return int32(res[0]), nil
+	return then(ctx, mod)
 }
 
 // newHostFiles returns the open-file count of a new instance and its private /tmp,
