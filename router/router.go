@@ -2,8 +2,8 @@
 // hosts, and holds the HTTP middleware: request ids, the access log and recovery.
 //
 // A request goes: Router.ServeHTTP -> middleware -> the current route table -> host ->
-// prefix match (on a path segment boundary) -> runtime.App.Serve with SCRIPT_NAME and
-// PATH_INFO split.
+// chi's match of the mount prefix (on a path segment boundary), which gives SCRIPT_NAME
+// and PATH_INFO -> runtime.App.Serve.
 //
 // The set of apps can change while the server runs (reload.go, watch.go): the mounts
 // and the routes to them live in an immutable table that Reload replaces as a whole.
@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,10 +253,10 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := rt.acquire()
 	defer t.release()
 	ctx := context.WithValue(r.Context(), tableKey{}, t)
-	if !chiMethods[r.Method] {
-		// chi answers 405 to a method outside its own list before it looks at the path,
-		// but methods are extensible (WebDAV's PROPFIND, MKCOL, ...) and an app must see
-		// them. Route such a request the way a POST to the same path goes; handlers
+	if !routedMethods[r.Method] {
+		// Any token is a method (RFC 9110, section 9.1), and chi answers 405 to one it
+		// does not know before it looks at the path. Route it the way a POST to the
+		// same path goes, through chi's route method override; handlers and the app
 		// still see the real r.Method.
 		rctx := chi.NewRouteContext()
 		rctx.RouteMethod = http.MethodPost
@@ -264,11 +265,44 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.handler.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// chiMethods are the methods chi routes by themselves (its methodMap in tree.go).
-var chiMethods = map[string]bool{
-	http.MethodConnect: true, http.MethodDelete: true, http.MethodGet: true, http.MethodHead: true,
-	http.MethodOptions: true, http.MethodPatch: true, http.MethodPost: true, http.MethodPut: true,
-	"QUERY": true, http.MethodTrace: true,
+// extensionMethods are the methods of IANA's HTTP Method Registry that chi does not
+// route by itself (WebDAV's PROPFIND and MKCOL, CalDAV's MKCALENDAR, ...). They are
+// registered with chi, so they reach apps as any method does.
+var extensionMethods = []string{
+	"ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "COPY", "LABEL", "LINK", "LOCK", "MERGE",
+	"MKACTIVITY", "MKCALENDAR", "MKCOL", "MKREDIRECTREF", "MKWORKSPACE", "MOVE", "ORDERPATCH", "PROPFIND",
+	"PROPPATCH", "REBIND", "REPORT", "SEARCH", "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE",
+	"UPDATEREDIRECTREF", "VERSION-CONTROL",
+}
+
+// routedMethods are the methods registered with chi: its own and extensionMethods.
+var routedMethods = registerMethods()
+
+func registerMethods() map[string]bool {
+	routed := map[string]bool{}
+	for _, m := range []string{http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead,
+		http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut, "QUERY", http.MethodTrace} {
+		chi.RegisterMethod(m) // chi's own: no change
+		routed[m] = true
+	}
+	for _, m := range extensionMethods {
+		if registerMethod(m) {
+			routed[m] = true
+		}
+	}
+	return routed
+}
+
+// registerMethod registers m with chi; false when chi has no room left for it (its
+// methods are bits of a uint), and ServeHTTP then routes m like an unknown method.
+func registerMethod(m string) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	chi.RegisterMethod(m)
+	return true
 }
 
 func (rt *Router) routes() http.Handler {
@@ -311,8 +345,7 @@ type table struct {
 	settled chan struct{}
 }
 
-// newTable builds the routes to mounts (in name order). chi matches mounts on whole
-// path segments: /app matches /app and /app/x, never /application.
+// newTable builds the routes to mounts (in name order), mountRoutes for each.
 func (rt *Router) newTable(cfg Config, mounts []*Mount) *table {
 	t := &table{
 		cfg: cfg, mounts: mounts,
@@ -344,11 +377,7 @@ func (rt *Router) newTable(cfg Config, mounts []*Mount) *table {
 				continue
 			}
 			routed[h+m.Prefix] = m.Dir.Name
-			if m.Prefix == "/" {
-				sub.Handle("/*", rt.serveApp(m))
-			} else {
-				sub.Mount(m.Prefix, rt.serveApp(m))
-			}
+			mountRoutes(sub, m.Prefix, rt.serveApp(m))
 		}
 	}
 	return t
@@ -401,17 +430,40 @@ func (rt *Router) serveApps(w http.ResponseWriter, req *http.Request) {
 	sub.ServeHTTP(w, req)
 }
 
-// serveApp splits the path into SCRIPT_NAME and PATH_INFO on the mount prefix and hands
-// the request to the app.
-func (rt *Router) serveApp(m *Mount) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// mountRoutes routes the requests under prefix ("/" or "/x") to serve, with SCRIPT_NAME
+// and PATH_INFO as chi matched them, on whole path segments: /app and /app/x, never
+// /application. SCRIPT_NAME is the prefix ("" at the root); PATH_INFO is "" for /app
+// itself, else "/" and what chi's wildcard matched, percent-decoded. At the root the
+// whole decoded path is PATH_INFO ("" for an authority-form target such as
+// CONNECT's, which chi matches as "/").
+func mountRoutes(r chi.Router, prefix string, serve func(w http.ResponseWriter, r *http.Request, script, pathInfo string)) {
+	if prefix == "/" {
+		r.HandleFunc("/*", func(w http.ResponseWriter, req *http.Request) { serve(w, req, "", req.URL.Path) })
+		return
+	}
+	r.HandleFunc(prefix, func(w http.ResponseWriter, req *http.Request) { serve(w, req, prefix, "") })
+	r.HandleFunc(prefix+"/*", func(w http.ResponseWriter, req *http.Request) { serve(w, req, prefix, "/"+decodedWildcard(req)) })
+}
+
+// decodedWildcard returns what the route's wildcard matched, percent-decoded: chi
+// matches the escaped path (r.URL.RawPath) when the request's escaping differs from
+// Go's own, and r.URL.Path otherwise, which is decoded already.
+func decodedWildcard(r *http.Request) string {
+	rest := chi.URLParam(r, "*")
+	if r.URL.RawPath != "" {
+		// RawPath is only ever a valid escaping of Path: this does not fail.
+		if p, err := url.PathUnescape(rest); err == nil {
+			rest = p
+		}
+	}
+	return rest
+}
+
+// serveApp hands a request that chi routed to m to its app.
+func (rt *Router) serveApp(m *Mount) func(w http.ResponseWriter, r *http.Request, script, pathInfo string) {
+	return func(w http.ResponseWriter, r *http.Request, script, pathInfo string) {
 		entry := logEntryOf(r.Context())
 		entry.app = m.Dir.Name
-		script, pathInfo, ok := splitPath(m.Prefix, r.URL.Path)
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
 		req := &runtime.Request{
 			HTTP:       r,
 			ScriptName: script,
@@ -421,7 +473,7 @@ func (rt *Router) serveApp(m *Mount) http.Handler {
 		}
 		req.Client, req.Scheme, req.Host = rt.forwarded(r)
 		m.App.Serve(w, req)
-	})
+	}
 }
 
 // forwarded returns the client address, scheme and host a trusted proxy reports in
@@ -483,20 +535,6 @@ func (rt *Router) trusted(addr string) bool {
 		}
 	}
 	return false
-}
-
-// splitPath splits a decoded request path at a mount prefix on a segment boundary:
-// ("/app", "/app/x") -> ("/app", "/x"); ("/app", "/app") -> ("/app", ""); a root mount
-// gives SCRIPT_NAME "". ok is false when the path is not under the prefix.
-func splitPath(prefix, p string) (script, pathInfo string, ok bool) {
-	if prefix == "/" {
-		return "", p, true
-	}
-	rest, found := strings.CutPrefix(p, prefix)
-	if !found || (rest != "" && rest[0] != '/') {
-		return "", "", false
-	}
-	return prefix, rest, true
 }
 
 type appStatus struct {

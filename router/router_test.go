@@ -1,31 +1,58 @@
 package router
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/go-chi/chi/v5"
 )
 
-func TestSplitPath(t *testing.T) {
+func TestMountRoutes(t *testing.T) {
+	r := chi.NewRouter()
+	type hit struct{ mount, script, pathInfo string }
+	var got hit
+	for _, prefix := range []string{"/", "/app", "/a/b"} {
+		mountRoutes(r, prefix, func(w http.ResponseWriter, _ *http.Request, script, pathInfo string) {
+			got = hit{prefix, script, pathInfo}
+		})
+	}
 	cases := []struct {
-		prefix, path, script, info string
-		ok                         bool
+		target string
+		want   hit
 	}{
-		{"/app", "/app/x", "/app", "/x", true},
-		{"/app", "/app", "/app", "", true},
-		{"/app", "/app/", "/app", "/", true},
-		{"/app", "/application", "", "", false},
-		{"/app", "/other", "", "", false},
-		{"/", "/", "", "/", true},
-		{"/", "/x/y", "", "/x/y", true},
-		{"/a/b", "/a/b/c", "/a/b", "/c", true},
+		// An authority-form target has no path at all.
+		{"example.com:443", hit{"/", "", ""}},
+		{"/app/x", hit{"/app", "/app", "/x"}},
+		{"/app", hit{"/app", "/app", ""}},
+		{"/app/", hit{"/app", "/app", "/"}},
+		{"/app//x/", hit{"/app", "/app", "//x/"}},
+		{"/a/b/c", hit{"/a/b", "/a/b", "/c"}},
+		{"/a/bc", hit{"/", "", "/a/bc"}},
+		// Segment boundaries: /application is not below /app.
+		{"/application", hit{"/", "", "/application"}},
+		{"/", hit{"/", "", "/"}},
+		{"/x/y", hit{"/", "", "/x/y"}},
+		// PATH_INFO is percent-decoded, whether or not Go keeps the escaped path.
+		{"/app/caf%C3%A9", hit{"/app", "/app", "/caf\u00e9"}},
+		{"/app/a%2Fb", hit{"/app", "/app", "/a/b"}},
+		{"/app/100%25", hit{"/app", "/app", "/100%"}},
+		{"/x%2Fy", hit{"/", "", "/x/y"}},
 	}
 	for _, c := range cases {
-		script, info, ok := splitPath(c.prefix, c.path)
-		if script != c.script || info != c.info || ok != c.ok {
-			t.Errorf("splitPath(%q, %q) = (%q, %q, %v), want (%q, %q, %v)",
-				c.prefix, c.path, script, info, ok, c.script, c.info, c.ok)
+		got = hit{}
+		w := httptest.NewRecorder()
+		method := http.MethodGet
+		if !strings.HasPrefix(c.target, "/") {
+			method = http.MethodConnect
+		}
+		r.ServeHTTP(w, httptest.NewRequest(method, c.target, nil))
+		if got != c.want {
+			t.Errorf("GET %s: mount %q SCRIPT_NAME %q PATH_INFO %q, want %q %q %q (status %d)",
+				c.target, got.mount, got.script, got.pathInfo, c.want.mount, c.want.script, c.want.pathInfo, w.Code)
 		}
 	}
 }
@@ -57,6 +84,32 @@ func TestForwarded(t *testing.T) {
 		if client != c.client || scheme != c.scheme || host != c.vhost {
 			t.Errorf("peer %s xff %q: got (%q, %q, %q), want (%q, %q, %q)",
 				c.peer, c.xff, client, scheme, host, c.client, c.scheme, c.vhost)
+		}
+	}
+}
+
+// TestMethodsReachApps checks that every method reaches the app with the path it was
+// sent to: chi's own, the extension methods registered with chi (WebDAV's PROPFIND and
+// MKCOL, ...) and tokens no registry lists; the server's own endpoints still answer
+// 405 to them.
+func TestMethodsReachApps(t *testing.T) {
+	apps := writeApps(t, map[string]string{"echo/app.py": `
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [(environ["REQUEST_METHOD"] + " " + environ["SCRIPT_NAME"] + " " + environ["PATH_INFO"]).encode()]
+`})
+	rt := newTestRouter(t, apps, nil, AdminConfig{}, nil)
+	rt.LoadAll(context.Background())
+	for _, method := range []string{"GET", "DELETE", "QUERY", "PROPFIND", "MKCOL", "VERSION-CONTROL", "BREW", "-BLARGH"} {
+		w := call(rt, method, "/echo/x/y", nil)
+		if want := method + " /echo /x/y"; w.Code != http.StatusOK || w.Body.String() != want {
+			t.Errorf("%s /echo/x/y: %d %q, want 200 %q", method, w.Code, w.Body, want)
+		}
+		if method == "GET" {
+			continue
+		}
+		if w := call(rt, method, "/_wasmwsgi/healthz", nil); w.Code != http.StatusMethodNotAllowed {
+			t.Errorf("%s /_wasmwsgi/healthz: %d, want 405", method, w.Code)
 		}
 	}
 }
