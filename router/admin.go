@@ -108,6 +108,13 @@ func (a *adminState) recorder(app string) *appRecorder {
 	return r
 }
 
+// forget drops the figures of an app that is no longer served.
+func (a *adminState) forget(app string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.apps, app)
+}
+
 // routes registers the metrics endpoint and the admin page with its API.
 func (a *adminState) routes(r chi.Router) {
 	r.Method(http.MethodGet, metricsPath, a.onAdminSide(a.rt.metrics.handler()))

@@ -46,13 +46,7 @@ func writeApps(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(dir, name), content)
 	}
 	return dir
 }
@@ -82,21 +76,23 @@ func engine(t *testing.T) *runtime.Engine {
 	return testEngine.e
 }
 
+// testLimits are the limits of the tests' apps.
+var testLimits = runtime.Limits{Timeout: 30 * time.Second, Memory: 128 << 20, MaxBody: 1 << 20,
+	MaxResponse: 16 << 20, Concurrency: 2, Queue: 8, QueueTimeout: 10 * time.Second, OpenFiles: 64,
+	Scratch: 1 << 20}
+
 // newTestRouter serves the apps of appsDir with the operator's grants (each grant's
-// limits are the test's) and the admin page configured as admin.
+// limits are testLimits) and the admin page configured as admin.
 func newTestRouter(t *testing.T, appsDir string, grants map[string]config.Grant, admin AdminConfig, log io.Writer) *Router {
 	t.Helper()
-	limits := runtime.Limits{Timeout: 30 * time.Second, Memory: 128 << 20, MaxBody: 1 << 20,
-		MaxResponse: 16 << 20, Concurrency: 2, Queue: 8, QueueTimeout: 10 * time.Second, OpenFiles: 64,
-		Scratch: 1 << 20}
 	for name, g := range grants {
-		g.Limits = limits
+		g.Limits = testLimits
 		grants[name] = g
 	}
 	if log == nil {
 		log = io.Discard
 	}
-	rt, err := New(engine(t), Config{Apps: config.Operator{Dir: appsDir, Limits: limits, Grants: grants},
+	rt, err := New(engine(t), Config{Apps: config.Operator{Dir: appsDir, Limits: testLimits, Grants: grants},
 		MaxAppBytes: 64 << 20, Admin: admin}, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,9 @@ func (rt *Router) settings() Config {
 func (rt *Router) Reload(ctx context.Context) error {
 	rt.reloadMu.Lock()
 	defer rt.reloadMu.Unlock()
+	if rt.closed.Load() {
+		return errClosed
+	}
 	start := time.Now()
 	cfg := rt.settings()
 	dirs, err := config.Discover(cfg.Apps)
@@ -196,7 +199,8 @@ func (rt *Router) update(cfg Config, change func(map[string]*Mount)) {
 
 // publish makes t the current table and retires the one before it: once the requests
 // on that table, and on every table before it, have ended, the apps t no longer holds
-// are closed. The caller holds swapMu.
+// are closed, and the metrics and admin figures of the apps it no longer names are
+// dropped; then t.after is closed. The caller holds swapMu.
 func (rt *Router) publish(t *table) {
 	old := rt.table.Load()
 	if old == nil {
@@ -228,12 +232,12 @@ func (rt *Router) publish(t *table) {
 	go func() {
 		<-old.after
 		<-old.drained
-		close(old.settled)
-		// The requests of a removed app are counted; drop its series, unless a later
-		// reload brought an app of that name back meanwhile.
+		// The requests of a removed app are counted; drop its series and figures,
+		// unless a later reload brought an app of that name back meanwhile.
 		for _, name := range removed {
 			if rt.Mount(name) == nil {
 				rt.metrics.forget(name)
+				rt.admin.forget(name)
 			}
 		}
 		for _, m := range dropped {
@@ -242,6 +246,7 @@ func (rt *Router) publish(t *table) {
 			}
 			rt.log.Debug("previous version of the app released: its requests have ended", "app", m.Dir.Name)
 		}
+		close(old.settled)
 	}()
 }
 

@@ -7,11 +7,13 @@
 //
 // The set of apps can change while the server runs (reload.go, watch.go): the mounts
 // and the routes to them live in an immutable table that Reload replaces as a whole.
+// Close stops the watcher and closes every app.
 package router
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -69,7 +71,10 @@ type Router struct {
 	log     *slog.Logger
 	handler http.Handler // middleware and server endpoints; apps through the table
 	metrics *metrics
+	admin   *adminState
 	loaded  atomic.Bool
+	// closed is set by Close: nothing loads, reloads or starts watching any more.
+	closed atomic.Bool
 
 	// table holds the current mounts and their routes (see table).
 	table atomic.Pointer[table]
@@ -86,6 +91,9 @@ type Router struct {
 
 	// dataDirs are the data folders of the apps last discovered; the watcher ignores them.
 	dataDirs atomic.Pointer[[]string]
+
+	watchMu  sync.Mutex
+	watchers []*Watcher // started by Watch, stopped by Close
 }
 
 // New discovers the apps in cfg.Apps.Dir and builds the routes. Apps are not loaded yet:
@@ -101,6 +109,7 @@ func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) 
 	}
 	rt := &Router{cfg: cfg, next: cfg, engine: engine, log: log, problems: map[string]reloadProblem{}}
 	rt.metrics = newMetrics(rt)
+	rt.admin = newAdmin(rt)
 	rt.handler = rt.routes()
 	rt.swapMu.Lock()
 	rt.publish(rt.newTable(cfg, rt.newMounts(cfg, dirs)))
@@ -137,6 +146,39 @@ func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 	}
 	rt.dataDirs.Store(&dataDirs)
 	return mounts
+}
+
+// errClosed is what loading and reloading return once the router is closed.
+var errClosed = errors.New("the router is closed")
+
+// Close ends the router's life: it stops the watchers Watch started, waits for a load
+// or reload under way, and retires the apps' routes, so that a later request finds no
+// app (404). Requests in flight finish on the apps they started on; once they have
+// ended, every app is closed (its instances, snapshot and data folder released) and
+// its metrics and admin figures are dropped. Close waits for that, or returns ctx's
+// error when ctx ends first (the apps are then closed once their requests end). Loading
+// and reloading fail after Close. Close may be called more than once.
+func (rt *Router) Close(ctx context.Context) error {
+	rt.closed.Store(true)
+	rt.watchMu.Lock()
+	watchers := rt.watchers
+	rt.watchers = nil
+	rt.watchMu.Unlock()
+	for _, w := range watchers {
+		w.Stop()
+	}
+	rt.reloadMu.Lock()
+	rt.swapMu.Lock()
+	t := rt.newTable(rt.table.Load().cfg, nil)
+	rt.publish(t)
+	rt.swapMu.Unlock()
+	rt.reloadMu.Unlock()
+	select {
+	case <-t.after:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("closing the apps: requests still running: %w", ctx.Err())
+	}
 }
 
 // Mounts returns the apps of the current table, in name order.
@@ -194,6 +236,9 @@ func (rt *Router) LoadAll(ctx context.Context) int {
 func (rt *Router) Load(ctx context.Context, m *Mount) error {
 	rt.reloadMu.Lock()
 	defer rt.reloadMu.Unlock()
+	if rt.closed.Load() {
+		return errClosed
+	}
 	return rt.loadMount(ctx, m)
 }
 
@@ -307,14 +352,13 @@ func registerMethod(m string) (ok bool) {
 
 func (rt *Router) routes() http.Handler {
 	r := chi.NewRouter()
-	admin := newAdmin(rt)
-	r.Use(middleware.RequestID, accessLog(rt.log, rt.metrics, admin.record), middleware.Recoverer, requestLimits)
+	r.Use(middleware.RequestID, accessLog(rt.log, rt.metrics, rt.admin.record), middleware.Recoverer, requestLimits)
 	r.Get("/_wasmwsgi/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	r.Get("/_wasmwsgi/ready", rt.ready)
-	admin.routes(r) // /_wasmwsgi/metrics and the admin page
+	rt.admin.routes(r) // /_wasmwsgi/metrics and the admin page
 
 	// Everything else goes to an app of the current table.
 	r.Handle("/*", http.HandlerFunc(rt.serveApps))

@@ -33,14 +33,15 @@ type Watcher struct {
 	debounce time.Duration
 	ignore   []string
 	warned   bool // the watch limit was reported
+	cancel   context.CancelFunc
 	done     chan struct{}
 }
 
 // Watch watches the apps folder and every folder below it (fsnotify watches one folder
 // at a time: new subfolders are added as they appear) and calls Reload once changes
 // have stayed quiet for cfg.Debounce. Watch returns when the watches are in place; they
-// are removed when ctx ends, and Done is closed once the watcher and any reload it
-// started have stopped.
+// are removed when ctx ends, on Stop or on the router's Close, and Done is closed once
+// the watcher and any reload it started have stopped.
 func (rt *Router) Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 300 * time.Millisecond
@@ -67,12 +68,28 @@ func (rt *Router) Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) 
 		return nil, fmt.Errorf("watching %s for changes: %w (turn watching off with watch = false)", root, err)
 	}
 	w.addTree(root)
+	ctx, w.cancel = context.WithCancel(ctx)
+	rt.watchMu.Lock()
+	defer rt.watchMu.Unlock()
+	if rt.closed.Load() {
+		w.cancel()
+		fsw.Close()
+		return nil, errClosed
+	}
+	rt.watchers = append(rt.watchers, w)
 	go w.run(ctx)
 	return w, nil
 }
 
 // Done is closed once the watcher has stopped.
 func (w *Watcher) Done() <-chan struct{} { return w.done }
+
+// Stop removes the watches and waits until the watcher and any reload it started have
+// stopped (the reload is told to stop through its context).
+func (w *Watcher) Stop() {
+	w.cancel()
+	<-w.done
+}
 
 func (w *Watcher) run(ctx context.Context) {
 	defer close(w.done)

@@ -177,7 +177,13 @@ func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	stopAdmin(shutdownCtx, adminSrv, log)
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err = srv.Shutdown(shutdownCtx)
+	// The apps are closed once their requests have ended: their instances, snapshots
+	// and data folders (and the folders' flocks) are released before the process ends.
+	if cerr := rt.Close(shutdownCtx); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

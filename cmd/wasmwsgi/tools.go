@@ -79,6 +79,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer engine.Close(context.Background())
+	defer rt.Close(context.Background())
 	if len(rt.Mounts()) == 0 {
 		fmt.Fprintf(stderr, "wasmwsgi check: no apps in %s: an app is a subfolder holding app.py, wsgi.py or a *.wsgi file\n", cfg.AppsDir)
 		return 1
@@ -175,6 +176,7 @@ func call(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer engine.Close(context.Background())
+	defer rt.Close(context.Background())
 	m := rt.Mount(name)
 	if m == nil && isPath {
 		fmt.Fprintf(stderr, "wasmwsgi call: %s is not an app folder: it needs an app.py, wsgi.py, *.wsgi file or "+
