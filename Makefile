@@ -5,7 +5,7 @@ ADDR      ?= 127.0.0.1:8080
 FUZZTIME  ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build python-wasm test fuzz serve check clean bench soak vendor-apps micro
+.PHONY: all build python-wasm test fuzz serve check clean bench soak vendor-apps micro pytests
 
 all: build
 
@@ -17,10 +17,19 @@ python-wasm:
 build: python-wasm
 	$(GO) build -o $(BIN) ./cmd/wasmwsgi
 
-## test: unit, integration and short fuzz runs against the real binary and python.wasm
+## test: unit, integration and short fuzz runs against the real binary and python.wasm,
+## then a GC- and import-heavy part of CPython's own test suite in the sandbox
 test: build vendor-apps
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=50000x FUZZ_SAVE=
+	python3 python-wasm/pytests/run.py --modules $(PYTESTS_QUICK) --out bin/pytests-quick
+
+## pytests: CPython's own test suite (Lib/test of the pinned source) in the sandbox, one
+## module per request, and natively, side by side; fails on a module that fails only in
+## the sandbox and is not in python-wasm/pytests/expected.txt, or on any non-200 answer
+PYTESTS_QUICK := test_gc,test_weakref,test_finalization,test_dict,test_descr,test_importlib,test_graphlib,test_contextlib_async,test_doctest,test_module,test_copy,test_pickle
+pytests: build
+	python3 python-wasm/pytests/run.py
 
 ## fuzz: every fuzz target for FUZZTIME, then the corpus it grew is kept in the
 ## package's testdata/fuzz (plain `go test` replays it as regression tests). make test
