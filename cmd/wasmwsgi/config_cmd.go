@@ -95,7 +95,7 @@ func appsJSON(apps []config.App, settings [][]config.Setting) map[string]appJSON
 			j.Error = a.Err.Error()
 		}
 		for _, s := range settings[i] {
-			j.Settings[s.Key] = config.Entry{Key: s.Key, Value: s.Value, Source: s.Source}
+			j.Settings[s.Key] = config.Entry(s)
 		}
 		out[a.Name] = j
 	}
