@@ -110,13 +110,13 @@ func TestDecide(t *testing.T) {
 		{"db.internal.example", "10.9.0.9", 5432, "literally"},
 		{"db.internal.example", "10.1.0.9", 5432, ""}, // tcp://10.1.0.0/16:5432 names it
 		{"anything.org", "127.0.0.1", 80, "loopback"}, // http://* reaches only public addresses
-		{"", "8.8.8.8", 80, ""},                        // ... including public address literals
+		{"", "8.8.8.8", 80, ""},                       // ... including public address literals
 		{"", "0.0.0.0", 80, "this network"},
 		// Address grants reach exactly what they name.
 		{"", "127.0.0.1", 6379, ""},
 		{"", "::ffff:127.0.0.1", 6379, ""},
 		{"", "127.0.0.1", 6380, "no outbound entry covers port 6380"},
-		{"", "127.0.0.2", 6379, "loopback"}, // other loopback addresses are not 127.0.0.1
+		{"", "127.0.0.2", 6379, "loopback"},  // other loopback addresses are not 127.0.0.1
 		{"localhost", "127.0.0.1", 6379, ""}, // the host resolved a name to the granted address
 		{"", "::1", 6379, "IPv6 loopback"},
 		{"", "0.0.0.0", 6379, "this network"},

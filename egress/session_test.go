@@ -1,0 +1,217 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// echoServer listens on 127.0.0.1 and echoes every connection; it returns its port.
+func echoServer(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// noDNS is a resolver that must not be called.
+func noDNS(t *testing.T) func(context.Context, string) ([]netip.Addr, error) {
+	return func(_ context.Context, name string) ([]netip.Addr, error) {
+		t.Errorf("resolved %q", name)
+		return nil, errors.New("no DNS in tests")
+	}
+}
+
+func code(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}
+
+func TestSessionEcho(t *testing.T) {
+	port := echoServer(t)
+	p, _ := NewPolicy([]string{"tcp://127.0.0.1:" + strconv.Itoa(port)})
+	s := NewSession(p, Config{Resolve: noDNS(t)})
+	defer s.Close()
+	ctx := context.Background()
+	h, err := s.Connect(ctx, "127.0.0.1", port, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	if _, err := s.Recv(ctx, h, buf, 0); code(err) != CodeAgain {
+		t.Fatalf("non-blocking recv with nothing sent: %v, want CodeAgain", err)
+	}
+	items := []PollItem{{Handle: h, Events: PollIn}}
+	if n := s.Poll(ctx, items, 0); n != 0 {
+		t.Fatalf("poll before any data: %d ready", n)
+	}
+	if n, err := s.Send(ctx, h, []byte("hello"), time.Second); n != 5 || err != nil {
+		t.Fatal(n, err)
+	}
+	if n := s.Poll(ctx, items, time.Second); n != 1 || items[0].Ready != PollIn {
+		t.Fatalf("poll after data: %d ready, %v", n, items[0])
+	}
+	n, err := s.Recv(ctx, h, buf[:3], -1)
+	if err != nil || string(buf[:n]) != "hel" {
+		t.Fatal(n, err)
+	}
+	n, err = s.Recv(ctx, h, buf, -1)
+	if err != nil || string(buf[:n]) != "lo" {
+		t.Fatal(n, err)
+	}
+	if _, err := s.Recv(ctx, h, buf, 50*time.Millisecond); code(err) != CodeTimeout {
+		t.Fatalf("recv timeout: %v", err)
+	}
+	if addr, err := s.Addr(h, 0); err != nil || addr != "127.0.0.1 "+strconv.Itoa(port) {
+		t.Fatal(addr, err)
+	}
+	_ = s.Shutdown(h, 1)
+	if n, err := s.Recv(ctx, h, buf, time.Second); n != 0 || err != nil {
+		t.Fatalf("after shutdown: %d %v, want the end of the stream", n, err)
+	}
+	if err := s.CloseConn(h); err != nil || s.Open() != 0 {
+		t.Fatal(err, s.Open())
+	}
+	if _, err := s.Send(ctx, h, []byte("x"), 0); code(err) != CodeBadHandle {
+		t.Fatalf("send after close: %v", err)
+	}
+}
+
+func TestSessionDenials(t *testing.T) {
+	port := echoServer(t)
+	p, _ := NewPolicy([]string{"tcp://127.0.0.1:" + strconv.Itoa(port)})
+	var denied []string
+	s := NewSession(p, Config{Resolve: noDNS(t), OnDeny: func(dest, reason string) { denied = append(denied, dest) }})
+	defer s.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		host string
+		port int
+		want string
+	}{
+		{"127.0.0.1", port + 1, "no outbound entry covers port"},
+		{"127.0.0.2", port, "loopback"},
+		{"0.0.0.0", port, "this network"},
+		{"::1", port, "IPv6 loopback"},
+		{"localhost", port, "not granted"}, // a name the grant does not name: not even resolved
+		{"169.254.169.254", 80, "link-local"},
+	} {
+		_, err := s.Connect(ctx, tc.host, tc.port, 0)
+		if code(err) != CodeDenied || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "not granted") {
+			t.Errorf("%s:%d: %v, want denied (%s)", tc.host, tc.port, err, tc.want)
+		}
+		if s.LastError() != err.Error() {
+			t.Errorf("LastError %q", s.LastError())
+		}
+	}
+	if len(denied) != 6 {
+		t.Errorf("OnDeny told of %v", denied)
+	}
+	if _, err := s.Resolve(ctx, "metadata.google.internal"); code(err) != CodeDenied {
+		t.Errorf("resolving an ungranted name: %v", err)
+	}
+	if s.Open() != 0 {
+		t.Errorf("%d connections open", s.Open())
+	}
+}
+
+func TestSessionResolvedNameGoesToCheckedAddress(t *testing.T) {
+	port := echoServer(t)
+	p, _ := NewPolicy([]string{"tcp://db.example:" + strconv.Itoa(port), "tcp://127.0.0.1:" + strconv.Itoa(port)})
+	calls := 0
+	s := NewSession(p, Config{Resolve: func(_ context.Context, name string) ([]netip.Addr, error) {
+		calls++
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}})
+	defer s.Close()
+	h, err := s.Connect(context.Background(), "db.example", port, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("%d lookups for one connection", calls)
+	}
+	if a, _ := s.Addr(h, 0); !strings.HasPrefix(a, "127.0.0.1 ") {
+		t.Errorf("connected to %s", a)
+	}
+	// Without the literal grant, the name's loopback answer is refused.
+	p2, _ := NewPolicy([]string{"tcp://db.example:" + strconv.Itoa(port)})
+	s2 := NewSession(p2, Config{Resolve: func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}})
+	if _, err := s2.Connect(context.Background(), "db.example", port, 0); code(err) != CodeDenied ||
+		!strings.Contains(err.Error(), "loopback") {
+		t.Errorf("name resolving to loopback: %v", err)
+	}
+}
+
+func TestSessionLimits(t *testing.T) {
+	port := echoServer(t)
+	p, _ := NewPolicy([]string{"tcp://127.0.0.1:" + strconv.Itoa(port)})
+	s := NewSession(p, Config{Limits: Limits{MaxOpen: 2, MaxConns: 3, MaxBytesOut: 8}})
+	defer s.Close()
+	ctx := context.Background()
+	h1, _ := s.Connect(ctx, "127.0.0.1", port, 0)
+	h2, _ := s.Connect(ctx, "127.0.0.1", port, 0)
+	if _, err := s.Connect(ctx, "127.0.0.1", port, 0); code(err) != CodeLimit || !strings.Contains(err.Error(), "max_open") {
+		t.Fatalf("third open connection: %v", err)
+	}
+	_ = s.CloseConn(h2)
+	if _, err := s.Connect(ctx, "127.0.0.1", port, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseConn(h1)
+	if _, err := s.Connect(ctx, "127.0.0.1", port, 0); code(err) != CodeLimit || !strings.Contains(err.Error(), "max_conns") {
+		t.Fatalf("fourth connection of the request: %v", err)
+	}
+	s.Close()
+	s.Begin()
+	h, err := s.Connect(ctx, "127.0.0.1", port, 0)
+	if err != nil {
+		t.Fatalf("the next request starts afresh: %v", err)
+	}
+	if _, err := s.Send(ctx, h, []byte("123456789"), 0); code(err) != CodeLimit {
+		t.Fatalf("sending past max_bytes_out: %v", err)
+	}
+}
+
+func TestSessionRecvEndsWithTheRequest(t *testing.T) {
+	port := echoServer(t)
+	p, _ := NewPolicy([]string{"tcp://127.0.0.1:" + strconv.Itoa(port)})
+	s := NewSession(p, Config{})
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	h, err := s.Connect(ctx, "127.0.0.1", port, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := s.Recv(ctx, h, make([]byte, 4), -1); err == nil {
+		t.Fatal("recv with nothing to read returned")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("recv outlived the request's deadline by %v", d)
+	}
+}
