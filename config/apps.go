@@ -12,6 +12,7 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 
+	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -53,6 +54,9 @@ type TenantFile struct {
 	// Warmup are paths requested with GET before the snapshot is taken, each
 	// runtime.WarmupRounds times, so that every request starts warm.
 	Warmup []string `koanf:"warmup"`
+	// Outbound narrows the app's outbound grant: entries each within one the operator
+	// granted (any entry with trust_app_config). Default: the whole grant.
+	Outbound []string `koanf:"outbound"`
 }
 
 // operatorKeys are the keys of TenantFile that only trust_app_config lets an app set,
@@ -88,6 +92,11 @@ type App struct {
 	MaxRequests int
 	Prewarm     int
 	Warmup      []string
+	// Outbound are the destinations the app may connect to (nil: none), and
+	// OutboundLimits bound each request's connections. CAFile is outbound.ca_file.
+	Outbound       []egress.Rule
+	OutboundLimits egress.Limits
+	CAFile         string
 
 	// Sources tells, for each key of Settings, where its value came from.
 	Sources map[string]string
@@ -143,12 +152,14 @@ func (apps Operator) app(name, dir, entry string, wsgiFiles []string) App {
 		Name: name, Dir: dir, Limits: g.Limits, Validate: apps.Validate, ServerTiming: apps.ServerTiming,
 		Isolation: runtime.IsolationRequest, MaxRequests: 1000, Prewarm: 1,
 		Hosts: g.Hosts, Prefix: g.Prefix, DataDir: g.DataDir, Env: map[string]string{},
-		Sources: map[string]string{},
+		Sources: map[string]string{}, Outbound: g.Outbound, OutboundLimits: g.OutboundLimits, CAFile: apps.CAFile,
 	}
 	grant := func(key string) string { return "grant (" + apps.source("apps."+name+"."+key) + ")" }
 	tenant := "tenant file (" + file + ")"
-	a.Granted = fmt.Sprintf("hosts=%q prefix=%q data_dir=%q limits=%+v env=%q validate=%v server_timing=%v trust=%v",
-		g.Hosts, g.Prefix, g.DataDir, g.Limits, sortedEnv(g.Env), apps.Validate, apps.ServerTiming, apps.Trust)
+	a.Granted = fmt.Sprintf("hosts=%q prefix=%q data_dir=%q limits=%+v env=%q validate=%v server_timing=%v trust=%v "+
+		"outbound=%v outbound_limits=%+v ca_file=%q",
+		g.Hosts, g.Prefix, g.DataDir, g.Limits, sortedEnv(g.Env), apps.Validate, apps.ServerTiming, apps.Trust,
+		g.Outbound, g.OutboundLimits, apps.CAFile)
 
 	// The defaults and the grant.
 	a.Sources["entrypoint"] = "default"
@@ -181,7 +192,17 @@ func (apps Operator) app(name, dir, entry string, wsgiFiles []string) App {
 	default:
 		a.Sources["prefix"] = "default (the folder's name)"
 	}
-	a.Sources["hosts"], a.Sources["data_dir"] = "default", "default"
+	a.Sources["hosts"], a.Sources["data_dir"], a.Sources["outbound"] = "default", "default", "default"
+	if len(g.Outbound) > 0 {
+		a.Sources["outbound"] = grant("outbound")
+	}
+	for _, k := range []string{"max_open", "max_conns", "max_bytes_in", "max_bytes_out", "connect_timeout"} {
+		if s := apps.source("apps." + name + ".outbound_limits." + k); s != "default" {
+			a.Sources["outbound_limits."+k] = "grant (" + s + ")"
+		} else {
+			a.Sources["outbound_limits."+k] = serverDefault("outbound." + k)
+		}
+	}
 	if len(g.Hosts) > 0 {
 		a.Sources["hosts"] = grant("hosts")
 	}
@@ -309,6 +330,19 @@ func (apps Operator) applyTenant(a *App, g Grant, t TenantFile, set map[string]b
 			}
 		}
 		a.Warmup, a.Sources["warmup"] = t.Warmup, tenant
+	}
+	if set["outbound"] {
+		rules, err := checkTenantOutbound(t.Outbound, g, name, where("outbound"))
+		if apps.Trust {
+			rules, err = egress.Parse(t.Outbound)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", where("outbound"), err)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		a.Outbound, a.Sources["outbound"] = rules, tenant
 	}
 	if err := checkEnv(t.Env); err != nil {
 		return fmt.Errorf("%s: [env] %w", file, err)
@@ -515,6 +549,17 @@ func (a App) Settings() []Setting {
 	for _, lk := range limitKeys {
 		s = append(s, Setting{"limits." + lk.name, lk.setting(a.Limits), ""})
 	}
+	outbound := []string{}
+	for _, r := range a.Outbound {
+		outbound = append(outbound, r.String())
+	}
+	ol := a.OutboundLimits
+	s = append(s, Setting{"outbound", outbound, ""},
+		Setting{"outbound_limits.max_open", ol.MaxOpen, ""},
+		Setting{"outbound_limits.max_conns", ol.MaxConns, ""},
+		Setting{"outbound_limits.max_bytes_in", showBound(ol.MaxBytesIn), ""},
+		Setting{"outbound_limits.max_bytes_out", showBound(ol.MaxBytesOut), ""},
+		Setting{"outbound_limits.connect_timeout", showDuration(ol.ConnectTimeout), ""})
 	names := make([]string, 0, len(a.Env))
 	for k := range a.Env {
 		names = append(names, k)
@@ -530,6 +575,14 @@ func (a App) Settings() []Setting {
 		}
 	}
 	return s
+}
+
+// showBound writes a byte limit where 0 is no bound.
+func showBound(n int64) string {
+	if n == 0 {
+		return "none"
+	}
+	return showSize(n)
 }
 
 func nonNil(list []string) []string {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -26,6 +27,12 @@ type GrantConf struct {
 	// Env are variables the app sees, such as its secrets; on a clash with the app's
 	// own [env] they win.
 	Env map[string]string `koanf:"env"`
+	// Outbound are the destinations the app may connect to, `scheme://host[:port]`
+	// entries (package egress). Default none.
+	Outbound []string `koanf:"outbound"`
+	// OutboundLimits are the app's own outbound limits; a key not set is the server's
+	// [outbound].
+	OutboundLimits OutboundLimitsConf `koanf:"outbound_limits"`
 }
 
 // Grant is what the operator grants one app, checked.
@@ -40,6 +47,10 @@ type Grant struct {
 	Limits runtime.Limits
 	// Env are the operator's variables for the app.
 	Env map[string]string
+	// Outbound are the destinations the app may connect to; nil when none.
+	Outbound []egress.Rule
+	// OutboundLimits bound each request's outbound connections.
+	OutboundLimits egress.Limits
 }
 
 // routed reports whether the grant sets the app's mount.
@@ -98,6 +109,17 @@ func (c *Config) checkGrants() error {
 		if err := checkEnv(gc.Env); err != nil {
 			fail("env", ": %v", err)
 		}
+		rules, err := egress.Parse(gc.Outbound)
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fail("outbound", ": %s", line)
+			}
+		}
+		g.Outbound = rules
+		g.OutboundLimits, err = gc.OutboundLimits.apply(c.OutboundLimits, "apps."+name+".outbound_limits")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s%v", c.where(key("outbound_limits")), err))
+		}
 		if g.routed() {
 			for _, h := range hostsOrAny(g.Hosts) {
 				r := h + routePrefix(g, name)
@@ -128,6 +150,10 @@ type Operator struct {
 	Trust bool
 	// Grants are the operator's grants by app folder name.
 	Grants map[string]Grant
+	// OutboundLimits are the server's [outbound] limits: an app's unless its grant
+	// sets its own. CAFile is outbound.ca_file.
+	OutboundLimits egress.Limits
+	CAFile         string
 	// Source tells where an operator key got its value; nil says "default" for all.
 	Source func(key string) string
 }
@@ -137,6 +163,7 @@ func (c *Config) Operator() Operator {
 	return Operator{
 		Dir: c.AppsDir, Limits: c.AppLimits, Validate: c.Validate, ServerTiming: c.ServerTiming,
 		DataRoot: c.DataRoot, Trust: c.TrustAppConfig, Grants: c.Grants, Source: c.Source,
+		OutboundLimits: c.OutboundLimits, CAFile: c.Outbound.CAFile,
 	}
 }
 
@@ -146,7 +173,15 @@ func (a Operator) grant(name string) Grant {
 	if g, ok := a.Grants[name]; ok {
 		return g
 	}
-	return Grant{Limits: a.Limits}
+	return Grant{Limits: a.Limits, OutboundLimits: a.outboundLimits()}
+}
+
+// outboundLimits are the server's outbound limits, with their defaults.
+func (a Operator) outboundLimits() egress.Limits {
+	if a.OutboundLimits == (egress.Limits{}) {
+		return defaultOutboundLimits
+	}
+	return a.OutboundLimits
 }
 
 // source is where the operator key got its value.

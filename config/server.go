@@ -26,6 +26,7 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 
+	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -75,6 +76,9 @@ type Server struct {
 	ServerTiming bool         `koanf:"server_timing"`
 	Log          Log          `koanf:"log"`
 	Limits       ServerLimits `koanf:"limits"`
+	// Outbound holds how apps' outbound connections are brokered: a CA file and the
+	// per-request limits (grants are per app: [apps.NAME] outbound).
+	Outbound OutboundConf `koanf:"outbound"`
 	// Apps are the operator's grants, one [apps.NAME] table per app folder name.
 	Apps map[string]GrantConf `koanf:"apps"`
 }
@@ -125,6 +129,8 @@ type Config struct {
 	LogLevel slog.Level
 	// Grants are the [apps.NAME] tables, checked, by app folder name.
 	Grants map[string]Grant
+	// OutboundLimits are the [outbound] limits, typed.
+	OutboundLimits egress.Limits
 
 	values  map[string]any    // every key set by a source, flat: what Reloaded merges
 	sources map[string]string // lower-case key -> where its value came from
@@ -331,6 +337,14 @@ func (c *Config) check() error {
 		errs = append(errs, err)
 	}
 	c.AppLimits = limits
+	if c.OutboundLimits, err = c.Outbound.apply(defaultOutboundLimits, "outbound"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Outbound.CAFile != "" {
+		if _, err := egress.LoadRoots(c.Outbound.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("%w: give a readable PEM file of CA certificates", err))
+		}
+	}
 	if c.Limits.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("limits.timeout must be positive, e.g. \"30s\""))
 	}
