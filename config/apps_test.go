@@ -7,24 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
-
-// writeApps makes an apps folder from a map of relative path -> content.
-func writeApps(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 // serverLimits are the defaults of the server's [limits].
 var serverLimits = runtime.Limits{Timeout: 30 * time.Second, Memory: 128 << 20, MaxBody: 16 << 20,
@@ -47,7 +32,7 @@ func discover(t *testing.T, op Operator) map[string]App {
 
 // With trust_app_config, wasmwsgi.toml sets everything, as a single-tenant server wants.
 func TestDiscoverTrusted(t *testing.T) {
-	dir := writeApps(t, map[string]string{
+	dir := testkit.WriteTree(t, map[string]string{
 		"plain/app.py":             "",
 		"both/app.py":              "",
 		"both/wsgi.py":             "",
@@ -142,7 +127,7 @@ func TestTenantNarrowsGrants(t *testing.T) {
 		files["raise-"+key+"/app.py"] = ""
 		files["raise-"+key+"/wasmwsgi.toml"] = "[limits]\n" + key + " = " + v + "\n"
 	}
-	dir := writeApps(t, files)
+	dir := testkit.WriteTree(t, files)
 	if err := os.MkdirAll(filepath.Join(dir, "symlink"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +218,7 @@ func TestTenantNarrowsGrants(t *testing.T) {
 // A mount the operator grants wins over an app's default mount, whichever folder comes
 // first.
 func TestGrantedRouteWins(t *testing.T) {
-	dir := writeApps(t, map[string]string{
+	dir := testkit.WriteTree(t, map[string]string{
 		"aaa/app.py": "", "shop/app.py": "", "store/app.py": "", "zzz/app.py": "", "vhost/app.py": "",
 	})
 	op := Operator{Dir: dir, Limits: serverLimits, Grants: map[string]Grant{

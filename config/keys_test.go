@@ -4,12 +4,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // An unknown key in wasmwsgi.toml names the file, the line and the key as written,
 // and the nearest valid key when one is close.
 func TestDiscoverUnknownKeys(t *testing.T) {
-	dir := writeApps(t, map[string]string{
+	dir := testkit.WriteTree(t, map[string]string{
 		"typo/app.py":          "",
 		"typo/wasmwsgi.toml":   "entrypoint = \"app\"\n\n[limits]\ntimeout = \"5s\"\nconcurency = 2\n",
 		"top/app.py":           "",

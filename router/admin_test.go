@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/config"
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
@@ -41,16 +41,6 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// writeApps makes an apps folder from a map of relative path -> content.
-func writeApps(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		writeFile(t, filepath.Join(dir, name), content)
-	}
-	return dir
-}
-
 var testEngine struct {
 	once sync.Once
 	e    *runtime.Engine
@@ -63,7 +53,7 @@ func engine(t *testing.T) *runtime.Engine {
 	t.Helper()
 	testEngine.once.Do(func() {
 		testEngine.e, testEngine.err = runtime.NewEngine(context.Background(), runtime.EngineConfig{
-			CacheDir: filepath.Join(os.TempDir(), "wasmwsgi-test-cache", "wasmwsgi"),
+			CacheDir: filepath.Join(testkit.CacheHome(), "wasmwsgi"),
 			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 	})
@@ -227,7 +217,7 @@ func TestAdminWithoutToken(t *testing.T) {
 }
 
 func TestAdminOwnListener(t *testing.T) {
-	dir := writeApps(t, map[string]string{"root/app.py": helloApp, "other/app.py": helloApp})
+	dir := testkit.WriteTree(t, map[string]string{"root/app.py": helloApp, "other/app.py": helloApp})
 	rt := newTestRouter(t, dir, map[string]config.Grant{"root": {Prefix: "/"}},
 		AdminConfig{Enabled: true, Token: testToken, OwnListener: true}, nil)
 	rt.LoadAll(context.Background())
@@ -278,7 +268,7 @@ def application(environ, start_response):
 `
 
 func TestAdminAppsAPI(t *testing.T) {
-	dir := writeApps(t, map[string]string{
+	dir := testkit.WriteTree(t, map[string]string{
 		"hello/app.py":  helloApp,
 		"broken/app.py": "import not_a_module_anywhere\n",
 		"quiet/app.py":  helloApp,

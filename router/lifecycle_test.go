@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/config"
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -55,7 +56,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestClose(t *testing.T) {
 	e := engine(t) // the shared engine's goroutines are not the router's
 	before := goruntime.NumGoroutine()
-	apps := writeApps(t, map[string]string{"a/app.py": appSource("a"), "b/app.py": appSource("b")})
+	apps := testkit.WriteTree(t, map[string]string{"a/app.py": appSource("a"), "b/app.py": appSource("b")})
 	root := t.TempDir()
 	rt, err := New(e, Config{Apps: config.Operator{Dir: apps, DataRoot: root, Limits: testLimits,
 		Grants: map[string]config.Grant{"b": {DataDir: filepath.Join(root, "b"), Limits: testLimits}}},
@@ -91,7 +92,7 @@ func TestClose(t *testing.T) {
 	if code := call(rt, http.MethodGet, "/a/", nil).Code; code != http.StatusNotFound {
 		t.Errorf("a request after Close: %d, want 404", code)
 	}
-	writeFile(t, filepath.Join(root, "b", "go"), "")
+	testkit.WriteFile(t, filepath.Join(root, "b", "go"), "")
 	if code := <-slow; code != http.StatusOK {
 		t.Errorf("the request running at Close: %d, want 200", code)
 	}
@@ -125,7 +126,7 @@ func TestClose(t *testing.T) {
 // still runs, and that the app is closed once that request ends.
 func TestCloseGivesUpAtDeadline(t *testing.T) {
 	root := t.TempDir()
-	apps := writeApps(t, map[string]string{"b/app.py": appSource("b")})
+	apps := testkit.WriteTree(t, map[string]string{"b/app.py": appSource("b")})
 	rt := newTestRouter(t, apps, map[string]config.Grant{"b": {DataDir: filepath.Join(root, "b")}}, AdminConfig{}, nil)
 	rt.LoadAll(context.Background())
 	app := rt.Mount("b").App
@@ -137,7 +138,7 @@ func TestCloseGivesUpAtDeadline(t *testing.T) {
 	if err := rt.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Close with a request running past its deadline: %v, want the deadline's error", err)
 	}
-	writeFile(t, filepath.Join(root, "b", "go"), "")
+	testkit.WriteFile(t, filepath.Join(root, "b", "go"), "")
 	<-slow
 	waitClosed(t, app)
 }
@@ -147,7 +148,7 @@ func TestCloseGivesUpAtDeadline(t *testing.T) {
 // another app) can take the folder while the server runs on.
 func TestRemovedAppReleasesDataDir(t *testing.T) {
 	root := t.TempDir()
-	apps := writeApps(t, map[string]string{"notes/app.py": appSource("notes"), "todo/app.py": appSource("todo")})
+	apps := testkit.WriteTree(t, map[string]string{"notes/app.py": appSource("notes"), "todo/app.py": appSource("todo")})
 	grants := map[string]config.Grant{
 		"notes": {DataDir: filepath.Join(root, "notes")},
 		"todo":  {DataDir: filepath.Join(root, "todo")},
@@ -187,7 +188,7 @@ func TestRemovedAppReleasesDataDir(t *testing.T) {
 // TestRecordersShrink checks that the admin page's figures of an app go with it: when
 // a reload removes it, and for every app on Close.
 func TestRecordersShrink(t *testing.T) {
-	apps := writeApps(t, map[string]string{"a/app.py": appSource("a"), "b/app.py": appSource("b")})
+	apps := testkit.WriteTree(t, map[string]string{"a/app.py": appSource("a"), "b/app.py": appSource("b")})
 	rt := newTestRouter(t, apps, nil, AdminConfig{Enabled: true, Token: "t"}, nil)
 	rt.LoadAll(context.Background())
 	recorded := func() []string {

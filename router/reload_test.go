@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/config"
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -37,16 +38,6 @@ def application(environ, start_response):
 `, body)
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 type reloadRouter struct {
 	*Router
 	srv *httptest.Server
@@ -60,7 +51,7 @@ func newReloadRouter(t *testing.T, files map[string]string) *reloadRouter {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
-		writeFile(t, filepath.Join(dir, name), content)
+		testkit.WriteFile(t, filepath.Join(dir, name), content)
 	}
 	logs := &syncBuffer{}
 	rt, err := New(engine(t), Config{
@@ -205,7 +196,7 @@ func TestReloadChangedAppWithoutFailedRequests(t *testing.T) {
 		})
 	}
 	<-sawV1
-	writeFile(t, filepath.Join(tr.dir, "hot", "app.py"), appSource("v2"))
+	testkit.WriteFile(t, filepath.Join(tr.dir, "hot", "app.py"), appSource("v2"))
 	if err := tr.reload(t); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -281,7 +272,7 @@ func TestReloadInFlightRequestFinishesOnOldVersion(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 
-	writeFile(t, filepath.Join(tr.dir, "hot", "app.py"), appSource("v2"))
+	testkit.WriteFile(t, filepath.Join(tr.dir, "hot", "app.py"), appSource("v2"))
 	if err := tr.reload(t); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -292,7 +283,7 @@ func TestReloadInFlightRequestFinishesOnOldVersion(t *testing.T) {
 	if state, _ := old.Status(); state != runtime.StateReady {
 		t.Fatalf("the old version is %s while a request still runs on it", state)
 	}
-	writeFile(t, filepath.Join(data, "go"), "")
+	testkit.WriteFile(t, filepath.Join(data, "go"), "")
 	r := <-slow
 	if r.err != nil || r.code != 200 || r.body != "v1" {
 		t.Fatalf("in-flight request: %d %q %v; want 200 from the old version v1", r.code, r.body, r.err)
@@ -302,7 +293,7 @@ func TestReloadInFlightRequestFinishesOnOldVersion(t *testing.T) {
 
 func TestReloadBrokenAppKeepsServingOldVersion(t *testing.T) {
 	tr := newReloadRouter(t, map[string]string{"hot/app.py": appSource("v1")})
-	writeFile(t, filepath.Join(tr.dir, "hot", "app.py"), "def application(environ, start_response:\n    pass\n")
+	testkit.WriteFile(t, filepath.Join(tr.dir, "hot", "app.py"), "def application(environ, start_response:\n    pass\n")
 	err := tr.reload(t)
 	if err == nil || !strings.Contains(err.Error(), "hot") {
 		t.Fatalf("reload of a broken app: %v, want an error naming the app", err)
@@ -340,7 +331,7 @@ func TestReloadBrokenAppKeepsServingOldVersion(t *testing.T) {
 		t.Error("the reload error vanished while the app is still broken")
 	}
 
-	writeFile(t, filepath.Join(tr.dir, "hot", "app.py"), appSource("v3"))
+	testkit.WriteFile(t, filepath.Join(tr.dir, "hot", "app.py"), appSource("v3"))
 	if err := tr.reload(t); err != nil {
 		t.Fatalf("reload of the fixed app: %v", err)
 	}
@@ -356,7 +347,7 @@ func TestReloadAddsMovesAndRemovesApps(t *testing.T) {
 	tr := newReloadRouter(t, map[string]string{"hot/app.py": appSource("hot"), "stay/app.py": appSource("stay")})
 	hot := tr.Mount("hot").App
 
-	writeFile(t, filepath.Join(tr.dir, "fresh", "app.py"), appSource("fresh"))
+	testkit.WriteFile(t, filepath.Join(tr.dir, "fresh", "app.py"), appSource("fresh"))
 	if code, _ := tr.get(t, "/fresh/"); code != http.StatusNotFound {
 		t.Fatalf("an app folder is served before the reload: %d", code)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 func TestMountRoutes(t *testing.T) {
@@ -93,7 +95,7 @@ func TestForwarded(t *testing.T) {
 // MKCOL, ...) and tokens no registry lists; the server's own endpoints still answer
 // 405 to them.
 func TestMethodsReachApps(t *testing.T) {
-	apps := writeApps(t, map[string]string{"echo/app.py": `
+	apps := testkit.WriteTree(t, map[string]string{"echo/app.py": `
 def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [(environ["REQUEST_METHOD"] + " " + environ["SCRIPT_NAME"] + " " + environ["PATH_INFO"]).encode()]

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // bodyApp answers the content of /app/<file>, read at import, or "none".
@@ -66,11 +68,11 @@ func TestWatchReloadsChangedFiles(t *testing.T) {
 	tr.waitBody(t, "/hot/", "v1")
 
 	// A file in a subfolder that existed at the start.
-	writeFile(t, filepath.Join(tr.dir, "hot", "pkg", "body.txt"), "v2")
+	testkit.WriteFile(t, filepath.Join(tr.dir, "hot", "pkg", "body.txt"), "v2")
 	tr.waitBody(t, "/hot/", "v2")
 
 	// A new app folder.
-	writeFile(t, filepath.Join(tr.dir, "later", "app.py"), bodyApp("x"))
+	testkit.WriteFile(t, filepath.Join(tr.dir, "later", "app.py"), bodyApp("x"))
 	tr.waitBody(t, "/later/", "none")
 
 	// A file in a subfolder created after the start: the new folder is watched too.
@@ -79,7 +81,7 @@ func TestWatchReloadsChangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.waitReloads(t, before+1)
-	writeFile(t, filepath.Join(tr.dir, "deep", "newdir", "body.txt"), "v3")
+	testkit.WriteFile(t, filepath.Join(tr.dir, "deep", "newdir", "body.txt"), "v3")
 	tr.waitBody(t, "/deep/", "v3")
 
 	cancel()

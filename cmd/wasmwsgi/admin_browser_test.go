@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // These tests drive the admin page in a real browser: Debian's chromium, headless,
@@ -72,13 +74,7 @@ func browserTab(t *testing.T, width, height int) context.Context {
 
 // adminConfig writes a config file that turns the admin page on.
 func adminConfig(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "wasmwsgi.toml")
-	conf := fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken)
-	if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.ConfigFile(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken))
 }
 
 // field is a JavaScript expression for the text of one cell of the admin page ("" when
@@ -150,26 +146,18 @@ def application(environ, start_response):
 
 func TestAdminPageInBrowser(t *testing.T) {
 	tab := browserTab(t, 1200, 500)
-	apps := t.TempDir()
-	for name, src := range map[string]string{
-		"hello":  browserTestApp,
-		"broken": "import no_such_module_here\n",
-	} {
-		if err := os.MkdirAll(filepath.Join(apps, name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(apps, name, "app.py"), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := startServer(t, apps, "--config", adminConfig(t))
+	apps := testkit.WriteTree(t, map[string]string{
+		"hello/app.py":  browserTestApp,
+		"broken/app.py": "import no_such_module_here\n",
+	})
+	s := testkit.Start(t, apps, "--config", adminConfig(t))
 
 	// ?token= signs the browser in and leads to the page's clean address.
-	if err := chromedp.Do(tab, chromedp.Navigate(s.base+"/_wasmwsgi/?token="+adminTestToken)); err != nil {
+	if err := chromedp.Do(tab, chromedp.Navigate(s.Base+"/_wasmwsgi/?token="+adminTestToken)); err != nil {
 		t.Fatal(err)
 	}
-	if u := pageText(t, tab, `location.href`); u != s.base+"/_wasmwsgi/" {
-		t.Errorf("after signing in the page is at %s, want %s/_wasmwsgi/", u, s.base)
+	if u := pageText(t, tab, `location.href`); u != s.Base+"/_wasmwsgi/" {
+		t.Errorf("after signing in the page is at %s, want %s/_wasmwsgi/", u, s.Base)
 	}
 	// The cookie is HttpOnly: the page's script cannot read it.
 	if c := pageText(t, tab, `document.cookie`); c != "" {
@@ -193,7 +181,7 @@ func TestAdminPageInBrowser(t *testing.T) {
 	}
 
 	// A request to the app shows up in its counters.
-	if code := fetch(t, s.base+"/hello/"); code != http.StatusOK {
+	if code := fetch(t, s.Base+"/hello/"); code != http.StatusOK {
 		t.Fatalf("GET /hello/: status %d", code)
 	}
 	waitPage(t, tab, "hello's request counter goes up to 1", field("hello", "requests")+` === "1"`)
@@ -203,7 +191,7 @@ func TestAdminPageInBrowser(t *testing.T) {
 	if got := pageText(t, tab, field("hello", "memory")); !strings.HasSuffix(got, " MiB") {
 		t.Errorf("hello peak memory after a request = %q, want MiB", got)
 	}
-	if code := fetch(t, s.base+"/hello/boom"); code != http.StatusInternalServerError {
+	if code := fetch(t, s.Base+"/hello/boom"); code != http.StatusInternalServerError {
 		t.Fatalf("GET /hello/boom: status %d, want 500", code)
 	}
 	waitPage(t, tab, "hello's 5xx counter goes up to 1",
@@ -232,9 +220,9 @@ func TestAdminPageBundledApps(t *testing.T) {
 		t.Fatal(err)
 	}
 	tab := browserTab(t, 1280, 560)
-	bundled, grants := bundledApps(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken))
-	s := startServer(t, bundled, grants...)
-	if err := chromedp.Do(tab, chromedp.Navigate(s.base+"/_wasmwsgi/?token="+adminTestToken)); err != nil {
+	bundled, grants := testkit.BundledApps(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken))
+	s := testkit.Start(t, bundled, grants...)
+	if err := chromedp.Do(tab, chromedp.Navigate(s.Base+"/_wasmwsgi/?token="+adminTestToken)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -262,7 +250,7 @@ func TestAdminPageBundledApps(t *testing.T) {
 			}
 			for range 1 + (round/10+len(tr.app))%3 {
 				for _, p := range tr.paths {
-					fetch(t, s.base+"/"+tr.app+p)
+					fetch(t, s.Base+"/"+tr.app+p)
 					sent[tr.app]++
 				}
 			}

@@ -4,22 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 func TestServeAdminNeedsToken(t *testing.T) {
 	apps := t.TempDir()
-	conf := filepath.Join(t.TempDir(), "wasmwsgi.toml")
-	if err := os.WriteFile(conf, []byte("[admin]\nenabled = true\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := testkit.ConfigFile(t, "[admin]\nenabled = true\n")
 	for name, c := range map[string]struct {
 		args []string
 		env  []string
@@ -30,7 +29,7 @@ func TestServeAdminNeedsToken(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, append([]string{"serve", apps, "--addr", "127.0.0.1:0"}, c.args...)...)
+			cmd := exec.CommandContext(ctx, testkit.Binary(t), append([]string{"serve", apps, "--addr", "127.0.0.1:0"}, c.args...)...)
 			cmd.Env = append(os.Environ(), c.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -50,14 +49,12 @@ func TestServeAdminNeedsToken(t *testing.T) {
 var adminListening = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
 
 func TestServeAdminAddr(t *testing.T) {
-	apps := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(apps, "hello"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(apps, "hello", "app.py"), []byte(browserTestApp), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := startServer(t, apps, "--config", adminConfig(t), "--admin-addr", "127.0.0.1:0")
+	const token = "admin-addr-test-token"
+	apps := testkit.WriteTree(t, map[string]string{"hello/app.py": "def application(environ, start_response):\n" +
+		"    start_response('200 OK', [])\n" +
+		"    return [b'hello']\n"})
+	conf := testkit.ConfigFile(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", token))
+	s := testkit.Start(t, apps, "--config", conf, "--admin-addr", "127.0.0.1:0")
 	m := adminListening.FindStringSubmatch(s.Log())
 	if m == nil {
 		t.Fatalf("no admin listener in the log:\n%s", s.Log())
@@ -69,7 +66,7 @@ func TestServeAdminAddr(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Authorization", "Bearer "+adminTestToken)
+		req.Header.Set("Authorization", "Bearer "+token)
 		return req
 	}
 	// The main listener serves the apps and the health checks, not the admin side.
@@ -77,7 +74,7 @@ func TestServeAdminAddr(t *testing.T) {
 		"/hello/": 200, "/_wasmwsgi/healthz": 200, "/_wasmwsgi/ready": 200,
 		"/_wasmwsgi/": 404, "/_wasmwsgi/api/apps": 404, "/_wasmwsgi/metrics": 404,
 	} {
-		if r := do(t, withToken(s.base+path)); r.status != want {
+		if r := do(t, withToken(s.Base+path)); r.status != want {
 			t.Errorf("main listener GET %s: status %d, want %d", path, r.status, want)
 		}
 	}

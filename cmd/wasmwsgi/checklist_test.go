@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // TestChecklist covers the PEP 3333 rules of shared/WSGI-CHECKLIST.md that
@@ -18,9 +20,9 @@ import (
 // non-iterable results, E1-E3, E5; R7 hop-by-hop and I5 chunk sizes are in
 // hostile_test.go.)
 func TestChecklist(t *testing.T) {
-	s := startServer(t, testApps(t))
-	app := s.base + "/wsgitest"
-	addr := strings.TrimPrefix(s.base, "http://")
+	s := testkit.Start(t, testApps(t))
+	app := s.Base + "/wsgitest"
+	addr := strings.TrimPrefix(s.Base, "http://")
 
 	t.Run("R4 second start_response without exc_info is a 500", func(t *testing.T) {
 		if r := get(t, app+"/twice"); r.status != 500 {
@@ -44,7 +46,7 @@ func TestChecklist(t *testing.T) {
 
 	closeCount := func(t *testing.T, token string) int {
 		t.Helper()
-		s.waitLog(t, "close-called token="+token)
+		s.WaitLog(t, "close-called token="+token)
 		time.Sleep(100 * time.Millisecond) // a second close would be logged by now
 		return strings.Count(s.Log(), "close-called token="+token+"\n") +
 			strings.Count(s.Log(), "close-called token="+token+"\"")
@@ -157,7 +159,7 @@ func TestChecklist(t *testing.T) {
 		if r.body != "file contents served by wsgi.file_wrapper\n" {
 			t.Errorf("body %q", r.body)
 		}
-		s.waitLog(t, "file-wrapper-closed=True")
+		s.WaitLog(t, "file-wrapper-closed=True")
 	})
 
 	t.Run("I1 never read past CONTENT_LENGTH, even with a pipelined request", func(t *testing.T) {

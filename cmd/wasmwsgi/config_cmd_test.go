@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/config"
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // runWith runs the built wasmwsgi with env added to an environment cleared of
@@ -23,8 +24,8 @@ func runWith(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = testEnv(t, env...)
+	cmd := exec.CommandContext(ctx, testkit.Binary(t), args...)
+	cmd.Env = testkit.Env(t, env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -62,7 +63,7 @@ func configAsJSON(t *testing.T, env []string, args ...string) configJSON {
 func TestConfigCommandSources(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "server.toml")
-	writeFile(t, file, `
+	testkit.WriteFile(t, file, `
 addr = "127.0.0.1:9001"
 trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
 [limits]
@@ -140,7 +141,7 @@ queue = 5
 	// The text output is a config file: loaded back, every value is the same and now
 	// comes from that file.
 	again := filepath.Join(dir, "again.toml")
-	writeFile(t, again, out)
+	testkit.WriteFile(t, again, out)
 	round := configAsJSON(t, nil, "--config", again)
 	for key, g := range got {
 		r := round[key]
@@ -154,7 +155,7 @@ func TestConfigCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	toml := func(name, content string) string {
 		p := filepath.Join(dir, name)
-		writeFile(t, p, content)
+		testkit.WriteFile(t, p, content)
 		return p
 	}
 	cases := []struct {
@@ -222,7 +223,7 @@ func TestUnknownSettings(t *testing.T) {
 	dir := t.TempDir()
 	toml := func(name, content string) string {
 		p := filepath.Join(dir, name)
-		writeFile(t, p, content)
+		testkit.WriteFile(t, p, content)
 		return p
 	}
 	typo := toml("typo.toml", "addr = \"127.0.0.1:9000\"\n\n[limits]\ntimeot = \"5s\"\n")
@@ -275,12 +276,12 @@ func TestUnknownSettings(t *testing.T) {
 func TestConfigCommandApps(t *testing.T) {
 	dir := t.TempDir()
 	apps := filepath.Join(dir, "apps")
-	writeFile(t, filepath.Join(apps, "shop", "app.py"), reloadApp("shop"))
-	writeFile(t, filepath.Join(apps, "shop", "wasmwsgi.toml"), "[limits]\nmemory = \"256MiB\"\n[env]\nMODE = \"tenant\"\n")
-	writeFile(t, filepath.Join(apps, "greedy", "app.py"), reloadApp("greedy"))
-	writeFile(t, filepath.Join(apps, "greedy", "wasmwsgi.toml"), "[limits]\ntimeout = \"10m\"\n")
+	testkit.WriteFile(t, filepath.Join(apps, "shop", "app.py"), reloadApp("shop"))
+	testkit.WriteFile(t, filepath.Join(apps, "shop", "wasmwsgi.toml"), "[limits]\nmemory = \"256MiB\"\n[env]\nMODE = \"tenant\"\n")
+	testkit.WriteFile(t, filepath.Join(apps, "greedy", "app.py"), reloadApp("greedy"))
+	testkit.WriteFile(t, filepath.Join(apps, "greedy", "wasmwsgi.toml"), "[limits]\ntimeout = \"10m\"\n")
 	file := filepath.Join(dir, "server.toml")
-	writeFile(t, file, `data_root = "data"
+	testkit.WriteFile(t, file, `data_root = "data"
 [apps.shop]
 hosts = ["shop.example.com"]
 data_dir = true

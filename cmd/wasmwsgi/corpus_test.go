@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // TestGunicornCorpus replays gunicorn's raw HTTP request corpus (63 valid, 74 invalid
@@ -53,8 +55,8 @@ func TestGunicornCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, apps, "--config", grants)
-	h := &corpusHarness{t: t, s: s, addr: strings.TrimPrefix(s.base, "http://")}
+	s := testkit.Start(t, apps, "--config", grants)
+	h := &corpusHarness{t: t, s: s, addr: strings.TrimPrefix(s.Base, "http://")}
 
 	seen := map[string]bool{}
 	var validMatched, validWithHost, validDeviated, invalidRejected, invalidWithHost, invalidDeviated int
@@ -406,7 +408,7 @@ var corpusRequestLine = regexp.MustCompile(`[!-~]+ [^ \r\n]+ HTTP/1\.1\r\n`)
 // corpusHarness sends raw requests to the server and summarises what came back.
 type corpusHarness struct {
 	t     *testing.T
-	s     *server
+	s     *testkit.Server
 	addr  string
 	fence int
 }
@@ -509,7 +511,7 @@ func (h *corpusHarness) callsSince(start int) int {
 	t.Helper()
 	h.fence++
 	token := fmt.Sprintf("corpusfence%05d", h.fence)
-	resp, err := http.Get(h.s.base + "/_wasmwsgi/healthz?" + token)
+	resp, err := http.Get(h.s.Base + "/_wasmwsgi/healthz?" + token)
 	if err != nil {
 		t.Fatal(err)
 	}

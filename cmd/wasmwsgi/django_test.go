@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // TestDataDir serves a plain-sqlite3 app (testdata/datadir-apps/notes) whose data
@@ -28,7 +30,7 @@ func TestDataDir(t *testing.T) {
 	// The same app under a short time limit, with a data folder of its own.
 	copyDjangoTree(t, "testdata/datadir-apps/notes", filepath.Join(apps, "stuck"))
 	conf := filepath.Join(tmp, "server.toml")
-	writeFile(t, conf, fmt.Sprintf(`data_root = %q
+	testkit.WriteFile(t, conf, fmt.Sprintf(`data_root = %q
 
 [apps.notes]
 data_dir = true
@@ -47,13 +49,13 @@ timeout = "3s"
 	if err := os.MkdirAll(notes, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(tmp, "secret"), "host secret\n")
+	testkit.WriteFile(t, filepath.Join(tmp, "secret"), "host secret\n")
 	if err := os.Symlink(filepath.Join(tmp, "secret"), filepath.Join(notes, "outside-link")); err != nil {
 		t.Fatal(err)
 	}
 
-	s := startServer(t, apps, "--config", conf)
-	base := s.base + "/notes"
+	s := testkit.Start(t, apps, "--config", conf)
+	base := s.Base + "/notes"
 	client := &http.Client{Timeout: 180 * time.Second}
 	getJSON := func(t *testing.T, path string) map[string]any {
 		t.Helper()
@@ -127,7 +129,7 @@ timeout = "3s"
 	t.Run("a request stopped mid-transaction is rolled back", func(t *testing.T) {
 		stuckJSON := func(t *testing.T) map[string]any {
 			t.Helper()
-			r := get(t, s.base+"/stuck/count")
+			r := get(t, s.Base+"/stuck/count")
 			var m map[string]any
 			if r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &m) != nil {
 				t.Fatalf("GET /stuck/count: %d %q", r.status, r.body)
@@ -135,7 +137,7 @@ timeout = "3s"
 			return m
 		}
 		before := stuckJSON(t)
-		r, err := client.Get(s.base + "/stuck/stuck")
+		r, err := client.Get(s.Base + "/stuck/stuck")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,8 +211,8 @@ timeout = "3s"
 	})
 
 	t.Run("second process refused", func(t *testing.T) {
-		other := startServer(t, apps, "--config", conf)
-		if st := readyStates(t, other.base)["notes"]; st.State != "failed" || !strings.Contains(st.Error, "in use by another process") {
+		other := testkit.Start(t, apps, "--config", conf)
+		if st := readyStates(t, other.Base)["notes"]; st.State != "failed" || !strings.Contains(st.Error, "in use by another process") {
 			t.Errorf("a second server uses the same data_dir: %+v", st)
 		}
 	})
@@ -230,7 +232,7 @@ func TestDjango(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), string(toml))
+	testkit.WriteFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), string(toml))
 	// server.toml with the django grant's time limit raised, and data_root relative to
 	// the copy: tmp/.data.
 	server, err := os.ReadFile("../../server.toml")
@@ -241,13 +243,13 @@ func TestDjango(t *testing.T) {
 	if conf == string(server) {
 		t.Fatal(`server.toml no longer grants django timeout = "60s"`)
 	}
-	writeFile(t, filepath.Join(tmp, "server.toml"), conf)
+	testkit.WriteFile(t, filepath.Join(tmp, "server.toml"), conf)
 	data := filepath.Join(tmp, ".data", "django")
 	grants := []string{"--config", filepath.Join(tmp, "server.toml")}
 
 	var notes int // rows expected in the database
 	t.Run("serve", func(t *testing.T) {
-		s := startServer(t, apps, append(grants, "--validate")...)
+		s := testkit.Start(t, apps, append(grants, "--validate")...)
 		t.Cleanup(func() {
 			if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
 				t.Errorf("wsgiref.validate complained about the Django app")
@@ -256,7 +258,7 @@ func TestDjango(t *testing.T) {
 		if !strings.Contains(s.Log(), "applying 1 migration(s) to /data/db.sqlite3") {
 			t.Errorf("the first load did not migrate; log:\n%s", s.Log())
 		}
-		c := newDjangoClient(t, s.base+"/django")
+		c := newDjangoClient(t, s.Base+"/django")
 
 		t.Run("list page", func(t *testing.T) {
 			r := c.do(t, "GET", "/", nil)
@@ -350,11 +352,11 @@ func TestDjango(t *testing.T) {
 	})
 
 	t.Run("restart keeps the data and migrates nothing", func(t *testing.T) {
-		s := startServer(t, apps, grants...)
+		s := testkit.Start(t, apps, grants...)
 		if strings.Contains(s.Log(), "applying") {
 			t.Errorf("the second load migrated again; log:\n%s", s.Log())
 		}
-		c := newDjangoClient(t, s.base+"/django")
+		c := newDjangoClient(t, s.Base+"/django")
 		if n := c.count(t); n != notes {
 			t.Errorf("after a restart notes.json counts %d, want %d", n, notes)
 		}
@@ -504,16 +506,6 @@ func copyDjangoTree(t *testing.T, from, to string) {
 		return os.WriteFile(dst, b, 0o644)
 	})
 	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func writeFile(t *testing.T, p, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // TestFrameworks serves the example apps in apps/ (Flask, Bottle, Falcon, Pyramid, with
@@ -21,7 +23,7 @@ import (
 var frameworkApps = []string{"flask", "bottle", "falcon", "pyramid"}
 
 func TestFrameworks(t *testing.T) {
-	appsDir, grants := bundledApps(t, "")
+	appsDir, grants := testkit.BundledApps(t, "")
 	vendored := map[string]bool{}
 	for _, name := range frameworkApps {
 		st, err := os.Stat(filepath.Join(appsDir, name, "site-packages"))
@@ -31,13 +33,13 @@ func TestFrameworks(t *testing.T) {
 		t.Skip("apps/*/site-packages are missing: run `make vendor-apps` to vendor Flask, Bottle, Falcon and Pyramid from Debian")
 	}
 	// Every example runs under wsgiref.validate: any PEP 3333 violation fails a request.
-	s := startServer(t, appsDir, append(grants, "--timeout", "60s", "--validate")...)
+	s := testkit.Start(t, appsDir, append(grants, "--timeout", "60s", "--validate")...)
 	t.Cleanup(func() {
 		if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
 			t.Errorf("wsgiref.validate complained about an example app")
 		}
 	})
-	c := &frameworkClient{t: t, base: s.base, http: &http.Client{
+	c := &frameworkClient{t: t, base: s.Base, http: &http.Client{
 		Timeout: 90 * time.Second,
 		// The redirect test looks at the 302 itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

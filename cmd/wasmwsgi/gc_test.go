@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // gcApp checks, inside a request, that objects created at import (and so frozen into
@@ -96,20 +98,20 @@ def application(environ, start_response):
 // an interpreter the earlier ones have changed.
 func TestCollectorKeepsImportTimeObjects(t *testing.T) {
 	apps := t.TempDir()
-	writeFile(t, filepath.Join(apps, "gcrequest", "app.py"), gcApp)
-	writeFile(t, filepath.Join(apps, "gcinstance", "app.py"), gcApp)
-	writeFile(t, filepath.Join(apps, "gcinstance", "wasmwsgi.toml"),
+	testkit.WriteFile(t, filepath.Join(apps, "gcrequest", "app.py"), gcApp)
+	testkit.WriteFile(t, filepath.Join(apps, "gcinstance", "app.py"), gcApp)
+	testkit.WriteFile(t, filepath.Join(apps, "gcinstance", "wasmwsgi.toml"),
 		"isolation = \"instance\"\nmax_requests = 1000\nprewarm = 1\n[limits]\nconcurrency = 1\n")
-	s := startServer(t, apps)
+	s := testkit.Start(t, apps)
 	for i := 1; i <= 3; i++ {
-		if r := get(t, s.base+"/gcrequest/"); r.status != 200 || r.body != "ok 1" {
+		if r := get(t, s.Base+"/gcrequest/"); r.status != 200 || r.body != "ok 1" {
 			t.Errorf("request isolation, request %d: %d %q", i, r.status, r.body)
 		}
 	}
 	// An instance is retired after a random number of requests in [max_requests/2,
 	// max_requests], so 40 requests stay on one instance.
 	for i := 1; i <= 40; i++ {
-		r := get(t, s.base+"/gcinstance/")
+		r := get(t, s.Base+"/gcinstance/")
 		if r.status != 200 || r.body != fmt.Sprintf("ok %d", i) {
 			t.Fatalf("instance isolation, request %d: %d %q", i, r.status, r.body)
 		}

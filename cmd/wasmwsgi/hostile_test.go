@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // attack is one hostile request and what must come of it.
@@ -118,13 +120,13 @@ func hostileApps(t *testing.T) string {
 // served side by side. Every attack must get its status, and every request of the other
 // tenant must succeed.
 func TestHostileTenant(t *testing.T) {
-	s := startServer(t, hostileApps(t))
+	s := testkit.Start(t, hostileApps(t))
 
 	victim := func(n int) []time.Duration {
 		var ds []time.Duration
 		for i := 0; i < n; i++ {
 			start := time.Now()
-			r := get(t, s.base+"/victim/")
+			r := get(t, s.Base+"/victim/")
 			if r.status != 200 || r.body != "fine" {
 				t.Errorf("other tenant: %d %q", r.status, r.body)
 			}
@@ -152,7 +154,7 @@ func TestHostileTenant(t *testing.T) {
 
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			resp, err := http.Get(s.base + "/hostile/" + a.path)
+			resp, err := http.Get(s.Base + "/hostile/" + a.path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +192,7 @@ func TestHostileTenant(t *testing.T) {
 		}
 	}
 	// The attacks show up in the metrics, by app and limit; the other tenant's are clean.
-	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
+	metrics := get(t, s.Base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{
 		`wasmwsgi_timeouts_total{app="hostile"} [3-9]`,
 		`wasmwsgi_limit_hits_total{app="hostile",limit="memory"} [1-9]`,
@@ -209,8 +211,8 @@ func TestHostileTenant(t *testing.T) {
 
 // TestHostileRequests sends malformed, oversized and slow requests.
 func TestHostileRequests(t *testing.T) {
-	s := startServer(t, hostileApps(t))
-	addr := strings.TrimPrefix(s.base, "http://")
+	s := testkit.Start(t, hostileApps(t))
+	addr := strings.TrimPrefix(s.Base, "http://")
 
 	raw := func(t *testing.T, req string) string {
 		t.Helper()
@@ -316,7 +318,7 @@ func TestHostileRequests(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				resp, err := http.Get(s.base + "/hostile/sleep")
+				resp, err := http.Get(s.Base + "/hostile/sleep")
 				if err != nil {
 					t.Error(err)
 					return
@@ -353,7 +355,7 @@ func TestHostileRequests(t *testing.T) {
 		// stopped within the disconnect grace, not run to the 2s limit, so the queue drains.
 		time.Sleep(1500 * time.Millisecond)
 		start := time.Now()
-		resp, err := http.Get(s.base + "/hostile/read-body")
+		resp, err := http.Get(s.Base + "/hostile/read-body")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,14 +428,15 @@ def application(environ, start_response):
 // The operator's own grants work: a data folder under data_root, a ceiling above the
 // server's, hosts, a prefix and environment variables.
 func TestTenantEscalations(t *testing.T) {
+	const adminTestToken = "escalations-test-admin-token"
 	tmp := t.TempDir()
 	apps := filepath.Join(tmp, "apps")
 	host := filepath.Join(tmp, "operator") // a host folder no tenant is granted
-	writeFile(t, filepath.Join(host, "secret.txt"), "the operator's secret\n")
+	testkit.WriteFile(t, filepath.Join(host, "secret.txt"), "the operator's secret\n")
 	app := func(name, source, toml string) {
-		writeFile(t, filepath.Join(apps, name, "app.py"), source)
+		testkit.WriteFile(t, filepath.Join(apps, name, "app.py"), source)
 		if toml != "" {
-			writeFile(t, filepath.Join(apps, name, "wasmwsgi.toml"), toml)
+			testkit.WriteFile(t, filepath.Join(apps, name, "wasmwsgi.toml"), toml)
 		}
 	}
 	victim, err := os.ReadFile("testdata/hostile-apps/victim/app.py")
@@ -489,7 +492,7 @@ func TestTenantEscalations(t *testing.T) {
 
 	data := filepath.Join(tmp, "data")
 	conf := filepath.Join(tmp, "server.toml")
-	writeFile(t, conf, fmt.Sprintf(`data_root = %q
+	testkit.WriteFile(t, conf, fmt.Sprintf(`data_root = %q
 
 [admin]
 enabled = true
@@ -515,24 +518,24 @@ memory = "512MiB"
 [apps.granted.env]
 DATABASE_URL = "postgres://db/granted"
 `, data, adminTestToken))
-	s := startServer(t, apps, "--config", conf)
+	s := testkit.Start(t, apps, "--config", conf)
 
 	// serving checks that the well-behaved apps answer as they should.
 	serving := func(t *testing.T) {
 		t.Helper()
 		for path, want := range map[string]string{"/victim/": "fine", "/shop/": "the shop", "/mall/": "the store",
 			"/xyz/": "abc", "/grow/": "grow v1"} {
-			if r := get(t, s.base+path); r.status != 200 || r.body != want {
+			if r := get(t, s.Base+path); r.status != 200 || r.body != want {
 				t.Errorf("GET %s: %d %q, want %q", path, r.status, r.body, want)
 			}
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.base+"/", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.Base+"/", nil)
 		req.Host = "shop.example.com"
 		if r := do(t, req); r.status != 200 || r.body != "the shop by host" {
 			t.Errorf("GET / for shop.example.com: %d %q", r.status, r.body)
 		}
 	}
-	states := readyStates(t, s.base)
+	states := readyStates(t, s.Base)
 	for name, want := range refused {
 		t.Run("refused "+name, func(t *testing.T) {
 			if st := states[name]; st.State != "failed" || !strings.Contains(st.Error, want) {
@@ -540,7 +543,7 @@ DATABASE_URL = "postgres://db/granted"
 			}
 			// It answers 503 at its own mount, unless that mount belongs to another
 			// app (serving checks the owner answers there).
-			if r := get(t, s.base+"/"+name+"/"); r.status != http.StatusServiceUnavailable && name != "mall" && name != "xyz" {
+			if r := get(t, s.Base+"/"+name+"/"); r.status != http.StatusServiceUnavailable && name != "mall" && name != "xyz" {
 				t.Errorf("GET /%s/: %d %q", name, r.status, r.body)
 			}
 			serving(t)
@@ -557,7 +560,7 @@ DATABASE_URL = "postgres://db/granted"
 	})
 
 	t.Run("the operator's grants", func(t *testing.T) {
-		m := echoOf(t, get(t, s.base+"/with-grants/"))
+		m := echoOf(t, get(t, s.Base+"/with-grants/"))
 		want := map[string]any{"DATABASE_URL": "postgres://db/granted", "GREETING": "hi", "allocated_mib": 300.0,
 			"visits": 1.0, "script_name": "/with-grants"}
 		for k, v := range want {
@@ -578,10 +581,10 @@ DATABASE_URL = "postgres://db/granted"
 	})
 
 	t.Run("widening through hot reload", func(t *testing.T) {
-		s.waitLog(t, "watching the apps folder")
-		writeFile(t, filepath.Join(apps, "grow", "wasmwsgi.toml"),
+		s.WaitLog(t, "watching the apps folder")
+		testkit.WriteFile(t, filepath.Join(apps, "grow", "wasmwsgi.toml"),
 			fmt.Sprintf("data_dir = %q\n[limits]\nmemory = \"2GiB\"\n", host))
-		writeFile(t, filepath.Join(apps, "grow", "app.py"), greedyApp)
+		testkit.WriteFile(t, filepath.Join(apps, "grow", "app.py"), greedyApp)
 		var reloadError string
 		eventually(t, s, func() string {
 			var ready struct {
@@ -590,7 +593,7 @@ DATABASE_URL = "postgres://db/granted"
 					ReloadError string `json:"reload_error"`
 				} `json:"apps"`
 			}
-			if err := json.Unmarshal([]byte(get(t, s.base+"/_wasmwsgi/ready").body), &ready); err != nil {
+			if err := json.Unmarshal([]byte(get(t, s.Base+"/_wasmwsgi/ready").body), &ready); err != nil {
 				return err.Error()
 			}
 			reloadError = ready.Apps["grow"].ReloadError
@@ -605,7 +608,7 @@ DATABASE_URL = "postgres://db/granted"
 			}
 		}
 		serving(t) // grow still answers "grow v1"
-		req, _ := http.NewRequest(http.MethodGet, s.base+"/_wasmwsgi/api/apps", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.Base+"/_wasmwsgi/api/apps", nil)
 		req.Header.Set("Authorization", "Bearer "+adminTestToken)
 		var admin struct {
 			Apps []struct {
@@ -623,7 +626,7 @@ DATABASE_URL = "postgres://db/granted"
 		if !shown {
 			t.Errorf("the admin page does not show grow's reload error: %+v", admin.Apps)
 		}
-		if m := get(t, s.base+"/_wasmwsgi/metrics").body; !strings.Contains(m, `wasmwsgi_reload_failures_total{app="grow"} 1`) {
+		if m := get(t, s.Base+"/_wasmwsgi/metrics").body; !strings.Contains(m, `wasmwsgi_reload_failures_total{app="grow"} 1`) {
 			t.Error(`metrics lack wasmwsgi_reload_failures_total{app="grow"} 1`)
 		}
 		if entries, _ := os.ReadDir(host); len(entries) != 1 {
@@ -650,20 +653,20 @@ DATABASE_URL = "postgres://db/granted"
 // folder is still refused.
 func TestTrustAppConfig(t *testing.T) {
 	apps := filepath.Join(t.TempDir(), "apps")
-	writeFile(t, filepath.Join(apps, "mine", "app.py"), grantedApp)
-	writeFile(t, filepath.Join(apps, "mine", "wasmwsgi.toml"), "prefix = \"/with-grants\"\ndata_dir = \"../.data/mine\"\n"+
+	testkit.WriteFile(t, filepath.Join(apps, "mine", "app.py"), grantedApp)
+	testkit.WriteFile(t, filepath.Join(apps, "mine", "wasmwsgi.toml"), "prefix = \"/with-grants\"\ndata_dir = \"../.data/mine\"\n"+
 		"[limits]\nmemory = \"512MiB\"\n[env]\nDATABASE_URL = \"mine\"\nGREETING = \"hi\"\n")
-	writeFile(t, filepath.Join(apps, "inside", "app.py"), greedyApp)
-	writeFile(t, filepath.Join(apps, "inside", "wasmwsgi.toml"), "data_dir = \"db\"\n")
-	s := startServer(t, apps, "--trust-app-config")
-	m := echoOf(t, get(t, s.base+"/with-grants/"))
+	testkit.WriteFile(t, filepath.Join(apps, "inside", "app.py"), greedyApp)
+	testkit.WriteFile(t, filepath.Join(apps, "inside", "wasmwsgi.toml"), "data_dir = \"db\"\n")
+	s := testkit.Start(t, apps, "--trust-app-config")
+	m := echoOf(t, get(t, s.Base+"/with-grants/"))
 	if m["DATABASE_URL"] != "mine" || m["allocated_mib"] != 300.0 || m["visits"] != 1.0 {
 		t.Errorf("the trusted app: %v", m)
 	}
 	if b, err := os.ReadFile(filepath.Join(apps, ".data", "mine", "visits")); err != nil || string(b) != "x" {
 		t.Errorf("the trusted app's data_dir: %q, %v", b, err)
 	}
-	if st := readyStates(t, s.base)["inside"]; st.State != "failed" || !strings.Contains(st.Error, "overlaps the app folder") {
+	if st := readyStates(t, s.Base)["inside"]; st.State != "failed" || !strings.Contains(st.Error, "overlaps the app folder") {
 		t.Errorf("a data_dir inside the app folder: %+v", st)
 	}
 }

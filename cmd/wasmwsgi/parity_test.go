@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // TestGunicornParity sends the same requests to each framework example served by
@@ -23,13 +25,13 @@ func TestGunicornParity(t *testing.T) {
 	if err != nil {
 		t.Skip("gunicorn is not installed (apt-get install gunicorn; .ci/run installs it)")
 	}
-	appsDir, grants := bundledApps(t, "")
+	appsDir, grants := testkit.BundledApps(t, "")
 	for _, name := range frameworkApps {
 		if _, err := os.Stat(filepath.Join(appsDir, name, "site-packages")); err != nil {
 			t.Skip("apps/*/site-packages are missing: run `make vendor-apps`")
 		}
 	}
-	s := startServer(t, appsDir, append(grants, "--timeout", "60s")...)
+	s := testkit.Start(t, appsDir, append(grants, "--timeout", "60s")...)
 
 	type req struct{ method, path, contentType, body string }
 	notes := []req{
@@ -107,7 +109,7 @@ func TestGunicornParity(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(appsDir, name)
 			gbase := startGunicorn(t, gunicorn, dir, "/"+name, gunicornCallable(dir))
-			compare(t, name, s.base, gbase, requests[name])
+			compare(t, name, s.Base, gbase, requests[name])
 		})
 	}
 
@@ -123,18 +125,18 @@ func TestGunicornParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), string(toml))
+		testkit.WriteFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), string(toml))
 		gdata := filepath.Join(tmp, "gdata")
 		if err := os.MkdirAll(gdata, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		// The checked-in grants, with a data_root of this test's own.
-		_, grants := bundledApps(t, "")
-		ws := startServer(t, apps, append(grants, "--timeout", "120s")...)
+		_, grants := testkit.BundledApps(t, "")
+		ws := testkit.Start(t, apps, append(grants, "--timeout", "120s")...)
 		gbase := startGunicorn(t, gunicorn, filepath.Join(apps, "django"), "/django", "wsgi:application",
 			"DJANGO_SETTINGS_MODULE=mysite.settings", "DJANGO_DATABASE="+filepath.Join(gdata, "db.sqlite3"))
 		// Not "/": the list page shows sys.platform, which is "wasi" here.
-		compare(t, "django", ws.base, gbase, []req{
+		compare(t, "django", ws.Base, gbase, []req{
 			{"GET", "/notes.json", "", ""},
 			{"GET", "/notes/999/", "", ""},
 			{"GET", "/no-such-page/", "", ""},

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // reloadApp is a WSGI app answering body.
@@ -21,7 +23,7 @@ func reloadApp(body string) string {
 
 // eventually polls check every 50ms until it returns "" or 30s have passed; it then
 // fails with check's last complaint.
-func eventually(t *testing.T, s *server, check func() string) {
+func eventually(t *testing.T, s *testkit.Server, check func() string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var why string
@@ -36,25 +38,25 @@ func eventually(t *testing.T, s *server, check func() string) {
 
 func TestServeReloadsEditedApp(t *testing.T) {
 	apps := t.TempDir()
-	writeFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp(fmt.Sprintf("v1 %d", time.Now().UnixNano())))
-	s := startServer(t, apps)
-	if r := get(t, s.base+"/hot/"); r.status != 200 || !strings.HasPrefix(r.body, "v1") {
+	testkit.WriteFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp(fmt.Sprintf("v1 %d", time.Now().UnixNano())))
+	s := testkit.Start(t, apps)
+	if r := get(t, s.Base+"/hot/"); r.status != 200 || !strings.HasPrefix(r.body, "v1") {
 		t.Fatalf("before the edit: %d %q", r.status, r.body)
 	}
-	s.waitLog(t, "watching the apps folder")
+	s.WaitLog(t, "watching the apps folder")
 
-	writeFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp("v2"))
+	testkit.WriteFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp("v2"))
 	eventually(t, s, func() string {
-		if r := get(t, s.base+"/hot/"); r.status != 200 || r.body != "v2" {
+		if r := get(t, s.Base+"/hot/"); r.status != 200 || r.body != "v2" {
 			return fmt.Sprintf("GET /hot/ = %d %q, want 200 \"v2\"", r.status, r.body)
 		}
 		return ""
 	})
 
 	// A new app folder is mounted, a removed one unmounted.
-	writeFile(t, filepath.Join(apps, "fresh", "app.py"), reloadApp("fresh"))
+	testkit.WriteFile(t, filepath.Join(apps, "fresh", "app.py"), reloadApp("fresh"))
 	eventually(t, s, func() string {
-		if r := get(t, s.base+"/fresh/"); r.status != 200 || r.body != "fresh" {
+		if r := get(t, s.Base+"/fresh/"); r.status != 200 || r.body != "fresh" {
 			return fmt.Sprintf("GET /fresh/ = %d %q, want 200 \"fresh\"", r.status, r.body)
 		}
 		return ""
@@ -63,7 +65,7 @@ func TestServeReloadsEditedApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, s, func() string {
-		if r := get(t, s.base+"/hot/"); r.status != http.StatusNotFound {
+		if r := get(t, s.Base+"/hot/"); r.status != http.StatusNotFound {
 			return fmt.Sprintf("GET /hot/ = %d after its folder was removed, want 404", r.status)
 		}
 		return ""
@@ -72,15 +74,15 @@ func TestServeReloadsEditedApp(t *testing.T) {
 
 func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 	apps := t.TempDir()
-	writeFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp("hot"))
+	testkit.WriteFile(t, filepath.Join(apps, "hot", "app.py"), reloadApp("hot"))
 	config := filepath.Join(t.TempDir(), "wasmwsgi.toml")
-	writeFile(t, config, "[limits]\nmax_body = \"1MiB\"\n")
-	s := startServer(t, apps, "--config", config, "--watch=false")
+	testkit.WriteFile(t, config, "[limits]\nmax_body = \"1MiB\"\n")
+	s := testkit.Start(t, apps, "--config", config, "--watch=false")
 	if strings.Contains(s.Log(), "watching the apps folder") {
 		t.Errorf("--watch=false still watches:\n%s", s.Log())
 	}
 	post := func() int {
-		resp, err := http.Post(s.base+"/hot/", "text/plain", strings.NewReader(strings.Repeat("x", 100)))
+		resp, err := http.Post(s.Base+"/hot/", "text/plain", strings.NewReader(strings.Repeat("x", 100)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,8 +94,8 @@ func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 	}
 
 	// An unusable file changes nothing.
-	writeFile(t, config, "[limits]\nmax_body = \"lots\"\n")
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	testkit.WriteFile(t, config, "[limits]\nmax_body = \"lots\"\n")
+	if err := s.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, s, func() string {
@@ -107,8 +109,8 @@ func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 	}
 
 	// A new limit applies; a new cache folder needs a restart.
-	writeFile(t, config, fmt.Sprintf("cache_dir = %q\n[limits]\nmax_body = \"10B\"\n", t.TempDir()))
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	testkit.WriteFile(t, config, fmt.Sprintf("cache_dir = %q\n[limits]\nmax_body = \"10B\"\n", t.TempDir()))
+	if err := s.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, s, func() string {
@@ -126,7 +128,7 @@ func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", want, log)
 		}
 	}
-	if r := get(t, s.base+"/hot/"); r.status != 200 || r.body != "hot" {
+	if r := get(t, s.Base+"/hot/"); r.status != 200 || r.body != "hot" {
 		t.Errorf("GET after the reload: %d %q", r.status, r.body)
 	}
 }
@@ -136,43 +138,43 @@ func TestServeSIGHUPAppliesNewConfig(t *testing.T) {
 // taken back the app fails again instead of running on with what it lost.
 func TestServeSIGHUPAppliesGrants(t *testing.T) {
 	apps := t.TempDir()
-	writeFile(t, filepath.Join(apps, "big", "app.py"), reloadApp("big"))
-	writeFile(t, filepath.Join(apps, "big", "wasmwsgi.toml"), "[limits]\nmemory = \"256MiB\"\n")
-	writeFile(t, filepath.Join(apps, "small", "app.py"), reloadApp("small"))
+	testkit.WriteFile(t, filepath.Join(apps, "big", "app.py"), reloadApp("big"))
+	testkit.WriteFile(t, filepath.Join(apps, "big", "wasmwsgi.toml"), "[limits]\nmemory = \"256MiB\"\n")
+	testkit.WriteFile(t, filepath.Join(apps, "small", "app.py"), reloadApp("small"))
 	config := filepath.Join(t.TempDir(), "server.toml")
-	writeFile(t, config, "")
-	s := startServer(t, apps, "--config", config, "--watch=false")
+	testkit.WriteFile(t, config, "")
+	s := testkit.Start(t, apps, "--config", config, "--watch=false")
 	hangup := func(content string) {
 		t.Helper()
-		writeFile(t, config, content)
-		if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		testkit.WriteFile(t, config, content)
+		if err := s.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	}
 	answers := func(path string, status int, body string) func() string {
 		return func() string {
-			if r := get(t, s.base+path); r.status != status || (body != "" && r.body != body) {
+			if r := get(t, s.Base+path); r.status != status || (body != "" && r.body != body) {
 				return fmt.Sprintf("GET %s = %d %q, want %d %q", path, r.status, r.body, status, body)
 			}
 			return ""
 		}
 	}
-	if st := readyStates(t, s.base)["big"]; st.State != "failed" || !strings.Contains(st.Error, "above this app's ceiling of 128MiB") {
+	if st := readyStates(t, s.Base)["big"]; st.State != "failed" || !strings.Contains(st.Error, "above this app's ceiling of 128MiB") {
 		t.Fatalf("big before its grant: %+v", st)
 	}
 
 	hangup("[apps.big.limits]\nmemory = \"256MiB\"\n\n[apps.small]\nprefix = \"/little\"\n")
 	eventually(t, s, answers("/big/", 200, "big"))
 	eventually(t, s, answers("/little/", 200, "small"))
-	if r := get(t, s.base+"/small/"); r.status != http.StatusNotFound {
+	if r := get(t, s.Base+"/small/"); r.status != http.StatusNotFound {
 		t.Errorf("GET /small/ after the app moved: %d", r.status)
 	}
-	s.waitLog(t, `msg="SIGHUP: setting changed" key=apps.big.limits.memory from=(unset) to="\"256MiB\""`)
+	s.WaitLog(t, `msg="SIGHUP: setting changed" key=apps.big.limits.memory from=(unset) to="\"256MiB\""`)
 
 	hangup("")
 	eventually(t, s, answers("/big/", http.StatusServiceUnavailable, ""))
 	eventually(t, s, answers("/small/", 200, "small"))
-	if st := readyStates(t, s.base)["big"]; st.State != "failed" || !strings.Contains(st.Error, "ceiling of 128MiB") {
+	if st := readyStates(t, s.Base)["big"]; st.State != "failed" || !strings.Contains(st.Error, "ceiling of 128MiB") {
 		t.Errorf("big after its grant was taken back: %+v", st)
 	}
 }

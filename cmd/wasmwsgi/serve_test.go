@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,182 +13,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // These tests build the real binary (python.wasm embedded), start it on a loopback port
-// and talk HTTP to it.
+// and talk HTTP to it (testkit).
 
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wasmwsgi-test")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "wasmwsgi")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building wasmwsgi failed:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// server is a running wasmwsgi process.
-// server is a wasmwsgi process the test controls, signals included.
-type server struct {
-	base string // scheme://addr
-	addr string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  bytes.Buffer
-	done chan struct{} // closed when the process has exited
-	err  error         // what Wait returned, once done is closed
-}
-
-var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
-// startServer runs `wasmwsgi serve appsDir extra...` over plain HTTP; see startServerWith.
-func startServer(t *testing.T, appsDir string, extra ...string) *server {
-	t.Helper()
-	return startServerWith(t, http.DefaultClient, "http", append([]string{appsDir}, extra...)...)
-}
-
-// startServerWith runs `wasmwsgi serve` with args (the apps folder and flags; --addr is
-// added) in the environment of testEnv, and waits until the server is ready, asking
-// /_wasmwsgi/ready over scheme with client. The process is stopped with SIGINT at the
-// end of the test if still running, and its log is shown if the test failed.
-func startServerWith(t *testing.T, client *http.Client, scheme string, args ...string) *server {
-	t.Helper()
-	cmd := exec.Command(binary, append(append([]string{"serve"}, args...), "--addr", "127.0.0.1:0")...)
-	cmd.Env = testEnv(t)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.log.WriteString(line + "\n")
-			s.mu.Unlock()
-			if m := listening.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	go func() {
-		<-logged // Wait closes the pipe: read it to the end first
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		s.stop(t)
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.Log())
-		}
-	})
-	select {
-	case s.addr = <-addr:
-	case <-s.done:
-		t.Fatalf("server exited before listening (%v); log:\n%s", s.err, s.Log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("server did not start listening; log:\n%s", s.Log())
-	}
-	s.base = scheme + "://" + s.addr
-	waitReady(t, client, s.base, s.Log)
-	return s
-}
-
-// stop sends SIGINT unless the server has exited, and waits up to 10 s for it to exit.
-func (s *server) stop(t *testing.T) {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		t.Error("server did not stop within 10s of SIGINT")
-	}
-}
-
-// testEnv is the environment the tests run wasmwsgi in: this process's, without any
-// WASMWSGI_* variable (the server would read it as configuration), with the tests'
-// shared cache, and extra added.
-func testEnv(t *testing.T, extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "WASMWSGI_") && !strings.HasPrefix(kv, "XDG_CACHE_HOME=") {
-			env = append(env, kv)
-		}
-	}
-	return append(append(env, "XDG_CACHE_HOME="+cacheHome(t)), extra...)
-}
-
-// waitReady waits up to a minute for base's /_wasmwsgi/ready to answer 200.
-func waitReady(t *testing.T, client *http.Client, base string, log func() string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := client.Get(base + "/_wasmwsgi/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("server not ready after 60s; log:\n%s", log())
-}
-
-// cacheHome shares one compilation cache between the tests' servers.
-func cacheHome(t *testing.T) string {
-	dir := filepath.Join(os.TempDir(), "wasmwsgi-test-cache")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func (s *server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-// waitLog waits until the server log contains want.
-func (s *server) waitLog(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(s.Log(), want) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("server log never contained %q", want)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 type response struct {
 	status int
@@ -248,33 +81,9 @@ func testAppsGrants(t *testing.T) []string {
 	return []string{"--config", file}
 }
 
-// bundledApps returns the folder of the bundled examples and the flags that serve them
-// under the checked-in operator configuration, server.toml, with their data folders in
-// a temporary data_root. extra, when not "", is more TOML for that configuration
-// (which then is a copy of server.toml with extra added).
-func bundledApps(t *testing.T, extra string) (string, []string) {
-	apps, err := filepath.Abs("../../apps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file, err := filepath.Abs("../../server.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if extra != "" {
-		text, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file = filepath.Join(t.TempDir(), "server.toml")
-		writeFile(t, file, string(text)+"\n"+extra)
-	}
-	return apps, []string{"--config", file, "--data-root", t.TempDir()}
-}
-
 func TestServeWSGI(t *testing.T) {
-	s := startServer(t, testApps(t), testAppsGrants(t)...)
-	app := s.base + "/wsgitest"
+	s := testkit.Start(t, testApps(t), testAppsGrants(t)...)
+	app := s.Base + "/wsgitest"
 
 	t.Run("GET environ", func(t *testing.T) {
 		m := echoOf(t, get(t, app+"/echo?a=1&b=%20x"))
@@ -314,7 +123,7 @@ func TestServeWSGI(t *testing.T) {
 		if m["SCRIPT_NAME"] != "/wsgitest" || m["PATH_INFO"] != "" {
 			t.Errorf("bare prefix: SCRIPT_NAME %q PATH_INFO %q", m["SCRIPT_NAME"], m["PATH_INFO"])
 		}
-		if r := get(t, s.base+"/wsgitestx/echo"); r.status != http.StatusNotFound {
+		if r := get(t, s.Base+"/wsgitestx/echo"); r.status != http.StatusNotFound {
 			t.Errorf("/wsgitestx matched the /wsgitest mount: %d", r.status)
 		}
 	})
@@ -405,7 +214,7 @@ func TestServeWSGI(t *testing.T) {
 		if r.body != "closing body" {
 			t.Errorf("body %q", r.body)
 		}
-		s.waitLog(t, "close-called token="+token)
+		s.WaitLog(t, "close-called token="+token)
 		if n := strings.Count(s.Log(), "close-called token="+token); n != 1 {
 			t.Errorf("close() logged %d times, want 1", n)
 		}
@@ -498,25 +307,25 @@ func TestServeWSGI(t *testing.T) {
 	})
 
 	t.Run("wsgi file and virtual host", func(t *testing.T) {
-		if r := get(t, s.base+"/wsgifile/"); r.body != "from a .wsgi file" {
+		if r := get(t, s.Base+"/wsgifile/"); r.body != "from a .wsgi file" {
 			t.Errorf("wsgifile: %d %q", r.status, r.body)
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.base+"/some/path", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.Base+"/some/path", nil)
 		req.Host = "tenant.example"
 		if r := do(t, req); r.body != "vhost tenant.example script='' path='/some/path'" {
 			t.Errorf("vhost: %d %q", r.status, r.body)
 		}
-		if r := get(t, s.base+"/vhost/"); r.status != http.StatusNotFound {
+		if r := get(t, s.Base+"/vhost/"); r.status != http.StatusNotFound {
 			t.Errorf("vhost app is also served by path: %d", r.status)
 		}
 	})
 }
 
 func TestTimeLimit(t *testing.T) {
-	s := startServer(t, testApps(t), "--timeout", "1s")
+	s := testkit.Start(t, testApps(t), "--timeout", "1s")
 	for _, p := range []string{"/wsgitest/sleep?60", "/wsgitest/spin"} {
 		start := time.Now()
-		r := get(t, s.base+p)
+		r := get(t, s.Base+p)
 		if r.status != http.StatusGatewayTimeout {
 			t.Errorf("%s: status %d, want 504", p, r.status)
 		}
@@ -524,7 +333,7 @@ func TestTimeLimit(t *testing.T) {
 			t.Errorf("%s: took %v with a 1s limit", p, d)
 		}
 	}
-	if r := get(t, s.base+"/wsgitest/sleep?0.01"); r.status != 200 || r.body != "woke up" {
+	if r := get(t, s.Base+"/wsgitest/sleep?0.01"); r.status != 200 || r.body != "woke up" {
 		t.Errorf("short sleep: %d %q", r.status, r.body)
 	}
 	if !strings.Contains(s.Log(), "time limit of 1s exceeded") {
@@ -537,10 +346,10 @@ func TestTimeLimit(t *testing.T) {
 // access log and counts in wasmwsgi_client_disconnects_total, not as a trap, a timeout
 // or a 5xx. A real trap and a real timeout on the same server still count as those.
 func TestClientDisconnect(t *testing.T) {
-	s := startServer(t, testApps(t), "--timeout", "4s")
+	s := testkit.Start(t, testApps(t), "--timeout", "4s")
 	send := func(t *testing.T, id, path string) (net.Conn, *bufio.Reader) {
 		t.Helper()
-		c, err := net.Dial("tcp", s.addr)
+		c, err := net.Dial("tcp", s.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -552,7 +361,7 @@ func TestClientDisconnect(t *testing.T) {
 	// line is there.
 	linesOf := func(t *testing.T, id string) []string {
 		t.Helper()
-		s.waitLog(t, "msg=request request_id="+id+" ")
+		s.WaitLog(t, "msg=request request_id="+id+" ")
 		var lines []string
 		for _, l := range strings.Split(s.Log(), "\n") {
 			if strings.Contains(l, "request_id="+id+" ") {
@@ -612,10 +421,10 @@ func TestClientDisconnect(t *testing.T) {
 		}
 		c.Close()
 		checkGone(t, "gone-stream", "/wsgitest/close?gone-stream&slow")
-		s.waitLog(t, "close-called token=gone-stream")
+		s.WaitLog(t, "close-called token=gone-stream")
 	})
 
-	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
+	metrics := get(t, s.Base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{
 		`wasmwsgi_client_disconnects_total{app="wsgitest"} 2` + "\n",
 		`wasmwsgi_requests_total{app="wsgitest",class="4xx"} 2` + "\n",
@@ -638,7 +447,7 @@ func TestClientDisconnect(t *testing.T) {
 		{"trap-exit", "/wsgitest/exit", "the guest exited with code 3"},
 		{"time-limit", "/wsgitest/spin", "time limit of 4s exceeded"},
 	} {
-		req, _ := http.NewRequest(http.MethodGet, s.base+c.path, nil)
+		req, _ := http.NewRequest(http.MethodGet, s.Base+c.path, nil)
 		req.Header.Set("X-Request-Id", c.id)
 		r := do(t, req)
 		if r.status != 500 && r.status != 504 {
@@ -652,7 +461,7 @@ func TestClientDisconnect(t *testing.T) {
 			t.Errorf("%s: no error line with request_id=%s and %q", c.path, c.id, c.reason)
 		}
 	}
-	metrics = get(t, s.base+"/_wasmwsgi/metrics").body
+	metrics = get(t, s.Base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{
 		`wasmwsgi_traps_total{app="wsgitest"} 1` + "\n",
 		`wasmwsgi_timeouts_total{app="wsgitest"} 1` + "\n",
@@ -666,8 +475,8 @@ func TestClientDisconnect(t *testing.T) {
 }
 
 func TestBrokenApps(t *testing.T) {
-	s := startServer(t, testApps(t))
-	resp, err := http.Get(s.base + "/_wasmwsgi/ready")
+	s := testkit.Start(t, testApps(t))
+	resp, err := http.Get(s.Base + "/_wasmwsgi/ready")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,7 +505,7 @@ func TestBrokenApps(t *testing.T) {
 		t.Errorf("ready does not name the unknown key: %q", e)
 	}
 	for _, p := range []string{"/broken-syntax/", "/broken-import/x", "/no-entrypoint/", "/badconfig/"} {
-		r := get(t, s.base+p)
+		r := get(t, s.Base+p)
 		if r.status != http.StatusServiceUnavailable {
 			t.Errorf("%s: status %d, want 503", p, r.status)
 		}
@@ -712,7 +521,7 @@ func TestBrokenApps(t *testing.T) {
 		}
 	}
 	// The healthy app is unaffected.
-	if r := get(t, s.base+"/wsgitest/counter"); r.status != 200 {
+	if r := get(t, s.Base+"/wsgitest/counter"); r.status != 200 {
 		t.Errorf("healthy app: %d", r.status)
 	}
 }
@@ -722,10 +531,10 @@ func TestTrustedProxies(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("trusted_proxies = [\"127.0.0.1\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	proxied := startServer(t, testApps(t), "--config", cfg)
-	direct := startServer(t, testApps(t))
-	for _, s := range []*server{proxied, direct} {
-		req, _ := http.NewRequest(http.MethodGet, s.base+"/wsgitest/echo", nil)
+	proxied := testkit.Start(t, testApps(t), "--config", cfg)
+	direct := testkit.Start(t, testApps(t))
+	for _, s := range []*testkit.Server{proxied, direct} {
+		req, _ := http.NewRequest(http.MethodGet, s.Base+"/wsgitest/echo", nil)
 		req.Header.Set("X-Forwarded-For", "198.51.100.9, 203.0.113.7")
 		req.Header.Set("X-Forwarded-Proto", "https")
 		req.Header.Set("X-Forwarded-Host", "shop.example")
@@ -733,7 +542,7 @@ func TestTrustedProxies(t *testing.T) {
 		got := fmt.Sprint(m["REMOTE_ADDR"], " ", m["wsgi.url_scheme"], " ", m["HTTP_HOST"], " ", m["SERVER_NAME"])
 		want := "203.0.113.7 https shop.example shop.example"
 		if s == direct {
-			want = fmt.Sprintf("127.0.0.1 http %s 127.0.0.1", strings.TrimPrefix(s.base, "http://"))
+			want = fmt.Sprintf("127.0.0.1 http %s 127.0.0.1", strings.TrimPrefix(s.Base, "http://"))
 		}
 		if got != want {
 			t.Errorf("trusted=%v: got %q, want %q", s == proxied, got, want)
@@ -742,39 +551,39 @@ func TestTrustedProxies(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	s := startServer(t, testApps(t), "--validate")
+	s := testkit.Start(t, testApps(t), "--validate")
 	// wsgiref.validate requires read(size): the echo route's read() fails under it.
-	if r := get(t, s.base+"/wsgitest/echo"); r.status != 500 {
+	if r := get(t, s.Base+"/wsgitest/echo"); r.status != 500 {
 		t.Errorf("a PEP 3333 violation passed wsgiref.validate: %d", r.status)
 	}
-	s.waitLog(t, "AssertionError")
+	s.WaitLog(t, "AssertionError")
 	for _, p := range []string{"/wsgitest/stream", "/wsgitest/write", "/wsgitest/counter", "/wsgitest/close?validated", "/wsgitest/file-wrapper"} {
-		if r := get(t, s.base+p); r.status != 200 {
+		if r := get(t, s.Base+p); r.status != 200 {
 			t.Errorf("%s under wsgiref.validate: %d", p, r.status)
 		}
 	}
 }
 
 func TestHelloApp(t *testing.T) {
-	apps, grants := bundledApps(t, "")
-	s := startServer(t, apps, append(grants, "--validate")...)
-	r := get(t, s.base+"/hello/")
+	apps, grants := testkit.BundledApps(t, "")
+	s := testkit.Start(t, apps, append(grants, "--validate")...)
+	r := get(t, s.Base+"/hello/")
 	if r.status != 200 || !strings.HasPrefix(r.body, "Hello, world!") || !strings.Contains(r.body, "on wasi") {
 		t.Fatalf("hello: %d %q", r.status, r.body)
 	}
 	var info map[string]string
-	if err := json.Unmarshal([]byte(get(t, s.base+"/hello/info").body), &info); err != nil {
+	if err := json.Unmarshal([]byte(get(t, s.Base+"/hello/info").body), &info); err != nil {
 		t.Fatal(err)
 	}
 	if info["platform"] != "wasi" {
 		t.Errorf("sys.platform = %q, want wasi", info["platform"])
 	}
 	for i := 0; i < 3; i++ {
-		if r := get(t, s.base+"/hello/counter"); r.body != "1" {
+		if r := get(t, s.Base+"/hello/counter"); r.body != "1" {
 			t.Fatalf("counter = %q on request %d, want 1", r.body, i)
 		}
 	}
-	if r := get(t, s.base+"/_wasmwsgi/healthz"); r.status != 200 {
+	if r := get(t, s.Base+"/_wasmwsgi/healthz"); r.status != 200 {
 		t.Errorf("healthz %d", r.status)
 	}
 	if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
@@ -783,7 +592,7 @@ func TestHelloApp(t *testing.T) {
 	if !regexp.MustCompile(`app=hello method=GET path=/hello/counter status=200 bytes=1 duration=\S+ guest_time=\S+ peak_memory=\d+`).MatchString(s.Log()) {
 		t.Error("the access log lacks guest_time and peak_memory")
 	}
-	metrics := get(t, s.base+"/_wasmwsgi/metrics").body
+	metrics := get(t, s.Base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{
 		`wasmwsgi_requests_total{app="hello",class="2xx"} 5`,
 		`wasmwsgi_request_duration_seconds_count{app="hello"} 5`,
@@ -805,7 +614,7 @@ func TestHelloApp(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out, err := exec.Command(binary, "version").CombinedOutput()
+	out, err := exec.Command(testkit.Binary(t), "version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -819,7 +628,7 @@ func TestBadConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("adr = \"x\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(binary, "serve", "--config", cfg).CombinedOutput()
+	out, err := exec.Command(testkit.Binary(t), "serve", "--config", cfg).CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
 		t.Fatalf("serve with an unknown key: %v, %s", err, out)
@@ -845,22 +654,22 @@ func TestSnapshotCache(t *testing.T) {
 	}
 	serveOnce := func(wantCached bool, wantBody string) {
 		t.Helper()
-		s := startServer(t, apps, "--cache-dir", cache)
+		s := testkit.Start(t, apps, "--cache-dir", cache)
 		// The log reaches the test through a pipe: wait for the line that follows the
 		// restore or the import before looking for the restore.
-		s.waitLog(t, `msg="app ready" app=hello`)
+		s.WaitLog(t, `msg="app ready" app=hello`)
 		if cached := strings.Contains(s.Log(), "snapshot restored from the cache"); cached != wantCached {
 			t.Errorf("restored from the cache: %v, want %v", cached, wantCached)
 		}
-		if r := get(t, s.base+"/hello/?name=cache"); !strings.HasPrefix(r.body, wantBody) {
+		if r := get(t, s.Base+"/hello/?name=cache"); !strings.HasPrefix(r.body, wantBody) {
 			t.Errorf("body %q, want %q", r.body, wantBody)
 		}
 		for i := 0; i < 2; i++ {
-			if r := get(t, s.base+"/hello/counter"); r.body != "1" {
+			if r := get(t, s.Base+"/hello/counter"); r.body != "1" {
 				t.Errorf("counter %q after a cached start", r.body)
 			}
 		}
-		s.stop(t)
+		s.Stop(t)
 	}
 	write(string(src))
 	serveOnce(false, "Hello, cache!")

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // timedApp: /big fills 24 MiB before its headers go out, /nap sleeps 100 ms first,
@@ -57,39 +59,39 @@ func timing(t *testing.T, url string) (values []string, ours *serverTiming) {
 
 func TestServerTiming(t *testing.T) {
 	apps := filepath.Join(t.TempDir(), "apps")
-	writeFile(t, filepath.Join(apps, "timed", "app.py"), timedApp)
-	writeFile(t, filepath.Join(apps, "optout", "app.py"), timedApp)
-	writeFile(t, filepath.Join(apps, "optout", "wasmwsgi.toml"), "server_timing = false\n")
-	writeFile(t, filepath.Join(apps, "optin", "app.py"), timedApp)
-	writeFile(t, filepath.Join(apps, "optin", "wasmwsgi.toml"), "server_timing = true\n")
+	testkit.WriteFile(t, filepath.Join(apps, "timed", "app.py"), timedApp)
+	testkit.WriteFile(t, filepath.Join(apps, "optout", "app.py"), timedApp)
+	testkit.WriteFile(t, filepath.Join(apps, "optout", "wasmwsgi.toml"), "server_timing = false\n")
+	testkit.WriteFile(t, filepath.Join(apps, "optin", "app.py"), timedApp)
+	testkit.WriteFile(t, filepath.Join(apps, "optin", "wasmwsgi.toml"), "server_timing = true\n")
 
 	t.Run("on", func(t *testing.T) {
-		s := startServer(t, apps, "--server-timing", "--memory", "96MiB")
-		values, small := timing(t, s.base+"/timed/")
+		s := testkit.Start(t, apps, "--server-timing", "--memory", "96MiB")
+		values, small := timing(t, s.Base+"/timed/")
 		if small == nil || len(values) != 1 {
 			t.Fatalf("Server-Timing %q is not `guest;dur=<ms>, mem;desc=\"<n> bytes peak\"`", values)
 		}
-		_, big := timing(t, s.base+"/timed/big")
+		_, big := timing(t, s.Base+"/timed/big")
 		if big == nil || big.bytes < 24<<20 || big.bytes <= small.bytes || big.bytes > 96<<20 {
 			t.Errorf("peak memory: %+v after 24 MiB, %+v without (limit 96 MiB)", big, small)
 		}
-		if _, nap := timing(t, s.base+"/timed/nap"); nap == nil || nap.ms < 100 {
+		if _, nap := timing(t, s.Base+"/timed/nap"); nap == nil || nap.ms < 100 {
 			t.Errorf("guest time %+v of a request that slept 100 ms first", nap)
 		}
-		if values, ours := timing(t, s.base+"/timed/own"); ours == nil || len(values) != 2 || values[0] != "db;dur=5" {
+		if values, ours := timing(t, s.Base+"/timed/own"); ours == nil || len(values) != 2 || values[0] != "db;dur=5" {
 			t.Errorf("the app's own Server-Timing and the server's: %q", values)
 		}
-		if values, _ := timing(t, s.base+"/optout/"); len(values) != 0 {
+		if values, _ := timing(t, s.Base+"/optout/"); len(values) != 0 {
 			t.Errorf("an app with server_timing = false sent %q", values)
 		}
 	})
 
 	t.Run("off", func(t *testing.T) {
-		s := startServer(t, apps)
-		if values, _ := timing(t, s.base+"/timed/big"); len(values) != 0 {
+		s := testkit.Start(t, apps)
+		if values, _ := timing(t, s.Base+"/timed/big"); len(values) != 0 {
 			t.Errorf("Server-Timing %q without --server-timing", values)
 		}
-		if values, ours := timing(t, s.base+"/optin/"); ours == nil || len(values) != 1 {
+		if values, ours := timing(t, s.Base+"/optin/"); ours == nil || len(values) != 1 {
 			t.Errorf("an app with server_timing = true sent %q", values)
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // napApp logs when a request starts, reads the whole body, sleeps a second and answers
@@ -36,14 +38,14 @@ func napBody(tag, body string) string { return tag + ":" + body + strings.Repeat
 // response, and the process exits 0.
 func TestSignalDrain(t *testing.T) {
 	apps := filepath.Join(t.TempDir(), "apps")
-	writeFile(t, filepath.Join(apps, "nap", "app.py"), napApp)
+	testkit.WriteFile(t, filepath.Join(apps, "nap", "app.py"), napApp)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) { testSignalDrain(t, apps, sig) })
 	}
 }
 
 func testSignalDrain(t *testing.T, apps string, sig syscall.Signal) {
-	s := startServerWith(t, http.DefaultClient, "http", apps, "--timeout", "10s")
+	s := testkit.Start(t, apps, "--timeout", "10s")
 
 	// Half of the requests send their whole body at once and are asleep in the app
 	// when the signal comes; the other half hold their body back until the listener is
@@ -66,7 +68,7 @@ func testSignalDrain(t *testing.T, apps string, sig syscall.Signal) {
 			t.Cleanup(func() { pw.Close() })
 			body = pr
 		}
-		req, err := http.NewRequest(http.MethodPost, s.base+"/nap?"+tag, body)
+		req, err := http.NewRequest(http.MethodPost, s.Base+"/nap?"+tag, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,16 +85,16 @@ func testSignalDrain(t *testing.T, apps string, sig syscall.Signal) {
 		})
 	}
 	for i := range n {
-		s.waitLog(t, fmt.Sprintf("started r%d", i))
+		s.WaitLog(t, fmt.Sprintf("started r%d", i))
 	}
 
-	if err := s.cmd.Process.Signal(sig); err != nil {
+	if err := s.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	s.waitLog(t, "shutting down")
+	s.WaitLog(t, "shutting down")
 	refused := false
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 		if err == nil {
 			c.Close()
 			continue
@@ -107,8 +109,8 @@ func testSignalDrain(t *testing.T, apps string, sig syscall.Signal) {
 		t.Errorf("new connections were still accepted 10s after %s", sig)
 	}
 	select {
-	case <-s.done:
-		t.Fatalf("the server exited with requests in flight (%v)", s.err)
+	case <-s.Done():
+		t.Fatalf("the server exited with requests in flight (%v)", s.Err())
 	default:
 	}
 
@@ -129,9 +131,9 @@ func testSignalDrain(t *testing.T, apps string, sig syscall.Signal) {
 
 	// The grace period is limits.timeout (10s) plus a second.
 	select {
-	case <-s.done:
-		if s.err != nil {
-			t.Errorf("after %s the server exited with %v, want exit 0", sig, s.err)
+	case <-s.Done():
+		if s.Err() != nil {
+			t.Errorf("after %s the server exited with %v, want exit 0", sig, s.Err())
 		}
 	case <-time.After(15 * time.Second):
 		t.Errorf("the server did not exit within the grace period after %s", sig)

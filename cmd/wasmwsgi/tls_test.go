@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // protoApp answers with the protocol and scheme it saw; /upload hashes the request
@@ -95,8 +97,8 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, roots *x509
 		t.Fatal(err)
 	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	testkit.WriteFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	testkit.WriteFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
 	roots = x509.NewCertPool()
 	roots.AddCert(cert)
 	return certFile, keyFile, roots
@@ -105,7 +107,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, roots *x509
 // protoApps writes an apps folder holding protoApp as the app "proto".
 func protoApps(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "apps")
-	writeFile(t, filepath.Join(dir, "proto", "app.py"), protoApp)
+	testkit.WriteFile(t, filepath.Join(dir, "proto", "app.py"), protoApp)
 	return dir
 }
 
@@ -139,8 +141,8 @@ func readAll(t *testing.T, c *http.Client, req *http.Request) (*http.Response, s
 func TestTLSHTTP2(t *testing.T) {
 	certFile, keyFile, roots := selfSigned(t, t.TempDir())
 	h2 := clientFor(roots, func(p *http.Protocols) { p.SetHTTP2(true) })
-	s := startServerWith(t, h2, "https", protoApps(t), "--tls-cert", certFile, "--tls-key", keyFile, "--timeout", "2s")
-	app := s.base + "/proto"
+	s := testkit.StartWith(t, testkit.Config{Args: []string{"serve", protoApps(t), "--tls-cert", certFile, "--tls-key", keyFile, "--timeout", "2s"}, Client: h2, Scheme: "https"})
+	app := s.Base + "/proto"
 
 	t.Run("GET over HTTP/2", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, app+"/", nil)
@@ -247,27 +249,27 @@ func TestTLSHTTP2(t *testing.T) {
 func TestH2C(t *testing.T) {
 	apps := protoApps(t)
 	h2c := clientFor(nil, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) })
-	s := startServerWith(t, http.DefaultClient, "http", apps, "--h2c")
+	s := testkit.Start(t, apps, "--h2c")
 
-	req, _ := http.NewRequest(http.MethodGet, s.base+"/proto/", nil)
+	req, _ := http.NewRequest(http.MethodGet, s.Base+"/proto/", nil)
 	resp, body := readAll(t, h2c, req)
 	if resp.Proto != "HTTP/2.0" || body != "hello HTTP/2.0 http" {
 		t.Errorf("h2c client got %s %q, want HTTP/2.0", resp.Proto, body)
 	}
-	req, _ = http.NewRequest(http.MethodPost, s.base+"/proto/upload", strings.NewReader("abc"))
+	req, _ = http.NewRequest(http.MethodPost, s.Base+"/proto/upload", strings.NewReader("abc"))
 	resp, body = readAll(t, h2c, req)
 	if sum := sha256.Sum256([]byte("abc")); resp.Proto != "HTTP/2.0" || body != "3 "+hex.EncodeToString(sum[:]) {
 		t.Errorf("h2c POST got %s %q", resp.Proto, body)
 	}
 	// HTTP/1.1 on the same port is unaffected.
-	req, _ = http.NewRequest(http.MethodGet, s.base+"/proto/", nil)
+	req, _ = http.NewRequest(http.MethodGet, s.Base+"/proto/", nil)
 	if resp, body := readAll(t, http.DefaultClient, req); resp.Proto != "HTTP/1.1" || body != "hello HTTP/1.1 http" {
 		t.Errorf("HTTP/1.1 client got %s %q", resp.Proto, body)
 	}
 
 	// Without --h2c the server speaks only HTTP/1.1 in cleartext.
-	plain := startServerWith(t, http.DefaultClient, "http", apps)
-	if resp, err := h2c.Get(plain.base + "/proto/"); err == nil {
+	plain := testkit.Start(t, apps)
+	if resp, err := h2c.Get(plain.Base + "/proto/"); err == nil {
 		resp.Body.Close()
 		t.Errorf("a server without --h2c answered an HTTP/2 client: %s %d", resp.Proto, resp.StatusCode)
 	}
