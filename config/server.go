@@ -231,6 +231,9 @@ func Load(fs *pflag.FlagSet, appsDir string) (*Config, error) {
 	err := load(env.Provider(".", env.Opt{
 		Prefix: "WASMWSGI_",
 		TransformFunc: func(name, value string) (string, any) {
+			if name == BuildCacheVar {
+				return "", nil // the build's, not the server's
+			}
 			key := envKey(name)
 			envVars[strings.ToLower(key)] = name
 			return key, value
@@ -269,6 +272,11 @@ func Load(fs *pflag.FlagSet, appsDir string) (*Config, error) {
 	}
 	return decode(k, path, sources, origin)
 }
+
+// BuildCacheVar names the folder where python-wasm/build.sh keeps its outputs. It
+// shares the WASMWSGI_ prefix but is not a server setting, so the server ignores it
+// instead of refusing it as unknown.
+const BuildCacheVar = "WASMWSGI_CACHE"
 
 // envKey is the key a WASMWSGI_* variable sets: a double underscore nests, so
 // WASMWSGI_LOG__FORMAT is log.format. Keys are lower case, except the variable names

@@ -28,6 +28,8 @@ memory = "64MiB"
 	t.Setenv("WASMWSGI_ADDR", "127.0.0.1:9002")
 	t.Setenv("WASMWSGI_LIMITS__TIMEOUT", "7s")
 	t.Setenv("WASMWSGI_LOG__LEVEL", "debug")
+	// The build's cache folder shares the prefix; it is not refused as an unknown key.
+	t.Setenv(BuildCacheVar, t.TempDir())
 
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	AddFlags(fs)
