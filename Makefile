@@ -21,6 +21,7 @@ build: python-wasm
 ## then a GC- and import-heavy part of CPython's own test suite in the sandbox
 test: build vendor-apps
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) -C e2e test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=50000x FUZZ_SAVE=
 	python3 python-wasm/pytests/run.py --modules $(PYTESTS_QUICK) --out bin/pytests-quick
 
@@ -52,12 +53,16 @@ fuzz: python-wasm
 serve: build vendor-apps
 	$(BIN) serve apps/ --config server.toml --addr $(ADDR)
 
-## check: vet, formatting, staticcheck and a tidy go.mod
+## check: vet, formatting, staticcheck and a tidy go.mod, in the main module and in
+## e2e/ (the tests that need Kubernetes' API types or a browser, in a module of their own)
 check: python-wasm
 	$(GO) vet -stdmethods=false ./...  # wazero's sys.File has its own Seek signature
+	$(GO) -C e2e vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "run gofmt -w ."; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) -C e2e run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	$(GO) -C e2e mod tidy -diff
 
 clean:
 	rm -rf bin python-wasm/dist/python.wasm python-wasm/dist/stdlib.zip python-wasm/dist/BUILDINFO

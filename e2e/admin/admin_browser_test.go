@@ -1,4 +1,6 @@
-package main
+// Package admin drives the admin page in a real browser. It lives in the e2e module
+// because of its browser driver (chromedp).
+package admin
 
 import (
 	"context"
@@ -22,6 +24,8 @@ import (
 // These tests drive the admin page in a real browser: Debian's chromium, headless,
 // through the DevTools protocol (chromedp). They skip when chromium is not installed
 // (apt-get install chromium; .ci/run installs it).
+
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 const adminTestToken = "admin-browser-test-token-5d2e9"
 
@@ -207,8 +211,8 @@ func TestAdminPageInBrowser(t *testing.T) {
 
 // TestAdminPageBundledApps draws the admin page of the bundled apps/ after some
 // traffic, into the file ADMIN_PAGE_SCREENSHOT names (docs/admin.png is made so:
-// ADMIN_PAGE_SCREENSHOT=$PWD/docs/admin.png go test -run TestAdminPageBundledApps
-// ./cmd/wasmwsgi/). It loads every bundled app, so it runs only when asked. (The
+// ADMIN_PAGE_SCREENSHOT=$PWD/../docs/admin.png go test -run TestAdminPageBundledApps
+// ./admin/, in e2e/). It loads every bundled app, so it runs only when asked. (The
 // variable does not start with WASMWSGI_: the server would read it as configuration.)
 func TestAdminPageBundledApps(t *testing.T) {
 	out := os.Getenv("ADMIN_PAGE_SCREENSHOT")

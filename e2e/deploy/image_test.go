@@ -21,12 +21,15 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
-// The tarballs `make image` writes (docker save format, as ko writes them).
+// The tarballs `make image` writes (docker save format, as ko writes them), below the
+// repository's root.
 const (
-	serverImageTar = "../bin/wasmwsgi-image.tar"
-	appsImageTar   = "../bin/wasmwsgi-apps-image.tar"
+	serverImageTar = "bin/wasmwsgi-image.tar"
+	appsImageTar   = "bin/wasmwsgi-apps-image.tar"
 )
 
 // imageFile is one file of an image's filesystem, all layers applied.
@@ -202,7 +205,7 @@ func run(t *testing.T, bin string, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = serverEnv(t.TempDir())
+	cmd.Env = testkit.Env(t, "HOME="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %q: %v\n%s", filepath.Base(bin), args, err, out)
@@ -218,6 +221,7 @@ func podRunAsUser(d *appsv1.Deployment) *int64 {
 }
 
 func TestServerImage(t *testing.T) {
+	serverImageTar := filepath.Join(testkit.RootOf(t), serverImageTar)
 	if _, err := os.Stat(serverImageTar); err != nil {
 		t.Skipf("%s not built (make image)", serverImageTar)
 	}
@@ -237,6 +241,7 @@ func TestServerImage(t *testing.T) {
 }
 
 func TestAppsImage(t *testing.T) {
+	appsImageTar := filepath.Join(testkit.RootOf(t), appsImageTar)
 	if _, err := os.Stat(appsImageTar); err != nil {
 		t.Skipf("%s not built (make image)", appsImageTar)
 	}

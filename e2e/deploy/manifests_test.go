@@ -27,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // The server's endpoints the probes must use (router/router.go serves them).
@@ -136,19 +138,23 @@ func joinErrs(errs []error) error {
 	return fmt.Errorf("%s", strings.Join(msgs, "; "))
 }
 
-// manifestFiles lists every YAML file below deploy/, testdata excluded.
+// deployDir is the repository's deploy/ folder, which holds the manifests.
+func deployDir(t *testing.T) string { return filepath.Join(testkit.RootOf(t), "deploy") }
+
+// manifestFiles lists every YAML file below deploy/ (paths relative to it), testdata
+// excluded.
 func manifestFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string
-	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(os.DirFS(deployDir(t)), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() && p != "." && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
-			return filepath.SkipDir
+			return fs.SkipDir
 		}
 		if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
-			files = append(files, filepath.ToSlash(p))
+			files = append(files, p)
 		}
 		return nil
 	})
@@ -164,7 +170,7 @@ func loadAll(t *testing.T) []object {
 	t.Helper()
 	var out []object
 	for _, f := range manifestFiles(t) {
-		data, err := os.ReadFile(f)
+		data, err := os.ReadFile(filepath.Join(deployDir(t), f))
 		if err != nil {
 			t.Fatal(err)
 		}
