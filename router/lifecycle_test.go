@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,25 +17,6 @@ import (
 )
 
 var discard = slog.New(slog.DiscardHandler)
-
-// flockFree reports whether another open file description, as another process would
-// have, can take flock(LOCK_EX) on dir (and gives it back at once).
-func flockFree(t *testing.T, dir string) bool {
-	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return true
-}
 
 // waitFor polls cond for up to 10 s and fails the test with what when it never holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -104,7 +84,7 @@ func TestClose(t *testing.T) {
 			t.Errorf("app %s is %s after Close, want closed", m.Dir.Name, state)
 		}
 	}
-	if !flockFree(t, filepath.Join(root, "b")) {
+	if !testkit.FlockFree(t, filepath.Join(root, "b")) {
 		t.Error("b's data folder is still locked after Close")
 	}
 	if err := rt.Reload(context.Background()); err == nil {
@@ -158,7 +138,7 @@ func TestRemovedAppReleasesDataDir(t *testing.T) {
 	rt.LoadAll(context.Background())
 	notes, todo := rt.Mount("notes").App, rt.Mount("todo").App
 	for _, name := range []string{"notes", "todo"} {
-		if flockFree(t, filepath.Join(root, name)) {
+		if testkit.FlockFree(t, filepath.Join(root, name)) {
 			t.Fatalf("the data folder of %s is not locked while it is served", name)
 		}
 	}
@@ -176,7 +156,7 @@ func TestRemovedAppReleasesDataDir(t *testing.T) {
 	waitClosed(t, notes)
 	waitClosed(t, todo)
 	for _, name := range []string{"notes", "todo"} {
-		if !flockFree(t, filepath.Join(root, name)) {
+		if !testkit.FlockFree(t, filepath.Join(root, name)) {
 			t.Errorf("the data folder of the app %s that went away is still locked", name)
 		}
 	}

@@ -2,14 +2,14 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // TestAppBytecode checks that the guest imports an app's own __pycache__ bytecode and
@@ -59,25 +59,6 @@ func TestAppBytecode(t *testing.T) {
 	}
 }
 
-// flockFree reports whether another open file description, as another process would
-// have, can take flock(LOCK_EX) on dir (and gives it back at once).
-func flockFree(t *testing.T, dir string) bool {
-	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return true
-}
-
 // TestAppDataDirLifecycle checks that an app holds its data folder, and the flock
 // that keeps other processes out of it, from its load until it is closed, that two
 // apps granted one folder share it until the last of them goes, and that an app that
@@ -87,12 +68,7 @@ func TestAppDataDirLifecycle(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	newApp := func(name, source string) *App {
 		dir := filepath.Join(t.TempDir(), name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(source), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testkit.WriteFile(t, filepath.Join(dir, "app.py"), source)
 		return e.NewApp(AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20, DataDir: data,
 			Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1, QueueTimeout: time.Second, OpenFiles: 64}})
 	}
@@ -106,16 +82,16 @@ func TestAppDataDirLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if flockFree(t, data) {
+	if testkit.FlockFree(t, data) {
 		t.Fatal("the data folder of a loaded app is not locked against other processes")
 	}
 	a.Close()
-	if flockFree(t, data) {
+	if testkit.FlockFree(t, data) {
 		t.Error("the data folder was given up while another app still uses it")
 	}
 	b.Close()
 	b.Close() // Close is idempotent: the folder is released once
-	if !flockFree(t, data) {
+	if !testkit.FlockFree(t, data) {
 		t.Error("the data folder is still locked once every app using it was closed")
 	}
 
@@ -123,7 +99,7 @@ func TestAppDataDirLifecycle(t *testing.T) {
 	if err := broken.Load(context.Background()); err == nil {
 		t.Fatal("the broken app loaded")
 	}
-	if !flockFree(t, data) {
+	if !testkit.FlockFree(t, data) {
 		t.Error("an app that failed to load keeps its data folder locked")
 	}
 }
