@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -124,6 +125,7 @@ type Session struct {
 	resolved map[netip.Addr]string // addresses the host answered this request, by name
 	lastErr  string
 	notify   chan struct{} // a connection became readable
+	onDeny   func(dest, reason string)
 }
 
 // NewSession returns a session under policy (nil: nothing is granted).
@@ -132,15 +134,19 @@ func NewSession(policy *Policy, cfg Config) *Session {
 		policy = &Policy{}
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	// Handles start at a random base, so that a handle a guest kept from another
+	// session (one captured in a snapshot, say) names nothing here.
 	return &Session{policy: policy, cfg: cfg, conns: map[int32]*conn{}, resolved: map[netip.Addr]string{},
-		notify: make(chan struct{}, 1)}
+		notify: make(chan struct{}, 1), next: 1<<20 + rand.Int32N(1<<29)}
 }
 
-// Begin starts a request's accounting: its connection count and byte counts.
-func (s *Session) Begin() {
+// Begin starts a request's accounting (its connection count and byte counts);
+// onDeny, when not nil, is told of the request's denials instead of Config.OnDeny.
+func (s *Session) Begin(onDeny func(dest, reason string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.made, s.in, s.out, s.lastErr = 0, 0, 0, ""
+	s.onDeny = onDeny
 	clear(s.resolved)
 }
 
@@ -177,8 +183,14 @@ func (s *Session) failed(err *Error) *Error {
 }
 
 func (s *Session) deny(d Dest, reason error) *Error {
-	if s.cfg.OnDeny != nil {
-		s.cfg.OnDeny(d.String(), reason.Error())
+	s.mu.Lock()
+	onDeny := s.onDeny
+	s.mu.Unlock()
+	if onDeny == nil {
+		onDeny = s.cfg.OnDeny
+	}
+	if onDeny != nil {
+		onDeny(d.String(), reason.Error())
 	}
 	return s.failed(&Error{Code: CodeDenied, Msg: reason.Error()})
 }

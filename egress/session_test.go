@@ -186,7 +186,7 @@ func TestSessionLimits(t *testing.T) {
 		t.Fatalf("fourth connection of the request: %v", err)
 	}
 	s.Close()
-	s.Begin()
+	s.Begin(nil)
 	h, err := s.Connect(ctx, "127.0.0.1", port, 0)
 	if err != nil {
 		t.Fatalf("the next request starts afresh: %v", err)

@@ -97,6 +97,63 @@
 //	    Writes one message (UTF-8) to the server log, tagged with the app and the
 //	    request. level: 0 debug, 1 info, 2 warning, 3 error. Returns 0.
 //
+// # Network
+//
+// Outbound TCP connections (and TLS over them) are opened by the host for the guest,
+// under the operator's grants (package egress: deny by default; names resolved by the
+// host, once, and the connection made to the very address checked; addresses that are
+// not globally routable only through a grant naming them literally). The guest names
+// a connection by a handle > 0. Timeouts are milliseconds: -1 waits until the
+// request's deadline, 0 does not wait. Every wait also ends when the request ends
+// (deadline or client gone); the guest then gets ErrIO, and its next host call exits.
+// Only the calling request's goroutine waits: other requests run on. In request
+// isolation every connection is closed when the request ends; in instance isolation
+// connections live across the instance's requests and close when it is dropped.
+// Per-request limits (open at once, opened, bytes in and out) give ErrLimit.
+//
+//	net_resolve(name_ptr, name_len, buf_ptr, buf_len i32) -> i32
+//	    getaddrinfo, answered by the host: writes the addresses of name, each followed
+//	    by "\n". An address is answered as it is; a name only when some grant names it
+//	    (ErrDenied otherwise, and nothing is looked up). The addresses answered are
+//	    remembered for the request, so connecting to one is checked under the name.
+//
+//	net_connect(host_ptr, host_len, port, timeout_ms i32) -> handle
+//	    Opens a connection to host (a name or an address) and port; waits at most the
+//	    smaller of timeout_ms and outbound.connect_timeout. ErrDenied at once when the
+//	    destination is not granted (counted and logged), ErrRefused, ErrTimeout,
+//	    ErrNotFound, ErrLimit.
+//
+//	net_send(handle, buf_ptr, buf_len, timeout_ms i32) -> i32
+//	    Sends bytes; returns how many were sent (at least 1 unless buf_len is 0).
+//
+//	net_recv(handle, buf_ptr, buf_len, timeout_ms i32) -> i32
+//	    Receives what has arrived, up to buf_len bytes, waiting for data at most
+//	    timeout_ms: 0 is the end of the stream, ErrAgain when timeout_ms is 0 and
+//	    nothing has arrived, ErrTimeout, ErrReset.
+//
+//	net_poll(list_ptr, list_len, timeout_ms i32) -> i32
+//	    list is list_len/8 entries of [u32 handle][u32 events] (1 readable, 2
+//	    writable). Waits until one is ready, then replaces each events field with the
+//	    events ready (4: no such handle) and returns how many entries are ready.
+//
+//	    guest memory: [ list_ptr -> [h0][ev0][h1][ev1] ... ] ev fields rewritten
+//
+//	net_shutdown(handle, how i32) -> 0       how: 0 reading, 1 writing, 2 both
+//	net_close(handle i32) -> 0
+//	net_addr(handle, which, buf_ptr, buf_len i32) -> i32
+//	    which 0: the peer's "address port"; 1: the local one; 2: after net_tls, the
+//	    ALPN protocol, the TLS version and the cipher suite, one a line.
+//
+//	net_tls(handle, name_ptr, name_len, alpn_ptr, alpn_len i32) -> 0
+//	    Makes the connection TLS, before its first read: the host does the handshake
+//	    with Go's crypto/tls, sends name as SNI and verifies the server's certificate
+//	    for it against the system's roots plus outbound.ca_file, offering the ALPN
+//	    protocols in alpn (one a line). Later net_send and net_recv carry plaintext.
+//
+//	net_error(buf_ptr, buf_len i32) -> i32
+//	    Writes the message of the request's last failed net_* call, which names the
+//	    destination and the reason (for a denial: "... is not granted to this app").
+//
 // # Error codes
 //
 //	-1 ErrNoRequest  the function needs a request and none is in flight
@@ -104,5 +161,13 @@
 //	-3 ErrInvalid    malformed argument (encoding, status, header)
 //	-4 ErrState      call out of order (second start_response, body before headers)
 //	-5 ErrIO         the client went away or the deadline passed
-//	-6 ErrLimit      an argument exceeds a fixed limit (e.g. too many headers)
+//	-6 ErrLimit      an argument exceeds a fixed limit (e.g. too many headers), or an
+//	                 outbound limit was reached
+//	-7 ErrDenied     the destination (or name) is not granted to the app
+//	-8 ErrTimeout    the call's own timeout passed
+//	-9 ErrAgain      nothing to read yet (timeout 0)
+//	-10 ErrRefused   the destination refused the connection
+//	-11 ErrNotFound  the name does not resolve
+//	-12 ErrReset     the connection was reset or closed
+//	-13 ErrBadHandle no open connection has that handle
 package hostfuncs

@@ -24,9 +24,9 @@ func FuzzHostCall(f *testing.F) {
 		if index&0x80 != 0 {
 			ex.status = &Status{Code: 200} // exercise body_write after headers
 		}
-		args := []uint32{a, b, c, d}[:len(fn.params)]
+		args := []uint32{a, b, c, d, a ^ d}[:len(fn.params)]
 		got := call(WithExchange(context.Background(), ex), mem, fn, args)
-		if got < ErrLimit {
+		if got < ErrBadHandle {
 			t.Fatalf("%s%v returned undocumented code %d", fn.name, args, got)
 		}
 	})

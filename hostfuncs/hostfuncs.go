@@ -93,6 +93,16 @@ var functions = []function{
 	{"start_response", []string{"status_ptr", "status_len", "headers_ptr", "headers_len"}, startResponse},
 	{"body_write", []string{"buf_ptr", "buf_len"}, bodyWrite},
 	{"log_write", []string{"level", "buf_ptr", "buf_len"}, logWrite},
+	{"net_resolve", []string{"name_ptr", "name_len", "buf_ptr", "buf_len"}, netResolve},
+	{"net_connect", []string{"host_ptr", "host_len", "port", "timeout_ms"}, netConnect},
+	{"net_send", []string{"handle", "buf_ptr", "buf_len", "timeout_ms"}, netSend},
+	{"net_recv", []string{"handle", "buf_ptr", "buf_len", "timeout_ms"}, netRecv},
+	{"net_poll", []string{"list_ptr", "list_len", "timeout_ms"}, netPoll},
+	{"net_shutdown", []string{"handle", "how"}, netShutdown},
+	{"net_close", []string{"handle"}, netClose},
+	{"net_addr", []string{"handle", "which", "buf_ptr", "buf_len"}, netAddr},
+	{"net_tls", []string{"handle", "name_ptr", "name_len", "alpn_ptr", "alpn_len"}, netTLS},
+	{"net_error", []string{"buf_ptr", "buf_len"}, netError},
 }
 
 // NewBuilder returns a builder for the wasmwsgi host module with every function defined.

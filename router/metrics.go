@@ -66,6 +66,8 @@ func newMetrics(rt *Router) *metrics {
 				"Requests refused or stopped by a limit (memory, max_body, max_response, queue, body_timeout).", []string{"app", "limit"}, nil),
 			recycled: prometheus.NewDesc("wasmwsgi_instances_recycled_total",
 				"Instances closed after a request instead of going back to the pool.", []string{"app"}, nil),
+			denied: prometheus.NewDesc("wasmwsgi_outbound_denied_total",
+				"Outbound connections and name lookups refused because the app's grants do not cover them.", []string{"app"}, nil),
 		},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -79,11 +81,11 @@ type appGauges struct {
 	rt                                 *Router
 	running, queued, idle              *prometheus.Desc
 	snapshots, traps, timeouts, limits *prometheus.Desc
-	disconnects, recycled              *prometheus.Desc
+	disconnects, recycled, denied      *prometheus.Desc
 }
 
 func (g appGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.disconnects, g.limits, g.recycled} {
+	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.disconnects, g.limits, g.recycled, g.denied} {
 		ch <- d
 	}
 }
@@ -101,6 +103,7 @@ func (g appGauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(g.timeouts, prometheus.CounterValue, float64(ev.Timeouts.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.disconnects, prometheus.CounterValue, float64(ev.ClientDisconnects.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.recycled, prometheus.CounterValue, float64(ev.Recycled.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.denied, prometheus.CounterValue, float64(ev.OutboundDenied.Load()), name)
 		for limit, n := range ev.LimitHits() {
 			ch <- prometheus.MustNewConstMetric(g.limits, prometheus.CounterValue, float64(n), name, limit)
 		}

@@ -142,6 +142,10 @@ func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 				MaxRequests:  d.MaxRequests,
 				Prewarm:      d.Prewarm,
 				Warmup:       d.Warmup,
+
+				Outbound:       d.Outbound,
+				OutboundLimits: d.OutboundLimits,
+				CAFile:         d.CAFile,
 			})})
 	}
 	rt.dataDirs.Store(&dataDirs)

@@ -21,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
@@ -59,6 +60,12 @@ type AppSpec struct {
 	// Prewarm is how many restored instances wait in the pool once the app is loaded
 	// (and survive idle trimming).
 	Prewarm int
+	// Outbound are the destinations the guest may connect to (none when nil),
+	// OutboundLimits bound each request's connections, and CAFile adds trusted
+	// certificates for TLS to the system's (package egress).
+	Outbound       []egress.Rule
+	OutboundLimits egress.Limits
+	CAFile         string
 	// Warmup are paths requested with GET, in order and each WarmupRounds times,
 	// after the import and before the snapshot is taken: whatever they leave in
 	// memory (caches filled, bytecode specialised by the interpreter) is in every
@@ -88,6 +95,7 @@ type App struct {
 	pool  pool
 
 	events Events
+	net    outbound // what its instances' outbound sessions share
 
 	mu      sync.RWMutex
 	state   State
@@ -441,6 +449,11 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	ex.mem = memimage.NewMemory(a.memoryLimit())
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.Release()
+	if ex.sockets == nil {
+		ex.sockets = a.newSockets()
+		defer ex.sockets.Close()
+	}
+	ex.sockets.Begin(ex.onDeny)
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 
 	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.module, cfg)
@@ -606,6 +619,8 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 	inst.mem.ResetPeak()
 	inst.ctx, inst.stdout.w, inst.stderr.w = ctx, stdout, errw
 	ex.mem = &inst.mem.Memory
+	ex.sockets = inst.sockets
+	inst.sockets.Begin(ex.onDeny)
 	interrupted := func() bool { return false }
 	if inst.interrupt != nil {
 		stop := context.AfterFunc(ctx, func() { inst.interrupt.Set(1) })
@@ -617,6 +632,9 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 	fired := interrupted()
 	inst.ctx, inst.stdout.w, inst.stderr.w = context.Background(), nil, nil
 	inst.uses++
+	if a.Spec.Isolation != IsolationInstance {
+		inst.sockets.Close() // the request's connections end with it
+	}
 	// The exchange keeps what the request cost; the instance may serve another one.
 	final := inst.mem.Memory
 	ex.mem = &final

@@ -17,6 +17,9 @@ type Events struct {
 	MemoryLimit, MaxBody, MaxResponse, Queue, BodyTimeout atomic.Int64
 	// Recycled counts instances closed instead of going back to the pool.
 	Recycled atomic.Int64
+	// OutboundDenied counts outbound connections (and name lookups) refused because
+	// the app's grants do not cover them.
+	OutboundDenied atomic.Int64
 }
 
 // LimitHits returns the limit-hit counters by the name of their setting.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 )
@@ -25,6 +26,7 @@ type exchange struct {
 	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
 	errCopy *tail
 	mem     *memimage.Memory // the instance's linear memory allocator
+	sockets *egress.Session  // the instance's outbound connections
 	guest   time.Duration    // wall time of the instance, set when the request is done
 	start   time.Time        // when the request was handed to an instance
 

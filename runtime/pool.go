@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
@@ -47,6 +48,7 @@ type instance struct {
 
 	stdout, stderr routedWriter
 	ctx            context.Context // the request being served, for the guest's sleep
+	sockets        *egress.Session // its outbound connections
 
 	uses, maxUses int
 	idleSince     time.Time
@@ -70,7 +72,7 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 // reqCtx is the request the instance is made for; instances of apps with a data_dir
 // bind their /data lock to it and are never pooled.
 func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx context.Context) (*instance, error) {
-	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses()}
+	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses(), sockets: a.newSockets()}
 	inst.files, inst.scratch = a.newHostFiles()
 	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
@@ -100,6 +102,7 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx cont
 
 // close ends the instance and unmaps its memory.
 func (inst *instance) close() {
+	inst.sockets.Close()
 	inst.mod.Close(context.Background())
 	inst.mem.Release()
 }

@@ -1,0 +1,38 @@
+package runtime
+
+import (
+	"crypto/x509"
+	"sync"
+
+	"github.com/wasmwsgi/wasmwsgi/egress"
+)
+
+// outbound is what an app's sessions share: its policy and its TLS roots, made once.
+type outbound struct {
+	once   sync.Once
+	policy *egress.Policy
+	roots  *x509.CertPool
+}
+
+// newSockets returns a session for one instance under the app's grants.
+func (a *App) newSockets() *egress.Session {
+	a.net.once.Do(func() {
+		a.net.policy = &egress.Policy{Rules: a.Spec.Outbound}
+		roots, err := egress.LoadRoots(a.Spec.CAFile)
+		if err != nil {
+			a.log.Error("outbound TLS uses the system's roots only", "error", err.Error())
+			roots, _ = egress.LoadRoots("")
+		}
+		a.net.roots = roots
+	})
+	return egress.NewSession(a.net.policy, egress.Config{Limits: a.Spec.OutboundLimits, RootCAs: a.net.roots})
+}
+
+// onDeny counts and logs a refused outbound destination.
+func (x *exchange) onDeny(dest, reason string) {
+	x.app.events.OutboundDenied.Add(1)
+	x.log.Warn("outbound connection denied", "destination", dest, "reason", reason)
+}
+
+// Sockets returns the outbound connections of the instance serving the exchange.
+func (x *exchange) Sockets() *egress.Session { return x.sockets }
