@@ -100,6 +100,12 @@ type Dest struct {
 }
 
 func (d Dest) String() string {
+	if !d.IP.IsValid() {
+		if d.Port == 0 {
+			return d.Name
+		}
+		return fmt.Sprintf("%s:%d", d.Name, d.Port)
+	}
 	ap := netip.AddrPortFrom(d.IP.Unmap(), uint16(d.Port)).String()
 	if d.Name == "" {
 		return ap
@@ -145,15 +151,15 @@ func (p *Policy) Decide(d Dest) error {
 		return fmt.Errorf("%s is not granted to this app: %s is %s, reached only through a grant "+
 			"naming that address or its network literally (not a host name or wildcard)", d, ip, private)
 	}
+	if len(p.Rules) == 0 {
+		return fmt.Errorf("%s is not granted to this app: it has no outbound grants", d)
+	}
 	if portOnly {
 		return fmt.Errorf("%s is not granted to this app: no outbound entry covers port %d of it", d, d.Port)
 	}
 	if what := Classify(ip); d.Name == "" && what != "" {
 		return fmt.Errorf("%s is not granted to this app: %s is %s, reached only through a grant "+
 			"naming that address or its network literally", d, ip, what)
-	}
-	if len(p.Rules) == 0 {
-		return fmt.Errorf("%s is not granted to this app: it has no outbound grants", d)
 	}
 	return fmt.Errorf("%s is not granted to this app: no outbound entry covers it", d)
 }

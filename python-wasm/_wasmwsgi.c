@@ -36,6 +36,21 @@ WASMWSGI_IMPORT(start_response) int32_t ww_start_response(
     const uint8_t *status, int32_t status_len, const uint8_t *headers, int32_t headers_len);
 WASMWSGI_IMPORT(body_write) int32_t ww_body_write(const uint8_t *buf, int32_t buf_len);
 WASMWSGI_IMPORT(log_write) int32_t ww_log_write(int32_t level, const uint8_t *buf, int32_t buf_len);
+/* Outbound sockets, brokered by the host under the operator's grants (hostfuncs/doc.go,
+ * "Network"). Timeouts are in milliseconds, -1 waits until the request's deadline. */
+WASMWSGI_IMPORT(net_resolve) int32_t ww_net_resolve(
+    const uint8_t *name, int32_t name_len, uint8_t *buf, int32_t buf_len);
+WASMWSGI_IMPORT(net_connect) int32_t ww_net_connect(
+    const uint8_t *host, int32_t host_len, int32_t port, int32_t timeout_ms);
+WASMWSGI_IMPORT(net_send) int32_t ww_net_send(int32_t handle, const uint8_t *buf, int32_t buf_len, int32_t timeout_ms);
+WASMWSGI_IMPORT(net_recv) int32_t ww_net_recv(int32_t handle, uint8_t *buf, int32_t buf_len, int32_t timeout_ms);
+WASMWSGI_IMPORT(net_poll) int32_t ww_net_poll(uint8_t *list, int32_t list_len, int32_t timeout_ms);
+WASMWSGI_IMPORT(net_shutdown) int32_t ww_net_shutdown(int32_t handle, int32_t how);
+WASMWSGI_IMPORT(net_close) int32_t ww_net_close(int32_t handle);
+WASMWSGI_IMPORT(net_addr) int32_t ww_net_addr(int32_t handle, int32_t which, uint8_t *buf, int32_t buf_len);
+WASMWSGI_IMPORT(net_tls) int32_t ww_net_tls(
+    int32_t handle, const uint8_t *server_name, int32_t name_len, const uint8_t *alpn, int32_t alpn_len);
+WASMWSGI_IMPORT(net_error) int32_t ww_net_error(uint8_t *buf, int32_t buf_len);
 
 /* The host reports failures as negative codes; they become OSError(code, message). */
 static PyObject *
@@ -170,6 +185,215 @@ wasmwsgi_log(PyObject *self, PyObject *args)
         return host_error("log_write", rc);
     }
     Py_RETURN_NONE;
+}
+
+/* ---- outbound sockets: thin wrappers, the socket module lives in the shim. Each
+ * returns the host's result: an int (negative is an error code, whose message
+ * net_error() returns) or, for the functions that fill a buffer, bytes. Calls that may
+ * wait release the GIL like input_read does. ------------------------------------ */
+
+/* Calls get(handle, which, buf, cap) until the value fits; an int on error. */
+static PyObject *
+net_sized(int32_t handle, int32_t which, const Py_buffer *arg,
+          int32_t (*get)(int32_t, int32_t, const Py_buffer *, uint8_t *, int32_t))
+{
+    Py_ssize_t cap = 512;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        PyObject *buf = PyBytes_FromStringAndSize(NULL, cap);
+        if (buf == NULL) {
+            return NULL;
+        }
+        int32_t n;
+        Py_BEGIN_ALLOW_THREADS
+        n = get(handle, which, arg, (uint8_t *)PyBytes_AS_STRING(buf), (int32_t)cap);
+        Py_END_ALLOW_THREADS
+        if (n < 0) {
+            Py_DECREF(buf);
+            return PyLong_FromLong(n);
+        }
+        if (n <= cap) {
+            if (_PyBytes_Resize(&buf, n) < 0) {
+                return NULL;
+            }
+            return buf;
+        }
+        Py_DECREF(buf);
+        cap = n;
+    }
+    PyErr_SetString(PyExc_RuntimeError, "wasmwsgi: a net host function kept changing its length");
+    return NULL;
+}
+
+static int32_t
+get_resolve(int32_t h, int32_t w, const Py_buffer *name, uint8_t *buf, int32_t cap)
+{
+    return ww_net_resolve(name->buf, (int32_t)name->len, buf, cap);
+}
+
+static int32_t
+get_addr(int32_t h, int32_t w, const Py_buffer *unused, uint8_t *buf, int32_t cap)
+{
+    return ww_net_addr(h, w, buf, cap);
+}
+
+static int32_t
+get_error(int32_t h, int32_t w, const Py_buffer *unused, uint8_t *buf, int32_t cap)
+{
+    return ww_net_error(buf, cap);
+}
+
+/* net_resolve(name: bytes) -> bytes (addresses, one a line) | int */
+static PyObject *
+wasmwsgi_net_resolve(PyObject *self, PyObject *args)
+{
+    Py_buffer name;
+    if (!PyArg_ParseTuple(args, "y*:net_resolve", &name)) {
+        return NULL;
+    }
+    PyObject *res = net_sized(0, 0, &name, get_resolve);
+    PyBuffer_Release(&name);
+    return res;
+}
+
+/* net_connect(host: bytes, port, timeout_ms) -> handle | error code */
+static PyObject *
+wasmwsgi_net_connect(PyObject *self, PyObject *args)
+{
+    Py_buffer host;
+    int port, timeout;
+    if (!PyArg_ParseTuple(args, "y*ii:net_connect", &host, &port, &timeout)) {
+        return NULL;
+    }
+    int32_t rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ww_net_connect(host.buf, (int32_t)host.len, port, timeout);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&host);
+    return PyLong_FromLong(rc);
+}
+
+/* net_send(handle, data, timeout_ms) -> bytes sent | error code */
+static PyObject *
+wasmwsgi_net_send(PyObject *self, PyObject *args)
+{
+    int handle, timeout;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "iy*i:net_send", &handle, &data, &timeout)) {
+        return NULL;
+    }
+    int32_t len = data.len > INT32_MAX ? INT32_MAX : (int32_t)data.len;
+    int32_t rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ww_net_send(handle, data.buf, len, timeout);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    return PyLong_FromLong(rc);
+}
+
+/* net_recv_into(handle, writable buffer, nbytes, timeout_ms) -> bytes read | error code */
+static PyObject *
+wasmwsgi_net_recv_into(PyObject *self, PyObject *args)
+{
+    int handle, timeout;
+    Py_ssize_t nbytes;
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "iw*ni:net_recv_into", &handle, &buf, &nbytes, &timeout)) {
+        return NULL;
+    }
+    if (nbytes < 0 || nbytes > buf.len) {
+        nbytes = buf.len;
+    }
+    if (nbytes > INT32_MAX) {
+        nbytes = INT32_MAX;
+    }
+    int32_t rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ww_net_recv(handle, buf.buf, (int32_t)nbytes, timeout);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    return PyLong_FromLong(rc);
+}
+
+/* net_poll(list: bytes of (u32 handle, u32 events) pairs, timeout_ms) -> the list with
+ * each events field replaced by the ready events | error code */
+static PyObject *
+wasmwsgi_net_poll(PyObject *self, PyObject *args)
+{
+    Py_buffer list;
+    int timeout;
+    if (!PyArg_ParseTuple(args, "y*i:net_poll", &list, &timeout)) {
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(list.buf, list.len);
+    PyBuffer_Release(&list);
+    if (out == NULL) {
+        return NULL;
+    }
+    int32_t rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ww_net_poll((uint8_t *)PyBytes_AS_STRING(out), (int32_t)PyBytes_GET_SIZE(out), timeout);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        Py_DECREF(out);
+        return PyLong_FromLong(rc);
+    }
+    return out;
+}
+
+static PyObject *
+wasmwsgi_net_shutdown(PyObject *self, PyObject *args)
+{
+    int handle, how;
+    if (!PyArg_ParseTuple(args, "ii:net_shutdown", &handle, &how)) {
+        return NULL;
+    }
+    return PyLong_FromLong(ww_net_shutdown(handle, how));
+}
+
+static PyObject *
+wasmwsgi_net_close(PyObject *self, PyObject *arg)
+{
+    int handle = PyLong_AsLong(arg);
+    if (handle == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyLong_FromLong(ww_net_close(handle));
+}
+
+/* net_addr(handle, which) -> bytes | error code; which: 0 peer, 1 local, 2 TLS details */
+static PyObject *
+wasmwsgi_net_addr(PyObject *self, PyObject *args)
+{
+    int handle, which;
+    if (!PyArg_ParseTuple(args, "ii:net_addr", &handle, &which)) {
+        return NULL;
+    }
+    return net_sized(handle, which, NULL, get_addr);
+}
+
+/* net_tls(handle, server_name: bytes, alpn: bytes, one protocol a line) -> 0 | error code */
+static PyObject *
+wasmwsgi_net_tls(PyObject *self, PyObject *args)
+{
+    int handle;
+    Py_buffer name, alpn;
+    if (!PyArg_ParseTuple(args, "iy*y*:net_tls", &handle, &name, &alpn)) {
+        return NULL;
+    }
+    int32_t rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ww_net_tls(handle, name.buf, (int32_t)name.len, alpn.buf, (int32_t)alpn.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&name);
+    PyBuffer_Release(&alpn);
+    return PyLong_FromLong(rc);
+}
+
+/* net_error() -> bytes: the message of the last failed net_* call */
+static PyObject *
+wasmwsgi_net_error(PyObject *self, PyObject *unused)
+{
+    return net_sized(0, 0, NULL, get_error);
 }
 
 /* ---- the pairs encoding (hostfuncs/doc.go), in C because the shim decodes a request's
@@ -311,6 +535,16 @@ static PyMethodDef wasmwsgi_methods[] = {
     {"decode_pairs", wasmwsgi_decode_pairs, METH_O, "Decode the pairs encoding into a dict of str."},
     {"encode_pairs", wasmwsgi_encode_pairs, METH_O, "Encode (str, str) tuples as pairs, latin-1."},
     {"raw_call", wasmwsgi_raw_call, METH_VARARGS, "Call a host function with raw integers."},
+    {"net_resolve", wasmwsgi_net_resolve, METH_VARARGS, "Resolve a host name through the host."},
+    {"net_connect", wasmwsgi_net_connect, METH_VARARGS, "Open a TCP connection through the host."},
+    {"net_send", wasmwsgi_net_send, METH_VARARGS, "Send bytes on a connection."},
+    {"net_recv_into", wasmwsgi_net_recv_into, METH_VARARGS, "Receive bytes from a connection."},
+    {"net_poll", wasmwsgi_net_poll, METH_VARARGS, "Wait until connections are ready."},
+    {"net_shutdown", wasmwsgi_net_shutdown, METH_VARARGS, "Shut down one or both directions."},
+    {"net_close", wasmwsgi_net_close, METH_O, "Close a connection."},
+    {"net_addr", wasmwsgi_net_addr, METH_VARARGS, "A connection's peer or local address."},
+    {"net_tls", wasmwsgi_net_tls, METH_VARARGS, "Make a connection TLS (the host does the handshake)."},
+    {"net_error", wasmwsgi_net_error, METH_NOARGS, "The message of the last failed net call."},
     {NULL, NULL, 0, NULL},
 };
 

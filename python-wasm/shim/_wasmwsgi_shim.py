@@ -35,6 +35,12 @@ def init():
     global _app, _info
     try:
         _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
+        try:
+            _install_network()
+        except Exception:
+            # The app still loads; only its outbound sockets are missing.
+            sys.stderr.write("wasmwsgi: outbound sockets are unavailable:\n")
+            _print_exception()
         app_dir = _info["app_dir"]
         sys.path.insert(0, app_dir)
         if "site_packages" in _info:
@@ -392,3 +398,695 @@ def _flush_stdio():
             s.flush()
         except Exception:
             pass
+
+
+# ---- outbound sockets, brokered by the host -------------------------------------
+#
+# The standard library's `socket` runs on a `_socket` written here on top of the
+# host's net_* functions (hostfuncs/doc.go, "Network"): the host resolves names, checks
+# every destination against the operator's grants, connects, and carries the bytes.
+# `select.select`, `select.poll` (hence `selectors`) see these sockets' readiness, and
+# `ssl` makes a connection TLS with the handshake done by the host.
+
+_NET_ERRORS = {}  # host error code -> (exception class or None for gaierror, errno name)
+_sockets_by_fd = {}  # fileno -> socket, for select and poll
+_next_fd = [1 << 20]
+
+
+def _install_network():
+    import errno
+    import types
+
+    if not hasattr(_wasmwsgi, "net_connect"):
+        return
+    m = types.ModuleType("_socket")
+    m.__doc__ = "Sockets brokered by the wasmwsgi host (outbound TCP only)."
+    consts = dict(
+        AF_UNSPEC=0, AF_UNIX=1, AF_INET=2, AF_INET6=10, SOCK_STREAM=1, SOCK_DGRAM=2, SOCK_RAW=3,
+        SOCK_NONBLOCK=0o4000, SOCK_CLOEXEC=0o2000000,
+        IPPROTO_IP=0, IPPROTO_TCP=6, IPPROTO_UDP=17, IPPROTO_IPV6=41, SOL_SOCKET=1, SOL_TCP=6,
+        SO_REUSEADDR=2, SO_TYPE=3, SO_ERROR=4, SO_BROADCAST=6, SO_SNDBUF=7, SO_RCVBUF=8,
+        SO_KEEPALIVE=9, SO_LINGER=13, SO_REUSEPORT=15, TCP_NODELAY=1, TCP_MAXSEG=2, TCP_KEEPIDLE=4,
+        TCP_KEEPINTVL=5, TCP_KEEPCNT=6, TCP_USER_TIMEOUT=18, IPV6_V6ONLY=26,
+        SHUT_RD=0, SHUT_WR=1, SHUT_RDWR=2, MSG_PEEK=2, MSG_WAITALL=0x100, MSG_DONTWAIT=0x40,
+        MSG_NOSIGNAL=0x4000, AI_PASSIVE=1, AI_CANONNAME=2, AI_NUMERICHOST=4, AI_V4MAPPED=8,
+        AI_ALL=0x10, AI_ADDRCONFIG=0x20, AI_NUMERICSERV=0x400, NI_NUMERICHOST=1, NI_NUMERICSERV=2,
+        NI_NOFQDN=4, NI_NAMEREQD=8, NI_DGRAM=16, EAI_AGAIN=-3, EAI_FAIL=-4, EAI_FAMILY=-6,
+        EAI_NONAME=-2, EAI_SERVICE=-8, SOMAXCONN=128, INADDR_ANY=0, INADDR_LOOPBACK=0x7F000001,
+    )
+    vars(m).update(consts)
+    m.has_ipv6 = True
+    m.error = OSError
+    m.timeout = TimeoutError
+
+    class gaierror(OSError):
+        pass
+
+    class herror(OSError):
+        pass
+
+    gaierror.__module__ = herror.__module__ = "socket"
+    m.gaierror, m.herror = gaierror, herror
+
+    codes = {
+        -5: (OSError, errno.EIO), -6: (OSError, errno.ENOBUFS), -7: (PermissionError, errno.EACCES),
+        -8: (TimeoutError, errno.ETIMEDOUT), -9: (BlockingIOError, errno.EAGAIN),
+        -10: (ConnectionRefusedError, errno.ECONNREFUSED), -11: (gaierror, consts["EAI_NONAME"]),
+        -12: (ConnectionResetError, errno.ECONNRESET), -13: (OSError, errno.EBADF),
+    }
+
+    def fail(code, resolving=False):
+        msg = _wasmwsgi.net_error().decode("utf-8", "replace") or "host error %d" % code
+        cls, num = codes.get(code, (OSError, errno.EIO))
+        if resolving and cls is not gaierror:
+            cls, num = gaierror, consts["EAI_FAIL"] if code != -7 else consts["EAI_NONAME"]
+        return cls(num, msg)
+
+    default_timeout = [None]
+
+    def to_ms(t):
+        if t is None:
+            return -1
+        return max(1, int(t * 1000)) if t > 0 else 0
+
+    def check_timeout(t):
+        if t is None:
+            return None
+        t = float(t)
+        if t < 0:
+            raise ValueError("Timeout value out of range")
+        return t
+
+    # Options apps commonly set; the host's connections use its own settings.
+    accepted_options = {(1, 9), (1, 2), (1, 15), (1, 7), (1, 8), (1, 13), (6, 1), (6, 4), (6, 5), (6, 6), (6, 18),
+                        (41, 26)}
+
+    class socket:
+        """A TCP client socket whose connection the host makes and carries."""
+
+        # socket.socket adds __weakref__ in its own __slots__: this class must not
+        # have one, and keeps a __dict__ for what ssl sets on a wrapped socket.
+        __slots__ = ("_family", "_type", "_proto", "_h", "_shut", "_timeout", "_opts", "_fd", "_tls", "__dict__")
+
+        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+            if fileno is not None:
+                raise OSError(errno.EBADF, "sockets cannot be made from file descriptors in this sandbox")
+            family = consts["AF_INET"] if family == -1 else family
+            type = consts["SOCK_STREAM"] if type == -1 else type
+            if family not in (0, 2, 10):
+                raise OSError(errno.EAFNOSUPPORT, "only AF_INET and AF_INET6 sockets are available in this sandbox")
+            if type & 0xF != consts["SOCK_STREAM"]:
+                raise OSError(errno.EPROTONOSUPPORT,
+                              "only TCP (SOCK_STREAM) client sockets are available: the server brokers outbound TCP")
+            self._family, self._type, self._proto = family, type & 0xF, 6 if proto in (-1, 0) else proto
+            self._h = None
+            self._shut = False
+            self._timeout = default_timeout[0]
+            self._opts = {}
+            self._fd = _next_fd[0]
+            _next_fd[0] += 1
+            self._tls = None
+
+        family = property(lambda self: self._family)
+        type = property(lambda self: self._type)
+        proto = property(lambda self: self._proto)
+        timeout = property(lambda self: self._timeout)
+
+        def fileno(self):
+            return self._fd
+
+        def settimeout(self, value):
+            self._timeout = check_timeout(value)
+
+        def gettimeout(self):
+            return self._timeout
+
+        def setblocking(self, flag):
+            self._timeout = None if flag else 0.0
+
+        def getblocking(self):
+            return self._timeout != 0.0
+
+        def _handle(self):
+            if self._h is None:
+                if self._fd == -1:
+                    raise OSError(errno.EBADF, "Bad file descriptor")
+                raise OSError(errno.ENOTCONN, "Socket is not connected")
+            return self._h
+
+        def connect(self, address):
+            if self._fd == -1:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            if self._h is not None:
+                raise OSError(errno.EISCONN, "Socket is already connected")
+            if not isinstance(address, tuple) or len(address) < 2:
+                raise TypeError("%s address must be a tuple (host, port)" % ("AF_INET6" if self._family == 10 else "AF_INET"))
+            host, port = address[0], address[1]
+            if isinstance(host, str):
+                host = host.encode("idna")
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise OverflowError("connect(): port must be 0-65535.")
+            timeout = self._timeout
+            h = _wasmwsgi.net_connect(bytes(host), port, -1 if timeout is None or timeout == 0 else to_ms(timeout))
+            if h < 0:
+                raise fail(h)
+            self._h = h
+            _sockets_by_fd[self._fd] = self
+
+        def connect_ex(self, address):
+            try:
+                self.connect(address)
+            except OSError as e:
+                return e.errno or errno.EIO
+            return 0
+
+        def send(self, data, flags=0):
+            n = _wasmwsgi.net_send(self._handle(), data, to_ms(self._timeout))
+            if n < 0:
+                raise fail(n)
+            return n
+
+        def sendall(self, data, flags=0):
+            view = memoryview(data).cast("B")
+            while view:
+                n = self.send(view, flags)
+                view = view[n:]
+
+        def sendto(self, data, flags_or_addr, addr=None):
+            raise OSError(errno.EISCONN, "sendto() is for datagram sockets; use send()")
+
+        def recv_into(self, buffer, nbytes=0, flags=0):
+            if flags & consts["MSG_PEEK"]:
+                raise OSError(errno.EOPNOTSUPP, "MSG_PEEK is not supported in this sandbox")
+            timeout = 0 if flags & consts["MSG_DONTWAIT"] else to_ms(self._timeout)
+            # nbytes 0 is the whole buffer (the C wrapper reads a negative count so).
+            n = _wasmwsgi.net_recv_into(self._handle(), buffer, nbytes if nbytes > 0 else -1, timeout)
+            if n < 0:
+                raise fail(n)
+            return n
+
+        def recv(self, bufsize, flags=0):
+            if bufsize < 0:
+                raise ValueError("negative buffersize in recv")
+            buf = bytearray(bufsize)
+            n = self.recv_into(buf, bufsize, flags)
+            return bytes(buf[:n])
+
+        def recvfrom(self, bufsize, flags=0):
+            return self.recv(bufsize, flags), self.getpeername()
+
+        def recvfrom_into(self, buffer, nbytes=0, flags=0):
+            return self.recv_into(buffer, nbytes, flags), self.getpeername()
+
+        def shutdown(self, how):
+            rc = _wasmwsgi.net_shutdown(self._handle(), how)
+            if rc < 0:
+                raise fail(rc)
+
+        def close(self):
+            h, self._h = self._h, None
+            _sockets_by_fd.pop(self._fd, None)
+            self._fd = -1
+            if h is not None:
+                _wasmwsgi.net_close(h)
+
+        def __del__(self):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+        def detach(self):
+            raise OSError(errno.EOPNOTSUPP, "sockets cannot be detached in this sandbox")
+
+        def _addr(self, which):
+            res = _wasmwsgi.net_addr(self._handle(), which)
+            if isinstance(res, int):
+                raise fail(res)
+            host, _, port = res.decode().rpartition(" ")
+            if ":" in host:
+                return host, int(port), 0, 0
+            return host, int(port)
+
+        def getpeername(self):
+            return self._addr(0)
+
+        def getsockname(self):
+            if self._h is None:
+                return ("::", 0, 0, 0) if self._family == 10 else ("0.0.0.0", 0)
+            return self._addr(1)
+
+        def setsockopt(self, level, option, value, optlen=None):
+            if (level, option) not in accepted_options:
+                raise OSError(errno.ENOPROTOOPT, "socket option (%d, %d) is not available in this sandbox" % (level, option))
+            self._opts[level, option] = value
+
+        def getsockopt(self, level, option, buflen=None):
+            if (level, option) == (1, 4):  # SO_ERROR
+                return 0
+            if (level, option) == (1, 3):  # SO_TYPE
+                return self._type
+            if (level, option) not in accepted_options:
+                raise OSError(errno.ENOPROTOOPT, "socket option (%d, %d) is not available in this sandbox" % (level, option))
+            value = self._opts.get((level, option), 0)
+            if buflen:
+                return value if isinstance(value, bytes) else int(value).to_bytes(4, "little")
+            return value
+
+        def bind(self, address):
+            raise OSError(errno.EACCES, "binding a socket is not available in this sandbox: apps open outbound "
+                                        "connections only")
+
+        def listen(self, backlog=0):
+            raise OSError(errno.EOPNOTSUPP, "apps cannot listen in this sandbox: they open outbound connections only")
+
+        def _accept(self):
+            self.listen()
+
+        def dup(self):
+            raise OSError(errno.EOPNOTSUPP, "sockets cannot be duplicated in this sandbox")
+
+        def __repr__(self):
+            return "<_socket.socket fd=%d, host handle=%s>" % (self._fd, self._h)
+
+    socket.__module__ = "_socket"
+    m.socket = m.SocketType = socket
+
+    def getdefaulttimeout():
+        return default_timeout[0]
+
+    def setdefaulttimeout(t):
+        default_timeout[0] = check_timeout(t)
+
+    services = {"http": 80, "https": 443, "postgres": 5432, "postgresql": 5432, "mysql": 3306, "redis": 6379,
+                "smtp": 25, "submission": 587, "imaps": 993, "ftp": 21, "domain": 53}
+
+    def getservbyname(name, proto=None):
+        if name not in services:
+            raise OSError("service/proto not found")
+        return services[name]
+
+    def is_address(host):
+        try:
+            inet_pton(10 if ":" in host else 2, host.partition("%")[0])
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        if isinstance(host, bytes):
+            host = host.decode("idna")
+        if isinstance(port, bytes):
+            port = port.decode()
+        if port is None:
+            port = 0
+        elif isinstance(port, str):
+            if port.isdigit():
+                port = int(port)
+            elif port in services:
+                port = services[port]
+            else:
+                raise gaierror(consts["EAI_SERVICE"], "Servname not supported for ai_socktype")
+        if host is None or host == "":
+            host = "0.0.0.0" if flags & 1 else "127.0.0.1"
+        if is_address(host):
+            addrs = [host]
+        elif flags & consts["AI_NUMERICHOST"]:
+            raise gaierror(consts["EAI_NONAME"], "Name or service not known")
+        else:
+            res = _wasmwsgi.net_resolve(host.encode("idna"))
+            if isinstance(res, int):
+                raise fail(res, resolving=True)
+            addrs = res.decode().split()
+        out = []
+        for a in addrs:
+            af = 10 if ":" in a else 2
+            if family not in (0, af):
+                continue
+            sa = (a, port, 0, 0) if af == 10 else (a, port)
+            out.append((af, type or 1, proto or 6, "", sa))
+        if not out:
+            raise gaierror(consts["EAI_FAMILY"], "Address family for hostname not supported")
+        return out
+
+    def gethostbyname(name):
+        for af, _, _, _, sa in getaddrinfo(name, 0, 2):
+            return sa[0]
+
+    def gethostbyname_ex(name):
+        return name, [], [sa[0] for _, _, _, _, sa in getaddrinfo(name, 0, 2)]
+
+    def gethostbyaddr(ip):
+        raise herror(1, "Unknown host: reverse lookups are not available in this sandbox")
+
+    def gethostname():
+        return "localhost"
+
+    def getnameinfo(sockaddr, flags):
+        return sockaddr[0], str(sockaddr[1])
+
+    def inet_pton(af, s):
+        import ipaddress
+
+        try:
+            return (ipaddress.IPv6Address if af == 10 else ipaddress.IPv4Address)(s).packed
+        except ValueError:
+            raise OSError("illegal IP address string passed to inet_pton") from None
+
+    def inet_ntop(af, b):
+        import ipaddress
+
+        return str((ipaddress.IPv6Address if af == 10 else ipaddress.IPv4Address)(bytes(b)))
+
+    def inet_aton(s):
+        return inet_pton(2, s)
+
+    def inet_ntoa(b):
+        return inet_ntop(2, b)
+
+    def close(fd):
+        sock = _sockets_by_fd.get(fd)
+        if sock is not None:
+            sock.close()
+
+    def dup(fd):
+        raise OSError(errno.EOPNOTSUPP, "sockets cannot be duplicated in this sandbox")
+
+    def htons(x):
+        return ((x & 0xFF) << 8) | ((x >> 8) & 0xFF)
+
+    def htonl(x):
+        return int.from_bytes((x & 0xFFFFFFFF).to_bytes(4, "big"), "little")
+
+    for f in (getdefaulttimeout, setdefaulttimeout, getservbyname, getaddrinfo, gethostbyname, gethostbyname_ex,
+              gethostbyaddr, gethostname, getnameinfo, inet_pton, inet_ntop, inet_aton, inet_ntoa, close, dup,
+              htons, htonl):
+        setattr(m, f.__name__, f)
+    m.ntohs, m.ntohl = htons, htonl
+
+    # select and poll over these sockets.
+    import select
+
+    real_select = select.select
+    POLLIN, POLLPRI, POLLOUT = getattr(select, "POLLIN", 1), getattr(select, "POLLPRI", 2), getattr(select, "POLLOUT", 4)
+    POLLERR, POLLHUP, POLLNVAL = getattr(select, "POLLERR", 8), getattr(select, "POLLHUP", 16), getattr(select, "POLLNVAL", 32)
+
+    def fileno_of(obj):
+        fd = obj if isinstance(obj, int) else obj.fileno()
+        if not isinstance(fd, int) or fd < 0:
+            raise ValueError("file descriptor cannot be a negative integer (%r)" % (fd,))
+        return fd
+
+    def host_poll(wanted, timeout_ms):
+        """wanted: list of (fd, events: 1 read | 2 write); returns {fd: ready events}."""
+        import struct
+
+        ready = {}
+        items = []
+        for fd, ev in wanted:
+            sock = _sockets_by_fd.get(fd)
+            if sock is None or sock._h is None:
+                ready[fd] = ready.get(fd, 0) | ev  # not connected: report it, the call will fail
+            else:
+                items.append((fd, sock._h, ev))
+        if ready:
+            timeout_ms = 0
+        if items:
+            res = _wasmwsgi.net_poll(b"".join(struct.pack("<II", h, ev) for _, h, ev in items), timeout_ms)
+            if isinstance(res, int):
+                raise fail(res)
+            for i, (fd, _, _) in enumerate(items):
+                ev = struct.unpack_from("<I", res, 8 * i + 4)[0]
+                if ev:
+                    ready[fd] = ready.get(fd, 0) | (ev & 3 or 3)
+        return ready
+
+    def select_(rlist, wlist, xlist, timeout=None):
+        rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
+        fds = [fileno_of(o) for o in rlist + wlist + xlist]
+        if not any(fd in _sockets_by_fd or fd >= (1 << 20) for fd in fds):
+            return real_select(rlist, wlist, xlist, timeout)
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be non-negative")
+        wanted = [(fileno_of(o), 1) for o in rlist] + [(fileno_of(o), 2) for o in wlist]
+        ready = host_poll(wanted, to_ms(timeout) if timeout is not None else -1)
+        return ([o for o in rlist if ready.get(fileno_of(o), 0) & 1],
+                [o for o in wlist if ready.get(fileno_of(o), 0) & 2], [])
+
+    class poll:
+        def __init__(self):
+            self._fds = {}
+
+        def register(self, fd, eventmask=POLLIN | POLLPRI | POLLOUT):
+            self._fds[fileno_of(fd)] = eventmask
+
+        def modify(self, fd, eventmask):
+            fd = fileno_of(fd)
+            if fd not in self._fds:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            self._fds[fd] = eventmask
+
+        def unregister(self, fd):
+            del self._fds[fileno_of(fd)]
+
+        def poll(self, timeout=None):
+            if timeout is None or timeout < 0:
+                ms = -1
+            else:
+                ms = int(timeout)
+            wanted = [(fd, (1 if mask & (POLLIN | POLLPRI) else 0) | (2 if mask & POLLOUT else 0))
+                      for fd, mask in self._fds.items()]
+            ready = host_poll(wanted, ms)
+            out = []
+            for fd, ev in ready.items():
+                mask = self._fds[fd]
+                r = (POLLIN & mask if ev & 1 else 0) | (POLLOUT & mask if ev & 2 else 0)
+                if r:
+                    out.append((fd, r))
+            return out
+
+    select.select = select_
+    select.poll = poll
+    for name, value in (("POLLIN", POLLIN), ("POLLPRI", POLLPRI), ("POLLOUT", POLLOUT), ("POLLERR", POLLERR),
+                        ("POLLHUP", POLLHUP), ("POLLNVAL", POLLNVAL)):
+        setattr(select, name, value)
+    for name in ("epoll", "kqueue", "devpoll"):
+        if hasattr(select, name):
+            delattr(select, name)
+
+    sys.modules["_socket"] = m
+    for name in ("socket", "selectors", "ssl"):
+        sys.modules.pop(name, None)
+    import socket as _  # noqa: F401  (the stdlib's, now on the host's sockets)
+    import selectors as _  # noqa: F401,F811
+    sys.modules["ssl"] = _ssl_module(m, fail)
+
+
+def _ssl_module(sockmod, fail):
+    """An `ssl` whose handshake and records are done by the host (Go's crypto/tls): it
+    verifies the server against the system's roots plus the operator's outbound.ca_file,
+    whatever the app asks; an app cannot lower that."""
+    import enum
+    import types
+
+    m = types.ModuleType("ssl")
+    m.__doc__ = "TLS client connections, the handshake and records done by the wasmwsgi host."
+    import socket as socket_mod
+
+    class SSLError(OSError):
+        pass
+
+    class SSLZeroReturnError(SSLError):
+        pass
+
+    class SSLWantReadError(SSLError):
+        pass
+
+    class SSLWantWriteError(SSLError):
+        pass
+
+    class SSLSyscallError(SSLError):
+        pass
+
+    class SSLEOFError(SSLError):
+        pass
+
+    class SSLCertVerificationError(SSLError, ValueError):
+        pass
+
+    class TLSVersion(enum.IntEnum):
+        MINIMUM_SUPPORTED = -2
+        SSLv3 = 768
+        TLSv1 = 769
+        TLSv1_1 = 770
+        TLSv1_2 = 771
+        TLSv1_3 = 772
+        MAXIMUM_SUPPORTED = -1
+
+    class VerifyMode(enum.IntEnum):
+        CERT_NONE = 0
+        CERT_OPTIONAL = 1
+        CERT_REQUIRED = 2
+
+    class Purpose(enum.Enum):
+        SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
+        CLIENT_AUTH = "1.3.6.1.5.5.7.3.2"
+
+    consts = dict(
+        PROTOCOL_TLS=2, PROTOCOL_SSLv23=2, PROTOCOL_TLS_CLIENT=16, PROTOCOL_TLS_SERVER=17,
+        OP_ALL=0x80000054, OP_NO_SSLv2=0, OP_NO_SSLv3=0x02000000, OP_NO_TLSv1=0x04000000,
+        OP_NO_TLSv1_1=0x10000000, OP_NO_TLSv1_2=0x08000000, OP_NO_TLSv1_3=0x20000000,
+        OP_NO_COMPRESSION=0x20000, OP_NO_TICKET=0x4000, OP_CIPHER_SERVER_PREFERENCE=0x400000,
+        OP_SINGLE_DH_USE=0, OP_SINGLE_ECDH_USE=0, OP_NO_RENEGOTIATION=0x40000000,
+        VERIFY_DEFAULT=0, VERIFY_X509_STRICT=0x20, VERIFY_X509_PARTIAL_CHAIN=0x80000,
+        VERIFY_CRL_CHECK_LEAF=4, VERIFY_CRL_CHECK_CHAIN=12,
+        HAS_SNI=True, HAS_ALPN=True, HAS_ECDH=True, HAS_NPN=False, HAS_TLSv1_3=True, HAS_NEVER_CHECK_COMMON_NAME=True,
+        OPENSSL_VERSION="Go crypto/tls (wasmwsgi host)", OPENSSL_VERSION_NUMBER=0x30000000,
+        OPENSSL_VERSION_INFO=(3, 0, 0, 0, 0), CHANNEL_BINDING_TYPES=[],
+    )
+    vars(m).update(consts)
+    for cls in (SSLError, SSLZeroReturnError, SSLWantReadError, SSLWantWriteError, SSLSyscallError, SSLEOFError,
+                SSLCertVerificationError, TLSVersion, VerifyMode, Purpose):
+        cls.__module__ = "ssl"
+        setattr(m, cls.__name__, cls)
+    m.CertificateError = SSLCertVerificationError
+    m.CERT_NONE, m.CERT_OPTIONAL, m.CERT_REQUIRED = VerifyMode
+    m.socket_error = OSError
+
+    class SSLSocket(socket_mod.socket):
+        """A connected socket after the host's TLS handshake: send and recv carry
+        plaintext, the host encrypts."""
+
+        __slots__ = ()  # the layout of socket.socket, so that wrap_socket can switch class
+
+        def selected_alpn_protocol(self):
+            return self._tls_info[0] or None
+
+        def version(self):
+            return self._tls_info[1].replace("TLS 1.", "TLSv1.")
+
+        def cipher(self):
+            return self._tls_info[2], self.version(), None
+
+        def shared_ciphers(self):
+            return [self.cipher()]
+
+        def compression(self):
+            return None
+
+        def pending(self):
+            return 0
+
+        def getpeercert(self, binary_form=False):
+            # The host verified the certificate; its details stay with the host.
+            return None if binary_form else {}
+
+        def do_handshake(self, block=False):
+            pass
+
+        def unwrap(self):
+            raise SSLError("unwrapping TLS is not supported in this sandbox")
+
+        def get_channel_binding(self, cb_type="tls-unique"):
+            return None
+
+        def selected_npn_protocol(self):
+            return None
+
+    class SSLContext:
+        sslsocket_class = SSLSocket
+
+        def __init__(self, protocol=None, *args, **kwargs):
+            self.protocol = consts["PROTOCOL_TLS_CLIENT"] if protocol is None else protocol
+            self.verify_mode = VerifyMode.CERT_REQUIRED
+            self.check_hostname = True
+            self.options = consts["OP_ALL"]
+            self.verify_flags = 0
+            self.minimum_version = TLSVersion.TLSv1_2
+            self.maximum_version = TLSVersion.MAXIMUM_SUPPORTED
+            self.post_handshake_auth = None
+            self.hostname_checks_common_name = False
+            self.keylog_filename = None
+            self.security_level = 2
+            self._alpn = []
+
+        def load_default_certs(self, purpose=None):
+            pass
+
+        def set_default_verify_paths(self):
+            pass
+
+        def load_verify_locations(self, cafile=None, capath=None, cadata=None):
+            # Trust is the operator's: outbound.ca_file in the server configuration.
+            pass
+
+        def load_cert_chain(self, certfile, keyfile=None, password=None):
+            raise SSLError("client certificates are not supported in this sandbox")
+
+        def set_ciphers(self, ciphers):
+            pass
+
+        def get_ciphers(self):
+            return []
+
+        def set_alpn_protocols(self, protocols):
+            self._alpn = list(protocols)
+
+        def set_npn_protocols(self, protocols):
+            pass
+
+        def set_ecdh_curve(self, name):
+            pass
+
+        def get_ca_certs(self, binary_form=False):
+            return []
+
+        def cert_store_stats(self):
+            return {"x509_ca": 0, "crl": 0, "x509": 0}
+
+        def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, suppress_ragged_eofs=True,
+                        server_hostname=None, session=None):
+            if server_side:
+                raise SSLError("apps cannot serve TLS in this sandbox")
+            name = server_hostname or ""
+            if isinstance(name, str):
+                name = name.encode("idna")
+            rc = _wasmwsgi.net_tls(sock._handle(), name, "\n".join(self._alpn).encode())
+            if rc < 0:
+                err = fail(rc)
+                raise SSLCertVerificationError(err.errno, err.strerror) if "certificate" in str(err) \
+                    else SSLError(err.errno, err.strerror)
+            info = _wasmwsgi.net_addr(sock._h, 2)
+            sock.__class__ = SSLSocket
+            sock._tls_info = (info.decode().split("\n") + ["", "", ""])[:3] if isinstance(info, bytes) else ["", "", ""]
+            sock.context = self
+            sock.server_hostname = server_hostname
+            sock.server_side = False
+            return sock
+
+        def wrap_bio(self, *args, **kwargs):
+            raise SSLError("memory BIOs are not supported in this sandbox")
+
+    def create_default_context(purpose=Purpose.SERVER_AUTH, *, cafile=None, capath=None, cadata=None):
+        return SSLContext(consts["PROTOCOL_TLS_CLIENT"])
+
+    def wrap_socket(sock, keyfile=None, certfile=None, server_side=False, cert_reqs=None, ssl_version=None,
+                    ca_certs=None, do_handshake_on_connect=True, suppress_ragged_eofs=True, ciphers=None,
+                    server_hostname=None):
+        return SSLContext().wrap_socket(sock, server_side=server_side, server_hostname=server_hostname)
+
+    def match_hostname(cert, hostname):
+        pass  # the host checked the name during the handshake
+
+    m.SSLSocket, m.SSLContext = SSLSocket, SSLContext
+    m.SSLObject = SSLSocket
+    m.create_default_context = create_default_context
+    m._create_default_https_context = create_default_context
+    m._create_unverified_context = create_default_context
+    m.wrap_socket, m.match_hostname = wrap_socket, match_hostname
+    m.get_default_verify_paths = lambda: None
+    m.DER_cert_to_PEM_cert = lambda der: ""
+    m.PEM_cert_to_DER_cert = lambda pem: b""
+    m.RAND_bytes = lambda n: os.urandom(n)
+    m.RAND_status = lambda: True
+    return m

@@ -1,0 +1,159 @@
+"""Outbound sockets from inside the sandbox: the stdlib's socket, select and selectors,
+and, when vendored, redis-py and pg8000. Each path answers one line of text."""
+
+import select
+import selectors
+import socket
+from urllib.parse import parse_qs
+
+
+def echo(q):
+    port = int(q["port"])
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    nodelay = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    peer = s.getpeername()
+    s.sendall(b"hello ")
+    r, _, _ = select.select([s], [], [], 5)
+    first = s.recv(100) if r else b"(select timed out)"
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ)
+    s.sendall(b"world\n")
+    events = sel.select(5)
+    f = s.makefile("rwb")
+    line = f.readline()
+    buf = bytearray(8)
+    s.setblocking(False)
+    try:
+        s.recv_into(buf)
+        nonblocking = "data?"
+    except BlockingIOError:
+        nonblocking = "would block"
+    s.setblocking(True)
+    s.settimeout(0.2)
+    try:
+        s.recv(10)
+        timed = "no timeout"
+    except socket.timeout:
+        timed = "timed out"
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(5)
+    eof = s.recv(10)
+    f.close()
+    s.close()
+    return "%s %r %r %d %r %s %s %r nodelay=%d peer=%s" % (
+        "ok", first, line, len(events), bytes(buf[:0]), nonblocking, timed, eof, nodelay, peer[0])
+
+
+def attempt(q):
+    host, port = q["host"], int(q["port"])
+    try:
+        s = socket.create_connection((host, port), timeout=3)
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+    s.close()
+    return "connected"
+
+
+def resolve(q):
+    try:
+        return " ".join(sorted({ai[4][0] for ai in socket.getaddrinfo(q["host"], 80)}))
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+def hang(q):
+    # Blocks in recv until the request's time limit: nothing is ever sent back.
+    s = socket.create_connection(("127.0.0.1", int(q["port"])))
+    s.recv(1)
+    return "recv returned"
+
+
+_kept = []
+
+
+def keep(q):
+    # Leaves a connection open at the end of the request.
+    _kept.append(socket.create_connection(("127.0.0.1", int(q["port"]))))
+    return "kept %d" % len(_kept)
+
+
+def many(q):
+    socks = []
+    try:
+        for _ in range(int(q["n"])):
+            socks.append(socket.create_connection(("127.0.0.1", int(q["port"]))))
+        return "opened %d" % len(socks)
+    except OSError as e:
+        return "after %d: %s: %s" % (len(socks), type(e).__name__, e)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def redis_incr(q):
+    import redis
+
+    r = redis.Redis(host="127.0.0.1", port=int(q["port"]), socket_timeout=5)
+    r.delete("hits")
+    r.incr("hits")
+    return "hits=%d" % r.incr("hits")
+
+
+def pg(q):
+    import pg8000
+
+    conn = pg8000.connect(user="postgres", host="127.0.0.1", port=int(q["port"]), database="postgres")
+    cur = conn.cursor()
+    cur.execute("CREATE TEMPORARY TABLE notes (id serial, body text)")
+    cur.execute("INSERT INTO notes (body) VALUES (%s), (%s)", ("first", "second"))
+    cur.execute("SELECT body FROM notes ORDER BY id")
+    rows = [r[0] for r in cur.fetchall()]
+    conn.commit()
+    conn.close()
+    return "rows=" + ",".join(rows)
+
+
+ROUTES = {"/echo": echo, "/try": attempt, "/resolve": resolve, "/hang": hang, "/keep": keep, "/many": many,
+          "/redis": redis_incr, "/pg": pg}
+
+
+def application(environ, start_response):
+    q = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    body = ROUTES[environ["PATH_INFO"]](q).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def https(q):
+    import ssl
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("https://127.0.0.1:%s/hello" % q["port"], timeout=5) as r:
+            return "%d %s" % (r.status, r.read().decode())
+    except Exception as e:
+        reason = getattr(e, "reason", e)
+        return "%s: %s" % (type(reason).__name__, reason)
+
+
+def tls_socket(q):
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", int(q["port"]))) as raw:
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        s.sendall(b"GET /hello HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return "%s %s %s" % (s.version(), s.selected_alpn_protocol(), data.split(b"\r\n")[0].decode())
+
+
+ROUTES.update({"/https": https, "/tls": tls_socket})
