@@ -539,8 +539,9 @@ func (s *Session) CloseConn(h int32) error {
 	return nil
 }
 
-// Addr returns a connection's peer address (which 0), its local address (1), or after
-// TLS the negotiated ALPN protocol (2), as "ip port" (or the protocol).
+// Addr returns a connection's peer address (which 0) or its local address (1) as
+// "ip port"; after TLS, the negotiated ALPN protocol, version and cipher suite (2,
+// one a line), the server certificate's fields (3, describeCert) or its DER (4).
 func (s *Session) Addr(h int32, which int) (string, error) {
 	c, e := s.get(h)
 	if e != nil {
@@ -559,8 +560,18 @@ func (s *Session) Addr(h int32, which int) (string, error) {
 				tls.CipherSuiteName(st.CipherSuite), nil
 		}
 		return "", s.failed(fail(CodeBadHandle, "connection %d does not use TLS", h))
+	case 3, 4:
+		tc, ok := c.c.(*tls.Conn)
+		if !ok || len(tc.ConnectionState().PeerCertificates) == 0 {
+			return "", s.failed(fail(CodeBadHandle, "connection %d does not use TLS", h))
+		}
+		cert := tc.ConnectionState().PeerCertificates[0]
+		if which == 4 {
+			return string(cert.Raw), nil
+		}
+		return describeCert(cert), nil
 	default:
-		return "", s.failed(fail(CodeBadHandle, "net_addr: which must be 0, 1 or 2"))
+		return "", s.failed(fail(CodeBadHandle, "net_addr: which must be 0 to 4"))
 	}
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
@@ -666,4 +677,32 @@ func (s *Session) wake() {
 	case s.notify <- struct{}{}:
 	default:
 	}
+}
+
+// describeCert writes the fields of a verified certificate that Python's
+// SSLSocket.getpeercert() reports, one "key\tvalue" a line: subject and issuer
+// common names and organizations, each DNS and IP subject alternative name, the
+// validity period (as OpenSSL prints it) and the serial number.
+func describeCert(c *x509.Certificate) string {
+	var b strings.Builder
+	line := func(k, v string) { b.WriteString(k + "\t" + v + "\n") }
+	line("subject.commonName", c.Subject.CommonName)
+	for _, o := range c.Subject.Organization {
+		line("subject.organizationName", o)
+	}
+	line("issuer.commonName", c.Issuer.CommonName)
+	for _, o := range c.Issuer.Organization {
+		line("issuer.organizationName", o)
+	}
+	for _, d := range c.DNSNames {
+		line("DNS", d)
+	}
+	for _, ip := range c.IPAddresses {
+		line("IP Address", ip.String())
+	}
+	const openssl = "Jan _2 15:04:05 2006 GMT"
+	line("notBefore", c.NotBefore.UTC().Format(openssl))
+	line("notAfter", c.NotAfter.UTC().Format(openssl))
+	line("serialNumber", strings.ToUpper(c.SerialNumber.Text(16)))
+	return b.String()
 }

@@ -141,8 +141,10 @@
 //	net_shutdown(handle, how i32) -> 0       how: 0 reading, 1 writing, 2 both
 //	net_close(handle i32) -> 0
 //	net_addr(handle, which, buf_ptr, buf_len i32) -> i32
-//	    which 0: the peer's "address port"; 1: the local one; 2: after net_tls, the
-//	    ALPN protocol, the TLS version and the cipher suite, one a line.
+//	    which 0: the peer's "address port"; 1: the local one; after net_tls, 2: the
+//	    ALPN protocol, the TLS version and the cipher suite, one a line; 3: the
+//	    server certificate's subject, issuer, alternative names, validity and serial,
+//	    one "key\tvalue" a line; 4: the certificate's DER.
 //
 //	net_tls(handle, name_ptr, name_len, alpn_ptr, alpn_len i32) -> 0
 //	    Makes the connection TLS, before its first read: the host does the handshake

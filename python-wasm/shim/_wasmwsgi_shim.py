@@ -978,8 +978,26 @@ def _ssl_module(sockmod, fail):
             return 0
 
         def getpeercert(self, binary_form=False):
-            # The host verified the certificate; its details stay with the host.
-            return None if binary_form else {}
+            # The host verified the certificate; these are its fields, as _ssl gives them.
+            res = _wasmwsgi.net_addr(self._handle(), 4 if binary_form else 3)
+            if isinstance(res, int):
+                raise fail(res)
+            if binary_form:
+                return res
+            cert = {"subject": [], "issuer": [], "subjectAltName": [], "version": 3}
+            for line in res.decode("utf-8", "replace").splitlines():
+                key, _, value = line.partition("\t")
+                part, _, name = key.partition(".")
+                if part in ("subject", "issuer"):
+                    if value:
+                        cert[part].append(((name, value),))
+                elif key in ("DNS", "IP Address"):
+                    cert["subjectAltName"].append((key, value))
+                else:
+                    cert[key] = value
+            for k in ("subject", "issuer", "subjectAltName"):
+                cert[k] = tuple(cert[k])
+            return cert
 
         def do_handshake(self, block=False):
             pass

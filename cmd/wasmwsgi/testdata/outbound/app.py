@@ -153,7 +153,22 @@ def tls_socket(q):
             if not chunk:
                 break
             data += chunk
-        return "%s %s %s" % (s.version(), s.selected_alpn_protocol(), data.split(b"\r\n")[0].decode())
+        cert = s.getpeercert()
+        return "%s %s %s %s %s" % (cert["subjectAltName"], cert["issuer"][0][0][1], s.version(),
+                                   s.selected_alpn_protocol(), data.split(b"\r\n")[0].decode())
 
 
 ROUTES.update({"/https": https, "/tls": tls_socket})
+
+
+def requests_https(q):
+    import requests
+
+    # Debian's certifi names /etc/ssl/certs/ca-certificates.crt, which the sandbox does
+    # not have, and requests refuses a bundle path that does not exist. Any existing
+    # file does: the host verifies against its own roots and outbound.ca_file.
+    r = requests.get("https://127.0.0.1:%s/hello" % q["port"], timeout=5, verify=__file__)
+    return "%d %s" % (r.status_code, r.text)
+
+
+ROUTES.update({"/requests": requests_https})
