@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -110,6 +111,25 @@ func LoadRoots(caFile string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// lastHandle numbers connections across every session of the process, from a random
+// base: a handle a guest kept from another session (one captured in a snapshot, say,
+// even a snapshot cached by an earlier process) names nothing in this one.
+var lastHandle atomic.Int32
+
+func init() { lastHandle.Store(1<<20 + rand.Int32N(1<<28)) }
+
+// newHandle returns a handle no session of the process has used: positive, as the
+// ABI requires, wrapping far from zero.
+func newHandle() int32 {
+	for {
+		h := lastHandle.Add(1)
+		if h > 0 {
+			return h
+		}
+		lastHandle.CompareAndSwap(h, 1<<20)
+	}
+}
+
 // Session holds the outbound connections of one guest instance: the guest names them
 // by small integer handles. Requests call Begin and End; connections are closed by
 // End (request isolation) or by Close (when the instance is dropped).
@@ -119,7 +139,6 @@ type Session struct {
 
 	mu       sync.Mutex
 	conns    map[int32]*conn
-	next     int32
 	made     int
 	in, out  int64
 	resolved map[netip.Addr]string // addresses the host answered this request, by name
@@ -134,10 +153,8 @@ func NewSession(policy *Policy, cfg Config) *Session {
 		policy = &Policy{}
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	// Handles start at a random base, so that a handle a guest kept from another
-	// session (one captured in a snapshot, say) names nothing here.
 	return &Session{policy: policy, cfg: cfg, conns: map[int32]*conn{}, resolved: map[netip.Addr]string{},
-		notify: make(chan struct{}, 1), next: 1<<20 + rand.Int32N(1<<29)}
+		notify: make(chan struct{}, 1)}
 }
 
 // Begin starts a request's accounting (its connection count and byte counts);
@@ -297,8 +314,7 @@ func (s *Session) Connect(ctx context.Context, host string, port int, timeout ti
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.next++
-	h := s.next
+	h := newHandle()
 	s.conns[h] = &conn{c: nc, dest: *target, session: s, closed: make(chan struct{})}
 	s.made++
 	return h, nil

@@ -215,3 +215,24 @@ func TestSessionRecvEndsWithTheRequest(t *testing.T) {
 		t.Fatalf("recv outlived the request's deadline by %v", d)
 	}
 }
+
+// A handle from one session names nothing in another, such as a restored instance's
+// session meeting a socket object that a snapshot captured.
+func TestHandlesAreNotShared(t *testing.T) {
+	port := echoServer(t)
+	p, _ := NewPolicy([]string{"tcp://127.0.0.1:" + strconv.Itoa(port)})
+	a, b := NewSession(p, Config{}), NewSession(p, Config{})
+	defer a.Close()
+	defer b.Close()
+	ha, err := a.Connect(context.Background(), "127.0.0.1", port, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := b.Connect(context.Background(), "127.0.0.1", port, 0)
+	if err != nil || hb == ha || ha <= 0 || hb <= 0 {
+		t.Fatalf("handles %d and %d (%v)", ha, hb, err)
+	}
+	if _, err := b.Send(context.Background(), ha, []byte("x"), 0); code(err) != CodeBadHandle {
+		t.Fatalf("another session's handle: %v", err)
+	}
+}

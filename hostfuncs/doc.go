@@ -109,7 +109,8 @@
 // Only the calling request's goroutine waits: other requests run on. In request
 // isolation every connection is closed when the request ends; in instance isolation
 // connections live across the instance's requests and close when it is dropped.
-// Per-request limits (open at once, opened, bytes in and out) give ErrLimit.
+// Per-request limits (open at once, opened, bytes in and out) give ErrLimit; in
+// instance isolation "open at once" counts the connections earlier requests left open.
 //
 //	net_resolve(name_ptr, name_len, buf_ptr, buf_len i32) -> i32
 //	    getaddrinfo, answered by the host: writes the addresses of name, each followed
@@ -125,6 +126,7 @@
 //
 //	net_send(handle, buf_ptr, buf_len, timeout_ms i32) -> i32
 //	    Sends bytes; returns how many were sent (at least 1 unless buf_len is 0).
+//	    Writes are never non-blocking: timeout_ms 0 waits like -1.
 //
 //	net_recv(handle, buf_ptr, buf_len, timeout_ms i32) -> i32
 //	    Receives what has arrived, up to buf_len bytes, waiting for data at most
