@@ -13,6 +13,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -107,7 +108,7 @@ type App struct {
 	cachePath string
 	// data is the app's data folder from its load until it fails or is closed; nil
 	// without one (datadir.go).
-	data *guestfs.DataDir
+	data atomic.Pointer[guestfs.DataDir]
 }
 
 // NewApp returns an app in the loading state; call Load before Serve.

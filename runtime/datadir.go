@@ -22,25 +22,21 @@ func (a *App) openDataDir() error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.data != nil {
+	if a.data.Load() != nil {
 		return nil
 	}
 	d, err := a.engine.dataDirs.Open(a.Spec.DataDir)
 	if err != nil {
 		return fmt.Errorf("app %s: %w", a.Spec.Name, err)
 	}
-	a.data = d
+	a.data.Store(d)
 	return nil
 }
 
 // releaseDataDir gives the app's data folder back: the last app using a folder closes
 // it and gives up its flock.
 func (a *App) releaseDataDir() {
-	a.mu.Lock()
-	d := a.data
-	a.data = nil
-	a.mu.Unlock()
-	if d != nil {
+	if d := a.data.Swap(nil); d != nil {
 		d.Release()
 	}
 }
@@ -50,9 +46,9 @@ func (a *App) releaseDataDir() {
 // keeps the folder's lock until ctx ends, which must be when the instance ends. files
 // counts the host files it holds open against limits.open_files.
 func (a *App) dataMount(ctx context.Context, files *guestfs.OpenFiles) (experimentalsys.FS, string) {
-	a.mu.RLock()
-	d := a.data
-	a.mu.RUnlock()
+	// Not under a.mu: an instance is made while prewarm holds its read lock, and a
+	// second RLock would wait behind a Close that is waiting for the first.
+	d := a.data.Load()
 	if d == nil {
 		return experimentalsys.UnimplementedFS{}, ""
 	}
