@@ -83,8 +83,10 @@ func fail(code Code, format string, args ...any) *Error {
 // Config is what a Session needs besides its policy.
 type Config struct {
 	Limits Limits
-	// RootCAs verify TLS servers; nil is the system's roots.
-	RootCAs *x509.CertPool
+	// RootCAs returns the roots that verify TLS servers, called at the first
+	// handshake (loading them costs milliseconds); nil, or a nil result, is the
+	// system's roots.
+	RootCAs func() *x509.CertPool
 	// Resolve looks a name up; nil is net.DefaultResolver.
 	Resolve func(ctx context.Context, name string) ([]netip.Addr, error)
 	// OnDeny is told of every destination the policy refused, with the reason.
@@ -613,7 +615,11 @@ func (s *Session) StartTLS(ctx context.Context, h int32, serverName string, alpn
 	if serverName == "" {
 		serverName = c.dest.IP.String()
 	}
-	tc := tls.Client(c.c, &tls.Config{ServerName: serverName, NextProtos: alpn, RootCAs: s.cfg.RootCAs,
+	var roots *x509.CertPool
+	if s.cfg.RootCAs != nil {
+		roots = s.cfg.RootCAs()
+	}
+	tc := tls.Client(c.c, &tls.Config{ServerName: serverName, NextProtos: alpn, RootCAs: roots,
 		MinVersion: tls.VersionTLS12})
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.ConnectTimeout)
 	defer cancel()

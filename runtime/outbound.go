@@ -7,17 +7,25 @@ import (
 	"github.com/wasmwsgi/wasmwsgi/egress"
 )
 
-// outbound is what an app's sessions share: its policy and its TLS roots, made once.
+// outbound is what an app's sessions share: its policy, made once, and its TLS roots,
+// loaded at the app's first TLS handshake.
 type outbound struct {
-	once   sync.Once
-	policy *egress.Policy
-	roots  *x509.CertPool
+	once      sync.Once
+	policy    *egress.Policy
+	rootsOnce sync.Once
+	roots     *x509.CertPool
 }
 
-// newSockets returns a session for one instance under the app's grants.
+// newSockets returns a session for one instance under the app's grants. It is cheap:
+// instances are made while the app's lock is held.
 func (a *App) newSockets() *egress.Session {
-	a.net.once.Do(func() {
-		a.net.policy = &egress.Policy{Rules: a.Spec.Outbound}
+	a.net.once.Do(func() { a.net.policy = &egress.Policy{Rules: a.Spec.Outbound} })
+	return egress.NewSession(a.net.policy, egress.Config{Limits: a.Spec.OutboundLimits, RootCAs: a.tlsRoots})
+}
+
+// tlsRoots returns the system's roots plus outbound.ca_file.
+func (a *App) tlsRoots() *x509.CertPool {
+	a.net.rootsOnce.Do(func() {
 		roots, err := egress.LoadRoots(a.Spec.CAFile)
 		if err != nil {
 			a.log.Error("outbound TLS uses the system's roots only", "error", err.Error())
@@ -25,7 +33,7 @@ func (a *App) newSockets() *egress.Session {
 		}
 		a.net.roots = roots
 	})
-	return egress.NewSession(a.net.policy, egress.Config{Limits: a.Spec.OutboundLimits, RootCAs: a.net.roots})
+	return a.net.roots
 }
 
 // onDeny counts and logs a refused outbound destination.

@@ -72,7 +72,7 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 // reqCtx is the request the instance is made for; instances of apps with a data_dir
 // bind their /data lock to it and are never pooled.
 func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx context.Context) (*instance, error) {
-	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses(), sockets: a.newSockets()}
+	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses()}
 	inst.files, inst.scratch = a.newHostFiles()
 	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
@@ -87,6 +87,7 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx cont
 		return nil, err
 	}
 	inst.mod = mod
+	inst.sockets = a.newSockets()
 	inst.handle = mod.ExportedFunction("wasmwsgi_handle")
 	if a.engine.interruptible {
 		inst.interrupt = mod.ExportedGlobal(wasmbin.InterruptGlobal).(api.MutableGlobal)
