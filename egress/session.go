@@ -113,6 +113,43 @@ func LoadRoots(caFile string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// systemBundles are where Linux distributions keep the system's roots as one PEM file,
+// as crypto/x509 looks for them; SSL_CERT_FILE, when set, comes first.
+var systemBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Alpine
+	"/etc/pki/tls/certs/ca-bundle.crt",                  // Fedora, RHEL
+	"/etc/ssl/ca-bundle.pem",                            // openSUSE
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // CentOS, RHEL 7
+	"/etc/ssl/cert.pem",                                 // Alpine, BSDs
+}
+
+// RootsPEM returns the system's roots and then the certificates of caFile ("" for
+// none) as one PEM bundle: what LoadRoots trusts, for a guest that reads a CA bundle
+// file before it connects.
+func RootsPEM(caFile string) ([]byte, error) {
+	var out []byte
+	for _, f := range append([]string{os.Getenv("SSL_CERT_FILE")}, systemBundles...) {
+		if f == "" {
+			continue
+		}
+		if b, err := os.ReadFile(f); err == nil {
+			out = append(out, b...)
+			break
+		}
+	}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return out, fmt.Errorf("outbound.ca_file: %w", err)
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
 // lastHandle numbers connections across every session of the process, from a random
 // base: a handle a guest kept from another session (one captured in a snapshot, say,
 // even a snapshot cached by an earlier process) names nothing in this one.
@@ -598,10 +635,31 @@ func (s *Session) Addr(h int32, which int) (string, error) {
 	return ap.Addr().Unmap().String() + " " + strconv.Itoa(int(ap.Port())), nil
 }
 
-// StartTLS makes the connection a TLS client connection: the handshake verifies the
-// server's certificate for serverName (the system's roots plus outbound.ca_file) and
-// offers alpn. It must come before the connection's first read.
-func (s *Session) StartTLS(ctx context.Context, h int32, serverName string, alpn []string) error {
+// TLS is how a connection becomes a TLS client connection, as the app's SSLContext
+// asks.
+type TLS struct {
+	// ServerName is sent as SNI and checked against the certificate; "" is the name
+	// (or address) the connection was opened to.
+	ServerName string
+	// ALPN lists the application protocols offered.
+	ALPN []string
+	// CAs are PEM certificates the app trusts besides the system's roots and
+	// outbound.ca_file (its SSLContext.load_verify_locations).
+	CAs []byte
+	// NoVerify accepts any certificate (the app's CERT_NONE); NoNameCheck verifies the
+	// chain but not the name (check_hostname off). Either only weakens the app's own
+	// connection: where it may connect is still the grants' decision.
+	NoVerify, NoNameCheck bool
+}
+
+// MaxCAs bounds TLS.CAs.
+const MaxCAs = 4 << 20
+
+// StartTLS makes the connection a TLS client connection: unless opt says otherwise,
+// the handshake verifies the server's certificate for the name against the system's
+// roots, outbound.ca_file and the app's own CAs. It must come before the
+// connection's first read.
+func (s *Session) StartTLS(ctx context.Context, h int32, opt TLS) error {
 	c, e := s.get(h)
 	if e != nil {
 		return e
@@ -609,18 +667,30 @@ func (s *Session) StartTLS(ctx context.Context, h int32, serverName string, alpn
 	if c.reading {
 		return s.failed(fail(CodeBadHandle, "TLS must start before the first read from %s", c.dest))
 	}
-	if serverName == "" {
-		serverName = c.dest.Name
+	name := opt.ServerName
+	if name == "" {
+		name = c.dest.Name
 	}
-	if serverName == "" {
-		serverName = c.dest.IP.String()
+	if name == "" {
+		name = c.dest.IP.String()
 	}
-	var roots *x509.CertPool
-	if s.cfg.RootCAs != nil {
-		roots = s.cfg.RootCAs()
+	cfg := &tls.Config{ServerName: name, NextProtos: opt.ALPN, MinVersion: tls.VersionTLS12}
+	if !opt.NoVerify {
+		roots, err := s.roots(opt.CAs)
+		if err != nil {
+			return s.failed(err)
+		}
+		cfg.RootCAs = roots
+		if opt.NoNameCheck {
+			// Go verifies the chain and the name together; without the name, the chain
+			// is verified here instead.
+			cfg.InsecureSkipVerify = true
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error { return verifyChain(cs, roots) }
+		}
+	} else {
+		cfg.InsecureSkipVerify = true
 	}
-	tc := tls.Client(c.c, &tls.Config{ServerName: serverName, NextProtos: alpn, RootCAs: roots,
-		MinVersion: tls.VersionTLS12})
+	tc := tls.Client(c.c, cfg)
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.ConnectTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -628,6 +698,47 @@ func (s *Session) StartTLS(ctx context.Context, h int32, serverName string, alpn
 	}
 	c.c = tc
 	return nil
+}
+
+// roots returns the pool that verifies servers: the session's, plus the app's PEM
+// certificates when it gave some.
+func (s *Session) roots(cas []byte) (*x509.CertPool, *Error) {
+	var roots *x509.CertPool
+	if s.cfg.RootCAs != nil {
+		roots = s.cfg.RootCAs()
+	}
+	if len(cas) == 0 {
+		return roots, nil
+	}
+	if len(cas) > MaxCAs {
+		return nil, fail(CodeLimit, "the app's CA certificates take %d bytes, more than %d", len(cas), MaxCAs)
+	}
+	if roots == nil {
+		if sys, err := x509.SystemCertPool(); err == nil {
+			roots = sys
+		} else {
+			roots = x509.NewCertPool()
+		}
+	} else {
+		roots = roots.Clone()
+	}
+	if !roots.AppendCertsFromPEM(cas) {
+		return nil, fail(CodeIO, "the app's CA certificates (load_verify_locations) hold no PEM certificate")
+	}
+	return roots, nil
+}
+
+// verifyChain verifies the server's chain against roots, for any name.
+func verifyChain(cs tls.ConnectionState, roots *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the server sent no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
+	return err
 }
 
 // conn is one connection. A reader goroutine, started by the first read or poll,

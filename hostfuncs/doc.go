@@ -148,11 +148,15 @@
 //	    server certificate's subject, issuer, alternative names, validity and serial,
 //	    one "key\tvalue" a line; 4: the certificate's DER.
 //
-//	net_tls(handle, name_ptr, name_len, alpn_ptr, alpn_len i32) -> 0
+//	net_tls(handle, name_ptr, name_len, alpn_ptr, alpn_len, cas_ptr, cas_len, flags i32) -> 0
 //	    Makes the connection TLS, before its first read: the host does the handshake
 //	    with Go's crypto/tls, sends name as SNI and verifies the server's certificate
-//	    for it against the system's roots plus outbound.ca_file, offering the ALPN
-//	    protocols in alpn (one a line). Later net_send and net_recv carry plaintext.
+//	    for it against the system's roots, outbound.ca_file and the PEM certificates in
+//	    cas (the app's own, possibly empty), offering the ALPN protocols in alpn (one a
+//	    line). flags 1 (TLSNoVerify) accepts any certificate, the app's CERT_NONE;
+//	    flags 2 (TLSNoNameCheck) verifies the chain but not the name. Either weakens
+//	    only the app's own connection; the destination was checked at net_connect.
+//	    Later net_send and net_recv carry plaintext.
 //
 //	net_error(buf_ptr, buf_len i32) -> i32
 //	    Writes the message of the request's last failed net_* call, which names the

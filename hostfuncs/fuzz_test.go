@@ -24,7 +24,7 @@ func FuzzHostCall(f *testing.F) {
 		if index&0x80 != 0 {
 			ex.status = &Status{Code: 200} // exercise body_write after headers
 		}
-		args := []uint32{a, b, c, d, a ^ d}[:len(fn.params)]
+		args := []uint32{a, b, c, d, a ^ d, b ^ c, a + d, b + c}[:len(fn.params)]
 		got := call(WithExchange(context.Background(), ex), mem, fn, args)
 		if got < ErrBadHandle {
 			t.Fatalf("%s%v returned undocumented code %d", fn.name, args, got)

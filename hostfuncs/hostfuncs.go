@@ -101,7 +101,7 @@ var functions = []function{
 	{"net_shutdown", []string{"handle", "how"}, netShutdown},
 	{"net_close", []string{"handle"}, netClose},
 	{"net_addr", []string{"handle", "which", "buf_ptr", "buf_len"}, netAddr},
-	{"net_tls", []string{"handle", "name_ptr", "name_len", "alpn_ptr", "alpn_len"}, netTLS},
+	{"net_tls", []string{"handle", "name_ptr", "name_len", "alpn_ptr", "alpn_len", "cas_ptr", "cas_len", "flags"}, netTLS},
 	{"net_error", []string{"buf_ptr", "buf_len"}, netError},
 }
 

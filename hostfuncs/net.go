@@ -170,19 +170,27 @@ func netAddr(_ context.Context, mem api.Memory, ex Exchange, a []uint32) int32 {
 	return putSized(mem, a[2], a[3], []byte(addr))
 }
 
+// Flags of net_tls.
+const (
+	TLSNoVerify    = 1 // accept any certificate (the app's CERT_NONE)
+	TLSNoNameCheck = 2 // verify the chain but not the name (check_hostname off)
+)
+
 func netTLS(ctx context.Context, mem api.Memory, ex Exchange, a []uint32) int32 {
 	name, ok1 := view(mem, a[1], a[2])
 	alpn, ok2 := view(mem, a[3], a[4])
-	if !ok1 || !ok2 {
+	cas, ok3 := view(mem, a[5], a[6])
+	if !ok1 || !ok2 || !ok3 {
 		return ErrBounds
 	}
-	var protos []string
+	opt := egress.TLS{ServerName: string(name), CAs: cas,
+		NoVerify: a[7]&TLSNoVerify != 0, NoNameCheck: a[7]&TLSNoNameCheck != 0}
 	for _, p := range strings.Split(string(alpn), "\n") {
 		if p != "" {
-			protos = append(protos, p)
+			opt.ALPN = append(opt.ALPN, p)
 		}
 	}
-	return netResult(0, sockets(ex).StartTLS(ctx, int32(a[0]), string(name), protos))
+	return netResult(0, sockets(ex).StartTLS(ctx, int32(a[0]), opt))
 }
 
 func netError(_ context.Context, mem api.Memory, ex Exchange, a []uint32) int32 {

@@ -48,8 +48,8 @@ WASMWSGI_IMPORT(net_poll) int32_t ww_net_poll(uint8_t *list, int32_t list_len, i
 WASMWSGI_IMPORT(net_shutdown) int32_t ww_net_shutdown(int32_t handle, int32_t how);
 WASMWSGI_IMPORT(net_close) int32_t ww_net_close(int32_t handle);
 WASMWSGI_IMPORT(net_addr) int32_t ww_net_addr(int32_t handle, int32_t which, uint8_t *buf, int32_t buf_len);
-WASMWSGI_IMPORT(net_tls) int32_t ww_net_tls(
-    int32_t handle, const uint8_t *server_name, int32_t name_len, const uint8_t *alpn, int32_t alpn_len);
+WASMWSGI_IMPORT(net_tls) int32_t ww_net_tls(int32_t handle, const uint8_t *server_name, int32_t name_len,
+    const uint8_t *alpn, int32_t alpn_len, const uint8_t *cas, int32_t cas_len, int32_t flags);
 WASMWSGI_IMPORT(net_error) int32_t ww_net_error(uint8_t *buf, int32_t buf_len);
 
 /* The host reports failures as negative codes; they become OSError(code, message). */
@@ -371,21 +371,27 @@ wasmwsgi_net_addr(PyObject *self, PyObject *args)
     return net_sized(handle, which, NULL, get_addr);
 }
 
-/* net_tls(handle, server_name: bytes, alpn: bytes, one protocol a line) -> 0 | error code */
+/* net_tls(handle, server_name: bytes, alpn: bytes, one protocol a line, cas: bytes of PEM
+ * certificates the app trusts besides the host's roots, flags: 1 no verification,
+ * 2 no name check) -> 0 | error code */
 static PyObject *
 wasmwsgi_net_tls(PyObject *self, PyObject *args)
 {
-    int handle;
-    Py_buffer name, alpn;
-    if (!PyArg_ParseTuple(args, "iy*y*:net_tls", &handle, &name, &alpn)) {
+    int handle, flags = 0;
+    Py_buffer name, alpn, cas = {0};
+    if (!PyArg_ParseTuple(args, "iy*y*|y*i:net_tls", &handle, &name, &alpn, &cas, &flags)) {
         return NULL;
     }
     int32_t rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = ww_net_tls(handle, name.buf, (int32_t)name.len, alpn.buf, (int32_t)alpn.len);
+    rc = ww_net_tls(handle, name.buf, (int32_t)name.len, alpn.buf, (int32_t)alpn.len, cas.buf, (int32_t)cas.len,
+                    flags);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&name);
     PyBuffer_Release(&alpn);
+    if (cas.obj != NULL) {
+        PyBuffer_Release(&cas);
+    }
     return PyLong_FromLong(rc);
 }
 

@@ -500,8 +500,8 @@ func (a *App) memoryLimit() uint64 {
 	return a.Spec.Limits.Memory
 }
 
-// moduleConfig is what every instance of the app is given: the stdlib and the app
-// read-only, scratch at /tmp, /data (whose lock waits on dataCtx) when the app has a
+// moduleConfig is what every instance of the app is given: the stdlib, the app and
+// the TLS roots (certBundle) read-only, scratch at /tmp, /data (whose lock waits on dataCtx) when the app has a
 // data_dir, its [env] and nothing else of the host's, the host's entropy and clocks,
 // and stdout, stderr and sleep as passed. No start function runs.
 //
@@ -514,7 +514,8 @@ func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS,
 		WithStartFunctions().
 		WithFSConfig(wazero.NewFSConfig().
 			WithFSMount(a.engine.stdlib.Limited(files), GuestStdlib).
-			WithFSMount(a.files.Limited(files), GuestApp).(sysfs.FSConfig).
+			WithFSMount(a.files.Limited(files), GuestApp).
+			WithFSMount(a.certBundle().Limited(files), GuestCerts).(sysfs.FSConfig).
 			WithSysFSMount(scratch, GuestScratch).(sysfs.FSConfig).
 			WithSysFSMount(a.dataMount(dataCtx, files))).
 		WithStdout(stdout).

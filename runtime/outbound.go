@@ -5,15 +5,18 @@ import (
 	"sync"
 
 	"github.com/wasmwsgi/wasmwsgi/egress"
+	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 )
 
 // outbound is what an app's sessions share: its policy, made once, and its TLS roots,
 // loaded at the app's first TLS handshake.
 type outbound struct {
-	once      sync.Once
-	policy    *egress.Policy
-	rootsOnce sync.Once
-	roots     *x509.CertPool
+	once       sync.Once
+	policy     *egress.Policy
+	rootsOnce  sync.Once
+	roots      *x509.CertPool
+	bundleOnce sync.Once
+	bundle     *guestfs.MemFS
 }
 
 // newSockets returns a session for one instance under the app's grants. It is cheap:
@@ -34,6 +37,24 @@ func (a *App) tlsRoots() *x509.CertPool {
 		a.net.roots = roots
 	})
 	return a.net.roots
+}
+
+// GuestCerts is where the guest finds the host's roots as one PEM file,
+// ca-certificates.crt: where Debian's certifi, and so requests, looks for them.
+const GuestCerts = "/etc/ssl/certs"
+
+// certBundle returns the tree mounted at GuestCerts: the system's roots plus
+// outbound.ca_file, the certificates the host trusts for the app anyway. Reading it
+// gives the guest nothing it could not fetch from any public server.
+func (a *App) certBundle() *guestfs.MemFS {
+	a.net.bundleOnce.Do(func() {
+		pem, err := egress.RootsPEM(a.Spec.CAFile)
+		if err != nil {
+			a.log.Error("the guest's "+GuestCerts+"/ca-certificates.crt lacks outbound.ca_file", "error", err.Error())
+		}
+		a.net.bundle = guestfs.MemFSFromFiles(map[string][]byte{"ca-certificates.crt": pem})
+	})
+	return a.net.bundle
 }
 
 // onDeny counts and logs a refused outbound destination.

@@ -14,8 +14,9 @@ import (
 // Snapshots are cached on disk under a hash of all they depend on (snapshotKey), except
 // for apps with a data_dir (docs/design.md, "Snapshots on disk").
 
-// snapshotFormat changes whenever the meaning of a cached snapshot does.
-const snapshotFormat = "wasmwsgi snapshot v1\n"
+// snapshotFormat changes whenever the meaning of a cached snapshot does, such as the
+// guest's mounts (their file descriptors are in its memory): v2 added GuestCerts.
+const snapshotFormat = "wasmwsgi snapshot v2\n"
 
 // snapshotCachePath returns where the app's snapshot is cached, or "" when it is not.
 func (a *App) snapshotCachePath() string {

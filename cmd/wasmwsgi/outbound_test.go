@@ -393,9 +393,9 @@ func startPostgres(t *testing.T) int {
 	return port
 }
 
-// testCA makes a CA and a certificate it signs for 127.0.0.1; it returns the CA's PEM
-// and the server's certificate.
-func testCA(t *testing.T) ([]byte, tls.Certificate) {
+// testCA makes a CA; it returns the CA's PEM and a function that makes a server
+// certificate it signs for host (an IP address or a DNS name).
+func testCA(t *testing.T) ([]byte, func(host string) tls.Certificate) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wasmwsgi test CA"},
@@ -405,26 +405,34 @@ func testCA(t *testing.T) ([]byte, tls.Certificate) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
 	caCert, _ := x509.ParseCertificate(caDER)
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
+	sign := func(host string) tls.Certificate {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: host},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+		if ip := net.ParseIP(host); ip != nil {
+			leaf.IPAddresses = []net.IP{ip}
+		} else {
+			leaf.DNSNames = []string{host}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), sign
 }
 
-// TLS through the host: urllib over HTTPS and a raw ssl socket with ALPN, against an
-// HTTPS server on 127.0.0.1 whose CA is the operator's outbound.ca_file; and a server
-// whose CA is not trusted.
+// TLS through the host, against HTTPS servers on 127.0.0.1: one whose CA is the
+// operator's outbound.ca_file, one with that CA whose certificate names another host,
+// and one whose CA only the app trusts (load_verify_locations). urllib, requests and
+// raw ssl sockets with ALPN; verification as the app's SSLContext asks (CERT_NONE and
+// check_hostname off are the app's choice, the destination is still the grants').
 func TestOutboundTLS(t *testing.T) {
-	caPEM, cert := testCA(t)
-	_, untrusted := testCA(t)
+	caPEM, sign := testCA(t)
+	appCA, signApp := testCA(t)
 	serve := func(c tls.Certificate) int {
 		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "hello over ", r.Proto)
@@ -434,30 +442,64 @@ func TestOutboundTLS(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv.Listener.Addr().(*net.TCPAddr).Port
 	}
-	good, bad := serve(cert), serve(untrusted)
+	good, other, own := serve(sign("127.0.0.1")), serve(sign("other.test")), serve(signApp("127.0.0.1"))
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	testkit.WriteFile(t, caFile, string(caPEM))
-	conf := testkit.ConfigFile(t, fmt.Sprintf("[outbound]\nca_file = %q\n[apps.net]\noutbound = [\"https://127.0.0.1:%d\", \"https://127.0.0.1:%d\"]\n",
-		caFile, good, bad))
+	conf := testkit.ConfigFile(t, fmt.Sprintf("[outbound]\nca_file = %q\n[apps.net]\noutbound = [\"https://127.0.0.1:%d\", \"https://127.0.0.1:%d\", \"https://127.0.0.1:%d\"]\n",
+		caFile, good, other, own))
 	site := ""
 	if !testing.Short() {
 		site = debSitePackages(t, "https", "python3-requests", "python3-urllib3", "python3-idna", "python3-certifi",
 			"python3-charset-normalizer", "python3-chardet", "python3-six")
 	}
-	s := testkit.Start(t, outboundApps(t, site), "--config", conf)
+	apps := outboundApps(t, site)
+	testkit.WriteFile(t, filepath.Join(apps, "net", "app-ca.pem"), string(appCA))
+	s := testkit.Start(t, apps, "--config", conf)
+	get := func(path string, args ...any) string {
+		t.Helper()
+		code, body := fetch(t, s.Base+"/net"+fmt.Sprintf(path, args...))
+		if code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+		return body
+	}
 	if site != "" {
-		if code, body := fetch(t, fmt.Sprintf("%s/net/requests?port=%d", s.Base, good)); code != 200 || body != "200 hello over HTTP/1.1" {
-			t.Errorf("requests over HTTPS: %d %q\n%s", code, body, grepLines(s.Log(), "Error"))
+		for _, c := range []struct {
+			port         int
+			verify, want string
+		}{
+			{good, "", "200 hello over HTTP/1.1"}, // certifi's bundle: the host's roots
+			{own, "", "SSLError"},
+			{own, "/app/app-ca.pem", "200 hello over HTTP/1.1"},
+			{own, "off", "200 hello over HTTP/1.1"},
+		} {
+			if body := get("/requests?port=%d&verify=%s", c.port, c.verify); body != c.want {
+				t.Errorf("requests to %d, verify=%q: %q, want %q", c.port, c.verify, body, c.want)
+			}
 		}
 	}
-	if code, body := fetch(t, fmt.Sprintf("%s/net/https?port=%d", s.Base, good)); code != 200 || body != "200 hello over HTTP/1.1" {
-		t.Errorf("urllib over HTTPS: %d %q", code, body)
+	if body := get("/https?port=%d", good); body != "200 hello over HTTP/1.1" {
+		t.Errorf("urllib over HTTPS: %q", body)
 	}
-	if code, body := fetch(t, fmt.Sprintf("%s/net/tls?port=%d", s.Base, good)); code != 200 || !strings.HasPrefix(body, "(('IP Address', '127.0.0.1'),) wasmwsgi test CA TLSv1.3 http/1.1 HTTP/1.") || !strings.HasSuffix(body, " 200 OK") {
-		t.Errorf("ssl socket: %d %q", code, body)
+	if body := get("/tls?port=%d", good); !strings.HasPrefix(body, "(('IP Address', '127.0.0.1'),) wasmwsgi test CA TLSv1.3 http/1.1 HTTP/1.") || !strings.HasSuffix(body, " 200 OK") {
+		t.Errorf("ssl socket: %q", body)
 	}
-	if code, body := fetch(t, fmt.Sprintf("%s/net/https?port=%d", s.Base, bad)); code != 200 ||
-		!strings.HasPrefix(body, "SSLCertVerificationError:") || !strings.Contains(body, "certificate signed by unknown authority") {
-		t.Errorf("untrusted server: %d %q", code, body)
+	for _, c := range []struct {
+		name, query, prefix, contains string
+	}{
+		{"CA only the app trusts, not given", fmt.Sprintf("port=%d", own), "SSLCertVerificationError:", "certificate signed by unknown authority"},
+		{"CA only the app trusts, given", fmt.Sprintf("port=%d&ca=/app/app-ca.pem", own), "ok wasmwsgi test CA der=True HTTP/1.0 200 OK", ""},
+		{"certificate for another name", fmt.Sprintf("port=%d", other), "SSLCertVerificationError:", "cannot validate certificate for 127.0.0.1"},
+		{"another name, check_hostname off", fmt.Sprintf("port=%d&mode=noname", other), "ok wasmwsgi test CA der=True HTTP/1.0 200 OK", ""},
+		{"untrusted CA, check_hostname off", fmt.Sprintf("port=%d&mode=noname", own), "SSLCertVerificationError:", "unknown authority"},
+		{"untrusted CA, CERT_NONE", fmt.Sprintf("port=%d&mode=none", own), "ok {} der=True HTTP/1.0 200 OK", ""},
+		{"another name, CERT_NONE", fmt.Sprintf("port=%d&mode=none", other), "ok {} der=True HTTP/1.0 200 OK", ""},
+	} {
+		if body := get("/tlsmode?%s", c.query); !strings.HasPrefix(body, c.prefix) || !strings.Contains(body, c.contains) {
+			t.Errorf("%s: %q, want %q...%q", c.name, body, c.prefix, c.contains)
+		}
+	}
+	if body := get("/https?port=%d", own); !strings.HasPrefix(body, "SSLCertVerificationError:") || !strings.Contains(body, "certificate signed by unknown authority") {
+		t.Errorf("urllib, untrusted server: %q", body)
 	}
 }

@@ -884,9 +884,13 @@ def _install_network():
 
 def _ssl_module(sockmod, fail):
     """An `ssl` whose handshake and records are done by the host (Go's crypto/tls): it
-    verifies the server against the system's roots plus the operator's outbound.ca_file,
-    whatever the app asks; an app cannot lower that."""
+    verifies the server against the system's roots, the operator's outbound.ca_file and
+    the context's own CAs, unless the context asks for CERT_NONE or no name check, as
+    with _ssl. Where the app may connect is the grants' decision either way."""
+    import base64
     import enum
+
+    HOST_ROOTS = "/etc/ssl/certs/ca-certificates.crt"  # runtime.GuestCerts
     import types
 
     m = types.ModuleType("ssl")
@@ -978,7 +982,10 @@ def _ssl_module(sockmod, fail):
             return 0
 
         def getpeercert(self, binary_form=False):
-            # The host verified the certificate; these are its fields, as _ssl gives them.
+            # The fields of the certificate the host verified, as _ssl gives them; as
+            # with _ssl, an unverified certificate gives an empty dict.
+            if not binary_form and self.context.verify_mode == VerifyMode.CERT_NONE:
+                return {}
             res = _wasmwsgi.net_addr(self._handle(), 4 if binary_form else 3)
             if isinstance(res, int):
                 raise fail(res)
@@ -1015,9 +1022,10 @@ def _ssl_module(sockmod, fail):
         sslsocket_class = SSLSocket
 
         def __init__(self, protocol=None, *args, **kwargs):
-            self.protocol = consts["PROTOCOL_TLS_CLIENT"] if protocol is None else protocol
-            self.verify_mode = VerifyMode.CERT_REQUIRED
-            self.check_hostname = True
+            self.protocol = consts["PROTOCOL_TLS"] if protocol is None else protocol
+            client = self.protocol == consts["PROTOCOL_TLS_CLIENT"]
+            self._check_hostname = client
+            self._verify_mode = VerifyMode.CERT_REQUIRED if client else VerifyMode.CERT_NONE
             self.options = consts["OP_ALL"]
             self.verify_flags = 0
             self.minimum_version = TLSVersion.TLSv1_2
@@ -1027,16 +1035,65 @@ def _ssl_module(sockmod, fail):
             self.keylog_filename = None
             self.security_level = 2
             self._alpn = []
+            self._cas = []
+
+        # The rules of _ssl: check_hostname needs verification, and turning it on
+        # turns verification on.
+        @property
+        def verify_mode(self):
+            return self._verify_mode
+
+        @verify_mode.setter
+        def verify_mode(self, value):
+            value = VerifyMode(value)
+            if value == VerifyMode.CERT_NONE and self._check_hostname:
+                raise ValueError("Cannot set verify_mode to CERT_NONE when check_hostname is enabled.")
+            self._verify_mode = value
+
+        @property
+        def check_hostname(self):
+            return self._check_hostname
+
+        @check_hostname.setter
+        def check_hostname(self, value):
+            if value and self._verify_mode == VerifyMode.CERT_NONE:
+                self._verify_mode = VerifyMode.CERT_REQUIRED
+            self._check_hostname = bool(value)
 
         def load_default_certs(self, purpose=None):
-            pass
+            pass  # the host's roots: the system's plus outbound.ca_file
 
         def set_default_verify_paths(self):
             pass
 
         def load_verify_locations(self, cafile=None, capath=None, cadata=None):
-            # Trust is the operator's: outbound.ca_file in the server configuration.
-            pass
+            # Trusted besides the host's roots, for this context's connections only.
+            if cafile is None and capath is None and cadata is None:
+                raise TypeError("cafile, capath and cadata cannot be all omitted")
+            if cafile is not None:
+                with open(cafile, "rb") as f:
+                    # The host's own bundle (certifi's answer here) adds nothing the
+                    # host does not trust already.
+                    if os.path.realpath(cafile) != HOST_ROOTS:
+                        self._add_pem(f.read(), cafile)
+            if capath is not None:
+                for entry in sorted(os.listdir(capath)):
+                    path = os.path.join(capath, entry)
+                    if os.path.isfile(path):
+                        with open(path, "rb") as f:
+                            data = f.read()
+                        if b"-----BEGIN CERTIFICATE-----" in data:
+                            self._cas.append(data)
+            if cadata is not None:
+                if isinstance(cadata, str):
+                    self._add_pem(cadata.encode("ascii"), "cadata")
+                else:
+                    self._cas.append(DER_cert_to_PEM_cert(bytes(cadata)).encode("ascii"))
+
+        def _add_pem(self, data, where):
+            if b"-----BEGIN CERTIFICATE-----" not in data:
+                raise SSLError(0, "no certificate found in %s" % where)
+            self._cas.append(data)
 
         def load_cert_chain(self, certfile, keyfile=None, password=None):
             raise SSLError("client certificates are not supported in this sandbox")
@@ -1069,7 +1126,12 @@ def _ssl_module(sockmod, fail):
             name = server_hostname or ""
             if isinstance(name, str):
                 name = name.encode("idna")
-            rc = _wasmwsgi.net_tls(sock._handle(), name, "\n".join(self._alpn).encode())
+            flags = 0
+            if self._verify_mode == VerifyMode.CERT_NONE:
+                flags |= 1
+            elif not self._check_hostname:
+                flags |= 2
+            rc = _wasmwsgi.net_tls(sock._handle(), name, "\n".join(self._alpn).encode(), b"\n".join(self._cas), flags)
             if rc < 0:
                 err = fail(rc)
                 raise SSLCertVerificationError(err.errno, err.strerror) if "certificate" in str(err) \
@@ -1086,25 +1148,58 @@ def _ssl_module(sockmod, fail):
             raise SSLError("memory BIOs are not supported in this sandbox")
 
     def create_default_context(purpose=Purpose.SERVER_AUTH, *, cafile=None, capath=None, cadata=None):
-        return SSLContext(consts["PROTOCOL_TLS_CLIENT"])
+        if purpose == Purpose.SERVER_AUTH:
+            ctx = SSLContext(consts["PROTOCOL_TLS_CLIENT"])
+        else:
+            ctx = SSLContext(consts["PROTOCOL_TLS_SERVER"])
+        if cafile or capath or cadata:
+            ctx.load_verify_locations(cafile, capath, cadata)
+        return ctx
 
-    def wrap_socket(sock, keyfile=None, certfile=None, server_side=False, cert_reqs=None, ssl_version=None,
-                    ca_certs=None, do_handshake_on_connect=True, suppress_ragged_eofs=True, ciphers=None,
-                    server_hostname=None):
-        return SSLContext().wrap_socket(sock, server_side=server_side, server_hostname=server_hostname)
+    def _create_unverified_context(protocol=None, *, cert_reqs=VerifyMode.CERT_NONE, check_hostname=False,
+                                   purpose=Purpose.SERVER_AUTH, certfile=None, keyfile=None, cafile=None,
+                                   capath=None, cadata=None):
+        ctx = SSLContext(consts["PROTOCOL_TLS_CLIENT"] if protocol is None else protocol)
+        ctx.check_hostname = check_hostname
+        ctx.verify_mode = cert_reqs
+        if certfile or keyfile:
+            ctx.load_cert_chain(certfile, keyfile)
+        if cafile or capath or cadata:
+            ctx.load_verify_locations(cafile, capath, cadata)
+        return ctx
+
+    def wrap_socket(sock, keyfile=None, certfile=None, server_side=False, cert_reqs=VerifyMode.CERT_NONE,
+                    ssl_version=None, ca_certs=None, do_handshake_on_connect=True, suppress_ragged_eofs=True,
+                    ciphers=None, server_hostname=None):
+        ctx = SSLContext(ssl_version)
+        ctx.verify_mode = cert_reqs
+        if ca_certs:
+            ctx.load_verify_locations(ca_certs)
+        return ctx.wrap_socket(sock, server_side=server_side, server_hostname=server_hostname)
 
     def match_hostname(cert, hostname):
         pass  # the host checked the name during the handshake
+
+    def DER_cert_to_PEM_cert(der):
+        body = base64.standard_b64encode(der).decode("ascii")
+        lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+        return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+    def PEM_cert_to_DER_cert(pem):
+        head, tail = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+        pem = pem.strip()
+        if not pem.startswith(head) or not pem.endswith(tail):
+            raise ValueError("Invalid PEM encoding; must start with %s and end with %s" % (head, tail))
+        return base64.decodebytes(pem[len(head):-len(tail)].encode("ascii"))
 
     m.SSLSocket, m.SSLContext = SSLSocket, SSLContext
     m.SSLObject = SSLSocket
     m.create_default_context = create_default_context
     m._create_default_https_context = create_default_context
-    m._create_unverified_context = create_default_context
+    m._create_unverified_context = _create_unverified_context
     m.wrap_socket, m.match_hostname = wrap_socket, match_hostname
     m.get_default_verify_paths = lambda: None
-    m.DER_cert_to_PEM_cert = lambda der: ""
-    m.PEM_cert_to_DER_cert = lambda pem: b""
+    m.DER_cert_to_PEM_cert, m.PEM_cert_to_DER_cert = DER_cert_to_PEM_cert, PEM_cert_to_DER_cert
     m.RAND_bytes = lambda n: os.urandom(n)
     m.RAND_status = lambda: True
     return m

@@ -248,6 +248,9 @@ func (m *MemFS) WriteDigest(w io.Writer) {
 	}
 }
 
+// MemFSFromFiles returns a tree of the given files, named by slash-separated paths.
+func MemFSFromFiles(files map[string][]byte) *MemFS { return newMemFS().Overlay(files) }
+
 // Overlay returns a copy of m with extra files added at the root (used to place the
 // guest shim beside the stdlib).
 func (m *MemFS) Overlay(files map[string][]byte) *MemFS {

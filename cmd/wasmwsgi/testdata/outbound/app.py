@@ -158,17 +158,47 @@ def tls_socket(q):
                                    s.selected_alpn_protocol(), data.split(b"\r\n")[0].decode())
 
 
-ROUTES.update({"/https": https, "/tls": tls_socket})
+def tls_mode(q):
+    """A GET over TLS with the context the query asks for: mode "default", "noname"
+    (check_hostname off) or "none" (_create_unverified_context), plus the CA file ca."""
+    import socket
+    import ssl
+
+    if q.get("mode") == "none":
+        ctx = ssl._create_unverified_context()
+    else:
+        ctx = ssl.create_default_context(cafile=q.get("ca"))
+        if q.get("mode") == "noname":
+            ctx.check_hostname = False
+    try:
+        with socket.create_connection(("127.0.0.1", int(q["port"]))) as raw:
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            s.sendall(b"GET /hello HTTP/1.0\r\nHost: x\r\n\r\n")
+            line = s.makefile("rb").readline().decode().strip()
+            cert = s.getpeercert()
+            der = s.getpeercert(binary_form=True)
+            issuer = cert["issuer"][0][0][1] if cert else "{}"
+            same = ssl.PEM_cert_to_DER_cert(ssl.DER_cert_to_PEM_cert(der)) == der
+            return "ok %s der=%s %s" % (issuer, same, line)
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+ROUTES.update({"/https": https, "/tls": tls_socket, "/tlsmode": tls_mode})
 
 
 def requests_https(q):
     import requests
 
     # Debian's certifi names /etc/ssl/certs/ca-certificates.crt, which the sandbox does
-    # not have, and requests refuses a bundle path that does not exist. Any existing
-    # file does: the host verifies against its own roots and outbound.ca_file.
-    r = requests.get("https://127.0.0.1:%s/hello" % q["port"], timeout=5, verify=__file__)
-    return "%d %s" % (r.status_code, r.text)
+    # not have, and requests refuses a bundle path that does not exist: the app names
+    # its CA file (trusted besides the host's roots), or turns verification off.
+    verify = {"": True, "off": False}.get(q.get("verify", ""), q.get("verify"))
+    try:
+        r = requests.get("https://127.0.0.1:%s/hello" % q["port"], timeout=5, verify=verify)
+        return "%d %s" % (r.status_code, r.text)
+    except Exception as e:
+        return type(e).__name__
 
 
 ROUTES.update({"/requests": requests_https})
