@@ -470,7 +470,7 @@ func TestOutboundTLS(t *testing.T) {
 		}{
 			{good, "", "200 hello over HTTP/1.1"}, // certifi's bundle: the host's roots
 			{own, "", "SSLError"},
-			{own, "/app/app-ca.pem", "200 hello over HTTP/1.1"},
+			{own, "app-ca.pem", "200 hello over HTTP/1.1"},
 			{own, "off", "200 hello over HTTP/1.1"},
 		} {
 			if body := get("/requests?port=%d&verify=%s", c.port, c.verify); body != c.want {
@@ -488,7 +488,7 @@ func TestOutboundTLS(t *testing.T) {
 		name, query, prefix, contains string
 	}{
 		{"CA only the app trusts, not given", fmt.Sprintf("port=%d", own), "SSLCertVerificationError:", "certificate signed by unknown authority"},
-		{"CA only the app trusts, given", fmt.Sprintf("port=%d&ca=/app/app-ca.pem", own), "ok wasmwsgi test CA der=True HTTP/1.0 200 OK", ""},
+		{"CA only the app trusts, given", fmt.Sprintf("port=%d&ca=app-ca.pem", own), "ok wasmwsgi test CA der=True HTTP/1.0 200 OK", ""},
 		{"certificate for another name", fmt.Sprintf("port=%d", other), "SSLCertVerificationError:", "cannot validate certificate for 127.0.0.1"},
 		{"another name, check_hostname off", fmt.Sprintf("port=%d&mode=noname", other), "ok wasmwsgi test CA der=True HTTP/1.0 200 OK", ""},
 		{"untrusted CA, check_hostname off", fmt.Sprintf("port=%d&mode=noname", own), "SSLCertVerificationError:", "unknown authority"},

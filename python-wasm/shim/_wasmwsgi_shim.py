@@ -42,6 +42,9 @@ def init():
             sys.stderr.write("wasmwsgi: outbound sockets are unavailable:\n")
             _print_exception()
         app_dir = _info["app_dir"]
+        # The working folder is the app's, as for an app started from its folder:
+        # relative paths name its files.
+        os.chdir(app_dir)
         sys.path.insert(0, app_dir)
         if "site_packages" in _info:
             sys.path.insert(1, _info["site_packages"])
