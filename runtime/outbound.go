@@ -36,6 +36,13 @@ func (a *App) tlsRoots() *x509.CertPool {
 	return a.net.roots
 }
 
+// endOutbound ends the request's accounting in its session s: the exchange keeps the
+// figures for the request's Stats, and the app's counters add them up.
+func (a *App) endOutbound(ex *exchange, s *egress.Session) {
+	ex.outbound = s.End()
+	a.events.addOutbound(&ex.outbound)
+}
+
 // onDeny counts and logs a refused outbound destination.
 func (x *exchange) onDeny(dest, reason string) {
 	x.app.events.OutboundDenied.Add(1)
