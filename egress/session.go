@@ -169,6 +169,24 @@ func newHandle() int32 {
 	}
 }
 
+// Stats counts what one request did through its session, from Begin to End.
+type Stats struct {
+	// Conns is how many connections were opened.
+	Conns int64
+	// BytesOut and BytesIn are the bytes the guest sent and received over all its
+	// connections (after TLS: the plaintext).
+	BytesOut, BytesIn int64
+	// Lookups is how many names the host looked up (the guest's getaddrinfo, and
+	// connections to a name).
+	Lookups int64
+	// TLSHandshakes is how many TLS handshakes completed.
+	TLSHandshakes int64
+	// Denied is how many destinations and names the policy refused.
+	Denied int64
+	// ConnectTimes holds each opened connection's TCP connect time, in order.
+	ConnectTimes []time.Duration
+}
+
 // Session holds the outbound connections of one guest instance: the guest names them
 // by small integer handles. Requests call Begin and End; connections are closed by
 // End (request isolation) or by Close (when the instance is dropped).
@@ -178,8 +196,7 @@ type Session struct {
 
 	mu       sync.Mutex
 	conns    map[int32]*conn
-	made     int
-	in, out  int64
+	stats    Stats                 // the current request's
 	resolved map[netip.Addr]string // addresses the host answered this request, by name
 	lastErr  string
 	notify   chan struct{} // a connection became readable
@@ -196,14 +213,24 @@ func NewSession(policy *Policy, cfg Config) *Session {
 		notify: make(chan struct{}, 1)}
 }
 
-// Begin starts a request's accounting (its connection count and byte counts);
-// onDeny, when not nil, is told of the request's denials instead of Config.OnDeny.
+// Begin starts a request's accounting (its Stats, which the limits apply to); onDeny,
+// when not nil, is told of the request's denials instead of Config.OnDeny.
 func (s *Session) Begin(onDeny func(dest, reason string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.made, s.in, s.out, s.lastErr = 0, 0, 0, ""
+	s.stats, s.lastErr = Stats{}, ""
 	s.onDeny = onDeny
 	clear(s.resolved)
+}
+
+// End returns what the request did since Begin. The connections stay open (Close
+// closes them).
+func (s *Session) End() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	s.stats = Stats{} // ConnectTimes now belongs to the caller
+	return st
 }
 
 // Close closes every connection; the session can be used again.
@@ -241,6 +268,7 @@ func (s *Session) failed(err *Error) *Error {
 func (s *Session) deny(d Dest, reason error) *Error {
 	s.mu.Lock()
 	onDeny := s.onDeny
+	s.stats.Denied++
 	s.mu.Unlock()
 	if onDeny == nil {
 		onDeny = s.cfg.OnDeny
@@ -252,6 +280,9 @@ func (s *Session) deny(d Dest, reason error) *Error {
 }
 
 func (s *Session) lookup(ctx context.Context, name string) ([]netip.Addr, error) {
+	s.mu.Lock()
+	s.stats.Lookups++
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.ConnectTimeout)
 	defer cancel()
 	if s.cfg.Resolve != nil {
@@ -295,7 +326,7 @@ func (s *Session) Connect(ctx context.Context, host string, port int, timeout ti
 		s.mu.Unlock()
 		return 0, s.failed(fail(CodeLimit, "connection to %s:%d refused: this request already has %d connections "+
 			"open, its limit (outbound.max_open)", host, port, s.cfg.Limits.MaxOpen))
-	case s.made >= s.cfg.Limits.MaxConns:
+	case s.stats.Conns >= int64(s.cfg.Limits.MaxConns):
 		s.mu.Unlock()
 		return 0, s.failed(fail(CodeLimit, "connection to %s:%d refused: this request already opened %d "+
 			"connections, its limit (outbound.max_conns)", host, port, s.cfg.Limits.MaxConns))
@@ -346,16 +377,19 @@ func (s *Session) Connect(ctx context.Context, host string, port int, timeout ti
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var dialer net.Dialer
+	t0 := time.Now()
 	// The address is a literal: nothing is resolved again.
 	nc, err := dialer.DialContext(dctx, "tcp", netip.AddrPortFrom(target.IP, uint16(port)).String())
 	if err != nil {
 		return 0, s.failed(dialError(*target, err, ctx, dctx))
 	}
+	took := time.Since(t0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := newHandle()
 	s.conns[h] = &conn{c: nc, dest: *target, session: s, closed: make(chan struct{})}
-	s.made++
+	s.stats.Conns++
+	s.stats.ConnectTimes = append(s.stats.ConnectTimes, took)
 	return h, nil
 }
 
@@ -399,7 +433,7 @@ func (s *Session) Send(ctx context.Context, h int32, p []byte, timeout time.Dura
 		return 0, e
 	}
 	s.mu.Lock()
-	if max := s.cfg.Limits.MaxBytesOut; max > 0 && s.out+int64(len(p)) > max {
+	if max := s.cfg.Limits.MaxBytesOut; max > 0 && s.stats.BytesOut+int64(len(p)) > max {
 		s.mu.Unlock()
 		return 0, s.failed(fail(CodeLimit, "sending to %s: this request would send more than %d bytes, "+
 			"its limit (outbound.max_bytes_out)", c.dest, max))
@@ -410,7 +444,7 @@ func (s *Session) Send(ctx context.Context, h int32, p []byte, timeout time.Dura
 	n, err := c.c.Write(p)
 	stop()
 	s.mu.Lock()
-	s.out += int64(n)
+	s.stats.BytesOut += int64(n)
 	s.mu.Unlock()
 	if err != nil && n == 0 {
 		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
@@ -449,9 +483,9 @@ func (s *Session) Recv(ctx context.Context, h int32, p []byte, timeout time.Dura
 		if c.pending != nil {
 			n := copy(p, c.pending)
 			s.mu.Lock()
-			over := s.cfg.Limits.MaxBytesIn > 0 && s.in+int64(n) > s.cfg.Limits.MaxBytesIn
+			over := s.cfg.Limits.MaxBytesIn > 0 && s.stats.BytesIn+int64(n) > s.cfg.Limits.MaxBytesIn
 			if !over {
-				s.in += int64(n)
+				s.stats.BytesIn += int64(n)
 			}
 			s.mu.Unlock()
 			if over {
@@ -697,6 +731,9 @@ func (s *Session) StartTLS(ctx context.Context, h int32, opt TLS) error {
 		return s.failed(fail(CodeIO, "TLS handshake with %s: %v", c.dest, err))
 	}
 	c.c = tc
+	s.mu.Lock()
+	s.stats.TLSHandshakes++
+	s.mu.Unlock()
 	return nil
 }
 

@@ -2,9 +2,13 @@ package egress
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -29,6 +33,17 @@ func echoServer(t *testing.T) int {
 			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
 		}
 	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freePort returns a port of 127.0.0.1 that nothing listens on (just now).
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -234,5 +249,128 @@ func TestHandlesAreNotShared(t *testing.T) {
 	}
 	if _, err := b.Send(context.Background(), ha, []byte("x"), 0); code(err) != CodeBadHandle {
 		t.Fatalf("another session's handle: %v", err)
+	}
+}
+
+// recvAll reads n bytes from h.
+func recvAll(t *testing.T, s *Session, h int32, n int) string {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, n)
+	for len(got) < n {
+		k, err := s.Recv(context.Background(), h, buf[:n-len(got)], time.Second)
+		if err != nil || k == 0 {
+			t.Fatalf("recv after %q: %d, %v", got, k, err)
+		}
+		got = append(got, buf[:k]...)
+	}
+	return string(got)
+}
+
+// The counters of one request: what succeeded, and denials, each counted once.
+func TestSessionStats(t *testing.T) {
+	port, closed := echoServer(t), freePort(t)
+	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshake below
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	tlsPort := tlsSrv.Listener.Addr().(*net.TCPAddr).Port
+	roots := x509.NewCertPool()
+	roots.AddCert(tlsSrv.Certificate())
+	p, err := NewPolicy([]string{"tcp://127.0.0.1:" + strconv.Itoa(port), "tcp://db.example:" + strconv.Itoa(port),
+		"https://127.0.0.1:" + strconv.Itoa(tlsPort), "tcp://127.0.0.1:" + strconv.Itoa(closed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookups := 0
+	s := NewSession(p, Config{RootCAs: func() *x509.CertPool { return roots },
+		Resolve: func(_ context.Context, name string) ([]netip.Addr, error) {
+			lookups++
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}})
+	defer s.Close()
+	ctx := context.Background()
+	s.Begin(nil)
+
+	if _, err := s.Resolve(ctx, "db.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve(ctx, "127.0.0.1"); err != nil { // an address: nothing to look up
+		t.Fatal(err)
+	}
+	h1, err := s.Connect(ctx, "db.example", port, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := s.Connect(ctx, "127.0.0.1", port, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, msg := range map[int32]string{h1: "hello", h2: "abc"} {
+		if n, err := s.Send(ctx, h, []byte(msg), time.Second); n != len(msg) || err != nil {
+			t.Fatal(n, err)
+		}
+		if got := recvAll(t, s, h, len(msg)); got != msg {
+			t.Fatalf("echo %q, want %q", got, msg)
+		}
+	}
+	if _, err := s.Connect(ctx, "127.0.0.2", port, 0); code(err) != CodeDenied {
+		t.Fatalf("127.0.0.2: %v", err)
+	}
+	if _, err := s.Resolve(ctx, "metadata.google.internal"); code(err) != CodeDenied {
+		t.Fatalf("an ungranted name: %v", err)
+	}
+	// A refused connection is no connection.
+	if _, err := s.Connect(ctx, "127.0.0.1", closed, 0); code(err) != CodeRefused {
+		t.Fatalf("a port nothing listens on: %v", err)
+	}
+	ht, err := s.Connect(ctx, "127.0.0.1", tlsPort, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartTLS(ctx, ht, TLS{ServerName: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	st := s.End()
+	if st.Conns != 3 || st.BytesOut != 8 || st.BytesIn != 8 || st.Lookups != 2 || st.TLSHandshakes != 1 || st.Denied != 2 {
+		t.Errorf("stats %+v, want 3 connections, 8 bytes each way, 2 lookups, 1 handshake, 2 denials", st)
+	}
+	if lookups != 2 {
+		t.Errorf("the resolver was called %d times, the stats say %d", lookups, st.Lookups)
+	}
+	if len(st.ConnectTimes) != 3 {
+		t.Errorf("%d connect times, want one per connection", len(st.ConnectTimes))
+	}
+	for i, d := range st.ConnectTimes {
+		if d <= 0 {
+			t.Errorf("connect time %d is %v", i, d)
+		}
+	}
+
+	// A failed handshake is not counted.
+	s2 := NewSession(p, Config{})
+	defer s2.Close()
+	s2.Begin(nil)
+	h, err := s2.Connect(ctx, "127.0.0.1", tlsPort, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.StartTLS(ctx, h, TLS{}); err == nil {
+		t.Fatal("a handshake with an untrusted certificate succeeded")
+	}
+	if st := s2.End(); st.Conns != 1 || st.TLSHandshakes != 0 {
+		t.Errorf("after a failed handshake: %+v", st)
+	}
+
+	// The next request counts afresh; a connection it kept is counted where it is used.
+	s.Begin(nil)
+	if n, err := s.Send(ctx, h2, []byte("again"), time.Second); n != 5 || err != nil {
+		t.Fatal(n, err)
+	}
+	recvAll(t, s, h2, 5)
+	if st := s.End(); st.Conns != 0 || st.BytesOut != 5 || st.BytesIn != 5 || st.Lookups != 0 || st.Denied != 0 ||
+		st.ConnectTimes != nil {
+		t.Errorf("second request: %+v, want only its 5 bytes each way", st)
 	}
 }

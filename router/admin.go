@@ -22,7 +22,8 @@ import (
 )
 
 // AdminConfig configures the admin page at /_wasmwsgi/: a live table of the apps, their
-// state, traffic, latency and memory, fed by GET /_wasmwsgi/api/apps.
+// state, traffic, latency, memory and outbound connections, fed by GET
+// /_wasmwsgi/api/apps.
 type AdminConfig struct {
 	// Enabled serves the admin page; without it /_wasmwsgi/ and its API answer 404.
 	Enabled bool
@@ -272,7 +273,18 @@ type adminApp struct {
 	// memory image every instance starts from.
 	Idle          int    `json:"idle"`
 	SnapshotBytes uint64 `json:"snapshot_bytes"`
+	// Outbound is what the app's outbound connections did since its current version
+	// loaded: the figures of the wasmwsgi_outbound_* metrics.
+	Outbound adminOutbound `json:"outbound"`
 	appStats
+}
+
+type adminOutbound struct {
+	Connections int64 `json:"connections"`
+	BytesOut    int64 `json:"bytes_out"`
+	BytesIn     int64 `json:"bytes_in"`
+	// Denied counts connections and name lookups the app's grants refused.
+	Denied int64 `json:"denied"`
 }
 
 func (a *adminState) serveApps(w http.ResponseWriter, _ *http.Request) {
@@ -282,11 +294,14 @@ func (a *adminState) serveApps(w http.ResponseWriter, _ *http.Request) {
 	for _, m := range a.rt.Mounts() {
 		state, why := m.App.Status()
 		running, queued := m.App.InFlight()
+		ev := m.App.Events()
 		out.Apps = append(out.Apps, adminApp{
 			Name: m.Dir.Name, Prefix: m.Prefix, Hosts: m.Hosts, State: state, Error: why,
 			Running: running, Queued: queued, Idle: m.App.Idle(), SnapshotBytes: m.App.SnapshotSize(),
 			ReloadError: a.rt.problem(m.Dir.Name).msg,
-			appStats:    a.recorder(m.Dir.Name).stats(now),
+			Outbound: adminOutbound{Connections: ev.OutboundConns.Load(), BytesOut: ev.OutboundBytesOut.Load(),
+				BytesIn: ev.OutboundBytesIn.Load(), Denied: ev.OutboundDenied.Load()},
+			appStats: a.recorder(m.Dir.Name).stats(now),
 		})
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -320,6 +320,12 @@ func TestAdminAppsAPI(t *testing.T) {
 			PeakMemory uint64     `json:"peak_memory"`
 			LastMemory uint64     `json:"last_memory"`
 			Latency    []*float64 `json:"latency_ms"`
+			Outbound   *struct {
+				Connections *int64 `json:"connections"`
+				BytesOut    *int64 `json:"bytes_out"`
+				BytesIn     *int64 `json:"bytes_in"`
+				Denied      *int64 `json:"denied"`
+			} `json:"outbound"`
 		} `json:"apps"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
@@ -367,6 +373,10 @@ func TestAdminAppsAPI(t *testing.T) {
 	// the interpreter's whole linear memory, megabytes.
 	if hello.Idle == nil || *hello.Idle < 1 || hello.Snapshot < 1<<20 || hello.Snapshot%65536 != 0 {
 		t.Errorf("hello: idle %v snapshot %d bytes, want >= 1 and whole wasm pages", hello.Idle, hello.Snapshot)
+	}
+	if o := hello.Outbound; o == nil || o.Connections == nil || o.BytesOut == nil || o.BytesIn == nil || o.Denied == nil ||
+		*o.Connections != 0 || *o.BytesOut != 0 || *o.BytesIn != 0 || *o.Denied != 0 {
+		t.Errorf("hello: outbound %+v, want every figure present and 0 (it has no grants)", o)
 	}
 	if len(hello.Latency) != adminSparkSeconds {
 		t.Errorf("hello: %d sparkline points, want %d", len(hello.Latency), adminSparkSeconds)

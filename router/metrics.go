@@ -19,6 +19,7 @@ type metrics struct {
 	duration       *prometheus.HistogramVec
 	guest          *prometheus.HistogramVec
 	memory         *prometheus.HistogramVec
+	connect        *prometheus.HistogramVec
 	reloadFailures *prometheus.CounterVec
 }
 
@@ -44,13 +45,18 @@ func newMetrics(rt *Router) *metrics {
 			Help:    "Peak linear memory of the request's sandbox instance, by app.",
 			Buckets: prometheus.ExponentialBuckets(8<<20, 2, 10),
 		}, []string{"app"}),
+		connect: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wasmwsgi_outbound_connect_seconds",
+			Help:    "TCP connect time of each outbound connection a request opened (not the name lookup or a TLS handshake), by app.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 17),
+		}, []string{"app"}),
 		reloadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmwsgi_reload_failures_total",
 			Help: "New versions of an app that failed to load during a reload, by app.",
 		}, []string{"app"}),
 	}
 	m.registry.MustRegister(
-		m.requests, m.duration, m.guest, m.memory, m.reloadFailures,
+		m.requests, m.duration, m.guest, m.memory, m.connect, m.reloadFailures,
 		appGauges{
 			rt:      rt,
 			running: prometheus.NewDesc("wasmwsgi_instances_running", "Instances running a request.", []string{"app"}, nil),
@@ -68,6 +74,15 @@ func newMetrics(rt *Router) *metrics {
 				"Instances closed after a request instead of going back to the pool.", []string{"app"}, nil),
 			denied: prometheus.NewDesc("wasmwsgi_outbound_denied_total",
 				"Outbound connections and name lookups refused because the app's grants do not cover them.", []string{"app"}, nil),
+			conns: prometheus.NewDesc("wasmwsgi_outbound_connections_total",
+				"Outbound connections the app opened.", []string{"app"}, nil),
+			bytes: prometheus.NewDesc("wasmwsgi_outbound_bytes_total",
+				"Bytes the app sent (out) and received (in) over its outbound connections; after TLS, the plaintext.",
+				[]string{"app", "direction"}, nil),
+			lookups: prometheus.NewDesc("wasmwsgi_outbound_dns_lookups_total",
+				"Names the server looked up for the app's outbound connections.", []string{"app"}, nil),
+			handshakes: prometheus.NewDesc("wasmwsgi_outbound_tls_handshakes_total",
+				"TLS handshakes the app's outbound connections completed.", []string{"app"}, nil),
 		},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -82,10 +97,12 @@ type appGauges struct {
 	running, queued, idle              *prometheus.Desc
 	snapshots, traps, timeouts, limits *prometheus.Desc
 	disconnects, recycled, denied      *prometheus.Desc
+	conns, bytes, lookups, handshakes  *prometheus.Desc
 }
 
 func (g appGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.disconnects, g.limits, g.recycled, g.denied} {
+	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.disconnects,
+		g.limits, g.recycled, g.denied, g.conns, g.bytes, g.lookups, g.handshakes} {
 		ch <- d
 	}
 }
@@ -104,6 +121,11 @@ func (g appGauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(g.disconnects, prometheus.CounterValue, float64(ev.ClientDisconnects.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.recycled, prometheus.CounterValue, float64(ev.Recycled.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.denied, prometheus.CounterValue, float64(ev.OutboundDenied.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.conns, prometheus.CounterValue, float64(ev.OutboundConns.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.bytes, prometheus.CounterValue, float64(ev.OutboundBytesIn.Load()), name, "in")
+		ch <- prometheus.MustNewConstMetric(g.bytes, prometheus.CounterValue, float64(ev.OutboundBytesOut.Load()), name, "out")
+		ch <- prometheus.MustNewConstMetric(g.lookups, prometheus.CounterValue, float64(ev.OutboundLookups.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.handshakes, prometheus.CounterValue, float64(ev.OutboundTLSHandshakes.Load()), name)
 		for limit, n := range ev.LimitHits() {
 			ch <- prometheus.MustNewConstMetric(g.limits, prometheus.CounterValue, float64(n), name, limit)
 		}
@@ -115,7 +137,7 @@ func (m *metrics) forget(app string) {
 	labels := prometheus.Labels{"app": app}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.requests, m.duration, m.guest, m.memory, m.reloadFailures} {
+	}{m.requests, m.duration, m.guest, m.memory, m.connect, m.reloadFailures} {
 		v.DeletePartialMatch(labels)
 	}
 }
@@ -128,6 +150,12 @@ func (m *metrics) observe(e *logEntry, status int, seconds float64) {
 	if e.stats.PeakMemory > 0 {
 		m.guest.WithLabelValues(app).Observe(e.stats.Guest.Seconds())
 		m.memory.WithLabelValues(app).Observe(float64(e.stats.PeakMemory))
+	}
+	if times := e.stats.Outbound.ConnectTimes; len(times) > 0 {
+		h := m.connect.WithLabelValues(app)
+		for _, d := range times {
+			h.Observe(d.Seconds())
+		}
 	}
 	class := "aborted"
 	if status > 0 {

@@ -35,8 +35,9 @@ func logEntryOf(ctx context.Context) *logEntry {
 const StatusClientClosedRequest = 499
 
 // accessLog writes one line per request (request id, app, method, path, status, bytes,
-// duration, and for app requests guest time and peak memory) and counts it in the
-// metrics and, through record, in the admin page's figures.
+// duration, for app requests guest time and peak memory, and for those that used the
+// network their outbound connections and bytes) and counts it in the metrics and,
+// through record, in the admin page's figures.
 func accessLog(log *slog.Logger, m *metrics, record func(e *logEntry, status int, elapsed time.Duration)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -70,6 +71,10 @@ func accessLog(log *slog.Logger, m *metrics, record func(e *logEntry, status int
 				if entry.stats.PeakMemory > 0 {
 					attrs = append(attrs, "guest_time", entry.stats.Guest.Round(time.Microsecond),
 						"peak_memory", entry.stats.PeakMemory)
+				}
+				if out := &entry.stats.Outbound; out.Conns > 0 || out.BytesOut > 0 || out.BytesIn > 0 {
+					attrs = append(attrs, "outbound_conns", out.Conns, "outbound_bytes_out", out.BytesOut,
+						"outbound_bytes_in", out.BytesIn)
 				}
 				log.Info("request", attrs...)
 				if aborted != nil {

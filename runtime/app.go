@@ -251,6 +251,8 @@ type Stats struct {
 	Guest time.Duration
 	// PeakMemory is the largest size the instance's linear memory reached, in bytes.
 	PeakMemory uint64
+	// Outbound is what the request did through its outbound connections.
+	Outbound egress.Stats
 	// ClientGone is set when the request ended because its client disconnected
 	// before it was answered.
 	ClientGone bool
@@ -301,7 +303,7 @@ func (a *App) Serve(w http.ResponseWriter, req *Request) {
 	defer ex.resetDeadlines()
 	code, err := a.handle(ctx, ex)
 	if req.Stats != nil {
-		req.Stats.Guest, req.Stats.PeakMemory = ex.guest, ex.mem.Peak()
+		req.Stats.Guest, req.Stats.PeakMemory, req.Stats.Outbound = ex.guest, ex.mem.Peak(), ex.outbound
 	}
 
 	if err == nil && code == 0 && ex.started && !ex.cut {
@@ -455,6 +457,7 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 		defer ex.sockets.Close()
 	}
 	ex.sockets.Begin(ex.onDeny)
+	defer a.endOutbound(ex, ex.sockets) // before the session closes
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 
 	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.module, cfg)
@@ -631,6 +634,7 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 	t1 := time.Now()
 	res, err := inst.handle.Call(hostfuncs.WithExchange(ctx, ex))
 	ex.guest = time.Since(t0)
+	a.endOutbound(ex, inst.sockets)
 	fired := interrupted()
 	inst.ctx, inst.stdout.w, inst.stderr.w = context.Background(), nil, nil
 	inst.uses++

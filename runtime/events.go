@@ -1,6 +1,10 @@
 package runtime
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/wasmwsgi/wasmwsgi/egress"
+)
 
 // Events counts what happened to an app's instances since it was loaded, for metrics.
 type Events struct {
@@ -20,6 +24,23 @@ type Events struct {
 	// OutboundDenied counts outbound connections (and name lookups) refused because
 	// the app's grants do not cover them.
 	OutboundDenied atomic.Int64
+	// What the app's instances did through their outbound connections, requests and
+	// warm-up requests alike: connections opened, bytes sent and received, names
+	// looked up by the host and TLS handshakes completed (egress.Stats).
+	OutboundConns, OutboundBytesOut, OutboundBytesIn, OutboundLookups, OutboundTLSHandshakes atomic.Int64
+}
+
+// addOutbound adds one request's outbound figures; a request that used no network
+// touches no counter.
+func (e *Events) addOutbound(st *egress.Stats) {
+	if st.Conns == 0 && st.BytesOut == 0 && st.BytesIn == 0 && st.Lookups == 0 && st.TLSHandshakes == 0 {
+		return
+	}
+	e.OutboundConns.Add(st.Conns)
+	e.OutboundBytesOut.Add(st.BytesOut)
+	e.OutboundBytesIn.Add(st.BytesIn)
+	e.OutboundLookups.Add(st.Lookups)
+	e.OutboundTLSHandshakes.Add(st.TLSHandshakes)
 }
 
 // LimitHits returns the limit-hit counters by the name of their setting.

@@ -24,11 +24,12 @@ type exchange struct {
 	app *App
 	log *slog.Logger
 	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
-	errCopy *tail
-	mem     *memimage.Memory // the instance's linear memory allocator
-	sockets *egress.Session  // the instance's outbound connections
-	guest   time.Duration    // wall time of the instance, set when the request is done
-	start   time.Time        // when the request was handed to an instance
+	errCopy  *tail
+	mem      *memimage.Memory // the instance's linear memory allocator
+	sockets  *egress.Session  // the instance's outbound connections
+	outbound egress.Stats     // what they did, set when the request is done
+	guest    time.Duration    // wall time of the instance, set when the request is done
+	start    time.Time        // when the request was handed to an instance
 
 	// ctx is the instance's: it ends at the time limit, or disconnectGrace after the
 	// client went away. client is the HTTP request's own, which net/http ends when the

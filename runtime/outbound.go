@@ -57,6 +57,13 @@ func (a *App) certBundle() *guestfs.MemFS {
 	return a.net.bundle
 }
 
+// endOutbound ends the request's accounting in its session s: the exchange keeps the
+// figures for the request's Stats, and the app's counters add them up.
+func (a *App) endOutbound(ex *exchange, s *egress.Session) {
+	ex.outbound = s.End()
+	a.events.addOutbound(&ex.outbound)
+}
+
 // onDeny counts and logs a refused outbound destination.
 func (x *exchange) onDeny(dest, reason string) {
 	x.app.events.OutboundDenied.Add(1)

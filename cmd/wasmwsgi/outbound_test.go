@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -17,10 +18,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -502,4 +505,116 @@ func TestOutboundTLS(t *testing.T) {
 	if body := get("/https?port=%d", own); !strings.HasPrefix(body, "SSLCertVerificationError:") || !strings.Contains(body, "certificate signed by unknown authority") {
 		t.Errorf("urllib, untrusted server: %q", body)
 	}
+	// One handshake per fetch that verified (or did not need to): urllib and the
+	// ssl socket, four of /tlsmode and three of requests; failed ones are not counted.
+	handshakes := 2 + 4
+	if site != "" {
+		handshakes += 3
+	}
+	_, metrics := fetch(t, s.Base+"/_wasmwsgi/metrics")
+	if want := fmt.Sprintf(`wasmwsgi_outbound_tls_handshakes_total{app="net"} %d`+"\n", handshakes); !strings.Contains(metrics, want) {
+		t.Errorf("metrics lack %q:\n%s", want, grepLines(metrics, "outbound"))
+	}
+}
+
+// What an app's outbound connections did reaches the metrics, the access log and the
+// admin page, with the figures of the traffic the test made; and the series go with
+// the app.
+func TestOutboundStats(t *testing.T) {
+	echo := startEcho(t)
+	apps := outboundApps(t, "")
+	const token = "outbound-stats-token"
+	conf := testkit.ConfigFile(t, fmt.Sprintf(`
+[admin]
+enabled = true
+token = %q
+[apps.net]
+outbound = ["tcp://127.0.0.1:%d"]
+`, token, echo.port))
+	s := testkit.Start(t, apps, "--config", conf)
+
+	const n, size = 3, 1000
+	traffic := fmt.Sprintf("/net/traffic?port=%d&n=%d&size=%d", echo.port, n, size)
+	if code, body := fetch(t, s.Base+traffic); code != 200 || body != fmt.Sprintf("%d connections, %d bytes back", n, n*size) {
+		t.Fatalf("traffic: %d %q", code, body)
+	}
+	denied := fmt.Sprintf("/net/try?host=127.0.0.2&port=%d", echo.port)
+	if code, body := fetch(t, s.Base+denied); code != 200 || !strings.HasPrefix(body, "PermissionError") {
+		t.Fatalf("denied: %d %q", code, body)
+	}
+	if code, body := fetch(t, s.Base+"/hello-not-served"); code != 404 {
+		t.Fatalf("404 expected: %d %q", code, body)
+	}
+
+	_, metrics := fetch(t, s.Base+"/_wasmwsgi/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`wasmwsgi_outbound_connections_total{app="net"} %d`, n),
+		fmt.Sprintf(`wasmwsgi_outbound_bytes_total{app="net",direction="out"} %d`, n*size),
+		fmt.Sprintf(`wasmwsgi_outbound_bytes_total{app="net",direction="in"} %d`, n*size),
+		fmt.Sprintf(`wasmwsgi_outbound_connect_seconds_count{app="net"} %d`, n),
+		`wasmwsgi_outbound_dns_lookups_total{app="net"} 0`,
+		`wasmwsgi_outbound_tls_handshakes_total{app="net"} 0`,
+		`wasmwsgi_outbound_denied_total{app="net"} 1`,
+		`wasmwsgi_outbound_connections_total{app="nogrant"} 0`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(metrics, "outbound"))
+		}
+	}
+
+	log := s.Log()
+	wantLine := regexp.QuoteMeta(fmt.Sprintf("path=%q status=200 ", traffic)) +
+		fmt.Sprintf(`.* outbound_conns=%d outbound_bytes_out=%d outbound_bytes_in=%d\n`, n, n*size, n*size)
+	if !regexp.MustCompile(wantLine).MatchString(log) {
+		t.Errorf("no access log line matches %s:\n%s", wantLine, grepLines(log, "traffic"))
+	}
+	// A request that opened no connection and moved no byte has no outbound fields.
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "msg=request ") && strings.Contains(l, "path="+strconv.Quote(denied)) && strings.Contains(l, "outbound_") {
+			t.Errorf("the denied request's access log line has outbound fields: %s", l)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, s.Base+"/_wasmwsgi/api/apps", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	r := do(t, req)
+	var api struct {
+		Apps []struct {
+			Name     string `json:"name"`
+			Outbound struct {
+				Connections int64 `json:"connections"`
+				BytesOut    int64 `json:"bytes_out"`
+				BytesIn     int64 `json:"bytes_in"`
+				Denied      int64 `json:"denied"`
+			} `json:"outbound"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &api); r.status != 200 || err != nil {
+		t.Fatalf("admin api: %d %v %q", r.status, err, r.body)
+	}
+	found := false
+	for _, a := range api.Apps {
+		if a.Name != "net" {
+			continue
+		}
+		found = true
+		if o := a.Outbound; o.Connections != n || o.BytesOut != n*size || o.BytesIn != n*size || o.Denied != 1 {
+			t.Errorf("admin api: net's outbound %+v, want %d connections, %d bytes each way, 1 denial", o, n, n*size)
+		}
+	}
+	if !found {
+		t.Fatalf("admin api does not list net: %s", r.body)
+	}
+
+	// The app's series go with it.
+	if err := os.RemoveAll(filepath.Join(apps, "net")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed app's series are gone", func() bool {
+		_, m := fetch(t, s.Base+"/_wasmwsgi/metrics")
+		return !strings.Contains(m, `{app="net"`)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,9 +77,9 @@ func browserTab(t *testing.T, width, height int) context.Context {
 	return tab
 }
 
-// adminConfig writes a config file that turns the admin page on.
-func adminConfig(t *testing.T) string {
-	return testkit.ConfigFile(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken))
+// adminConfig writes a config file that turns the admin page on, followed by extra.
+func adminConfig(t *testing.T, extra string) string {
+	return testkit.ConfigFile(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken)+extra)
 }
 
 // field is a JavaScript expression for the text of one cell of the admin page ("" when
@@ -128,6 +129,26 @@ func screenshot(t *testing.T, tab context.Context, extra string) {
 	}
 }
 
+// echoServer echoes every connection on 127.0.0.1 and returns its port.
+func echoServer(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 func fetch(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -140,7 +161,22 @@ func fetch(t *testing.T, url string) int {
 }
 
 const browserTestApp = `
+import socket
+
+
 def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/net":
+        # Four bytes to the test's echo server and back, then a destination not granted.
+        port = int(environ["QUERY_STRING"])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"ping")
+            got = b""
+            while len(got) < 4:
+                got += s.recv(4 - len(got))
+        try:
+            socket.create_connection(("127.0.0.2", port), timeout=5)
+        except PermissionError:
+            pass
     if environ.get("PATH_INFO") == "/boom":
         start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
         return [b"boom"]
@@ -154,7 +190,8 @@ func TestAdminPageInBrowser(t *testing.T) {
 		"hello/app.py":  browserTestApp,
 		"broken/app.py": "import no_such_module_here\n",
 	})
-	s := testkit.Start(t, apps, "--config", adminConfig(t))
+	echo := echoServer(t)
+	s := testkit.Start(t, apps, "--config", adminConfig(t, fmt.Sprintf("[apps.hello]\noutbound = [\"tcp://127.0.0.1:%d\"]\n", echo)))
 
 	// ?token= signs the browser in and leads to the page's clean address.
 	if err := chromedp.Do(tab, chromedp.Navigate(s.Base+"/_wasmwsgi/?token="+adminTestToken)); err != nil {
@@ -205,6 +242,19 @@ func TestAdminPageInBrowser(t *testing.T) {
 		`(document.querySelector('tbody[data-app="hello"] svg.spark path')?.getAttribute("d") ?? "").startsWith("M")`)
 	if got := pageText(t, tab, field("hello", "instances")); got != "0 / 0" {
 		t.Errorf("hello running / queued when idle = %q, want 0 / 0", got)
+	}
+
+	// Outbound: a dash until the app connects, then its connection, bytes and denial.
+	if got := pageText(t, tab, field("hello", "outbound")); got != "\u2013" {
+		t.Errorf("hello outbound before any connection = %q, want a dash", got)
+	}
+	if code := fetch(t, s.Base+"/hello/net?"+strconv.Itoa(echo)); code != http.StatusOK {
+		t.Fatalf("GET /hello/net: status %d", code)
+	}
+	waitPage(t, tab, "hello's outbound cell shows its connection",
+		field("hello", "outbound")+` === "1 conn, 4 B in, 4 B out, 1 denied"`)
+	if got := pageText(t, tab, `document.querySelector('tbody[data-app="hello"] [data-field="outbound"]').className`); got != "denied" {
+		t.Errorf("the outbound cell of an app with a denial has class %q, want denied", got)
 	}
 	screenshot(t, tab, "")
 }

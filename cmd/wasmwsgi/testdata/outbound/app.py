@@ -202,3 +202,22 @@ def requests_https(q):
 
 
 ROUTES.update({"/requests": requests_https})
+
+
+def traffic(q):
+    # n connections in turn, each sending size bytes and reading them back.
+    port, n, size = int(q["port"]), int(q["n"]), int(q["size"])
+    got = 0
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"x" * size)
+            s.shutdown(socket.SHUT_WR)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += len(chunk)
+    return "%d connections, %d bytes back" % (n, got)
+
+
+ROUTES.update({"/traffic": traffic})
