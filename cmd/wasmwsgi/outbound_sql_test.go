@@ -98,7 +98,7 @@ type mariaDB struct {
 func (m *mariaDB) query(t *testing.T, sql string) string {
 	t.Helper()
 	out, err := exec.Command("mariadb", "--no-defaults", "--socket="+m.socket, "--user=root",
-		"--batch", "--skip-column-names", "--execute="+sql).CombinedOutput()
+		"--default-character-set=utf8mb4", "--batch", "--skip-column-names", "--execute="+sql).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mariadb --execute=%q: %v\n%s", sql, err, out)
 	}

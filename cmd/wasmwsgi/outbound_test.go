@@ -383,13 +383,19 @@ func TestOutboundDatabases(t *testing.T) {
 		}
 		code, body := fetch(t, fmt.Sprintf("%s/net/mysql?port=%d&user=%s&password=%s&db=%s",
 			s.Base, maria.port, maria.user, maria.password, maria.database))
-		want := "server=MariaDB in-transaction=3 after-rollback=first,it's second"
+		want := "server=MariaDB in-transaction=3 after-rollback=first,it's second \u2615"
 		if code != 200 || body != want {
 			t.Fatalf("PyMySQL: %d %q, want %q\n%s", code, body, want, grepLines(s.Log(), "rror"))
 		}
 		// What the app committed is in the server, and what it rolled back is not.
-		if got := maria.query(t, "SELECT body FROM "+maria.database+".notes ORDER BY id"); got != "first\nit's second" {
+		if got := maria.query(t, "SELECT body FROM "+maria.database+".notes ORDER BY id"); got != "first\nit's second \u2615" {
 			t.Errorf("the server's rows: %q", got)
+		}
+		// The server's refusal reaches the app as PyMySQL's error (ER_ACCESS_DENIED_ERROR).
+		code, body = fetch(t, fmt.Sprintf("%s/net/mysql?port=%d&user=%s&password=wrong&db=%s",
+			s.Base, maria.port, maria.user, maria.database))
+		if code != 200 || body != "OperationalError 1045" {
+			t.Errorf("PyMySQL with a wrong password: %d %q", code, body)
 		}
 	})
 	t.Run("sqlalchemy over PyMySQL", func(t *testing.T) {

@@ -177,12 +177,16 @@ ROUTES.update({"/requests": requests_https})
 def mysql(q):
     import pymysql
 
-    conn = pymysql.connect(host="127.0.0.1", port=int(q["port"]), user=q["user"], password=q["password"],
-                           database=q["db"], connect_timeout=5, read_timeout=5, write_timeout=5)
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=int(q["port"]), user=q["user"], password=q["password"],
+                               database=q["db"], connect_timeout=5, read_timeout=5, write_timeout=5)
+    except pymysql.err.OperationalError as e:
+        return "%s %d" % (type(e).__name__, e.args[0])
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS notes")
-        cur.execute("CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(64) NOT NULL) ENGINE=InnoDB")
-        cur.executemany("INSERT INTO notes (body) VALUES (%s)", ["first", "it's second"])
+        cur.execute("CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(64) NOT NULL)"
+                    " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+        cur.executemany("INSERT INTO notes (body) VALUES (%s)", ["first", "it's second \u2615"])
         conn.commit()
         conn.begin()
         cur.execute("INSERT INTO notes (body) VALUES (%s)", ("rolled back",))
