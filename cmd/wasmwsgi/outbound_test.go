@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,7 +83,12 @@ func fetch(t *testing.T, url string) (int, string) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	waitForWithin(t, 10*time.Second, what, cond)
+}
+
+func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}
@@ -262,7 +269,16 @@ func grepLines(text, word string) string {
 // download, dpkg-deb -x) into a site-packages folder cached beside the tests' cache.
 func debSitePackages(t *testing.T, name string, pkgs ...string) string {
 	t.Helper()
-	dir := filepath.Join(testkit.CacheHome(), "site-packages-"+name)
+	return debSitePackagesWith(t, name, nil, pkgs...)
+}
+
+// debSitePackagesWith is debSitePackages with, on top, packages fetched by their pool
+// path and checked against their SHA-256 (pinnedDebs). The cache folder's name holds a
+// digest of the list, so a changed list makes a new folder.
+func debSitePackagesWith(t *testing.T, name string, pins []debPin, pkgs ...string) string {
+	t.Helper()
+	key := sha256.Sum256([]byte(fmt.Sprint(pkgs, pins)))
+	dir := filepath.Join(testkit.CacheHome(), fmt.Sprintf("site-packages-%s-%x", name, key[:4]))
 	if _, err := os.Stat(filepath.Join(dir, ".done")); err == nil {
 		return dir
 	}
@@ -273,18 +289,23 @@ func debSitePackages(t *testing.T, name string, pkgs ...string) string {
 	cmd := exec.Command("apt-get", append([]string{"download", "-q"}, pkgs...)...)
 	cmd.Dir = debs
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("apt-get download %v: %v\n%s", pkgs, err, out)
+		unavailable(t, "apt-get download %v: %v\n%s", pkgs, err, out)
 	}
-	tmp := dir + ".tmp"
-	_ = os.RemoveAll(tmp)
-	files, _ := filepath.Glob(filepath.Join(debs, "*.deb"))
-	for _, f := range files {
+	var files []string
+	all, _ := filepath.Glob(filepath.Join(debs, "*.deb"))
+	for _, f := range all {
 		for _, p := range pkgs {
 			if strings.HasPrefix(filepath.Base(f), p+"_") {
-				if out, err := exec.Command("dpkg-deb", "-x", f, tmp).CombinedOutput(); err != nil {
-					t.Fatalf("dpkg-deb -x %s: %v\n%s", f, err, out)
-				}
+				files = append(files, f)
 			}
+		}
+	}
+	files = append(files, pinnedDebs(t, pins)...)
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	for _, f := range files {
+		if out, err := exec.Command("dpkg-deb", "-x", f, tmp).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg-deb -x %s: %v\n%s", f, err, out)
 		}
 	}
 	_ = os.RemoveAll(dir)
@@ -296,41 +317,120 @@ func debSitePackages(t *testing.T, name string, pkgs ...string) string {
 	return dir
 }
 
-// Real clients of real servers, both started by the test on 127.0.0.1: redis-py
-// against redis-server, pg8000 against PostgreSQL 15.
+// unavailable skips a test whose server or package this machine lacks, and fails it in
+// CI (CI set), whose .ci/run installs them all.
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format+" (.ci/run installs what the tests need)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// Real clients of real servers, each started by the test on 127.0.0.1: redis-py against
+// redis-server, pg8000 against PostgreSQL 15, PyMySQL against MariaDB, and SQLAlchemy's
+// ORM over PyMySQL and over a newer pg8000 (app "orm", its own site-packages).
 func TestOutboundDatabases(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts redis-server and PostgreSQL")
+		t.Skip("starts redis-server, PostgreSQL and MariaDB")
 	}
 	site := debSitePackages(t, "outbound", "python3-redis", "python3-packaging", "python3-deprecated",
-		"python3-wrapt", "python3-async-timeout", "python3-pg8000", "python3-six")
-	redisPort, pgPort := startRedis(t), startPostgres(t)
+		"python3-wrapt", "python3-async-timeout", "python3-pg8000", "python3-six", "python3-pymysql")
+	ormSite := debSitePackagesWith(t, "orm", pg8000Pins, "python3-sqlalchemy", "python3-pymysql",
+		"python3-asn1crypto", "python3-dateutil", "python3-six")
+	redisPort, pgPort, maria := startRedis(t), startPostgres(t), startMariaDB(t)
 	apps := outboundApps(t, site)
+	src, err := os.ReadFile("testdata/outbound/app.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WriteFile(t, filepath.Join(apps, "orm", "app.py"), string(src))
+	if err := os.CopyFS(filepath.Join(apps, "orm", "site-packages"), os.DirFS(ormSite)); err != nil {
+		t.Fatal(err)
+	}
 	var grants []string
-	for _, p := range []int{redisPort, pgPort} {
-		if p != 0 {
-			grants = append(grants, fmt.Sprintf("%q", fmt.Sprintf("tcp://127.0.0.1:%d", p)))
-		}
-	}
-	if len(grants) == 0 {
-		t.Skip("neither redis-server nor PostgreSQL 15 is installed (.ci/run installs them)")
-	}
-	conf := testkit.ConfigFile(t, "[apps.net]\noutbound = ["+strings.Join(grants, ", ")+"]\n")
-	s := testkit.Start(t, apps, "--config", conf)
 	if redisPort != 0 {
-		t.Run("redis", func(t *testing.T) {
-			if code, body := fetch(t, fmt.Sprintf("%s/net/redis?port=%d", s.Base, redisPort)); code != 200 || body != "hits=2" {
-				t.Errorf("redis: %d %q\n%s", code, body, s.Log())
-			}
-		})
+		grants = append(grants, fmt.Sprintf("%q", fmt.Sprintf("redis://127.0.0.1:%d", redisPort)))
 	}
 	if pgPort != 0 {
-		t.Run("postgres", func(t *testing.T) {
-			if code, body := fetch(t, fmt.Sprintf("%s/net/pg?port=%d", s.Base, pgPort)); code != 200 || body != "rows=first,second" {
-				t.Errorf("postgres: %d %q\n%s", code, body, s.Log())
-			}
-		})
+		grants = append(grants, fmt.Sprintf("%q", fmt.Sprintf("postgres://127.0.0.1:%d", pgPort)))
 	}
+	if maria != nil {
+		grants = append(grants, fmt.Sprintf("%q", fmt.Sprintf("mysql://127.0.0.1:%d", maria.port)))
+	}
+	if len(grants) == 0 {
+		unavailable(t, "none of redis-server, PostgreSQL 15 and MariaDB is installed")
+	}
+	list := strings.Join(grants, ", ")
+	conf := testkit.ConfigFile(t, "[apps.net]\noutbound = ["+list+"]\n[apps.orm]\noutbound = ["+list+"]\n")
+	s := testkit.Start(t, apps, "--config", conf)
+	t.Run("redis", func(t *testing.T) {
+		if redisPort == 0 {
+			unavailable(t, "redis-server is not installed")
+		}
+		if code, body := fetch(t, fmt.Sprintf("%s/net/redis?port=%d", s.Base, redisPort)); code != 200 || body != "hits=2" {
+			t.Errorf("redis: %d %q\n%s", code, body, s.Log())
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if pgPort == 0 {
+			unavailable(t, "PostgreSQL 15 is not installed")
+		}
+		if code, body := fetch(t, fmt.Sprintf("%s/net/pg?port=%d", s.Base, pgPort)); code != 200 || body != "rows=first,second" {
+			t.Errorf("postgres: %d %q\n%s", code, body, s.Log())
+		}
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		if maria == nil {
+			unavailable(t, "MariaDB is not installed")
+		}
+		code, body := fetch(t, fmt.Sprintf("%s/net/mysql?port=%d&user=%s&password=%s&db=%s",
+			s.Base, maria.port, maria.user, maria.password, maria.database))
+		want := "server=MariaDB in-transaction=3 after-rollback=first,it's second \u2615"
+		if code != 200 || body != want {
+			t.Fatalf("PyMySQL: %d %q, want %q\n%s", code, body, want, grepLines(s.Log(), "rror"))
+		}
+		// What the app committed is in the server, and what it rolled back is not.
+		if got := maria.query(t, "SELECT body FROM "+maria.database+".notes ORDER BY id"); got != "first\nit's second \u2615" {
+			t.Errorf("the server's rows: %q", got)
+		}
+		// The server's refusal reaches the app as PyMySQL's error (ER_ACCESS_DENIED_ERROR).
+		code, body = fetch(t, fmt.Sprintf("%s/net/mysql?port=%d&user=%s&password=wrong&db=%s",
+			s.Base, maria.port, maria.user, maria.database))
+		if code != 200 || body != "OperationalError 1045" {
+			t.Errorf("PyMySQL with a wrong password: %d %q", code, body)
+		}
+	})
+	t.Run("sqlalchemy over PyMySQL", func(t *testing.T) {
+		if maria == nil {
+			unavailable(t, "MariaDB is not installed")
+		}
+		dsn := fmt.Sprintf("mysql+pymysql://%s:%s@127.0.0.1:%d/%s", maria.user, maria.password, maria.port, maria.database)
+		code, body := fetch(t, s.Base+"/orm/orm?url="+url.QueryEscape(dsn))
+		want := "sqlalchemy=1.4.46 dialect=mysql+pymysql driver=1.0.2 rows=first,second,third s-rows=second"
+		if code != 200 || body != want {
+			t.Fatalf("SQLAlchemy over PyMySQL: %d %q, want %q\n%s", code, body, want, grepLines(s.Log(), "rror"))
+		}
+		if got := maria.query(t, "SELECT body FROM "+maria.database+".orm_notes ORDER BY id"); got != "first\nsecond\nthird" {
+			t.Errorf("the server's rows: %q", got)
+		}
+	})
+	t.Run("sqlalchemy over pg8000", func(t *testing.T) {
+		if pgPort == 0 {
+			unavailable(t, "PostgreSQL 15 is not installed")
+		}
+		dsn := fmt.Sprintf("postgresql+pg8000://postgres@127.0.0.1:%d/postgres", pgPort)
+		code, body := fetch(t, s.Base+"/orm/orm?url="+url.QueryEscape(dsn))
+		want := "sqlalchemy=1.4.46 dialect=postgresql+pg8000 driver=" + pg8000Version + " rows=first,second,third s-rows=second"
+		if code != 200 || body != want {
+			t.Fatalf("SQLAlchemy over pg8000: %d %q, want %q\n%s", code, body, want, grepLines(s.Log(), "rror"))
+		}
+		out, err := exec.Command("/usr/lib/postgresql/15/bin/psql", "-h", "127.0.0.1", "-p", strconv.Itoa(pgPort),
+			"-U", "postgres", "-d", "postgres", "-At", "-c", "SELECT body FROM orm_notes ORDER BY id").CombinedOutput()
+		if err != nil || string(out) != "first\nsecond\nthird\n" {
+			t.Errorf("the server's rows: %v %q", err, out)
+		}
+	})
 }
 
 // startRedis starts redis-server on a free port of 127.0.0.1, or returns 0 when it is

@@ -1,5 +1,5 @@
 """Outbound sockets from inside the sandbox: the stdlib's socket, select and selectors,
-and, when vendored, redis-py and pg8000. Each path answers one line of text."""
+and, when vendored, redis-py, pg8000, PyMySQL and SQLAlchemy. Each path answers one line of text."""
 
 import select
 import selectors
@@ -221,3 +221,69 @@ def traffic(q):
 
 
 ROUTES.update({"/traffic": traffic})
+
+
+def mysql(q):
+    import pymysql
+
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=int(q["port"]), user=q["user"], password=q["password"],
+                               database=q["db"], connect_timeout=5, read_timeout=5, write_timeout=5)
+    except pymysql.err.OperationalError as e:
+        return "%s %d" % (type(e).__name__, e.args[0])
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS notes")
+        cur.execute("CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(64) NOT NULL)"
+                    " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+        cur.executemany("INSERT INTO notes (body) VALUES (%s)", ["first", "it's second \u2615"])
+        conn.commit()
+        conn.begin()
+        cur.execute("INSERT INTO notes (body) VALUES (%s)", ("rolled back",))
+        cur.execute("SELECT COUNT(*) FROM notes")
+        inside = cur.fetchone()[0]
+        conn.rollback()
+        cur.execute("SELECT body FROM notes ORDER BY id")
+        rows = [r[0] for r in cur.fetchall()]
+    server = conn.get_server_info()
+    conn.close()
+    return "server=%s in-transaction=%d after-rollback=%s" % (
+        "MariaDB" if "MariaDB" in server else server, inside, ",".join(rows))
+
+
+try:
+    # Vendored in the "orm" app only; imported here, it is part of the app's snapshot.
+    import sqlalchemy
+    from sqlalchemy import Column, Integer, String, create_engine
+    from sqlalchemy.orm import Session, declarative_base
+except ImportError:
+    sqlalchemy = None
+else:
+    Base = declarative_base()
+
+    class Note(Base):
+        __tablename__ = "orm_notes"
+        id = Column(Integer, primary_key=True)
+        body = Column(String(64), nullable=False)
+
+
+def orm(q):
+    engine = create_engine(q["url"], future=True)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all([Note(body="first"), Note(body="second")])
+        session.commit()
+        session.add(Note(body="rolled back"))
+        session.flush()
+        session.rollback()
+        session.add(Note(body="third"))
+        session.commit()
+        rows = [n.body for n in session.query(Note).order_by(Note.id)]
+        s_rows = [n.body for n in session.query(Note).filter(Note.body.like("s%"))]
+    engine.dispose()
+    return "sqlalchemy=%s dialect=%s+%s driver=%s rows=%s s-rows=%s" % (
+        sqlalchemy.__version__, engine.dialect.name, engine.dialect.driver, engine.dialect.dbapi.__version__,
+        ",".join(rows), ",".join(s_rows))
+
+
+ROUTES.update({"/mysql": mysql, "/orm": orm})
