@@ -192,6 +192,7 @@ def _interact(main):
 
     banner = "Python %s on %s, in the sandbox of app %s (the app folder is %s)" % (
         sys.version.split()[0], sys.platform, _info.get("name", "?"), _info.get("app_dir", "?"))
+
     class Console(code.InteractiveConsole):
         # Prompts go to stderr, as python's own prompt does, so that stdout carries only
         # what the code printed.
