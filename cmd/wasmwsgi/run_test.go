@@ -67,7 +67,7 @@ func TestRunCommand(t *testing.T) {
 		"runner/app.py": "import helper\n\ndef application(environ, start_response):\n" +
 			"    start_response('200 OK', [])\n    return [b'ok']\n",
 		"runner/helper.py": "WORD = 'helper'\n",
-		"runner/greet.py": "import sys\nprint('greet', __name__, sys.argv)\n",
+		"runner/greet.py":  "import sys\nprint('greet', __name__, sys.argv)\n",
 		"runner/bin/tool.py": "import os, sys, helper\n" +
 			"print('tool', sys.argv, sys.path[0], sys.path[1], os.getcwd(), helper.WORD, __name__, __file__)\n",
 		"runner/wasmwsgi.toml": "[env]\nTENANT_VAR = \"from the tenant\"\n",
