@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -213,6 +214,34 @@ GRANTED_VAR = "from the operator"
 			"-c", "while True: pass")
 		if code != 124 || !strings.Contains(errOut, "time limit of 1s (--timeout)") {
 			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
+
+	t.Run("SIGINT stops the command", func(t *testing.T) {
+		cmd := exec.Command(testkit.Binary(t), "run", "runner", "--apps", apps, "--config", conf, "--",
+			"-c", "print('looping', flush=True)\nwhile True: pass")
+		cmd.Env = testkit.Env(t)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if line != "looping\n" {
+			t.Fatalf("the command printed %q (%v), stderr %q", line, err, stderr.String())
+		}
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(stderr.String(), "wasmwsgi run: interrupted") {
+			t.Errorf("after SIGINT: %v, stderr %q; want exit 130", err, stderr.String())
 		}
 	})
 
