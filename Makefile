@@ -49,8 +49,10 @@ fuzz: python-wasm
 	  fi; \
 	done
 
-## serve: build, then serve every app in apps/ on $(ADDR), with the grants of server.toml
+## serve: build, bring the Django example's database up to date (manage.py migrate in
+## its sandbox), then serve every app in apps/ on $(ADDR), with the grants of server.toml
 serve: build vendor-apps
+	$(BIN) run django --apps apps/ --config server.toml -- manage.py migrate
 	$(BIN) serve apps/ --config server.toml --addr $(ADDR)
 
 ## check: vet, formatting, staticcheck and a tidy go.mod, in the main module and in

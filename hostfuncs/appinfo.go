@@ -1,5 +1,7 @@
 package hostfuncs
 
+import "strings"
+
 // AppInfo is what app_info tells the guest about its app. Encode gives the pairs the
 // guest reads; the package doc lists each key.
 type AppInfo struct {
@@ -18,6 +20,12 @@ type AppInfo struct {
 	// Isolation is "request" or "instance" ("isolation", left out when empty): the
 	// guest's wsgi.run_once is False only in instance isolation.
 	Isolation string
+	// Run makes the guest run a Python command line instead of importing the app
+	// (wasmwsgi run): Argv are python's arguments after the interpreter's name ("argv",
+	// each argument followed by a NUL byte; left out when Run is false, empty for an
+	// interactive prompt).
+	Run  bool
+	Argv []string
 }
 
 // Encode returns the pairs encoding of the AppInfo, in the order of its fields.
@@ -35,6 +43,14 @@ func (i AppInfo) Encode() []byte {
 	}
 	if i.Isolation != "" {
 		ps = append(ps, Pair{Name: "isolation", Value: i.Isolation})
+	}
+	if i.Run {
+		var argv strings.Builder
+		for _, a := range i.Argv {
+			argv.WriteString(a)
+			argv.WriteByte(0)
+		}
+		ps = append(ps, Pair{Name: "argv", Value: argv.String()})
 	}
 	return AppendPairs(nil, ps)
 }

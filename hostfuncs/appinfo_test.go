@@ -28,6 +28,18 @@ func TestAppInfoEncode(t *testing.T) {
 			info: AppInfo{Name: "hello", Entrypoint: "hello.wsgi", AppDir: "/app", Isolation: "request"},
 			want: []Pair{{"name", "hello"}, {"entrypoint", "hello.wsgi"}, {"app_dir", "/app"}, {"isolation", "request"}},
 		},
+		{
+			name: "a command line, its arguments each ended by NUL",
+			info: AppInfo{Name: "shop", Entrypoint: "app", AppDir: "/app", Run: true,
+				Argv: []string{"manage.py", "migrate", "", "caf\u00e9"}},
+			want: []Pair{{"name", "shop"}, {"entrypoint", "app"}, {"app_dir", "/app"},
+				{"argv", "manage.py\x00migrate\x00\x00caf\u00e9\x00"}},
+		},
+		{
+			name: "a command line without arguments: an interactive prompt",
+			info: AppInfo{Name: "shop", Entrypoint: "app", AppDir: "/app", Run: true},
+			want: []Pair{{"name", "shop"}, {"entrypoint", "app"}, {"app_dir", "/app"}, {"argv", ""}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := DecodePairs(tc.info.Encode(), 16)

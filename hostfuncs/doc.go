@@ -18,6 +18,19 @@
 // small-object allocator's partly used pools, so that requests served from the
 // snapshot write only the memory they really change, and allocate from fresh pools.
 //
+// # Running a command
+//
+// For `wasmwsgi run` the host instantiates python.wasm in the same way, with the app's
+// files, data folder, environment, outbound grants and limits, the process's stdin,
+// stdout and stderr, and app_info carrying "argv". wasmwsgi_init then does not import
+// the app: the shim puts the app's folders on sys.path as for a request and runs argv
+// as python would (-c CODE, -m MODULE, a script relative to the app folder, or an
+// interactive prompt), and ends the instance with proc_exit(status), where status is
+// python's exit status masked to 0-255 (0, SystemExit's code, 1 after an uncaught
+// exception). A wasmwsgi_init that returns instead failed before the command could
+// run (1 with a traceback on stderr, 3 when the interpreter did not start). Neither
+// wasmwsgi_freeze nor wasmwsgi_handle is called.
+//
 // Inside those calls the guest (the builtin C module _wasmwsgi and the Python shim
 // _wasmwsgi_shim) calls back into the functions below. A failed request whose headers
 // were not sent becomes a 500; one whose headers were sent aborts the connection so the
@@ -66,6 +79,10 @@
 //	                     otherwise
 //	      isolation      "request" or "instance"; wsgi.run_once is False only
 //	                     for "instance"
+//	      argv           only for `wasmwsgi run`: python's arguments after the
+//	                     interpreter's name, each followed by a NUL byte, as UTF-8
+//	                     ("-c\x00print(1)\x00", "manage.py\x00migrate\x00"; empty
+//	                     for an interactive prompt). See "Running a command".
 //	    Available in both wasmwsgi_init and wasmwsgi_handle.
 //
 //	environ_get(buf_ptr, buf_len i32) -> i32

@@ -169,12 +169,9 @@ func (a *App) load(ctx context.Context) error {
 // readFiles copies the app's files into memory and builds its app_info: the part of a
 // load that Engine.Fingerprint repeats to tell whether the app changed.
 func (a *App) readFiles() error {
-	files, skipped, err := guestfs.MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes, GuestCacheTag)
+	files, err := a.copyFiles()
 	if err != nil {
-		return fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
-	}
-	for _, s := range skipped {
-		a.log.Warn("app file skipped: it is not a regular file inside the app folder", "file", s)
+		return err
 	}
 	if a.Spec.Entrypoint == "" {
 		return fmt.Errorf("app %s: no entrypoint in %s: add app.py or wsgi.py defining `application`, "+
@@ -183,6 +180,18 @@ func (a *App) readFiles() error {
 	a.files = files
 	a.info = a.Spec.AppInfo().Encode()
 	return nil
+}
+
+// copyFiles copies the app's folder into memory, the tree its instances see at /app.
+func (a *App) copyFiles() (*guestfs.MemFS, error) {
+	files, skipped, err := guestfs.MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes, GuestCacheTag)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
+	}
+	for _, s := range skipped {
+		a.log.Warn("app file skipped: it is not a regular file inside the app folder", "file", s)
+	}
+	return files, nil
 }
 
 // AppInfo returns what app_info tells the guest about the app: its settings and where
@@ -449,6 +458,9 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	then func(context.Context, api.Module) (int32, error)) (int32, error) {
 	files, scratch := a.newHostFiles()
 	cfg := a.moduleConfig(files, scratch, ctx, stdout, stderr, sleepUntil(ctx))
+	if ex.stdin != nil {
+		cfg = cfg.WithStdin(ex.stdin)
+	}
 	ex.mem = memimage.NewMemory(a.memoryLimit())
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.Release()

@@ -3,6 +3,7 @@ package runtime
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
@@ -40,7 +41,7 @@ func TestAppSpecAppInfo(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.spec.AppInfo(); got != tc.want {
+			if got := tc.spec.AppInfo(); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("AppInfo() = %+v, want %+v", got, tc.want)
 			}
 		})

@@ -18,6 +18,12 @@
 //	                      start_response, body_write, log_write; see hostfuncs)
 //	  -> reset: in request isolation the pages the request wrote are copied back
 //	     from the snapshot; then the instance returns to the pool
+//
+// Running a command line (App.Run, for `wasmwsgi run`):
+//
+//	instantiate python.wasm as for a load, with the command's stdin, stdout and stderr
+//	  -> wasmwsgi_init   (app_info carries argv: the shim runs it instead of importing
+//	                      the app and ends the instance with proc_exit(status))
 package runtime
 
 import (

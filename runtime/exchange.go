@@ -23,6 +23,10 @@ import (
 type exchange struct {
 	app *App
 	log *slog.Logger
+	// info, when set, is what app_info answers instead of the app's own (a command's,
+	// with its argv); stdin is then the command's standard input.
+	info  []byte
+	stdin io.Reader
 	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
 	errCopy  *tail
 	mem      *memimage.Memory // the instance's linear memory allocator
@@ -140,7 +144,12 @@ func (x *exchange) clientGone() bool {
 	return x.client != nil && x.client.Err() != nil && !x.timedOut()
 }
 
-func (x *exchange) AppInfo() []byte { return x.app.info }
+func (x *exchange) AppInfo() []byte {
+	if x.info != nil {
+		return x.info
+	}
+	return x.app.info
+}
 func (x *exchange) Environ() []byte { return x.env }
 
 func (x *exchange) ReadInput(p []byte) (int, error) {

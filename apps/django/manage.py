@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Django's command-line utility, for development on the host (makemigrations, check).
+"""Django's command-line utility. wasmwsgi runs it in the app's sandbox, with the data
+folder the server's operator grants, from the top of the repository:
 
-The served app migrates its own database when it loads (see wsgi.py); this script is
-not used by wasmwsgi. Run it with the vendored Django:
+    bin/wasmwsgi run django --config server.toml -- manage.py migrate
+
+(`make serve` runs that before serving). On the host, with the vendored Django, it
+makes the migrations, which need a writable app folder:
 
     cd apps/django && DJANGO_DATABASE=/tmp/notes.sqlite3 python3 manage.py makemigrations notes
 """

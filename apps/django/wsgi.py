@@ -4,37 +4,17 @@ Everything done at import time ends up in the app's snapshot, which every reques
 starts from; so this module also does, once per load, what would otherwise cost every
 request its time:
 
-* It brings the database schema up to date (the equivalent of `manage.py migrate`).
-  The import runs before the app takes any request, alone, so no request ever sees a
-  half-migrated database, and an app whose migration fails is reported as failed
-  (GET /_wasmwsgi/ready) instead of failing request by request. The connection is
-  closed afterwards: a snapshot cannot carry an open file.
 * It resolves the URLs and compiles the templates, so that requests find them ready.
 * It leaves STATIC_URL to be computed by each request (see _forget_static_url).
 
+The database schema is not its business: `wasmwsgi run django -- manage.py migrate`
+brings it up to date before the server starts (`make serve` does).
+
 DJANGO_SETTINGS_MODULE comes from [env] in wasmwsgi.toml.
 """
-import sys
-
 from django.core.wsgi import get_wsgi_application
 
 application = get_wsgi_application()  # django.setup(), then the middleware (WhiteNoise scans static/)
-
-
-def _migrate():
-    from django.core.management import call_command
-    from django.db import connection, connections
-    from django.db.migrations.executor import MigrationExecutor
-
-    try:
-        executor = MigrationExecutor(connection)
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-        if plan:
-            print("django: applying %d migration(s) to %s" % (len(plan), connection.settings_dict["NAME"]),
-                  file=sys.stderr)
-            call_command("migrate", interactive=False, verbosity=1, stdout=sys.stderr)
-    finally:
-        connections.close_all()
 
 
 def _warm():
@@ -62,6 +42,5 @@ def _forget_static_url():
     staticfiles_storage._wrapped = empty
 
 
-_migrate()
 _warm()
 _forget_static_url()

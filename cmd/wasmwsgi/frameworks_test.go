@@ -32,6 +32,7 @@ func TestFrameworks(t *testing.T) {
 	if !vendored["flask"] && !vendored["bottle"] && !vendored["falcon"] && !vendored["pyramid"] {
 		t.Skip("apps/*/site-packages are missing: run `make vendor-apps` to vendor Flask, Bottle, Falcon and Pyramid from Debian")
 	}
+	testkit.MigrateDjango(t, appsDir, grants...) // as make serve does
 	// Every example runs under wsgiref.validate: any PEP 3333 violation fails a request.
 	s := testkit.Start(t, appsDir, append(grants, "--timeout", "60s", "--validate")...)
 	t.Cleanup(func() {

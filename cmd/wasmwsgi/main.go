@@ -3,6 +3,7 @@
 //	wasmwsgi serve [DIR] [--addr HOST:PORT] [--config FILE]
 //	wasmwsgi check [DIR]
 //	wasmwsgi call APP|DIR [METHOD] PATH [--data BODY] [-H "Name: value"]
+//	wasmwsgi run APP|DIR [--timeout D] [-- ARG...]
 //	wasmwsgi config [DIR] [--json]
 //	wasmwsgi version
 package main
@@ -34,12 +35,19 @@ Usage:
   wasmwsgi call APP|DIR [METHOD] PATH [--data BODY] [-H "Name: value"]...
                                  run one request through the sandbox of an app (its name,
                                  or its folder's path), print it like curl -i
+  wasmwsgi run APP|DIR [--timeout D] [-- ARG...]
+                                 run Python in the sandbox of an app, with its files, data
+                                 folder, env and grants: ARGs as python's (-c CODE, -m MODULE,
+                                 SCRIPT relative to the app folder, nothing for a prompt);
+                                 the terminal's stdin/stdout/stderr, python's exit status,
+                                 no time limit unless --timeout (manage.py migrate, ...)
   wasmwsgi config [DIR] [--json] print the configuration serve would use, each value with
                                  its source (default, file, env, flag); exit 2 if invalid
   wasmwsgi version               print the wasmwsgi and CPython versions
   wasmwsgi help                  show this help
 
-Run 'wasmwsgi serve --help' for the flags (check, call and config take the same ones).
+Run 'wasmwsgi serve --help' for the flags (check, call, run and config take the same
+ones; in run, --timeout bounds the command).
 `
 
 func main() {
@@ -58,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "call":
 		return call(args[1:], stdout, stderr)
+	case "run":
+		return runCmd(args[1:], os.Stdin, stdout, stderr)
 	case "config":
 		return configCommand(args[1:], stdout, stderr)
 	case "version", "--version":

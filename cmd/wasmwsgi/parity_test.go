@@ -132,6 +132,13 @@ func TestGunicornParity(t *testing.T) {
 		}
 		// The checked-in grants, with a data_root of this test's own.
 		_, grants := testkit.BundledApps(t, "")
+		testkit.MigrateDjango(t, apps, grants...)
+		migrate := exec.Command("python3", "manage.py", "migrate")
+		migrate.Dir = filepath.Join(apps, "django")
+		migrate.Env = append(os.Environ(), "DJANGO_DATABASE="+filepath.Join(gdata, "db.sqlite3"), "PYTHONDONTWRITEBYTECODE=1")
+		if out, err := migrate.CombinedOutput(); err != nil {
+			t.Fatalf("manage.py migrate for gunicorn: %v\n%s", err, out)
+		}
 		ws := testkit.Start(t, apps, append(grants, "--timeout", "120s")...)
 		gbase := startGunicorn(t, gunicorn, filepath.Join(apps, "django"), "/django", "wsgi:application",
 			"DJANGO_SETTINGS_MODULE=mysite.settings", "DJANGO_DATABASE="+filepath.Join(gdata, "db.sqlite3"))
@@ -163,8 +170,8 @@ func startGunicorn(t *testing.T, gunicorn, dir, scriptName, callable string, env
 	if err != nil {
 		t.Fatal(err)
 	}
-	// --preload imports the app once, before the workers fork: Django migrates its
-	// database at import, and two workers migrating a new database at once race.
+	// --preload imports the app once, before the workers fork, as wasmwsgi imports it
+	// once for its snapshot.
 	cmd := exec.Command(gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "--preload", "--chdir", abs, callable)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(abs, "site-packages"), "SCRIPT_NAME="+scriptName,
 		"PYTHONDONTWRITEBYTECODE=1")

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -149,23 +148,10 @@ func call(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wasmwsgi call: %v\n", err)
 		return 2
 	}
-	typed, isPath := name, appPath(name, cfg.AppsDir, appsDir != "")
-	if isPath {
-		if appsDir != "" {
-			fmt.Fprintf(stderr, "wasmwsgi call: %s is an app folder's path: drop --apps, or give the app's name\n", typed)
-			return 2
-		}
-		abs, err := filepath.Abs(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "wasmwsgi call: %s: %v\n", typed, err)
-			return 2
-		}
-		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-			fmt.Fprintf(stderr, "wasmwsgi call: %s is not a folder: give the path of an app folder, or the name of an app in %s\n",
-				typed, cfg.AppsDir)
-			return 2
-		}
-		cfg.AppsDir, name = filepath.Dir(abs), filepath.Base(abs)
+	typed := name
+	name, isPath, code := appArg("call", typed, cfg, appsDir != "", stderr)
+	if code >= 0 {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -177,20 +163,9 @@ func call(args []string, stdout, stderr io.Writer) int {
 	}
 	defer engine.Close(context.Background())
 	defer rt.Close(context.Background())
-	m := rt.Mount(name)
-	if m == nil && isPath {
-		fmt.Fprintf(stderr, "wasmwsgi call: %s is not an app folder: it needs an app.py, wsgi.py, *.wsgi file or "+
-			"wasmwsgi.toml, and a name that does not start with \".\" or \"_\"\n", typed)
-		return 2
-	}
+	m, code := findMount("call", rt, name, typed, isPath, cfg.AppsDir, stderr)
 	if m == nil {
-		var names []string
-		for _, m := range rt.Mounts() {
-			names = append(names, m.Dir.Name)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(stderr, "wasmwsgi call: no app %q in %s (apps: %s)\n", name, cfg.AppsDir, strings.Join(names, ", "))
-		return 2
+		return code
 	}
 	if err := rt.Load(ctx, m); err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi call: %v\n", err)

@@ -275,6 +275,7 @@ func TestAdminPageBundledApps(t *testing.T) {
 	}
 	tab := browserTab(t, 1280, 560)
 	bundled, grants := testkit.BundledApps(t, fmt.Sprintf("[admin]\nenabled = true\ntoken = %q\n", adminTestToken))
+	testkit.MigrateDjango(t, bundled, grants...)
 	s := testkit.Start(t, bundled, grants...)
 	if err := chromedp.Do(tab, chromedp.Navigate(s.Base+"/_wasmwsgi/?token="+adminTestToken)); err != nil {
 		t.Fatal(err)

@@ -820,11 +820,12 @@ func TestConfigMap(t *testing.T) {
 	}
 
 	// The initContainer fills the apps volume and creates the mount points of the
-	// volumes mounted inside it (the apps volume is read-only in the server).
+	// volumes mounted inside it (the apps volume is read-only in the server, and in
+	// the initContainers that run the server's commands after it).
 	var filled bool
 	for _, ic := range d.Spec.Template.Spec.InitContainers {
 		for _, m := range ic.VolumeMounts {
-			if m.Name != apps.Name {
+			if m.Name != apps.Name || m.ReadOnly {
 				continue
 			}
 			filled = true
@@ -847,6 +848,62 @@ func TestConfigMap(t *testing.T) {
 	}
 	if !apps.ReadOnly {
 		t.Errorf("apps volume is writable by the server")
+	}
+}
+
+// TestCommandInitContainers checks the initContainers that run a command of the server
+// (wasmwsgi run, such as the django example's migrations): they run the server's image
+// with its --config file, and see the apps, the data folders and the compilation cache
+// where the server does, the apps read-only.
+func TestCommandInitContainers(t *testing.T) {
+	objs := loadAll(t)
+	cfg := serverConfig(t, objs)
+	d := the[*appsv1.Deployment](t, objs)
+	server := serverContainer(t, d)
+	flag := func(args []string, name string) string {
+		if i := slices.Index(args, name); i >= 0 && i+1 < len(args) {
+			return args[i+1]
+		}
+		return ""
+	}
+	mounts := func(c corev1.Container) map[string]corev1.VolumeMount {
+		out := map[string]corev1.VolumeMount{}
+		for _, m := range c.VolumeMounts {
+			out[path.Clean(m.MountPath)] = m
+		}
+		return out
+	}
+	want := mounts(server)
+	var commands int
+	for _, ic := range d.Spec.Template.Spec.InitContainers {
+		if len(ic.Args) == 0 || ic.Args[0] != "run" {
+			continue
+		}
+		commands++
+		if ic.Image != server.Image {
+			t.Errorf("initContainer %s runs image %s, not the server's %s", ic.Name, ic.Image, server.Image)
+		}
+		if got := flag(ic.Args, "--config"); got != flag(server.Args, "--config") {
+			t.Errorf("initContainer %s: --config %q, the server's is %q", ic.Name, got, flag(server.Args, "--config"))
+		}
+		have := mounts(ic)
+		config := path.Dir(flag(server.Args, "--config"))
+		for _, dir := range []string{config, cfg.str(t, "apps_dir"), cfg.str(t, "data_root"), cfg.str(t, "cache_dir")} {
+			m, ok := have[path.Clean(dir)]
+			switch {
+			case !ok:
+				t.Errorf("initContainer %s does not mount %s", ic.Name, dir)
+			case m.Name != want[path.Clean(dir)].Name:
+				t.Errorf("initContainer %s mounts volume %s at %s, the server volume %s", ic.Name, m.Name, dir, want[path.Clean(dir)].Name)
+			case dir == cfg.str(t, "apps_dir") && !m.ReadOnly:
+				t.Errorf("initContainer %s can write to the apps volume", ic.Name)
+			case (dir == cfg.str(t, "data_root") || dir == cfg.str(t, "cache_dir")) && m.ReadOnly:
+				t.Errorf("initContainer %s mounts %s read-only", ic.Name, dir)
+			}
+		}
+	}
+	if commands == 0 {
+		t.Error("no initContainer runs the django example's migrations (wasmwsgi run django -- manage.py migrate)")
 	}
 }
 

@@ -166,3 +166,23 @@ func BundledApps(t testing.TB, extra string) (string, []string) {
 	}
 	return filepath.Join(root, "apps"), []string{"--config", file, "--data-root", t.TempDir()}
 }
+
+// MigrateDjango brings the database of the Django example in appsDir up to date, as
+// `make serve` does before it serves: `wasmwsgi run django --apps appsDir flags... --
+// manage.py migrate`, where flags are the server's (its grants). It returns what the
+// command printed, and fails the test when it fails. Without Django vendored it does
+// nothing: the tests that need Django skip.
+func MigrateDjango(t testing.TB, appsDir string, flags ...string) string {
+	t.Helper()
+	if st, err := os.Stat(filepath.Join(appsDir, "django", "site-packages", "django")); err != nil || !st.IsDir() {
+		return ""
+	}
+	args := append(append([]string{"run", "django", "--apps", appsDir}, flags...), "--", "manage.py", "migrate")
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = Env(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("wasmwsgi %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

@@ -2,7 +2,9 @@
 
 The host (Go) calls two entry points through the builtin module _wasmwsgi:
 
-    init()    imports the app named by the host's app_info; 0 on success, 1 on failure
+    init()    imports the app named by the host's app_info; 0 on success, 1 on failure.
+              When app_info carries "argv" (wasmwsgi run) it runs that command line
+              instead and ends the instance with its exit status (see _run).
     handle()  serves the request the host holds; 0 on success, 1 on failure
 
 Everything crosses the sandbox through the host functions documented in
@@ -48,6 +50,8 @@ def init():
         sys.path.insert(0, app_dir)
         if "site_packages" in _info:
             sys.path.insert(1, _info["site_packages"])
+        if "argv" in _info:
+            _exit(_run(_info["argv"], app_dir))
         _app = _load(_info["entrypoint"], app_dir)
         if _info.get("validate") == "1":
             import warnings
@@ -96,6 +100,142 @@ def _exec_file(path):
     sys.modules["__wsgi__"] = module
     exec(compile(source, path, "exec"), module.__dict__)
     return module.__dict__
+
+
+# ---- running a command line (wasmwsgi run) ------------------------------------------
+
+
+def _run(argv, app_dir):
+    """Runs python's arguments as python would, in this interpreter, and returns the exit
+    status: 0, SystemExit's code, 1 after an uncaught exception, 2 for a usage error.
+
+    argv is app_info's: each argument followed by NUL, UTF-8 read as latin-1. The app
+    folder is the working directory and stays first on sys.path, as for requests.
+    """
+    args = [a.encode("latin-1").decode("utf-8", "surrogateescape") for a in argv.split("\0")[:-1]]
+    main = sys.modules["__main__"]
+    os.chdir(app_dir)
+    try:
+        import site
+
+        site.setquit()  # exit() and quit(), which python's own start-up gives a prompt
+    except Exception:
+        pass
+    try:
+        if not args:
+            sys.argv = [""]
+            _interact(main)
+        elif args[0] == "-c":
+            if len(args) < 2:
+                return _usage("-c needs the code to run: -c CODE")
+            sys.argv = ["-c"] + args[2:]
+            exec(compile(args[1], "<string>", "exec"), vars(main))
+        elif args[0] == "-m":
+            if len(args) < 2:
+                return _usage("-m needs a module name: -m MODULE")
+            import importlib.util
+            import runpy
+
+            try:
+                found = importlib.util.find_spec(args[1]) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                sys.stderr.write("wasmwsgi run: no module named %r on sys.path (the app folder, its "
+                                 "site-packages, the stdlib)\n" % args[1])
+                return 1
+            # What python -m does: argv[0] becomes the module's file once it is found.
+            sys.argv = ["-m"] + args[2:]
+            runpy._run_module_as_main(args[1])
+        elif args[0] == "-":
+            sys.argv = ["-"] + args[1:]
+            exec(compile(sys.stdin.read(), "<stdin>", "exec"), vars(main))
+        elif args[0].startswith("-"):
+            return _usage("unknown option %s" % args[0])
+        else:
+            status = _run_script(main, args, app_dir)
+            if status:
+                return status
+    except SystemExit as e:
+        return _exit_code(e.code)
+    except BaseException:
+        etype, value, tb = sys.exc_info()
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next  # the traceback starts in the user's code, as python's does
+        sys.excepthook(etype, value.with_traceback(tb), tb)
+        return 1
+    return 0
+
+
+def _run_script(main, args, app_dir):
+    path = os.path.join(app_dir, args[0])
+    if os.path.isdir(path):
+        import runpy
+
+        sys.argv = list(args)
+        runpy.run_path(path, run_name="__main__")
+        return
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        sys.stderr.write("wasmwsgi run: can't open file %r (%s): %s; a script's path is relative to "
+                         "the app folder\n" % (args[0], path, e.strerror or e))
+        return 2
+    sys.argv = list(args)
+    sys.path.insert(0, os.path.dirname(path))
+    main.__file__ = path
+    main.__cached__ = None
+    exec(compile(source, path, "exec", dont_inherit=True), vars(main))
+    return 0
+
+
+def _interact(main):
+    import code
+
+    banner = "Python %s on %s, in the sandbox of app %s (the app folder is %s)" % (
+        sys.version.split()[0], sys.platform, _info.get("name", "?"), _info.get("app_dir", "?"))
+
+    class Console(code.InteractiveConsole):
+        # Prompts go to stderr, as python's own prompt does, so that stdout carries only
+        # what the code printed.
+        def raw_input(self, prompt=""):
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            return line.rstrip("\n")
+
+    sys.ps1, sys.ps2 = ">>> ", "... "
+    Console(vars(main)).interact(banner=banner, exitmsg="")
+
+
+def _usage(msg):
+    sys.stderr.write("wasmwsgi run: %s; give -c CODE, -m MODULE, a script's path or nothing "
+                     "(an interactive prompt) after --\n" % msg)
+    return 2
+
+
+def _exit_code(code):
+    # As python: None is 0, an int is itself, anything else is printed and is 1.
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    try:
+        sys.stderr.write(str(code) + "\n")
+    except Exception:
+        pass
+    return 1
+
+
+def _exit(status):
+    import atexit
+
+    atexit._run_exitfuncs()
+    _flush_stdio()
+    os._exit(status & 0xFF)
 
 
 # ---- wsgi.input and wsgi.errors ---------------------------------------------------
