@@ -110,11 +110,10 @@ def _run(argv, app_dir):
     status: 0, SystemExit's code, 1 after an uncaught exception, 2 for a usage error.
 
     argv is app_info's: each argument followed by NUL, UTF-8 read as latin-1. The app
-    folder is the working directory and stays first on sys.path, as for requests.
+    folder is the working directory (init) and stays first on sys.path, as for requests.
     """
     args = [a.encode("latin-1").decode("utf-8", "surrogateescape") for a in argv.split("\0")[:-1]]
     main = sys.modules["__main__"]
-    os.chdir(app_dir)
     try:
         import site
 
