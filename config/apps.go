@@ -330,6 +330,9 @@ func (apps Operator) applyTenant(a *App, g Grant, t TenantFile, set map[string]b
 			}
 		}
 		a.Warmup, a.Sources["warmup"] = t.Warmup, tenant
+		if a.Warmup == nil {
+			a.Warmup = []string{} // warmup = []: no automatic warm-up either
+		}
 	}
 	if set["outbound"] {
 		rules, err := checkTenantOutbound(t.Outbound, g, name, where("outbound"))

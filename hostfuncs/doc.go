@@ -88,7 +88,13 @@
 //	environ_get(buf_ptr, buf_len i32) -> i32
 //	    Writes the CGI variables of the current request as pairs (REQUEST_METHOD,
 //	    SCRIPT_NAME, PATH_INFO, QUERY_STRING, SERVER_*, REMOTE_*, CONTENT_*, HTTP_*,
-//	    REQUEST_URI, wsgi.url_scheme). ErrNoRequest outside wasmwsgi_handle.
+//	    REQUEST_URI, wsgi.url_scheme, wasmwsgi.request_id). ErrNoRequest outside
+//	    wasmwsgi_handle. The automatic warm-up's first and last requests also carry
+//	    wasmwsgi.auto_warmup = "first" or "last", which the guest removes before the
+//	    app sees the environ: with "last", a guest whose app's own module globals
+//	    differ from what they were at "first" answers 500 with the header
+//	    Wasmwsgi-State-Changed naming the first global that did, without calling the
+//	    app (runtime.AppSpec.AutoWarmup). No client request can carry the variable.
 //
 //	input_read(buf_ptr, buf_len i32) -> i32
 //	    Reads up to buf_len bytes of the request body into buf; returns the count, 0 at

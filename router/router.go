@@ -142,6 +142,7 @@ func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 				MaxRequests:  d.MaxRequests,
 				Prewarm:      d.Prewarm,
 				Warmup:       d.Warmup,
+				AutoWarmup:   d.Warmup == nil,
 
 				Outbound:       d.Outbound,
 				OutboundLimits: d.OutboundLimits,

@@ -3,14 +3,17 @@ package runtime
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +75,11 @@ type AppSpec struct {
 	// memory (caches filled, bytecode specialised by the interpreter) is in every
 	// request's starting state.
 	Warmup []string
+	// AutoWarmup, for an app without Warmup paths and without a data folder, requests
+	// GET / before the snapshot as Warmup would, with no network, and keeps the result
+	// only when the app answered below 500 and the same on the first and last rounds;
+	// otherwise the snapshot is taken without it and the log says why.
+	AutoWarmup bool
 }
 
 // State is where an app is in its life.
@@ -213,11 +221,18 @@ func (a *App) importOrRestore(ctx context.Context) error {
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
-	defer cancel()
+	auto := a.autoWarmup()
 	var stderr tail
 	ex := &exchange{app: a, log: a.log, errCopy: &stderr}
-	code, err := a.importApp(ctx, ex, &stderr)
+	code, err := a.importApp(ctx, ex, &stderr, auto)
+	var skipped autoWarmupSkipped
+	if errors.As(err, &skipped) {
+		a.log.Info("snapshot taken without the automatic warm-up", "reason", string(skipped),
+			"hint", "list paths that answer the same every time in warmup = [...] in wasmwsgi.toml, or set warmup = [] to turn it off")
+		stderr = tail{}
+		ex = &exchange{app: a, log: a.log, errCopy: &stderr}
+		code, err = a.importApp(ctx, ex, &stderr, false)
+	}
 	if ex.mem.LimitHit() {
 		return fmt.Errorf("app %s: importing %q needs more than the memory limit of %d bytes (raise limits.memory):\n%s",
 			a.Spec.Name, a.Spec.Entrypoint, a.Spec.Limits.Memory, stderr.String())
@@ -409,15 +424,23 @@ func (a *App) SnapshotSize() uint64 {
 }
 
 // importApp is the load path: it starts the interpreter in a fresh instance, which
-// imports the app (wasmwsgi_init), and when that worked sends the warm-up requests,
-// freezes the heap and keeps the instance's memory as the app's snapshot. It returns
-// init's result code; stderr receives a copy of the guest's stderr.
-func (a *App) importApp(ctx context.Context, ex *exchange, stderr *tail) (int32, error) {
+// imports the app (wasmwsgi_init), and when that worked sends the warm-up requests
+// (with auto, the automatic ones), freezes the heap and keeps the instance's memory as
+// the app's snapshot. It returns init's result code; stderr receives a copy of the
+// guest's stderr. An automatic warm-up that cannot be kept is an autoWarmupSkipped
+// error, and nothing is kept.
+func (a *App) importApp(ctx context.Context, ex *exchange, stderr *tail, auto bool) (int32, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
+	defer cancel()
 	stdout, errw := newLogWriter(ex.log, "stdout", nil), newLogWriter(ex.log, "stderr", stderr)
 	defer stdout.Close()
 	defer errw.Close()
 	return a.runFresh(ctx, ex, stdout, errw, func(ctx context.Context, mod api.Module) (int32, error) {
-		if err := a.warmUp(ctx, mod, ex); err != nil {
+		warm := a.warmUp
+		if auto {
+			warm = a.autoWarmUp
+		}
+		if err := warm(ctx, mod, ex); err != nil {
 			return 0, err
 		}
 		if err := a.freeze(ctx, mod); err != nil {
@@ -552,25 +575,110 @@ func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS,
 func (a *App) warmUp(ctx context.Context, mod api.Module, load *exchange) error {
 	for i := range len(a.Spec.Warmup) * WarmupRounds {
 		path := a.Spec.Warmup[i/WarmupRounds]
-		r, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+path, nil)
-		if err != nil || !strings.HasPrefix(path, "/") {
-			return warmupError(fmt.Sprintf("warmup path %q is not a path such as \"/\" or \"/page?x=1\"", path))
-		}
-		r.RemoteAddr = "127.0.0.1:0"
-		w := &warmupWriter{header: http.Header{}}
-		ex := newRequestExchange(a, &Request{HTTP: r, PathInfo: r.URL.Path, ID: "warmup"}, w, ctx)
-		ex.mem, ex.errCopy = load.mem, load.errCopy
-		res, err := mod.ExportedFunction("wasmwsgi_handle").Call(hostfuncs.WithExchange(ctx, ex))
+		w, err := a.warmupRequest(ctx, mod, load, path, nil, "")
 		switch {
 		case err != nil:
-			return warmupError(fmt.Sprintf("warm-up request GET %s: %s", path, describe(err)))
-		case res[0] != 0 || w.status == 0:
-			return warmupError(fmt.Sprintf("warm-up request GET %s failed", path))
+			return err
 		case w.status >= 400:
 			return warmupError(fmt.Sprintf("warm-up request GET %s answered %d; list only paths that succeed in warmup", path, w.status))
 		}
 	}
 	return nil
+}
+
+// autoWarmup reports whether the app gets the automatic warm-up (AppSpec.AutoWarmup):
+// an app with a data folder does not, since its requests may write there.
+func (a *App) autoWarmup() bool {
+	return a.Spec.AutoWarmup && len(a.Spec.Warmup) == 0 && a.Spec.DataDir == ""
+}
+
+// AutoWarmupPath is what the automatic warm-up requests.
+const AutoWarmupPath = "/"
+
+// autoWarmupSkipped says why an automatic warm-up was not kept.
+type autoWarmupSkipped string
+
+func (e autoWarmupSkipped) Error() string { return string(e) }
+
+// autoWarmUp is warmUp for an app that listed no paths: GET AutoWarmupPath,
+// WarmupRounds times, with no network (a connection attempt ends it). It is kept only
+// when every answer is below 500 and the last is the same as the first (status,
+// headers and body): an app whose answer changes from one request to the next keeps
+// something between requests, which its snapshot must not hold.
+func (a *App) autoWarmUp(ctx context.Context, mod api.Module, load *exchange) error {
+	var tried string
+	sockets := egress.NewSession(nil, egress.Config{OnDeny: func(dest, _ string) {
+		if tried == "" {
+			tried = dest
+		}
+	}})
+	defer sockets.Close()
+	var first string
+	for i := range WarmupRounds {
+		step := map[int]string{0: "first", WarmupRounds - 1: "last"}[i]
+		w, err := a.warmupRequest(ctx, mod, load, AutoWarmupPath, sockets, step)
+		switch {
+		case w != nil && w.header.Get("Wasmwsgi-State-Changed") != "":
+			return autoWarmupSkipped(fmt.Sprintf("GET %s changed %s, so the app keeps state between requests",
+				AutoWarmupPath, w.header.Get("Wasmwsgi-State-Changed")))
+		case tried != "":
+			return autoWarmupSkipped(fmt.Sprintf("GET %s tried to connect to %s, and the automatic warm-up has no network", AutoWarmupPath, tried))
+		case err != nil:
+			return autoWarmupSkipped(err.Error())
+		case w.status >= 500:
+			return autoWarmupSkipped(fmt.Sprintf("GET %s answered %d", AutoWarmupPath, w.status))
+		case i == 0:
+			first = w.digest()
+		case i == WarmupRounds-1 && w.digest() != first:
+			return autoWarmupSkipped(fmt.Sprintf("GET %s answered differently the %s time than the first, so the app may keep state between requests",
+				AutoWarmupPath, ordinal(WarmupRounds)))
+		}
+	}
+	return nil
+}
+
+func ordinal(n int) string {
+	switch n {
+	case 1:
+		return "1st"
+	case 2:
+		return "2nd"
+	case 3:
+		return "3rd"
+	}
+	return strconv.Itoa(n) + "th"
+}
+
+// warmupRequest sends GET path to the instance being loaded; sockets, when not nil,
+// are its outbound connections (else it has none). autoStep, for the automatic
+// warm-up, asks the guest to check the app's state (the shim's _check_warmup). A
+// request that fails, or answers no status, is a warmupError.
+func (a *App) warmupRequest(ctx context.Context, mod api.Module, load *exchange, path string,
+	sockets *egress.Session, autoStep string) (*warmupWriter, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+path, nil)
+	if err != nil || !strings.HasPrefix(path, "/") {
+		return nil, warmupError(fmt.Sprintf("warmup path %q is not a path such as \"/\" or \"/page?x=1\"", path))
+	}
+	r.RemoteAddr = "127.0.0.1:0"
+	w := &warmupWriter{header: http.Header{}, body: sha256.New()}
+	ex := newRequestExchange(a, &Request{HTTP: r, PathInfo: r.URL.Path, ID: "warmup"}, w, ctx)
+	ex.mem, ex.errCopy = load.mem, load.errCopy
+	if autoStep != "" {
+		ex.env = hostfuncs.AppendPairs(ex.env, []hostfuncs.Pair{{Name: "wasmwsgi.auto_warmup", Value: autoStep}})
+	}
+	if sockets != nil {
+		ex.sockets = sockets
+		sockets.Begin(nil) // its Config.OnDeny
+		defer sockets.End()
+	}
+	res, err := mod.ExportedFunction("wasmwsgi_handle").Call(hostfuncs.WithExchange(ctx, ex))
+	switch {
+	case err != nil:
+		return nil, warmupError(fmt.Sprintf("warm-up request GET %s: %s", path, describe(err)))
+	case res[0] != 0 || w.status == 0:
+		return nil, warmupError(fmt.Sprintf("warm-up request GET %s failed", path))
+	}
+	return w, nil
 }
 
 // freeze prepares the guest's heap for the snapshot (wasmwsgi_freeze): every object
@@ -603,6 +711,16 @@ func (e warmupError) Error() string { return string(e) }
 type warmupWriter struct {
 	header http.Header
 	status int
+	body   hash.Hash
+}
+
+// digest sums up the response: status, headers and body.
+func (w *warmupWriter) digest() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", w.status)
+	w.header.WriteSubset(&b, nil)
+	fmt.Fprintf(&b, "%x", w.body.Sum(nil))
+	return b.String()
 }
 
 func (w *warmupWriter) Header() http.Header { return w.header }
@@ -613,7 +731,7 @@ func (w *warmupWriter) WriteHeader(code int) {
 }
 func (w *warmupWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
-	return len(p), nil
+	return w.body.Write(p)
 }
 func (w *warmupWriter) Flush() {}
 

@@ -32,7 +32,7 @@ func (a *App) snapshotKey() string {
 	h := sha256.New()
 	io.WriteString(h, snapshotFormat)
 	h.Write(a.engine.moduleHash[:])
-	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup)
+	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n%t\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup, a.autoWarmup())
 	h.Write(a.info)
 	a.files.WriteDigest(h)
 	return hex.EncodeToString(h.Sum(nil)[:16])

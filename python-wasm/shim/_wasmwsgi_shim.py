@@ -499,6 +499,11 @@ def handle():
     try:
         result = None
         response = _Response(False)
+        changed = _check_warmup(environ.pop("wasmwsgi.auto_warmup", None))
+        if changed:
+            response.start_response("500 Internal Server Error", [("Wasmwsgi-State-Changed", changed)])
+            response.finish()
+            return 0
         result = _app(environ, response.start_response)
         try:
             try:
@@ -521,6 +526,44 @@ def handle():
         errors.flush()
         _flush_stdio()
     return 0
+
+
+_warmup_state = None
+
+
+def _check_warmup(step):
+    """The automatic warm-up (runtime.autoWarmUp) sends step "first" with its first
+    request and "last" with its last one. Returns "" while the app's own modules (those
+    in the app folder but not in site-packages) have the globals they had before the
+    first: no name rebound, added or removed, no list, dict, set or bytearray grown or
+    shrunk; otherwise the first global that changed."""
+    global _warmup_state
+    if step == "first":
+        _warmup_state = _app_state()
+    elif step == "last" and _warmup_state is not None:
+        now = _app_state()
+        for key, value in _warmup_state.items():
+            if now.get(key) != value:
+                return key
+        modules = {k.rpartition(".")[0] for k in _warmup_state}
+        for key in now:
+            if key not in _warmup_state and key.rpartition(".")[0] in modules:
+                return key
+    return ""
+
+
+def _app_state():
+    app_dir = _info["app_dir"].rstrip("/") + "/"
+    vendored = _info.get("site_packages", "\0").rstrip("/") + "/"
+    state = {}
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None) or ""
+        if not path.startswith(app_dir) or path.startswith(vendored):
+            continue
+        for key, value in list(vars(mod).items()):
+            size = len(value) if isinstance(value, (list, dict, set, bytearray)) else -1
+            state[name + "." + key] = (id(value), size)
+    return state
 
 
 def _print_exception(stream=None):
