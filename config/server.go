@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/confmap"
@@ -56,6 +57,11 @@ type Server struct {
 	// Watch reloads an app when its files change (and mounts or unmounts app folders as
 	// they appear or go). Default true.
 	Watch bool `koanf:"watch"`
+	// IdleTimeout is how long an app may go without a request before it keeps no
+	// instance at all, its pre-warmed ones included: an idle tenant then holds only its
+	// snapshot, and its next request restores an instance from it. "0s" keeps the
+	// pre-warmed instances for as long as the app is served. Default "5m".
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
 	// TrustedProxies are CIDRs ("10.0.0.0/8", "127.0.0.1/32") whose X-Forwarded-For,
 	// -Proto and -Host headers set REMOTE_ADDR, wsgi.url_scheme and HTTP_HOST. Default
 	// none: the headers change nothing.
@@ -157,6 +163,7 @@ var defaults = map[string]any{
 	"limits.app_files":     "256MiB",
 	"limits.instances":     64,
 	"watch":                true,
+	"idle_timeout":         "5m",
 }
 
 // flagKeys maps each flag that sets a config key to that key.
@@ -175,6 +182,7 @@ var flagKeys = map[string]string{
 	"admin-addr": "admin_addr",
 
 	"server-timing":    "server_timing",
+	"idle-timeout":     "idle_timeout",
 	"watch":            "watch",
 	"trust-app-config": "trust_app_config",
 }
@@ -195,6 +203,7 @@ func AddFlags(fs *pflag.FlagSet) {
 	fs.Bool("h2c", false, "also accept cleartext HTTP/2 with prior knowledge (for a proxy in front; not with TLS)")
 	fs.Bool("server-timing", false, "add a Server-Timing header with guest time and peak memory (apps may opt out)")
 	fs.Bool("watch", true, "reload apps when their files change (--watch=false turns it off)")
+	fs.String("idle-timeout", "", "an app with no request for this long keeps no instance, e.g. 5m (default 5m; 0s keeps them)")
 	fs.String("admin-addr", "", "serve the admin page and /_wasmwsgi/metrics on this host:port instead of --addr")
 	fs.Bool("trust-app-config", false, "let every app's wasmwsgi.toml set routes, data_dir paths and limits "+
 		"(only for a server that hosts its operator's own apps)")

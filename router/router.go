@@ -46,6 +46,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Admin configures the admin page at /_wasmwsgi/ (admin.go).
 	Admin AdminConfig
+	// IdleAfter is how long an app may go without a request before it keeps no
+	// instance (runtime.AppSpec.IdleAfter); 0 keeps its pre-warmed ones.
+	IdleAfter time.Duration
 }
 
 // Mount is one app and where it is served. A mount does not change once it is routed:
@@ -137,6 +140,7 @@ func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 				Validate:     d.Validate,
 				ServerTiming: d.ServerTiming,
 				MaxFileBytes: cfg.MaxAppBytes,
+				IdleAfter:    cfg.IdleAfter,
 				DataDir:      d.DataDir,
 				Isolation:    d.Isolation,
 				MaxRequests:  d.MaxRequests,

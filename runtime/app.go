@@ -61,6 +61,10 @@ type AppSpec struct {
 	// serves; each instance draws its own bound from [MaxRequests/2, MaxRequests].
 	// 0 means no bound.
 	MaxRequests int
+	// IdleAfter is how long the app may go without a request before it keeps no
+	// instance, the pre-warmed ones included; its next request restores one from the
+	// snapshot. 0 keeps Prewarm instances for as long as the app is loaded.
+	IdleAfter time.Duration
 	// Prewarm is how many restored instances wait in the pool once the app is loaded
 	// (and survive idle trimming).
 	Prewarm int
@@ -130,7 +134,7 @@ func (e *Engine) NewApp(spec AppSpec) *App {
 		log:    e.log.With("app", spec.Name),
 		state:  StateLoading,
 		gate:   newGate(spec.Limits.Concurrency, spec.Limits.Queue),
-		pool:   pool{max: max(spec.Limits.Concurrency, 1), keep: spec.Prewarm},
+		pool:   pool{max: max(spec.Limits.Concurrency, 1), keep: spec.Prewarm, emptyAfter: spec.IdleAfter},
 	}
 }
 

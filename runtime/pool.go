@@ -132,6 +132,10 @@ type pool struct {
 	closed bool
 	// keep is how many idle instances survive trimming (the pre-warmed ones).
 	keep int
+	// emptyAfter is how long the app may go without a request before even the kept
+	// instances are closed (AppSpec.IdleAfter); 0 is never.
+	emptyAfter time.Duration
+	timer      *time.Timer // trims the pool when its next idle instance expires
 }
 
 // idleTimeout is how long an idle instance above the pre-warmed count is kept.
@@ -150,8 +154,7 @@ func (p *pool) take() *instance {
 }
 
 // put keeps inst for a later request, or closes it when the pool is full or closed.
-// Idle instances past the pre-warmed count that waited longer than idleTimeout are
-// closed on the way.
+// Instances that expired (expired) are closed on the way.
 func (p *pool) put(inst *instance) {
 	now := time.Now()
 	inst.idleSince = now
@@ -162,11 +165,63 @@ func (p *pool) put(inst *instance) {
 	} else {
 		p.idle = append(p.idle, inst)
 	}
-	// The oldest idle instances are at the front.
+	drop = append(drop, p.expired(now)...)
+	p.arm(now)
+	p.mu.Unlock()
+	for _, d := range drop {
+		d.close()
+	}
+}
+
+// expired takes out of the pool the instances to close at now: every one once the
+// most recently used has waited emptyAfter, else those beyond keep that waited longer
+// than idleTimeout. The oldest idle instances are at the front.
+func (p *pool) expired(now time.Time) []*instance {
+	n := len(p.idle)
+	if n > 0 && p.emptyAfter > 0 && now.Sub(p.idle[n-1].idleSince) >= p.emptyAfter {
+		drop := p.idle
+		p.idle = nil
+		return drop
+	}
+	var drop []*instance
 	for len(p.idle) > p.keep && now.Sub(p.idle[0].idleSince) > idleTimeout {
 		drop = append(drop, p.idle[0])
 		p.idle = p.idle[1:]
 	}
+	return drop
+}
+
+// arm sets the timer for the next expiry, so that an app nobody calls any more lets go
+// of its instances too.
+func (p *pool) arm(now time.Time) {
+	n := len(p.idle)
+	if n == 0 || p.closed {
+		return
+	}
+	next := time.Duration(-1)
+	if n > p.keep {
+		next = idleTimeout - now.Sub(p.idle[0].idleSince) + time.Millisecond
+	}
+	if p.emptyAfter > 0 {
+		if d := p.emptyAfter - now.Sub(p.idle[n-1].idleSince); next < 0 || d < next {
+			next = d
+		}
+	}
+	switch {
+	case next < 0:
+	case p.timer == nil:
+		p.timer = time.AfterFunc(next, p.trim)
+	default:
+		p.timer.Reset(next)
+	}
+}
+
+// trim closes the instances that expired since the last put.
+func (p *pool) trim() {
+	now := time.Now()
+	p.mu.Lock()
+	drop := p.expired(now)
+	p.arm(now)
 	p.mu.Unlock()
 	for _, d := range drop {
 		d.close()
@@ -178,6 +233,9 @@ func (p *pool) drain() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
 	p.mu.Unlock()
 	for _, inst := range idle {
 		inst.close()

@@ -216,3 +216,29 @@ func TestEntropyAfterRestore(t *testing.T) {
 		t.Errorf("two apps share a hash secret: hash() = %s in both", ha1)
 	}
 }
+
+// An app that gets no request for IdleAfter keeps no instance, its pre-warmed one
+// included, and serves its next request from the snapshot as before.
+func TestIdleAppKeepsNoInstance(t *testing.T) {
+	a := newPoolApp(t, newTestEngine(t), "idle", IsolationRequest, 0)
+	a.pool.mu.Lock()
+	a.pool.emptyAfter = 200 * time.Millisecond
+	a.pool.arm(time.Now())
+	a.pool.mu.Unlock()
+	waitEmpty := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); a.Idle() > 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d instances still idle", what, a.Idle())
+			}
+		}
+	}
+	waitEmpty("after the load")
+	if got := get(t, a, "/count"); got != "1" {
+		t.Fatalf("first request after the pool emptied: module counter %s, want 1", got)
+	}
+	if a.Idle() != 1 {
+		t.Fatalf("the request's instance did not go back to the pool: %d idle", a.Idle())
+	}
+	waitEmpty("after a request")
+}

@@ -235,6 +235,7 @@ func routerConfig(cfg *config.Config) router.Config {
 		Apps:           cfg.Operator(),
 		MaxAppBytes:    cfg.MaxAppBytes,
 		TrustedProxies: cfg.Proxies,
+		IdleAfter:      cfg.IdleTimeout,
 		Admin:          router.AdminConfig{Enabled: cfg.Admin.Enabled, Token: cfg.Admin.Token, OwnListener: cfg.AdminAddr != ""},
 	}
 }
