@@ -604,6 +604,18 @@ for url in sys.argv[1:]:
 	if strings.Contains(out, "s3cret") {
 		t.Error("an error quotes the password of the DATABASE_URL")
 	}
+
+	t.Run("a refused URL stops the app at load", func(t *testing.T) {
+		conf := testkit.ConfigFile(t, "[apps.django.env]\nDATABASE_URL = \"postgres://u:s3cret@db/shop\"\n")
+		s := testkit.Start(t, apps, "--config", conf)
+		st := readyStates(t, s.Base)["django"]
+		if st.State != "failed" || !strings.Contains(st.Error, "ImproperlyConfigured: DATABASE_URL has the scheme 'postgres'") {
+			t.Errorf("django under a postgres:// DATABASE_URL: %+v", st)
+		}
+		if strings.Contains(st.Error, "s3cret") || strings.Contains(s.Log(), "s3cret") {
+			t.Error("the error or the log quotes the password of the DATABASE_URL")
+		}
+	})
 }
 
 // TestDjangoMariaDB runs the Django example on a MariaDB server the test starts, as an
@@ -625,7 +637,7 @@ func TestDjangoMariaDB(t *testing.T) {
 	maria.query(t, fmt.Sprintf(`ALTER DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER 'dj@ngo'@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD('p@ss:w/rd%%');
 GRANT ALL ON %s.* TO 'dj@ngo'@'127.0.0.1'`, maria.database, maria.database))
-	conf := testkit.ConfigFile(t, fmt.Sprintf(`[apps.django]
+	confText := fmt.Sprintf(`[apps.django]
 outbound = ["mysql://127.0.0.1:%d"]
 
 [apps.django.env]
@@ -634,8 +646,15 @@ DATABASE_URL = "mysql://dj%%40ngo:p%%40ss%%3Aw%%2Frd%%25@127.0.0.1:%d/%s"
 [apps.django.limits]
 timeout = "120s"
 queue_timeout = "120s"
-`, maria.port, maria.port, maria.database))
-	grants := []string{"--config", conf}
+`, maria.port, maria.port, maria.database)
+	grants := []string{"--config", testkit.ConfigFile(t, confText)}
+
+	// The URL alone reaches nothing: the connection needs the outbound grant too.
+	noOutbound := strings.Replace(confText, "outbound = ", "# outbound = ", 1)
+	status, out := runDjango(t, apps, []string{"--config", testkit.ConfigFile(t, noOutbound)}, "manage.py", "migrate")
+	if want := fmt.Sprintf("127.0.0.1:%d is not granted to this app", maria.port); status != 1 || !strings.Contains(out, want) {
+		t.Errorf("migrate without the outbound grant: exit %d, want 1 and %q:\n%s", status, want, out)
+	}
 
 	if out := testkit.MigrateDjango(t, apps, grants...); !strings.Contains(out, "Applying notes.0001_initial... OK") {
 		t.Fatalf("manage.py migrate did not create the table:\n%s", out)
