@@ -30,13 +30,18 @@ force=0
 # vendored inside falcon itself; the example uses none of them. Django's Depends are
 # asgiref, sqlparse and tz; asgiref's python3-typing-extensions is an alternative that
 # python3 >= 3.8 satisfies, and tz's tzdata goes inside the vendored pytz (fix_pytz
-# below). WhiteNoise serves the Django example's static files.
+# below). WhiteNoise serves the Django example's static files. PyMySQL is the Django
+# example's MariaDB/MySQL driver when the operator grants it a DATABASE_URL (its settings
+# call pymysql.install_as_MySQLdb(), so Django's mysql backend runs on it; mysqlclient,
+# the driver Django names, is a C extension). PyMySQL's Recommends, python3-cryptography,
+# is compiled and stays out: it serves only the sha256_password and caching_sha2_password
+# logins, and MariaDB's mysql_native_password needs nothing but hashlib.
 declare -A APPS=(
   [flask]="python3-flask python3-werkzeug python3-jinja2 python3-markupsafe python3-itsdangerous python3-click python3-blinker"
   [bottle]="python3-bottle"
   [falcon]="python3-falcon"
   [pyramid]="python3-pyramid python3-webob python3-zope.interface python3-zope.deprecation python3-translationstring python3-venusian python3-hupper python3-plaster python3-plaster-pastedeploy python3-pastedeploy python3-pkg-resources"
-  [django]="python3-django python3-asgiref python3-sqlparse python3-tz python3-whitenoise"
+  [django]="python3-django python3-asgiref python3-sqlparse python3-tz python3-whitenoise python3-pymysql"
 )
 ORDER=(flask bottle falcon pyramid django)
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -508,4 +510,204 @@ func copyDjangoTree(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runDjango runs `wasmwsgi run django --apps apps flags... -- args...` and returns its
+// exit code and what it printed (stdout, then stderr).
+func runDjango(t *testing.T, apps string, flags []string, args ...string) (int, string) {
+	t.Helper()
+	argv := append(append([]string{"run", "django", "--apps", apps}, flags...), append([]string{"--"}, args...)...)
+	cmd := exec.Command(testkit.Binary(t), argv...)
+	cmd.Env = testkit.Env(t)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("wasmwsgi %s: %v", strings.Join(argv, " "), err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String() + stderr.String()
+}
+
+// djangoCopy copies apps/django, with its wasmwsgi.toml, into a new apps folder; it
+// skips the test when Django (and PyMySQL) are not vendored.
+func djangoCopy(t *testing.T) string {
+	t.Helper()
+	for _, pkg := range []string{"django", "pymysql"} {
+		if st, err := os.Stat("../../apps/django/site-packages/" + pkg); err != nil || !st.IsDir() {
+			t.Skipf("apps/django/site-packages/%s is missing: run `make vendor-apps` to vendor it from Debian", pkg)
+		}
+	}
+	apps := filepath.Join(t.TempDir(), "apps")
+	copyDjangoTree(t, "../../apps/django", filepath.Join(apps, "django"))
+	toml, err := os.ReadFile("../../apps/django/wasmwsgi.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WriteFile(t, filepath.Join(apps, "django", "wasmwsgi.toml"), string(toml))
+	return apps
+}
+
+// TestDjangoDatabaseURL reads the Django example's settings in its sandbox under one
+// DATABASE_URL after another: SQLite in /data without one, Django's mysql backend on
+// PyMySQL for mysql:// and mariadb://, and an error naming DATABASE_URL and the forms
+// it takes for anything else.
+func TestDjangoDatabaseURL(t *testing.T) {
+	apps := djangoCopy(t)
+	const code = `import importlib, json, os, sys
+from django.core.exceptions import ImproperlyConfigured
+for url in sys.argv[1:]:
+    os.environ["DATABASE_URL"] = url
+    sys.modules.pop("mysite.settings", None)
+    try:
+        db = importlib.import_module("mysite.settings").DATABASES["default"]
+        print(json.dumps(db, sort_keys=True), "MySQLdb=" + getattr(sys.modules.get("MySQLdb"), "__name__", "none"))
+    except ImproperlyConfigured as e:
+        print("ImproperlyConfigured:", e)
+`
+	forms := "write it as mysql://USER:PASSWORD@HOST[:PORT]/NAME or mariadb://USER:PASSWORD@HOST[:PORT]/NAME " +
+		"(port 3306 by default; percent-encode @ : / % in USER and PASSWORD)"
+	cases := []struct{ url, want string }{
+		{"", `{"ENGINE": "django.db.backends.sqlite3", "NAME": "/data/db.sqlite3"} MySQLdb=none`},
+		{"mysql://dj%40ngo:p%40ss%3Aw%2Frd%25@db.example:3307/no%74es",
+			`{"ENGINE": "django.db.backends.mysql", "HOST": "db.example", "NAME": "notes", "OPTIONS": {"charset": "utf8mb4"}, ` +
+				`"PASSWORD": "p@ss:w/rd%", "PORT": 3307, "USER": "dj@ngo"} MySQLdb=pymysql`},
+		{"mariadb://shop:pw@10.0.4.7/shop",
+			`{"ENGINE": "django.db.backends.mysql", "HOST": "10.0.4.7", "NAME": "shop", "OPTIONS": {"charset": "utf8mb4"}, ` +
+				`"PASSWORD": "pw", "PORT": 3306, "USER": "shop"} MySQLdb=pymysql`},
+		{"postgres://u:s3cret@db/shop", "ImproperlyConfigured: DATABASE_URL has the scheme 'postgres', and this app knows only " +
+			"mysql:// and mariadb://: " + forms + ", or leave DATABASE_URL unset for SQLite in /data/db.sqlite3"},
+		{"/data/other.sqlite3", "ImproperlyConfigured: DATABASE_URL has the scheme '', and this app knows only " +
+			"mysql:// and mariadb://: " + forms + ", or leave DATABASE_URL unset for SQLite in /data/db.sqlite3"},
+		{"mysql://u:pw@db:33o6/shop", "ImproperlyConfigured: DATABASE_URL has a port that is not a number: " + forms},
+		{"mysql://u:pw@db", "ImproperlyConfigured: DATABASE_URL lacks the host or the database name: " + forms},
+		{"mysql://u:pw@/shop", "ImproperlyConfigured: DATABASE_URL lacks the host or the database name: " + forms},
+		{"mysql://u:pw@db/shop?ssl=1", "ImproperlyConfigured: DATABASE_URL takes no ?options or #fragment: " + forms},
+	}
+	args := []string{"-c", code}
+	for _, c := range cases {
+		args = append(args, c.url)
+	}
+	status, out := runDjango(t, apps, nil, args...)
+	if status != 0 {
+		t.Fatalf("exit %d:\n%s", status, out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(cases) {
+		t.Fatalf("%d lines for %d URLs:\n%s", len(lines), len(cases), out)
+	}
+	for i, c := range cases {
+		if lines[i] != c.want {
+			t.Errorf("DATABASE_URL=%q:\n got %s\nwant %s", c.url, lines[i], c.want)
+		}
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Error("an error quotes the password of the DATABASE_URL")
+	}
+
+	t.Run("a refused URL stops the app at load", func(t *testing.T) {
+		conf := testkit.ConfigFile(t, "[apps.django.env]\nDATABASE_URL = \"postgres://u:s3cret@db/shop\"\n")
+		s := testkit.Start(t, apps, "--config", conf)
+		st := readyStates(t, s.Base)["django"]
+		if st.State != "failed" || !strings.Contains(st.Error, "ImproperlyConfigured: DATABASE_URL has the scheme 'postgres'") {
+			t.Errorf("django under a postgres:// DATABASE_URL: %+v", st)
+		}
+		if strings.Contains(st.Error, "s3cret") || strings.Contains(s.Log(), "s3cret") {
+			t.Error("the error or the log quotes the password of the DATABASE_URL")
+		}
+	})
+}
+
+// TestDjangoMariaDB runs the Django example on a MariaDB server the test starts, as an
+// operator would: the server configuration grants the app an outbound connection to it
+// and a DATABASE_URL, and no data folder. manage.py migrate makes the tables in
+// MariaDB, a note made through the app's form is read back through the app and in
+// MariaDB itself, and a restarted server still lists it.
+func TestDjangoMariaDB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MariaDB")
+	}
+	apps := djangoCopy(t)
+	maria := startMariaDB(t)
+	if maria == nil {
+		unavailable(t, "MariaDB is not installed")
+	}
+	// A user whose name and password need percent-encoding in the URL, and a database
+	// that stores all of Unicode, as apps/django/README.md asks of the operator.
+	maria.query(t, fmt.Sprintf(`ALTER DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER 'dj@ngo'@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD('p@ss:w/rd%%');
+GRANT ALL ON %s.* TO 'dj@ngo'@'127.0.0.1'`, maria.database, maria.database))
+	confText := fmt.Sprintf(`[apps.django]
+outbound = ["mysql://127.0.0.1:%d"]
+
+[apps.django.env]
+DATABASE_URL = "mysql://dj%%40ngo:p%%40ss%%3Aw%%2Frd%%25@127.0.0.1:%d/%s"
+
+[apps.django.limits]
+timeout = "120s"
+queue_timeout = "120s"
+`, maria.port, maria.port, maria.database)
+	grants := []string{"--config", testkit.ConfigFile(t, confText)}
+
+	// The URL alone reaches nothing: the connection needs the outbound grant too.
+	noOutbound := strings.Replace(confText, "outbound = ", "# outbound = ", 1)
+	status, out := runDjango(t, apps, []string{"--config", testkit.ConfigFile(t, noOutbound)}, "manage.py", "migrate")
+	if want := fmt.Sprintf("127.0.0.1:%d is not granted to this app", maria.port); status != 1 || !strings.Contains(out, want) {
+		t.Errorf("migrate without the outbound grant: exit %d, want 1 and %q:\n%s", status, want, out)
+	}
+
+	if out := testkit.MigrateDjango(t, apps, grants...); !strings.Contains(out, "Applying notes.0001_initial... OK") {
+		t.Fatalf("manage.py migrate did not create the table:\n%s", out)
+	}
+	tables := maria.query(t, "SELECT table_name FROM information_schema.tables WHERE table_schema = '"+maria.database+"' ORDER BY table_name")
+	if tables != "django_migrations\nnotes_note" {
+		t.Errorf("tables in MariaDB after migrate: %q", tables)
+	}
+	if got := maria.query(t, "SELECT app, name FROM "+maria.database+".django_migrations"); got != "notes\t0001_initial" {
+		t.Errorf("migrations recorded in MariaDB: %q", got)
+	}
+
+	// A note with a character beyond the Basic Multilingual Plane: MariaDB's three-byte
+	// "utf8" would refuse it, utf8mb4 keeps it.
+	const author, text = "grace", "tea \U0001F375 at <five>"
+	var detail string
+	t.Run("a note made through the form is in MariaDB", func(t *testing.T) {
+		s := testkit.Start(t, apps, grants...)
+		defer s.Stop(t)
+		c := newDjangoClient(t, s.Base+"/django")
+		c.expect(t, c.do(t, "GET", "/", nil), http.StatusOK, "", "0 notes", "No notes yet.")
+		r := c.post(t, url.Values{"author": {author}, "text": {text}})
+		m := regexp.MustCompile(`^/django/notes/(\d+)/$`).FindStringSubmatch(r.header.Get("Location"))
+		if r.status != http.StatusFound || m == nil {
+			t.Fatalf("POST: %d Location %q %s\n%s", r.status, r.header.Get("Location"), r.body, grepLines(s.Log(), "rror"))
+		}
+		detail = strings.TrimPrefix(m[0], "/django")
+		escaped := "tea \U0001F375 at &lt;five&gt;"
+		c.expect(t, c.do(t, "GET", detail, nil), http.StatusOK, "", escaped, author)
+		c.expect(t, c.do(t, "GET", "/", nil), http.StatusOK, "", "1 note ", escaped)
+		if n := c.count(t); n != 1 {
+			t.Errorf("notes.json counts %d, want 1", n)
+		}
+		if got := maria.query(t, "SELECT id, author, text FROM "+maria.database+".notes_note"); got != m[1]+"\t"+author+"\t"+text {
+			t.Errorf("the note in MariaDB: %q, want id %s, %q, %q", got, m[1], author, text)
+		}
+		if !strings.Contains(s.Log(), "outbound_conns=") {
+			t.Errorf("no request of the app opened an outbound connection:\n%s", s.Log())
+		}
+	})
+	if detail == "" {
+		return
+	}
+
+	t.Run("a restarted server reads it from MariaDB", func(t *testing.T) {
+		if out := testkit.MigrateDjango(t, apps, grants...); !strings.Contains(out, "No migrations to apply.") {
+			t.Errorf("manage.py migrate on the migrated database:\n%s", out)
+		}
+		s := testkit.Start(t, apps, grants...)
+		c := newDjangoClient(t, s.Base+"/django")
+		c.expect(t, c.do(t, "GET", detail, nil), http.StatusOK, "", "tea \U0001F375 at &lt;five&gt;", author)
+		if n := c.count(t); n != 1 {
+			t.Errorf("after a restart notes.json counts %d, want 1", n)
+		}
+	})
 }
