@@ -120,6 +120,15 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 			t.Fatalf("%d %q, want %q", code, body, want)
 		}
 	})
+	t.Run("addresses", func(t *testing.T) {
+		// As CPython's socket module parses them; and connecting by an IPv4 address or
+		// an ASCII name imports neither ipaddress nor the idna codec, an import every
+		// request would pay again in request isolation.
+		want := "7f000001 ffffffff OSError OSError OSError OSError OSError OSError 127.0.0.1 ValueError 127.0.0.1 imported="
+		if _, body := fetch(t, fmt.Sprintf("%s/net/addresses?port=%d", base, echo.Port)); body != want {
+			t.Errorf("addresses: %q\nwant       %q", body, want)
+		}
+	})
 	t.Run("denied", func(t *testing.T) {
 		for _, tc := range []struct {
 			app, host string

@@ -242,3 +242,34 @@ def send_all(q):
 
 
 ROUTES.update({"/raw": raw_connect, "/churn": churn, "/silence": silence, "/readall": read_all, "/sendall": send_all})
+
+
+def addresses(q):
+    # Address parsing as CPython's socket module does it, and which modules connecting
+    # by an IPv4 address and a name imports in the request.
+    import sys
+
+    before = set(sys.modules)
+    out = []
+    for s in ["127.0.0.1", "255.255.255.255", "01.2.3.4", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.x", "١.2.3.4"]:
+        try:
+            out.append(socket.inet_pton(socket.AF_INET, s).hex())
+        except OSError:
+            out.append("OSError")
+    for b in [b"\x7f\x00\x00\x01", b"abc"]:
+        try:
+            out.append(socket.inet_ntop(socket.AF_INET, b))
+        except ValueError:
+            out.append("ValueError")
+    out.append(socket.getaddrinfo(b"127.0.0.1", 80)[0][4][0])
+    port = int(q["port"])
+    socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    try:
+        socket.socket().connect(("Localhost", port))
+    except PermissionError:
+        pass
+    imported = sorted({"ipaddress", "encodings.idna", "unicodedata"} & (set(sys.modules) - before))
+    return " ".join(out) + " imported=" + ",".join(imported)
+
+
+ROUTES.update({"/addresses": addresses})
