@@ -125,7 +125,7 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 		// an ASCII name imports neither ipaddress nor the idna codec, an import every
 		// request would pay again in request isolation.
 		want := "7f000001 ffffffff OSError OSError OSError OSError OSError OSError 127.0.0.1 ValueError 127.0.0.1 imported="
-		if _, body := fetch(t, fmt.Sprintf("%s/net/addresses?port=%d", base, echo.Port)); body != want {
+		if _, body := fetch(t, fmt.Sprintf("%s/narrow/addresses?port=%d", base, echo.Port)); body != want {
 			t.Errorf("addresses: %q\nwant       %q", body, want)
 		}
 	})
@@ -174,8 +174,7 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 			t.Errorf("resolving an ungranted name: %q", body)
 		}
 		code, metrics := fetch(t, base+"/_wasmwsgi/metrics")
-		// net: the denials above and the one of the addresses subtest.
-		if code != 200 || !strings.Contains(metrics, `wasmwsgi_outbound_denied_total{app="net"} 11`) ||
+		if code != 200 || !strings.Contains(metrics, `wasmwsgi_outbound_denied_total{app="net"} 10`) ||
 			!strings.Contains(metrics, `wasmwsgi_outbound_denied_total{app="nogrant"} 1`) {
 			t.Errorf("metrics:\n%s", grepLines(metrics, "outbound"))
 		}
