@@ -69,8 +69,9 @@ check: python-wasm
 clean:
 	rm -rf bin python-wasm/dist/python.wasm python-wasm/dist/stdlib.zip python-wasm/dist/BUILDINFO
 
-## bench: Go benchmarks of the runtime, then wasmwsgi (both isolation modes) against
-## gunicorn with wrk on loopback; writes benchmarks/RESULTS.md
+## bench: Go benchmarks of the runtime and of an outbound round trip, then wasmwsgi
+## (both isolation modes) against gunicorn with wrk on loopback, on hello, Flask and an
+## app doing a Redis GET or a PostgreSQL SELECT; writes benchmarks/RESULTS.md
 bench: build vendor-apps
 	benchmarks/bench.sh benchmarks/RESULTS.md
 

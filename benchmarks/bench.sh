@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Go benchmarks of the runtime (one request's overhead, restore, cold start), then
-# side-by-side throughput on loopback: wasmwsgi with per-request isolation, wasmwsgi with
-# instance reuse, and Debian's gunicorn (2 sync workers), on the same raw-WSGI hello app
-# (apps/hello) and Flask app (apps/flask), driven by wrk. Targets are measured in
-# interleaved rounds so that machine noise hits all of them alike; the report gives the
-# median of the rounds and the ratios.
+# Go benchmarks of the runtime (one request's overhead, restore, cold start) and of an
+# outbound round trip, then side-by-side throughput on loopback: wasmwsgi with
+# per-request isolation, wasmwsgi with instance reuse, and Debian's gunicorn (2 sync
+# workers), on the same raw-WSGI hello app (apps/hello) and Flask app (apps/flask), and
+# on benchmarks/egress/app.py doing one Redis GET or one PostgreSQL SELECT per request
+# against servers the script starts on 127.0.0.1, driven by wrk; then PING round trips
+# to Redis from the sandbox and from native Python. Targets are measured in interleaved
+# rounds so that machine noise hits all of them alike; the report gives the median of
+# the rounds and the ratios.
 #
-#   benchmarks/bench.sh [OUT.md]       (make bench; needs wrk, gunicorn, make build vendor-apps)
+#   benchmarks/bench.sh [OUT.md]       (make bench; needs wrk, gunicorn, make build vendor-apps;
+#                                       the outbound part needs redis-server and PostgreSQL 15)
 #
-# With OUT.md, the whole report (machine, date, commit, both parts) is written there.
+# With OUT.md, the whole report (machine, date, commit, every part) is written there.
 #
-# Environment: ROUNDS (3), DURATION per round and target (5s), CONNECTIONS (16),
-# THREADS (2).
+# Environment: ROUNDS (3), DURATION per round and target (5s), EGRESS_DURATION per
+# round and outbound target (10s), CONNECTIONS (16), THREADS (2), RTT_N round trips per
+# timing (2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-}
 rounds=${ROUNDS:-3}
 duration=${DURATION:-5s}
+egress_duration=${EGRESS_DURATION:-10s}
+rtt_n=${RTT_N:-2000}
 conns=${CONNECTIONS:-16}
 threads=${THREADS:-2}
 bin=bin/wasmwsgi
@@ -31,12 +38,18 @@ echo "Go benchmarks (runtime)..." >&2
 {
   go test -run '^$' -bench 'Serve|Restore' -benchtime "${BENCHTIME:-300x}" -count 1 ./runtime
   go test -run '^$' -bench 'ColdStart|EngineStart' -benchtime "${STARTTIME:-5x}" -count 1 ./runtime
+  go test -run '^$' -bench 'RoundTrip' -benchtime "${RTTTIME:-20000x}" -count 3 ./egress
 } | grep -E '^Benchmark' > "$work/go.txt"
 cat "$work/go.txt"
 pids=()
+pgdata=
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$pgdata" ]; then
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdata/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pgdata"
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -94,9 +107,9 @@ for t in "${targets[@]}"; do
   [ "$code" = 200 ] || { echo "bench: ${url[$t]} answered $code" >&2; exit 1; }
 done
 
-# run_wrk target: prints "rps p50_ms p99_ms errors"
+# run_wrk target [duration]: prints "rps p50_ms p99_ms errors"
 run_wrk() {
-  wrk -t"$threads" -c"$conns" -d"$duration" --latency "${url[$1]}" | awk '
+  wrk -t"$threads" -c"$conns" -d"${2:-$duration}" --latency "${url[$1]}" | awk '
     function ms(v) {
       if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec/ { rps = $2 }
@@ -119,29 +132,143 @@ if grep -q ' yes$' "$work/raw"; then
   exit 1
 fi
 
-report=$(python3 - "$work/raw" <<'EOF'
+# report RAW: the medians of the rounds in RAW ("app/server rps p50 p99 errors" lines)
+# and the ratios, as Markdown tables.
+report() {
+  python3 - "$1" <<'EOF'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     t, rps, p50, p99, _ = line.split()
     rows.setdefault(t, []).append((float(rps), float(p50), float(p99)))
 med = {t: tuple(statistics.median(v[i] for v in vs) for i in range(3)) for t, vs in rows.items()}
+label = {"redis": "Redis GET", "pg": "PostgreSQL SELECT"}
 print("| app | server | rps | p50 ms | p99 ms |")
 print("|---|---|---:|---:|---:|")
 for t, (rps, p50, p99) in med.items():
     app, server = t.split("/")
     name = {"request": "wasmwsgi, isolation=request", "instance": "wasmwsgi, isolation=instance",
-            "gunicorn": "gunicorn, 2 sync workers"}[server]
-    print(f"| {app} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} |")
+            "gunicorn": "gunicorn, 2 sync workers",
+            "fresh": "gunicorn, 2 sync workers, a new connection per request"}[server]
+    print(f"| {label.get(app, app)} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} |")
 print()
-print("| app | request / gunicorn | instance / gunicorn | request / instance |")
-print("|---|---:|---:|---:|")
-for app in ("hello", "flask"):
+fresh = any(t.endswith("/fresh") for t in med)
+print("| app | request / gunicorn | instance / gunicorn | request / instance |" +
+      (" request / gunicorn connecting per request |" if fresh else ""))
+print("|---|---:|---:|---:|" + ("---:|" if fresh else ""))
+for app in dict.fromkeys(t.split("/")[0] for t in med):
     r, i, g = (med[f"{app}/{s}"][0] for s in ("request", "instance", "gunicorn"))
-    print(f"| {app} | {r / g:.2f}x | {i / g:.2f}x | {r / i:.2f}x |")
+    extra = f" {r / med[f'{app}/fresh'][0]:.2f}x |" if fresh else ""
+    print(f"| {label.get(app, app)} | {r / g:.2f}x | {i / g:.2f}x | {r / i:.2f}x |" + extra)
+EOF
+}
+report=$(report "$work/raw")
+echo "$report"
+
+# Outbound: Redis and PostgreSQL on 127.0.0.1, the egress app in both isolation modes
+# in a server of its own (granted those two ports) and under gunicorn.
+egress_report=
+if ! command -v redis-server >/dev/null || [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v runuser >/dev/null; then
+  egress_report="(not measured: the outbound part needs redis-server, PostgreSQL 15 and runuser)"
+  echo "bench: $egress_report" >&2
+else
+  # redis-py and pg8000 from Debian's packages, as the outbound tests take them.
+  site=${WASMWSGI_CACHE:-$HOME/.cache/wasmwsgi}/site-packages-egress
+  if [ ! -e "$site/.done" ]; then
+    mkdir -p "$work/debs"
+    (cd "$work/debs" && apt-get download -q python3-redis python3-packaging python3-deprecated python3-wrapt \
+      python3-async-timeout python3-pg8000 python3-six >&2)
+    for f in "$work"/debs/*.deb; do dpkg-deb -x "$f" "$work/debs/x"; done
+    rm -rf "$site" && mkdir -p "$(dirname "$site")"
+    mv "$work/debs/x/usr/lib/python3/dist-packages" "$site" && touch "$site/.done"
+  fi
+  rp=$(port)
+  redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+  pids+=($!)
+  pgdata=$(mktemp -d /tmp/wasmwsgi-bench-pg.XXXXXX)
+  chown postgres "$pgdata"
+  pg=/usr/lib/postgresql/15/bin
+  pp=$(port)
+  runuser -u postgres -- "$pg/initdb" -D "$pgdata/data" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$pg/pg_ctl" -D "$pgdata/data" -l "$pgdata/data/server.log" -w \
+    -o "-p $pp -k $pgdata/data -c listen_addresses=127.0.0.1" start >/dev/null
+  runuser -u postgres -- psql -q -h 127.0.0.1 -p "$pp" -d postgres \
+    -c "CREATE TABLE greeting (id int PRIMARY KEY, body text); INSERT INTO greeting VALUES (1, 'hello from postgres')"
+  for _ in $(seq 100); do
+    python3 - "$rp" <<'EOF' && break
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b'SET greeting "hello from redis"\r\n')
+assert s.recv(64) == b"+OK\r\n"
+EOF
+    sleep 0.1
+  done 2>/dev/null
+  conf=$work/egress.toml
+  for iso in request instance; do
+    mkdir -p "$work/eapps/egress-$iso"
+    cp benchmarks/egress/app.py "$work/eapps/egress-$iso/"
+    cp -r "$site" "$work/eapps/egress-$iso/site-packages"
+    printf 'isolation = "%s"\n' "$iso" > "$work/eapps/egress-$iso/wasmwsgi.toml"
+    printf '[apps.egress-%s]\noutbound = ["tcp://127.0.0.1:%s", "tcp://127.0.0.1:%s"]\n[apps.egress-%s.env]\nREDIS_PORT = "%s"\nPG_PORT = "%s"\n' \
+      "$iso" "$rp" "$pp" "$iso" "$rp" "$pp" >> "$conf"
+  done
+  ews=127.0.0.1:$(port)
+  XDG_CACHE_HOME=$work/cache "$bin" serve "$work/eapps" --config "$conf" --addr "$ews" --log-level warn >"$work/wasmwsgi-egress.log" 2>&1 &
+  pids+=($!)
+  ge=$(port)
+  REDIS_PORT=$rp PG_PORT=$pp PYTHONPATH=$site PYTHONDONTWRITEBYTECODE=1 \
+    gunicorn --bind "127.0.0.1:$ge" --workers 2 --chdir "$PWD/benchmarks/egress" --log-level warning \
+    app:application >"$work/gunicorn-egress.log" 2>&1 &
+  pids+=($!)
+  wait_up "http://$ews/_wasmwsgi/ready"
+  wait_up "http://127.0.0.1:$ge/"
+  for db in redis pg; do
+    url[$db/request]="http://$ews/egress-request/$db"
+    url[$db/instance]="http://$ews/egress-instance/$db"
+    url[$db/gunicorn]="http://127.0.0.1:$ge/$db"
+    url[$db/fresh]="http://127.0.0.1:$ge/$db-fresh"
+  done
+  etargets=(redis/request redis/instance redis/gunicorn redis/fresh pg/request pg/instance pg/gunicorn pg/fresh)
+  for t in "${etargets[@]}"; do
+    want="hello from redis"
+    [ "${t%%/*}" = pg ] && want="hello from postgres"
+    body=$(curl -s "${url[$t]}")
+    [ "$body" = "$want" ] || { echo "bench: ${url[$t]} answered \"$body\"" >&2; cat "$work/wasmwsgi-egress.log" >&2; exit 1; }
+  done
+  for t in "${etargets[@]}"; do wrk -t1 -c4 -d1s "${url[$t]}" >/dev/null; done
+  for r in $(seq "$rounds"); do
+    for t in "${etargets[@]}"; do
+      echo "round $r/$rounds: $t" >&2
+      echo "$t $(run_wrk "$t" "$egress_duration")" >> "$work/eraw"
+    done
+    # PING round trips: the sandbox's socket path, then native Python, the same loop.
+    echo "sandbox $(curl -s "http://$ews/egress-request/rtt?n=$rtt_n")" >> "$work/rtt"
+    echo "native $(cd benchmarks/egress && PYTHONPATH=$site PYTHONDONTWRITEBYTECODE=1 python3 -c \
+      "import app; print('%.1f' % app.round_trips($rp, $rtt_n))")" >> "$work/rtt"
+  done
+  if grep -q ' yes$' "$work/eraw"; then
+    echo "bench: some outbound requests failed (non-2xx or socket errors):" >&2
+    grep ' yes$' "$work/eraw" >&2
+    exit 1
+  fi
+  egress_report=$(report "$work/eraw")
+  rtt=$(python3 - "$work/rtt" <<'EOF'
+import statistics, sys
+v = {}
+for line in open(sys.argv[1]):
+    k, us = line.split()
+    v.setdefault(k, []).append(float(us))
+s, n = statistics.median(v["sandbox"]), statistics.median(v["native"])
+print("| PING round trip to Redis | µs |")
+print("|---|---:|")
+print(f"| wasmwsgi guest (Python socket, host functions, egress.Session) | {s:.1f} |")
+print(f"| native Python socket | {n:.1f} |")
+print(f"| sandbox / native | {s / n:.2f}x |")
 EOF
 )
-echo "$report"
+  egress_report="$egress_report"$'\n\n'"$rtt"
+  echo "$egress_report"
+fi
 if [ -n "$out" ]; then
   {
     echo "# Benchmark results"
@@ -163,12 +290,29 @@ if [ -n "$out" ]; then
     echo
     echo "$report"
     echo
+    echo "## Outbound connections: wrk on loopback"
+    echo
+    echo "$rounds interleaved rounds of $egress_duration per target, $conns connections, $threads threads; medians."
+    echo "benchmarks/egress/app.py answers one Redis GET (/redis) or one PostgreSQL SELECT by"
+    echo "primary key (/pg) per request, with redis-py and pg8000 from Debian, against"
+    echo "redis-server and PostgreSQL 15 started by the script on 127.0.0.1. Its connection is"
+    echo "made at a process's (an instance's) first request and kept: with isolation=request"
+    echo "every request connects anew, as the host closes a request's connections; gunicorn"
+    echo "is measured both ways (/redis-fresh and /pg-fresh close the connection after each"
+    echo "request). PostgreSQL starts a backend process for every connection."
+    echo "Then, once per round, $rtt_n PING round trips on one connection timed inside the"
+    echo "sandbox and by native python3 running the same function; medians of the rounds."
+    echo
+    echo "$egress_report"
+    echo
     echo "## Runtime: Go benchmarks"
     echo
     echo "One request through the runtime without HTTP (Serve), the restore of a used"
     echo "instance to the snapshot (Restore: median time and pages copied back), an app from"
     echo "nothing to its first response (ColdStart new: import; cached: snapshot from the disk"
-    echo "cache), and compiling python.wasm with a warm compilation cache (EngineStart)."
+    echo "cache), compiling python.wasm with a warm compilation cache (EngineStart), and one"
+    echo "100-byte round trip to an echo server through egress.Session's Send and Recv, as the"
+    echo "host functions make it, against a plain net.Conn (RoundTrip, 3 runs)."
     echo
     echo '```'
     cat "$work/go.txt"

@@ -1,7 +1,10 @@
 // Command soak runs mixed load against a real wasmwsgi server on loopback: well-behaved
-// requests to one tenant and a share of hostile requests to another. It reports failed
-// well-behaved requests (must be 0), their p50/p99, and the server's resident memory,
-// goroutines and open fds before and after, and exits non-zero when a bound is broken.
+// requests to two tenants (one of them makes a round trip to an echo server through its
+// outbound grant) and a share of hostile requests to another, some of which flood,
+// hold and drain outbound connections to loopback servers the soak starts. It reports
+// failed well-behaved requests (must be 0), their p50/p99, the server's resident
+// memory, goroutines and open fds before and after, and the outbound connections still
+// open at the end (must be 0), and exits non-zero when a bound is broken.
 //
 //	go run ./benchmarks/soak -duration 10m      (run `make build` first; `make soak`)
 package main
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,12 +26,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 var hostile = []string{
 	"spin", "regex", "sleep", "memory-bomb", "memory-creep", "deep-recursion", "huge-stream",
 	"huge-chunk", "fd-exhaustion", "host-files", "write-files", "sys-exit", "os-exit",
 	"close-raises", "threads", "sockets", "header-injection", "raw-calls", "nested-json",
+	// Outbound: {echo}, {sink} and {stream} are the ports of the loopback servers the
+	// soak starts (testkit.Echo, Sink, Stream).
+	"conn-flood?port={echo}", "slowloris?port={echo}", "endless-read?port={stream}", "endless-write?port={sink}",
 }
 
 func main() {
@@ -51,7 +60,36 @@ type sample struct {
 }
 
 func run(bin, apps string, warmup, duration time.Duration, workers int, hostileShare float64) error {
-	cmd := exec.Command(bin, "serve", apps, "--addr", "127.0.0.1:0")
+	var servers []*testkit.TCPServer
+	for _, serve := range []func(net.Conn){testkit.Echo, testkit.Sink, testkit.Stream} {
+		s, err := testkit.ListenTCP(serve)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		servers = append(servers, s)
+	}
+	echo, sink, stream := servers[0], servers[1], servers[2]
+	conf, err := os.CreateTemp("", "wasmwsgi-soak-*.toml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(conf.Name())
+	fmt.Fprintf(conf, `[apps.hostile]
+outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[3]d"]
+[apps.hostile.outbound_limits]
+max_bytes_in = "4MiB"
+max_bytes_out = "4MiB"
+[apps.netvictim]
+outbound = ["tcp://127.0.0.1:%[1]d"]
+`, echo.Port, sink.Port, stream.Port)
+	if err := conf.Close(); err != nil {
+		return err
+	}
+	ports := strings.NewReplacer("{echo}", strconv.Itoa(echo.Port), "{sink}", strconv.Itoa(sink.Port),
+		"{stream}", strconv.Itoa(stream.Port))
+
+	cmd := exec.Command(bin, "serve", apps, "--addr", "127.0.0.1:0", "--config", conf.Name())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
@@ -86,7 +124,8 @@ func run(bin, apps string, warmup, duration time.Duration, workers int, hostileS
 	// The same mixed load for the warm-up and the measured run; the baseline is taken
 	// after the warm-up, once the server has reached its working set, and both samples
 	// are taken idle.
-	l := &load{client: client, base: base, workers: workers, hostileShare: hostileShare, hostileCodes: map[string]int{}}
+	l := &load{client: client, base: base, workers: workers, hostileShare: hostileShare, hostileCodes: map[string]int{},
+		ports: ports, echoPort: echo.Port}
 	l.run(warmup)
 	time.Sleep(5 * time.Second)
 	client.CloseIdleConnections() // the server's per-connection goroutines and fds go too
@@ -95,7 +134,8 @@ func run(bin, apps string, warmup, duration time.Duration, workers int, hostileS
 	if err != nil {
 		return err
 	}
-	*l = load{client: client, base: base, workers: workers, hostileShare: hostileShare, hostileCodes: map[string]int{}}
+	*l = load{client: client, base: base, workers: workers, hostileShare: hostileShare, hostileCodes: map[string]int{},
+		ports: ports, echoPort: echo.Port}
 	l.run(duration)
 	time.Sleep(5 * time.Second) // let the last hostile instances reach their limits
 	client.CloseIdleConnections()
@@ -105,6 +145,7 @@ func run(bin, apps string, warmup, duration time.Duration, workers int, hostileS
 		return err
 	}
 	lat, failures, hostileSent, hostileCodes := l.lat, l.failures, l.hostileSent, l.hostileCodes
+	left := echo.Open() + sink.Open() + stream.Open()
 
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration {
@@ -120,6 +161,7 @@ func run(bin, apps string, warmup, duration time.Duration, workers int, hostileS
 	fmt.Printf("hostile: %d sent, status counts %v\n", hostileSent, hostileCodes)
 	fmt.Printf("rss: %d MiB -> %d MiB (%+.1f%%)\n", before.rss>>20, after.rss>>20, drift)
 	fmt.Printf("goroutines: %d -> %d; open fds: %d -> %d\n", before.goroutines, after.goroutines, before.fds, after.fds)
+	fmt.Printf("outbound connections left open: %d\n", left)
 
 	var problems []string
 	if failures > 0 {
@@ -131,6 +173,9 @@ func run(bin, apps string, warmup, duration time.Duration, workers int, hostileS
 	if after.goroutines > before.goroutines || after.fds > before.fds {
 		problems = append(problems, "goroutines or fds did not return to baseline")
 	}
+	if left > 0 {
+		problems = append(problems, fmt.Sprintf("%d outbound connections left open after the load", left))
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
@@ -141,6 +186,8 @@ func run(bin, apps string, warmup, duration time.Duration, workers int, hostileS
 type load struct {
 	client       *http.Client
 	base         string
+	ports        *strings.Replacer // puts the loopback servers' ports into hostile paths
+	echoPort     int
 	workers      int
 	hostileShare float64
 
@@ -170,21 +217,25 @@ func (l *load) run(d time.Duration) {
 func (l *load) one() {
 	if rand.Float64() < l.hostileShare {
 		path := hostile[rand.IntN(len(hostile))]
-		code, _, _ := get(l.client, l.base+"/hostile/"+path)
+		code, _, _ := get(l.client, l.base+"/hostile/"+l.ports.Replace(path))
 		l.mu.Lock()
 		l.hostileSent++
 		l.hostileCodes[strconv.Itoa(code)]++
 		l.mu.Unlock()
 		return
 	}
+	url := l.base + "/victim/"
+	if rand.IntN(2) == 0 {
+		url = l.base + "/netvictim/?port=" + strconv.Itoa(l.echoPort)
+	}
 	start := time.Now()
-	code, body, err := get(l.client, l.base+"/victim/")
+	code, body, err := get(l.client, url)
 	d := time.Since(start)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil || code != 200 || body != "fine" {
 		l.failures++
-		fmt.Fprintf(os.Stderr, "well-behaved request failed: %d %q %v\n", code, body, err)
+		fmt.Fprintf(os.Stderr, "well-behaved request %s failed: %d %q %v\n", url, code, body, err)
 		return
 	}
 	l.lat = append(l.lat, d)

@@ -367,7 +367,10 @@ func (c *frameworkClient) decode(r response, v any) {
 	}
 }
 
-type appState struct{ State, Error string }
+type appState struct {
+	State, Error string
+	ReloadError  string `json:"reload_error"`
+}
 
 func (c *frameworkClient) appStates() map[string]appState {
 	c.t.Helper()

@@ -89,6 +89,37 @@ var attacks = []attack{
 		}
 	}},
 	{"sockets", "sockets", 200, blockedAll},
+	// Outbound connections, to loopback servers the test starts ({echo}, {sink} and
+	// {stream} are their ports), under the default limits and 4 MiB byte caps.
+	{"connection flood", "conn-flood?port={echo}", 200, func(t *testing.T, body string) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["at_once"] != 6.0 || !strings.Contains(fmt.Sprint(m["at_once_error"]), "(outbound.max_open)") ||
+			m["in_all"] != 50.0 || !strings.Contains(fmt.Sprint(m["in_all_error"]), "(outbound.max_conns)") {
+			t.Errorf("flood: %v; want 6 at once (max_open), 50 in all (max_conns)", m)
+		}
+	}},
+	{"slowloris toward the echo server", "slowloris?port={echo}", 504, nil},
+	{"endless read, kept", "endless-read?port={stream}", 200, func(t *testing.T, body string) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := m["read"].(float64); n > 4<<20 || !strings.Contains(fmt.Sprint(m["error"]), "(outbound.max_bytes_in)") {
+			t.Errorf("endless read: %v; want at most 4 MiB, then max_bytes_in", m)
+		}
+	}},
+	{"endless write", "endless-write?port={sink}", 200, func(t *testing.T, body string) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := m["sent"].(float64); n > 4<<20 || !strings.Contains(fmt.Sprint(m["error"]), "(outbound.max_bytes_out)") {
+			t.Errorf("endless write: %v; want at most 4 MiB, then max_bytes_out", m)
+		}
+	}},
 	{"subprocess, system, fork", "subprocesses", 200, blockedAll},
 	{"garbage pointers into every host function", "raw-calls", 200, func(t *testing.T, body string) {
 		var m map[string]int
@@ -116,11 +147,54 @@ func hostileApps(t *testing.T) string {
 	return dir
 }
 
-// TestHostileTenant runs every attack against the real server while a second tenant is
-// served side by side. Every attack must get its status, and every request of the other
-// tenant must succeed.
+// netServers starts the loopback servers the hostile tenant's outbound attacks and the
+// netvictim tenant connect to, and returns them with the server configuration that
+// grants them, and the replacer that puts their ports into attack paths.
+func netServers(t *testing.T) (echo, sink, stream *testkit.TCPServer, conf string, ports *strings.Replacer) {
+	echo, sink, stream = testkit.StartTCP(t, testkit.Echo), testkit.StartTCP(t, testkit.Sink), testkit.StartTCP(t, testkit.Stream)
+	conf = testkit.ConfigFile(t, fmt.Sprintf(`
+[apps.hostile]
+outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[3]d"]
+[apps.hostile.outbound_limits]
+max_bytes_in = "4MiB"
+max_bytes_out = "4MiB"
+[apps.netvictim]
+outbound = ["tcp://127.0.0.1:%[1]d"]
+`, echo.Port, sink.Port, stream.Port))
+	ports = strings.NewReplacer("{echo}", fmt.Sprint(echo.Port), "{sink}", fmt.Sprint(sink.Port), "{stream}", fmt.Sprint(stream.Port))
+	return echo, sink, stream, conf, ports
+}
+
+// serverLoad reads the server's open fds (/proc) and goroutines (its metrics).
+func serverLoad(t *testing.T, s *testkit.Server) (fds, goroutines int) {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.Pid()))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // its connection must not count
+	resp, err := c.Get(s.Base + "/_wasmwsgi/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			fmt.Sscan(v, &goroutines)
+		}
+	}
+	return len(entries), goroutines
+}
+
+// TestHostileTenant runs every attack against the real server while two other tenants
+// are served side by side, one of them through its own outbound connection to the echo
+// server the attacks flood. Every attack must get its status, every request of the
+// other tenants must succeed, and once the attacks are over the host has closed every
+// connection they opened and the server is back to the fds and goroutines it had.
 func TestHostileTenant(t *testing.T) {
-	s := testkit.Start(t, hostileApps(t))
+	echo, sink, stream, conf, ports := netServers(t)
+	s := testkit.Start(t, hostileApps(t), "--config", conf)
 
 	victim := func(n int) []time.Duration {
 		var ds []time.Duration
@@ -131,10 +205,16 @@ func TestHostileTenant(t *testing.T) {
 				t.Errorf("other tenant: %d %q", r.status, r.body)
 			}
 			ds = append(ds, time.Since(start))
+			if r := get(t, fmt.Sprintf("%s/netvictim/?port=%d", s.Base, echo.Port)); r.status != 200 || r.body != "fine" {
+				t.Errorf("the tenant using its outbound grant: %d %q", r.status, r.body)
+			}
 		}
 		return ds
 	}
 	baseline := median(victim(10))
+	http.DefaultClient.CloseIdleConnections()
+	time.Sleep(200 * time.Millisecond) // for the server to see those connections closed
+	fdsBefore, goroutinesBefore := serverLoad(t, s)
 
 	var wg sync.WaitGroup
 	var under []time.Duration
@@ -154,7 +234,7 @@ func TestHostileTenant(t *testing.T) {
 
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			resp, err := http.Get(s.Base + "/hostile/" + a.path)
+			resp, err := http.Get(s.Base + "/hostile/" + ports.Replace(a.path))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,6 +264,20 @@ func TestHostileTenant(t *testing.T) {
 	wg.Wait()
 	t.Logf("other tenant: median %v alone, %v during the attacks (%d requests, ratio %.2f)",
 		baseline, median(under), len(under), float64(median(under))/float64(baseline))
+
+	waitFor(t, "the host closed every outbound connection", func() bool {
+		return echo.Open() == 0 && sink.Open() == 0 && stream.Open() == 0
+	})
+	http.DefaultClient.CloseIdleConnections()
+	var fds, goroutines int
+	eventually(t, s, func() string {
+		if fds, goroutines = serverLoad(t, s); fds > fdsBefore || goroutines > goroutinesBefore {
+			return fmt.Sprintf("the server holds %d fds and %d goroutines, %d and %d before the attacks",
+				fds, goroutines, fdsBefore, goroutinesBefore)
+		}
+		return ""
+	})
+	t.Logf("server: %d fds and %d goroutines before the attacks, %d and %d after", fdsBefore, goroutinesBefore, fds, goroutines)
 
 	log := s.Log()
 	for _, want := range []string{"limits.timeout", "limits.memory", "limits.max_response"} {

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,44 +23,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
+
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
-
-// echoServer is a TCP echo server on 127.0.0.1 that counts its open connections.
-type echoServer struct {
-	port int
-	open atomic.Int64
-}
-
-func startEcho(t *testing.T) *echoServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	e := &echoServer{port: ln.Addr().(*net.TCPAddr).Port}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			e.open.Add(1)
-			go func() {
-				defer e.open.Add(-1)
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return e
-}
 
 // freePort returns a port on 127.0.0.1 that nothing listens on (just now).
 func freePort(t *testing.T) int {
@@ -125,33 +93,50 @@ func outboundApps(t *testing.T, sitePackages string) string {
 }
 
 func TestOutboundSockets(t *testing.T) {
-	echo := startEcho(t)
+	echo := testkit.StartTCP(t, testkit.Echo)
+	sink := testkit.StartTCP(t, testkit.Sink)     // accepts, reads, never answers
+	stream := testkit.StartTCP(t, testkit.Stream) // sends without end
 	closed := freePort(t)
+	full := fullBacklog(t)
 	apps := outboundApps(t, "")
 	testkit.WriteFile(t, filepath.Join(apps, "narrow", "wasmwsgi.toml"),
-		fmt.Sprintf("outbound = [\"tcp://127.0.0.1:%d\"]\n", echo.port))
+		fmt.Sprintf("outbound = [\"tcp://127.0.0.1:%d\"]\n", echo.Port))
 	conf := testkit.ConfigFile(t, fmt.Sprintf(`
 [limits]
 timeout = "3s"
 [apps.net]
-outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
+outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[3]d", "tcp://127.0.0.1:%[4]d",
+            "tcp://127.0.0.1:%[5]d"]
 [apps.net.outbound_limits]
 max_open = 3
+max_conns = 10
+max_bytes_in = "1MiB"
+max_bytes_out = "1MiB"
+connect_timeout = "1s"
 [apps.inst]
 outbound = ["tcp://127.0.0.1:%[1]d"]
 [apps.wider]
 outbound = ["tcp://127.0.0.1:6379"]
 [apps.narrow]
 outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
-`, echo.port, closed))
+`, echo.Port, closed, sink.Port, stream.Port, full))
 	s := testkit.Start(t, apps, "--config", conf)
 	base := s.Base
 
 	t.Run("echo", func(t *testing.T) {
-		code, body := fetch(t, fmt.Sprintf("%s/net/echo?port=%d", base, echo.port))
+		code, body := fetch(t, fmt.Sprintf("%s/net/echo?port=%d", base, echo.Port))
 		want := `ok b'hello ' b'world\n' 1 b'' would block timed out b'' nodelay=1 peer=127.0.0.1`
 		if code != 200 || body != want {
 			t.Fatalf("%d %q, want %q", code, body, want)
+		}
+	})
+	t.Run("addresses", func(t *testing.T) {
+		// As CPython's socket module parses them; and connecting by an IPv4 address or
+		// an ASCII name imports neither ipaddress nor the idna codec, an import every
+		// request would pay again in request isolation.
+		want := "7f000001 ffffffff OSError OSError OSError OSError OSError OSError 127.0.0.1 ValueError 127.0.0.1 imported="
+		if _, body := fetch(t, fmt.Sprintf("%s/narrow/addresses?port=%d", base, echo.Port)); body != want {
+			t.Errorf("addresses: %q\nwant       %q", body, want)
 		}
 	})
 	t.Run("denied", func(t *testing.T) {
@@ -160,15 +145,15 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 			port      int
 			want      string
 		}{
-			{"net", "127.0.0.1", echo.port + 1, "PermissionError: 127.0.0.1:" + strconv.Itoa(echo.port+1) +
+			{"net", "127.0.0.1", echo.Port + 1, "PermissionError: 127.0.0.1:" + strconv.Itoa(echo.Port+1) +
 				" is not granted to this app: no outbound entry covers port"},
-			{"net", "127.0.0.2", echo.port, "PermissionError: 127.0.0.2:" + strconv.Itoa(echo.port) +
+			{"net", "127.0.0.2", echo.Port, "PermissionError: 127.0.0.2:" + strconv.Itoa(echo.Port) +
 				" is not granted to this app: 127.0.0.2 is loopback"},
-			{"net", "localhost", echo.port, "gaierror: localhost is not granted to this app"},
-			{"net", "0.0.0.0", echo.port, "PermissionError: 0.0.0.0:" + strconv.Itoa(echo.port) + " is not granted"},
-			{"net", "::1", echo.port, "PermissionError: [::1]:" + strconv.Itoa(echo.port) + " is not granted"},
+			{"net", "localhost", echo.Port, "gaierror: localhost is not granted to this app"},
+			{"net", "0.0.0.0", echo.Port, "PermissionError: 0.0.0.0:" + strconv.Itoa(echo.Port) + " is not granted"},
+			{"net", "::1", echo.Port, "PermissionError: [::1]:" + strconv.Itoa(echo.Port) + " is not granted"},
 			{"net", "169.254.169.254", 80, "PermissionError: 169.254.169.254:80 is not granted to this app: 169.254.169.254 is link-local"},
-			{"nogrant", "127.0.0.1", echo.port, "PermissionError: 127.0.0.1:" + strconv.Itoa(echo.port) +
+			{"nogrant", "127.0.0.1", echo.Port, "PermissionError: 127.0.0.1:" + strconv.Itoa(echo.Port) +
 				" is not granted to this app: it has no outbound grants"},
 			{"narrow", "127.0.0.1", closed, "PermissionError: 127.0.0.1:" + strconv.Itoa(closed) + " is not granted"},
 			{"net", "127.0.0.1", closed, "ConnectionRefusedError: connection to 127.0.0.1:" + strconv.Itoa(closed) + " refused"},
@@ -180,12 +165,26 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 				t.Errorf("%s -> %s:%d: %d %q, want %q", tc.app, tc.host, tc.port, code, body, tc.want)
 			}
 		}
+		// socket.connect without getaddrinfo: the host gets the name or address as
+		// written, and decides on the address it would connect to.
+		for _, tc := range []struct{ host, want string }{
+			{"localhost", "PermissionError: localhost:%d is not granted to this app: no outbound entry covers it"},
+			{"::ffff:127.0.0.2", "PermissionError: 127.0.0.2:%d is not granted to this app: 127.0.0.2 is loopback"},
+			{"2130706434", "PermissionError: 2130706434:%d is not granted to this app"}, // 127.0.0.2 as one number
+		} {
+			want := fmt.Sprintf(tc.want, echo.Port)
+			code, body := fetch(t, fmt.Sprintf("%s/net/raw?host=%s&port=%d", base, tc.host, echo.Port))
+			class, msg, _ := strings.Cut(want, ": ")
+			if code != 200 || !strings.HasPrefix(body, class+": [Errno ") || !strings.Contains(body, "] "+msg) {
+				t.Errorf("connect((%q, %d)): %d %q, want %q", tc.host, echo.Port, code, body, want)
+			}
+		}
 		if _, body := fetch(t, base+"/net/resolve?host=metadata.google.internal"); !strings.HasPrefix(body, "gaierror: ") ||
 			!strings.Contains(body, "] metadata.google.internal is not granted to this app") {
 			t.Errorf("resolving an ungranted name: %q", body)
 		}
 		code, metrics := fetch(t, base+"/_wasmwsgi/metrics")
-		if code != 200 || !strings.Contains(metrics, `wasmwsgi_outbound_denied_total{app="net"} 7`) ||
+		if code != 200 || !strings.Contains(metrics, `wasmwsgi_outbound_denied_total{app="net"} 10`) ||
 			!strings.Contains(metrics, `wasmwsgi_outbound_denied_total{app="nogrant"} 1`) {
 			t.Errorf("metrics:\n%s", grepLines(metrics, "outbound"))
 		}
@@ -204,43 +203,99 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 			}
 		}
 	})
+	t.Run("tenant widens through hot reload", func(t *testing.T) {
+		s.WaitLog(t, "watching the apps folder")
+		toml := filepath.Join(apps, "narrow", "wasmwsgi.toml")
+		testkit.WriteFile(t, toml, fmt.Sprintf("outbound = [\"tcp://127.0.0.1:%d\", \"tcp://127.0.0.2:%d\"]\n",
+			echo.Port, echo.Port))
+		entry := fmt.Sprintf(`"tcp://127.0.0.2:%d"`, echo.Port)
+		eventually(t, s, func() string {
+			st := readyStates(t, base)["narrow"]
+			if st.State != "ready" || !strings.Contains(st.ReloadError, toml) || !strings.Contains(st.ReloadError, entry) ||
+				!strings.Contains(st.ReloadError, "not within the app's grant") {
+				return fmt.Sprintf("narrow is %+v, want ready with a reload error naming %s and %s", st, toml, entry)
+			}
+			return ""
+		})
+		// The granted version serves on, narrowed as before.
+		want := fmt.Sprintf("] 127.0.0.1:%d is not granted", closed)
+		if _, body := fetch(t, fmt.Sprintf("%s/narrow/try?host=127.0.0.1&port=%d", base, closed)); !strings.HasPrefix(body, "PermissionError: [Errno ") ||
+			!strings.Contains(body, want) {
+			t.Errorf("narrow after a refused reload: %q, want a PermissionError saying %q", body, want)
+		}
+	})
 	t.Run("limits", func(t *testing.T) {
-		_, body := fetch(t, fmt.Sprintf("%s/net/many?port=%d&n=4", base, echo.port))
+		_, body := fetch(t, fmt.Sprintf("%s/net/many?port=%d&n=4", base, echo.Port))
 		if !strings.HasPrefix(body, "after 3: OSError:") || !strings.Contains(body, "max_open") {
 			t.Errorf("four connections at once with max_open = 3: %q", body)
 		}
+		dest := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+		// Each case: the route, its answer's beginning, and what its message must say.
+		for _, tc := range []struct {
+			path, prefix string
+			says         []string
+		}{
+			{fmt.Sprintf("churn?port=%d", echo.Port), "after 10: OSError: [Errno ",
+				[]string{dest(echo.Port), "already opened 10 connections", "(outbound.max_conns)"}},
+			{fmt.Sprintf("silence?port=%d&timeout=0.3", sink.Port), "TimeoutError: [Errno ",
+				[]string{"receiving from " + dest(sink.Port) + " timed out"}},
+			{fmt.Sprintf("try?host=127.0.0.1&port=%d", full), "TimeoutError: [Errno ",
+				[]string{"connection to " + dest(full) + " timed out"}},
+			{fmt.Sprintf("readall?port=%d", stream.Port), "after ",
+				[]string{"OSError: [Errno ", "receiving from " + dest(stream.Port), "more than 1048576 bytes", "(outbound.max_bytes_in)"}},
+			{fmt.Sprintf("sendall?port=%d", sink.Port), "after ",
+				[]string{"OSError: [Errno ", "sending to " + dest(sink.Port), "more than 1048576 bytes", "(outbound.max_bytes_out)"}},
+		} {
+			code, body := fetch(t, base+"/net/"+tc.path)
+			ok := code == 200 && strings.HasPrefix(body, tc.prefix)
+			for _, w := range tc.says {
+				ok = ok && strings.Contains(body, w)
+			}
+			if !ok {
+				t.Errorf("%s: %d %q, want %q... saying %q", tc.path, code, body, tc.prefix, tc.says)
+			}
+			// What was carried stays within the cap.
+			var n int
+			if _, err := fmt.Sscanf(body, "after %d: ", &n); err == nil && strings.Contains(body, "bytes") && n > 1<<20 {
+				t.Errorf("%s: %d bytes carried with a cap of 1 MiB", tc.path, n)
+			}
+		}
+		// readall and sendall left their connections open: the host closed them.
+		waitFor(t, "the sink's and the stream's connections are closed", func() bool {
+			return sink.Open() == 0 && stream.Open() == 0
+		})
 	})
 	t.Run("connections end with the request", func(t *testing.T) {
-		waitFor(t, "the echo server's connections are closed", func() bool { return echo.open.Load() == 0 })
-		if _, body := fetch(t, fmt.Sprintf("%s/net/keep?port=%d", base, echo.port)); body != "kept 1" {
+		waitFor(t, "the echo server's connections are closed", func() bool { return echo.Open() == 0 })
+		if _, body := fetch(t, fmt.Sprintf("%s/net/keep?port=%d", base, echo.Port)); body != "kept 1" {
 			t.Fatalf("keep: %q", body)
 		}
-		waitFor(t, "the request's connection is closed", func() bool { return echo.open.Load() == 0 })
+		waitFor(t, "the request's connection is closed", func() bool { return echo.Open() == 0 })
 		// In instance isolation they live on with the instance.
-		if _, body := fetch(t, fmt.Sprintf("%s/inst/keep?port=%d", base, echo.port)); body != "kept 1" {
+		if _, body := fetch(t, fmt.Sprintf("%s/inst/keep?port=%d", base, echo.Port)); body != "kept 1" {
 			t.Fatalf("keep: %q", body)
 		}
-		if _, body := fetch(t, fmt.Sprintf("%s/inst/keep?port=%d", base, echo.port)); body != "kept 2" {
+		if _, body := fetch(t, fmt.Sprintf("%s/inst/keep?port=%d", base, echo.Port)); body != "kept 2" {
 			t.Fatalf("second keep on the same instance: %q", body)
 		}
 		time.Sleep(100 * time.Millisecond)
-		if n := echo.open.Load(); n != 2 {
+		if n := echo.Open(); n != 2 {
 			t.Errorf("%d connections open after two requests of an instance, want 2", n)
 		}
 	})
 	t.Run("a blocked guest blocks nobody else", func(t *testing.T) {
-		before := echo.open.Load()
+		before := echo.Open()
 		var wg sync.WaitGroup
 		wg.Add(1)
 		var hangCode int
 		start := time.Now()
 		go func() {
 			defer wg.Done()
-			hangCode, _ = fetch(t, fmt.Sprintf("%s/net/hang?port=%d", base, echo.port))
+			hangCode, _ = fetch(t, fmt.Sprintf("%s/net/hang?port=%d", base, echo.Port))
 		}()
-		waitFor(t, "the hanging request connected", func() bool { return echo.open.Load() > before })
+		waitFor(t, "the hanging request connected", func() bool { return echo.Open() > before })
 		for i := 0; i < 3; i++ {
-			if code, body := fetch(t, fmt.Sprintf("%s/net/echo?port=%d", base, echo.port)); code != 200 || !strings.HasPrefix(body, "ok ") {
+			if code, body := fetch(t, fmt.Sprintf("%s/net/echo?port=%d", base, echo.Port)); code != 200 || !strings.HasPrefix(body, "ok ") {
 				t.Errorf("echo while another request waits in recv: %d %q", code, body)
 			}
 		}
@@ -251,8 +306,41 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 		if hangCode != 504 {
 			t.Errorf("the request blocked in recv ended with %d, want 504 at its time limit", hangCode)
 		}
-		waitFor(t, "the timed-out request's connection is closed", func() bool { return echo.open.Load() == before })
+		waitFor(t, "the timed-out request's connection is closed", func() bool { return echo.Open() == before })
 	})
+}
+
+// fullBacklog returns the port of a listener on 127.0.0.1 that never accepts and
+// whose accept queue is full, so that a connection to it waits until its timeout:
+// Linux drops the SYN of a connection the full queue has no room for.
+func fullBacklog(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 300*time.Millisecond)
+		if err != nil {
+			return port // the queue is full
+		}
+		t.Cleanup(func() { c.Close() })
+		if i == 8 {
+			t.Fatal("the listener's accept queue never filled")
+		}
+	}
 }
 
 func grepLines(text, word string) string {
@@ -621,7 +709,7 @@ func TestOutboundTLS(t *testing.T) {
 // admin page, with the figures of the traffic the test made; and the series go with
 // the app.
 func TestOutboundStats(t *testing.T) {
-	echo := startEcho(t)
+	echo := testkit.StartTCP(t, testkit.Echo)
 	apps := outboundApps(t, "")
 	const token = "outbound-stats-token"
 	conf := testkit.ConfigFile(t, fmt.Sprintf(`
@@ -630,15 +718,15 @@ enabled = true
 token = %q
 [apps.net]
 outbound = ["tcp://127.0.0.1:%d"]
-`, token, echo.port))
+`, token, echo.Port))
 	s := testkit.Start(t, apps, "--config", conf)
 
 	const n, size = 3, 1000
-	traffic := fmt.Sprintf("/net/traffic?port=%d&n=%d&size=%d", echo.port, n, size)
+	traffic := fmt.Sprintf("/net/traffic?port=%d&n=%d&size=%d", echo.Port, n, size)
 	if code, body := fetch(t, s.Base+traffic); code != 200 || body != fmt.Sprintf("%d connections, %d bytes back", n, n*size) {
 		t.Fatalf("traffic: %d %q", code, body)
 	}
-	denied := fmt.Sprintf("/net/try?host=127.0.0.2&port=%d", echo.port)
+	denied := fmt.Sprintf("/net/try?host=127.0.0.2&port=%d", echo.Port)
 	if code, body := fetch(t, s.Base+denied); code != 200 || !strings.HasPrefix(body, "PermissionError") {
 		t.Fatalf("denied: %d %q", code, body)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -28,7 +29,7 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 	if out, _, code := runBinary(t, "check", "../../cmd/wasmwsgi/testdata/hostile-apps"); code != 0 ||
-		!strings.Contains(out, "hostile  ready") {
+		!regexp.MustCompile(`(?m)^hostile +ready`).MatchString(out) {
 		t.Errorf("check over healthy apps exited %d:\n%s", code, out)
 	}
 }

@@ -177,6 +177,9 @@ func (s *Server) WaitLog(t testing.TB, want string) {
 // Signal sends sig to the server process.
 func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
 
+// Pid is the server process's id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Done is closed once the process has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
 

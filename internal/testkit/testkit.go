@@ -1,7 +1,8 @@
 // Package testkit holds what the tests of several packages share: files and app
 // folders written for a test, and the real wasmwsgi binary, built once and run as a
-// server process (server.go). Only tests import it, the tests of the nested e2e
-// module included.
+// server process (server.go), and loopback servers for apps to connect to (tcp.go).
+// Only tests import it, the tests of the nested e2e module included, and the soak
+// (benchmarks/soak), which serves apps the same way.
 package testkit
 
 import (

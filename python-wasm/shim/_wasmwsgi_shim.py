@@ -728,7 +728,7 @@ def _install_network():
                 raise TypeError("%s address must be a tuple (host, port)" % ("AF_INET6" if self._family == 10 else "AF_INET"))
             host, port = address[0], address[1]
             if isinstance(host, str):
-                host = host.encode("idna")
+                host = name_bytes(host)
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise OverflowError("connect(): port must be 0-65535.")
             timeout = self._timeout
@@ -871,6 +871,12 @@ def _install_network():
             raise OSError("service/proto not found")
         return services[name]
 
+    def name_bytes(host):
+        # An ASCII name as it is, as CPython's socket.connect passes it; only other
+        # names go through the idna codec. Its import (unicodedata with it) would
+        # otherwise cost every request in request isolation, where no import lasts.
+        return host.encode("ascii") if host.isascii() else host.encode("idna")
+
     def is_address(host):
         try:
             inet_pton(10 if ":" in host else 2, host.partition("%")[0])
@@ -880,7 +886,7 @@ def _install_network():
 
     def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
         if isinstance(host, bytes):
-            host = host.decode("idna")
+            host = host.decode("ascii") if host.isascii() else host.decode("idna")
         if isinstance(port, bytes):
             port = port.decode()
         if port is None:
@@ -899,7 +905,7 @@ def _install_network():
         elif flags & consts["AI_NUMERICHOST"]:
             raise gaierror(consts["EAI_NONAME"], "Name or service not known")
         else:
-            res = _wasmwsgi.net_resolve(host.encode("idna"))
+            res = _wasmwsgi.net_resolve(name_bytes(host))
             if isinstance(res, int):
                 raise fail(res, resolving=True)
             addrs = res.decode().split()
@@ -930,7 +936,25 @@ def _install_network():
     def getnameinfo(sockaddr, flags):
         return sockaddr[0], str(sockaddr[1])
 
+    def ipv4_packed(s):
+        # The four bytes of a dotted-quad address, or None; as inet_pton, no leading
+        # zeros and no shorter forms.
+        parts = s.split(".")
+        if len(parts) != 4:
+            return None
+        out = bytearray()
+        for p in parts:
+            if not (p.isascii() and p.isdigit()) or len(p) > 3 or len(p) > 1 and p[0] == "0" or int(p) > 255:
+                return None
+            out.append(int(p))
+        return bytes(out)
+
     def inet_pton(af, s):
+        if af == 2:
+            packed = ipv4_packed(s) if isinstance(s, str) else None
+            if packed is None:
+                raise OSError("illegal IP address string passed to inet_pton")
+            return packed
         import ipaddress
 
         try:
@@ -939,6 +963,11 @@ def _install_network():
             raise OSError("illegal IP address string passed to inet_pton") from None
 
     def inet_ntop(af, b):
+        if af == 2:
+            b = bytes(b)
+            if len(b) != 4:
+                raise ValueError("invalid length of packed IP address string")
+            return "%d.%d.%d.%d" % tuple(b)
         import ipaddress
 
         return str((ipaddress.IPv6Address if af == 10 else ipaddress.IPv4Address)(bytes(b)))
@@ -1310,7 +1339,7 @@ def _ssl_module(sockmod, fail):
                 raise SSLError("apps cannot serve TLS in this sandbox")
             name = server_hostname or ""
             if isinstance(name, str):
-                name = name.encode("idna")
+                name = name.encode("ascii") if name.isascii() else name.encode("idna")
             flags = 0
             if self._verify_mode == VerifyMode.CERT_NONE:
                 flags |= 1

@@ -287,3 +287,103 @@ def orm(q):
 
 
 ROUTES.update({"/mysql": mysql, "/orm": orm})
+
+def raw_connect(q):
+    # socket.connect itself, without create_connection's getaddrinfo first: a name or
+    # an address goes to the host as written.
+    host, port = q["host"], int(q["port"])
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+    finally:
+        s.close()
+    return "connected"
+
+
+def churn(q):
+    # Opens and closes connections one after another until one is refused.
+    port, made = int(q["port"]), 0
+    try:
+        while made < 1000:
+            socket.create_connection(("127.0.0.1", port), timeout=3).close()
+            made += 1
+        return "opened %d" % made
+    except OSError as e:
+        return "after %d: %s: %s" % (made, type(e).__name__, e)
+
+
+def silence(q):
+    # Waits for an answer that never comes, with a socket timeout.
+    s = socket.create_connection(("127.0.0.1", int(q["port"])), timeout=3)
+    s.sendall(b"anyone there?")
+    s.settimeout(float(q["timeout"]))
+    try:
+        s.recv(10)
+        return "answered"
+    except OSError as e:
+        return "%s: %s" % (type(e).__name__, e)
+    finally:
+        s.close()
+
+
+def read_all(q):
+    # Reads a server that never stops sending.
+    s = socket.create_connection(("127.0.0.1", int(q["port"])), timeout=3)
+    buf, total = bytearray(1 << 16), 0
+    try:
+        while True:
+            n = s.recv_into(buf)
+            if n == 0:
+                return "end of stream after %d" % total
+            total += n
+    except OSError as e:
+        return "after %d: %s: %s" % (total, type(e).__name__, e)
+
+
+def send_all(q):
+    # Sends without end to a server that reads everything.
+    s = socket.create_connection(("127.0.0.1", int(q["port"])), timeout=3)
+    chunk, total = b"x" * (1 << 16), 0
+    try:
+        while True:
+            s.sendall(chunk)
+            total += len(chunk)
+    except OSError as e:
+        return "after %d: %s: %s" % (total, type(e).__name__, e)
+
+
+ROUTES.update({"/raw": raw_connect, "/churn": churn, "/silence": silence, "/readall": read_all, "/sendall": send_all})
+
+
+def addresses(q):
+    # Address parsing as CPython's socket module does it, and which modules connecting
+    # by an IPv4 address and a name imports in the request.
+    import sys
+
+    before = set(sys.modules)
+    out = []
+    for s in ["127.0.0.1", "255.255.255.255", "01.2.3.4", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.x", "١.2.3.4"]:
+        try:
+            out.append(socket.inet_pton(socket.AF_INET, s).hex())
+        except OSError:
+            out.append("OSError")
+    for b in [b"\x7f\x00\x00\x01", b"abc"]:
+        try:
+            out.append(socket.inet_ntop(socket.AF_INET, b))
+        except ValueError:
+            out.append("ValueError")
+    out.append(socket.getaddrinfo(b"127.0.0.1", 80)[0][4][0])
+    port = int(q["port"])
+    socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    try:
+        socket.socket().connect(("Localhost", port))
+    except PermissionError:
+        pass
+    imported = sorted({"ipaddress", "encodings.idna", "unicodedata"} & (set(sys.modules) - before))
+    return " ".join(out) + " imported=" + ",".join(imported)
+
+
+ROUTES.update({"/addresses": addresses})

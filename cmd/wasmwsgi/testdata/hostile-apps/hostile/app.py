@@ -241,6 +241,84 @@ def raw_calls(environ, start_response):
     return ok(start_response, results)
 
 
+def _port(environ):
+    from urllib.parse import parse_qs
+
+    return int(parse_qs(environ.get("QUERY_STRING", ""))["port"][0])
+
+
+def conn_flood(environ, start_response):
+    # As many connections at once as the host gives, then as many more one after
+    # another: both end at a limit (outbound.max_open, outbound.max_conns).
+    import socket
+
+    port, held, seen = _port(environ), [], {}
+    try:
+        while True:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+    except OSError as e:
+        seen["at_once"], seen["at_once_error"] = len(held), str(e)
+    for s in held:
+        s.close()
+    made = 0
+    try:
+        while True:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            made += 1
+    except OSError as e:
+        seen["in_all"], seen["in_all_error"] = len(held) + made, str(e)
+    return ok(start_response, seen)
+
+
+def slowloris(environ, start_response):
+    # Holds every connection it can get, sending a byte at a time, never reading, until
+    # the time limit stops it.
+    import socket
+    import time
+
+    held = []
+    try:
+        while True:
+            held.append(socket.create_connection(("127.0.0.1", _port(environ)), timeout=2))
+    except OSError:
+        pass
+    while True:
+        for s in held:
+            s.send(b"x")
+        time.sleep(0.05)
+
+
+def endless_read(environ, start_response):
+    # Keeps everything a server that never stops sending sends.
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", _port(environ)), timeout=2)
+    kept, total = [], 0
+    try:
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                return ok(start_response, {"read": total, "error": "end of stream"})
+            kept.append(chunk)
+            total += len(chunk)
+    except OSError as e:
+        return ok(start_response, {"read": total, "error": str(e)})
+
+
+def endless_write(environ, start_response):
+    # Sends without end to a server that reads everything.
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", _port(environ)), timeout=2)
+    chunk, total = b"x" * (1 << 16), 0
+    try:
+        while True:
+            s.sendall(chunk)
+            total += len(chunk)
+    except OSError as e:
+        return ok(start_response, {"sent": total, "error": str(e)})
+
+
 def read_body(environ, start_response):
     data = environ["wsgi.input"].read()
     return ok(start_response, len(data))
