@@ -64,6 +64,10 @@ for app in hello flask; do
     printf 'isolation = "%s"\nwarmup = [%s]\n' "$iso" "$warm" > "$work/apps/$app-$iso/wasmwsgi.toml"
   done
 done
+# And Flask as a new user has it: no wasmwsgi.toml, so the automatic warm-up.
+mkdir -p "$work/apps/flask-default"
+cp -r apps/flask/. "$work/apps/flask-default/"
+rm -f "$work/apps/flask-default/wasmwsgi.toml"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() {
@@ -97,9 +101,10 @@ declare -A url=(
   [hello/gunicorn]="http://127.0.0.1:$gh/hello/"
   [flask/request]="http://$ws/flask-request/hello"
   [flask/instance]="http://$ws/flask-instance/hello"
+  [flask/default]="http://$ws/flask-default/hello"
   [flask/gunicorn]="http://127.0.0.1:$gf/flask/hello"
 )
-targets=(hello/request hello/instance hello/gunicorn flask/request flask/instance flask/gunicorn)
+targets=(hello/request hello/instance hello/gunicorn flask/request flask/instance flask/default flask/gunicorn)
 
 # The same response from every server, or the comparison means nothing.
 for t in "${targets[@]}"; do
@@ -148,6 +153,7 @@ print("|---|---|---:|---:|---:|")
 for t, (rps, p50, p99) in med.items():
     app, server = t.split("/")
     name = {"request": "wasmwsgi, isolation=request", "instance": "wasmwsgi, isolation=instance",
+            "default": "wasmwsgi, no wasmwsgi.toml (automatic warm-up)",
             "gunicorn": "gunicorn, 2 sync workers",
             "fresh": "gunicorn, 2 sync workers, a new connection per request"}[server]
     print(f"| {label.get(app, app)} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} |")
@@ -160,6 +166,10 @@ for app in dict.fromkeys(t.split("/")[0] for t in med):
     r, i, g = (med[f"{app}/{s}"][0] for s in ("request", "instance", "gunicorn"))
     extra = f" {r / med[f'{app}/fresh'][0]:.2f}x |" if fresh else ""
     print(f"| {label.get(app, app)} | {r / g:.2f}x | {i / g:.2f}x | {r / i:.2f}x |" + extra)
+for app in dict.fromkeys(t.split("/")[0] for t in med if t.endswith("/default")):
+    d, r, g = (med[f"{app}/{s}"][0] for s in ("default", "request", "gunicorn"))
+    print(f"\n{label.get(app, app)} with no wasmwsgi.toml (automatic warm-up): {d / g:.2f}x gunicorn, "
+          f"{d / r:.2f}x the same app with its warmup paths.")
 EOF
 }
 report=$(report "$work/raw")
