@@ -9,9 +9,11 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
-## python-wasm: build (or fetch from the cache) python.wasm and the stdlib bundle
+## python-wasm: build (or fetch from the cache) python.wasm and the stdlib bundle, and
+## the time zone database the guest sees (python-wasm/zoneinfo.sh)
 python-wasm:
 	bash python-wasm/build.sh
+	bash python-wasm/zoneinfo.sh
 
 ## build: the single-file server binary at bin/wasmwsgi (python.wasm embedded)
 build: python-wasm
@@ -67,7 +69,7 @@ check: python-wasm
 	$(GO) -C e2e mod tidy -diff
 
 clean:
-	rm -rf bin python-wasm/dist/python.wasm python-wasm/dist/stdlib.zip python-wasm/dist/BUILDINFO
+	rm -rf bin python-wasm/dist/python.wasm python-wasm/dist/stdlib.zip python-wasm/dist/BUILDINFO python-wasm/dist/zoneinfo.zip*
 
 ## bench: Go benchmarks of the runtime and of an outbound round trip, then wasmwsgi
 ## (both isolation modes) against gunicorn with wrk on loopback, on hello, Flask and an

@@ -29,8 +29,9 @@ force=0
 # mimeparse, msgpack, rapidjson, six) are optional media handlers and validators, or
 # vendored inside falcon itself; the example uses none of them. Django's Depends are
 # asgiref, sqlparse and tz; asgiref's python3-typing-extensions is an alternative that
-# python3 >= 3.8 satisfies, and tz's tzdata goes inside the vendored pytz (fix_pytz
-# below). WhiteNoise serves the Django example's static files. PyMySQL is the Django
+# python3 >= 3.8 satisfies, and tz's tzdata is the guest's own /usr/share/zoneinfo
+# (python-wasm/zoneinfo.sh), which Debian's pytz reads as it does on Debian.
+# WhiteNoise serves the Django example's static files. PyMySQL is the Django
 # example's MariaDB/MySQL driver when the operator grants it a DATABASE_URL (its settings
 # call pymysql.install_as_MySQLdb(), so Django's mysql backend runs on it; mysqlclient,
 # the driver Django names, is a C extension). PyMySQL's Recommends, python3-cryptography,
@@ -75,8 +76,6 @@ mkdir -p "$cache"
 wanted=()
 for app in "${todo[@]}"; do
   for p in ${APPS[$app]}; do wanted+=("$p"); done
-  # pytz gets its zone files from tzdata (see fix_pytz below).
-  [[ " ${APPS[$app]} " == *" python3-tz "* ]] && wanted+=(tzdata)
 done
 mapfile -t wanted < <(printf '%s\n' "${wanted[@]}" | sort -u)
 
@@ -125,30 +124,6 @@ extract() { # the extracted tree of package $1, made once per .deb
   echo "$dir"
 }
 
-# fix_pytz SITE_PACKAGES: Debian's python3-tz reads its zone data from the host's
-# /usr/share/zoneinfo (package tzdata) and fails to import without it; the sandbox has
-# no such folder. Put tzdata's zone files inside the package, where upstream pytz keeps
-# them, and point pytz's references to /usr/share/zoneinfo there (zone names are found
-# by walking that folder instead of the stdlib's TZPATH). Every file pytz opens at
-# import is closed again, as the app's import snapshot requires.
-fix_pytz() {
-  local sp=$1 zi
-  zi=$(extract tzdata)/usr/share/zoneinfo
-  mkdir -p "$sp/pytz/zoneinfo"
-  tar -C "$zi" --exclude=./right --exclude=./posix --exclude=./localtime -cf - . |
-    tar -C "$sp/pytz/zoneinfo" -xf -
-  perl -0pi -e '
-    s{^import zoneinfo\n}{import zoneinfo\n\n# wasmwsgi: zone files inside the package (apps/vendor.sh, fix_pytz).\n_ZONEINFO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoneinfo")\n\n\ndef _available_timezones():\n    found = set()\n    for folder, _, files in os.walk(_ZONEINFO):\n        for name in files:\n            path = os.path.join(folder, name)\n            with open(path, "rb") as f:\n                if f.read(4) == b"TZif":\n                    found.add(os.path.relpath(path, _ZONEINFO))\n    return found\n}m or die "pytz: no import zoneinfo\n";
-    s{pathlib\.Path\("/usr/share/zoneinfo/([^"]+)"\)}{pathlib.Path(_ZONEINFO, "$1")}g;
-    s{os\.path\.join\(\x27/usr\x27,\s*\x27share\x27,\s*\x27zoneinfo\x27,}{os.path.join(_ZONEINFO,}g;
-    s{zoneinfo\.available_timezones\(\)}{_available_timezones()}g;
-  ' "$sp/pytz/__init__.py"
-  if grep -q "/usr/share/zoneinfo\|'\''/usr'\''" "$sp/pytz/__init__.py"; then
-    echo "vendor-apps: pytz still refers to the host's zoneinfo; update fix_pytz" >&2
-    exit 1
-  fi
-}
-
 # compile_bytecode SITE_PACKAGES: byte-compiles the packages with the host's python3 when
 # it is the guest's CPython 3.11, so that a new app imports them without compiling every
 # module inside the sandbox (about half of a Flask app's first load). Checked-hash .pyc
@@ -178,7 +153,6 @@ for app in "${todo[@]}"; do
     tar -C "$src" --exclude='*.so' --exclude='*.pyx' --exclude='*.pxd' --exclude='*.pth' \
       --exclude='__pycache__' --exclude='*.po' -cf - . | tar -C "$tmp" -xf -
   done
-  [[ " ${APPS[$app]} " == *" python3-tz "* ]] && fix_pytz "$tmp"
   # Debian replaces some bundled files with symlinks to its own copies (werkzeug's
   # debugger jquery.js -> /usr/share/javascript/...). The server never follows a link out
   # of the app folder, so such links are dropped here rather than warned about at load.

@@ -29,6 +29,10 @@ func Wasm() ([]byte, error) { return read("dist/python.wasm") }
 // that is served read-only at /usr/local/lib/python3.11 inside the guest.
 func Stdlib() ([]byte, error) { return read("dist/stdlib.zip") }
 
+// Zoneinfo returns the zip of the IANA time zone database (from Debian's tzdata, built by
+// zoneinfo.sh) that is served read-only at /usr/share/zoneinfo inside the guest.
+func Zoneinfo() ([]byte, error) { return read("dist/zoneinfo.zip") }
+
 // Shim returns the source of _wasmwsgi_shim, the guest-side WSGI server.
 func Shim() []byte { return shim }
 

@@ -527,6 +527,15 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	return then(ctx, mod)
 }
 
+// rootTree is the tree mounted at GuestRoot: it lists /data only for an app that has
+// one.
+func (a *App) rootTree() *guestfs.MemFS {
+	if a.Spec.DataDir != "" {
+		return a.engine.rootData
+	}
+	return a.engine.root
+}
+
 // newHostFiles returns the open-file count of a new instance and its private /tmp,
 // which counts its open files with the instance's others.
 func (a *App) newHostFiles() (*guestfs.OpenFiles, *guestfs.ScratchFS) {
@@ -542,9 +551,10 @@ func (a *App) memoryLimit() uint64 {
 	return a.Spec.Limits.Memory
 }
 
-// moduleConfig is what every instance of the app is given: the stdlib, the app and
-// the TLS roots (certBundle) read-only, scratch at /tmp, /data (whose lock waits on dataCtx) when the app has a
-// data_dir, its [env] and nothing else of the host's, the host's entropy and clocks,
+// moduleConfig is what every instance of the app is given: the stdlib, the app, the
+// TLS roots (certBundle) and the root tree (rootTree: the folders leading to the
+// mounts, /dev/null, the time zone database) read-only, scratch at /tmp, /data (whose
+// lock waits on dataCtx) when the app has a data_dir, its [env] and nothing else of the host's, the host's entropy and clocks,
 // and stdout, stderr and sleep as passed. No start function runs.
 //
 // sched_yield, which the loop checks call every wasmbin.YieldEvery iterations, is
@@ -554,11 +564,12 @@ func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS,
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
-		WithFSConfig(wazero.NewFSConfig().
-			WithFSMount(a.engine.stdlib.Limited(files), GuestStdlib).
-			WithFSMount(a.files.Limited(files), GuestApp).
-			WithFSMount(a.certBundle().Limited(files), GuestCerts).(sysfs.FSConfig).
+		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).
+			WithSysFSMount(a.engine.stdlib.ReadOnly(files), GuestStdlib).(sysfs.FSConfig).
+			WithSysFSMount(a.files.ReadOnly(files), GuestApp).(sysfs.FSConfig).
+			WithSysFSMount(a.certBundle().ReadOnly(files), GuestCerts).(sysfs.FSConfig).
 			WithSysFSMount(scratch, GuestScratch).(sysfs.FSConfig).
+			WithSysFSMount(a.rootTree().ReadOnly(files), GuestRoot).(sysfs.FSConfig).
 			WithSysFSMount(a.dataMount(dataCtx, files))).
 		WithStdout(stdout).
 		WithStderr(stderr).

@@ -47,11 +47,15 @@ import (
 )
 
 // Guest paths. The stdlib and the app are read-only in-memory trees mounted there;
-// /tmp is a writable in-memory tree private to one instance.
+// /tmp is a writable in-memory tree private to one instance. The read-only tree at
+// GuestRoot holds the folders on the way to the other mounts, /dev/null and the time
+// zone database at GuestZoneinfo (guestfs.NewRootTree).
 const (
-	GuestStdlib  = "/usr/local/lib/python3.11"
-	GuestApp     = "/app"
-	GuestScratch = "/tmp"
+	GuestStdlib   = "/usr/local/lib/python3.11"
+	GuestApp      = "/app"
+	GuestScratch  = "/tmp"
+	GuestRoot     = "/"
+	GuestZoneinfo = "/usr/share/zoneinfo"
 )
 
 // GuestCacheTag is the guest interpreter's sys.implementation.cache_tag: an app's
@@ -79,13 +83,17 @@ type Engine struct {
 	// has the segments written into its memory before _initialize runs (initMemory).
 	module wazero.CompiledModule
 	// data holds python.wasm's data segments.
-	data      []wasmbin.DataSegment
-	stdlib    *guestfs.MemFS
-	log       *slog.Logger
-	instances *gate
+	data   []wasmbin.DataSegment
+	stdlib *guestfs.MemFS
+	// root is the tree mounted at GuestRoot; rootData is the same with the /data
+	// folder, for apps granted one.
+	root, rootData *guestfs.MemFS
+	log            *slog.Logger
+	instances      *gate
 	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
 	interruptible bool
-	// moduleHash covers the guest: the python.wasm that runs, the stdlib and the shim.
+	// moduleHash covers the guest: the python.wasm that runs, the stdlib, the shim and
+	// the time zone database.
 	moduleHash [32]byte
 	// snapshotDir caches app snapshots on disk ("" without a cache dir).
 	snapshotDir string
@@ -115,6 +123,17 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		return nil, fmt.Errorf("stdlib bundle: %w", err)
 	}
 	stdlib = stdlib.Overlay(map[string][]byte{"_wasmwsgi_shim.py": g.Shim})
+	grafts := map[string]*guestfs.MemFS{}
+	if g.Zoneinfo != nil {
+		zoneinfo, err := guestfs.MemFSFromZip(g.Zoneinfo)
+		if err != nil {
+			return nil, fmt.Errorf("time zone database: %w", err)
+		}
+		grafts[GuestZoneinfo] = zoneinfo
+	}
+	mountPoints := []string{GuestStdlib, GuestApp, GuestScratch, GuestCerts}
+	root := guestfs.NewRootTree(mountPoints, grafts)
+	rootData := guestfs.NewRootTree(append(mountPoints, GuestData), grafts)
 
 	// Loop checks stop a guest at its deadline; without them, WithCloseOnContextDone does.
 	instrumented, err := wasmbin.InstrumentLoops(wasm)
@@ -172,7 +191,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		cfg.MaxInstances = 64
 	}
 	guest := sha256.New()
-	for _, part := range [][]byte{wasm, g.Stdlib, g.Shim} {
+	for _, part := range [][]byte{wasm, g.Stdlib, g.Shim, g.Zoneinfo} {
 		fmt.Fprintf(guest, "%d\n", len(part))
 		guest.Write(part)
 	}
@@ -186,6 +205,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		pagemap:     memimage.OpenPageMap(),
 		dataDirs:    guestfs.NewDataDirs(),
 		rt:          rt, module: compiled, data: data, stdlib: stdlib, log: cfg.Logger,
+		root: root, rootData: rootData,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.

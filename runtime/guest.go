@@ -12,6 +12,9 @@ type Guest struct {
 	Stdlib []byte
 	// Shim is the source of _wasmwsgi_shim.py, added to the stdlib.
 	Shim []byte
+	// Zoneinfo is a zip of the IANA time zone database, mounted read-only at
+	// GuestZoneinfo; nil leaves the guest without one.
+	Zoneinfo []byte
 }
 
 // EmbeddedGuest returns the guest built into this binary (package python-wasm), or
@@ -25,5 +28,9 @@ func EmbeddedGuest() (*Guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Guest{Wasm: wasm, Stdlib: stdlib, Shim: pythonwasm.Shim()}, nil
+	zoneinfo, err := pythonwasm.Zoneinfo()
+	if err != nil {
+		return nil, err
+	}
+	return &Guest{Wasm: wasm, Stdlib: stdlib, Shim: pythonwasm.Shim(), Zoneinfo: zoneinfo}, nil
 }

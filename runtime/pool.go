@@ -284,9 +284,9 @@ func (a *App) prewarm(n int) {
 // Idle returns how many instances of the app wait in its pool.
 func (a *App) Idle() int { return a.pool.size() }
 
-// pooledMounts is how many mounts a pooled instance has: stdlib, app, TLS roots and
-// /tmp.
-const pooledMounts = 4
+// pooledMounts is how many mounts a pooled instance has: stdlib, app, TLS roots, /tmp
+// and the root tree.
+const pooledMounts = 5
 
 // reset puts a used instance back to the snapshot's state for the next request. It
 // returns why the instance cannot be reused, or "" when it can.

@@ -15,8 +15,9 @@ import (
 // for apps with a data_dir (docs/design.md, "Snapshots on disk").
 
 // snapshotFormat changes whenever the meaning of a cached snapshot does, such as the
-// guest's mounts (their file descriptors are in its memory): v2 added GuestCerts.
-const snapshotFormat = "wasmwsgi snapshot v2\n"
+// guest's mounts (their file descriptors are in its memory): v2 added GuestCerts, v3
+// the root tree at GuestRoot.
+const snapshotFormat = "wasmwsgi snapshot v3\n"
 
 // snapshotCachePath returns where the app's snapshot is cached, or "" when it is not.
 func (a *App) snapshotCachePath() string {

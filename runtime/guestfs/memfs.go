@@ -36,6 +36,8 @@ type memNode struct {
 	mode    fs.FileMode
 	modTime time.Time
 	entries []fs.DirEntry // directories only, sorted by name
+	// null marks a null device: ReadOnly opens it as an empty file that takes writes.
+	null bool
 }
 
 func newMemFS() *MemFS {

@@ -103,7 +103,7 @@ def host_files(environ, start_response):
 
 
 def list_root(environ, start_response):
-    return ok(start_response, {p: attempt(lambda p=p: sorted(os.listdir(p))[:5]) for p in ["/", "/etc", "/app/.."]})
+    return ok(start_response, {p: attempt(lambda p=p: sorted(os.listdir(p))) for p in ["/", "/etc", "/app/.."]})
 
 
 def environment(environ, start_response):

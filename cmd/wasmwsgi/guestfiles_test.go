@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
+)
+
+// guestFilesApp answers with what Python sees of the file system outside the app's own
+// folder: each probe is the value it returned or the exception it raised, with its
+// errno name.
+const guestFilesApp = `import datetime, errno, json, os, sys
+
+
+def probe(fn):
+    try:
+        return fn()
+    except OSError as e:
+        return "%s %s" % (type(e).__name__, errno.errorcode.get(e.errno, e.errno))
+
+
+def write(path, mode="w"):
+    with open(path, mode) as f:
+        f.write("x")
+    return "written"
+
+
+def devnull():
+    with open(os.devnull, "w") as f:
+        f.write("discarded")
+    with open(os.devnull) as f:
+        return f.read()
+
+
+def chdir_root():
+    os.chdir("/")
+    try:
+        return [os.getcwd(), sorted(os.listdir("."))]
+    finally:
+        os.chdir("/app")
+
+
+def zones():
+    import zoneinfo
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    summer = datetime.datetime(2026, 7, 1, 12, tzinfo=paris)
+    winter = datetime.datetime(2026, 1, 1, 12, tzinfo=paris)
+    return [str(summer.utcoffset()), summer.tzname(), str(winter.utcoffset()), winter.tzname(),
+            "America/New_York" in zoneinfo.available_timezones()]
+
+
+def pytz_zones():
+    sys.path.insert(0, "/app/vendor")
+    import pytz
+    tz = pytz.timezone("Asia/Tokyo")
+    return [tz.localize(datetime.datetime(2026, 7, 1, 12)).isoformat(), "Europe/Paris" in pytz.all_timezones]
+
+
+def application(environ, start_response):
+    seen = {
+        "list_root": probe(lambda: sorted(os.listdir("/"))),
+        "chdir_root": probe(chdir_root),
+        "stat_missing": probe(lambda: os.stat("/nonexistent/x")),
+        "open_missing": probe(lambda: open("/usr/share/doc/x")),
+        "write_root": probe(lambda: write("/x")),
+        "mkdir_root": probe(lambda: os.mkdir("/newdir")),
+        "devnull": probe(devnull),
+        "devnull_is_char_device": probe(lambda: __import__("stat").S_ISCHR(os.stat(os.devnull).st_mode)),
+        "app_open_to_write": probe(lambda: open("/app/app.py", "w") and "opened"),
+        "app_overwrite": probe(lambda: write("/app/app.py")),
+        "app_append": probe(lambda: write("/app/app.py", "a")),
+        "app_create": probe(lambda: write("/app/new.txt")),
+        "app_create_in_missing_folder": probe(lambda: write("/app/nofolder/new.txt")),
+        "app_remove": probe(lambda: os.remove("/app/app.py")),
+        "app_rename": probe(lambda: os.rename("/app/app.py", "/app/moved.py")),
+        "app_mkdir": probe(lambda: os.mkdir("/app/sub")),
+        "app_rmdir": probe(lambda: os.rmdir("/app/vendor")),
+        "app_open_missing": probe(lambda: open("/app/missing.txt")),
+        "stdlib_write": probe(lambda: write("/usr/local/lib/python3.11/os.py")),
+        "stdlib_create_pyc": probe(lambda: write("/usr/local/lib/python3.11/__pycache__/x.pyc", "wb")),
+        "zoneinfo": probe(zones),
+        "pytz": probe(pytz_zones),
+    }
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(seen).encode()]
+`
+
+// TestGuestFiles checks, through the real server, that the file system outside the
+// app's own folder answers as CPython code on Linux expects: a root to list and to
+// change to, ENOENT for what is not there, EROFS for changes to the read-only trees,
+// a working /dev/null, and the time zone database that zoneinfo and Debian's pytz read.
+func TestGuestFiles(t *testing.T) {
+	pytz := filepath.Join(testkit.RootOf(t), "apps", "django", "site-packages", "pytz")
+	apps := testkit.WriteTree(t, map[string]string{
+		"files/app.py": guestFilesApp, "files/wasmwsgi.toml": "warmup = []\n",
+		"data/app.py": guestFilesApp, "data/wasmwsgi.toml": "warmup = []\n",
+	})
+	for _, app := range []string{"files", "data"} {
+		if err := os.CopyFS(filepath.Join(apps, app, "vendor", "pytz"), os.DirFS(pytz)); err != nil {
+			t.Skipf("Debian's pytz is not vendored (run make vendor-apps): %v", err)
+		}
+	}
+	conf := testkit.ConfigFile(t, fmt.Sprintf("data_root = %q\n[apps.data]\ndata_dir = true\n", t.TempDir()))
+	s := testkit.Start(t, apps, "--config", conf)
+
+	guestRoot := []any{"app", "dev", "etc", "tmp", "usr"}
+	want := map[string]any{
+		"list_root":                    guestRoot,
+		"chdir_root":                   []any{"/", guestRoot},
+		"stat_missing":                 "FileNotFoundError ENOENT",
+		"open_missing":                 "FileNotFoundError ENOENT",
+		"write_root":                   "OSError EROFS",
+		"mkdir_root":                   "OSError EROFS",
+		"devnull":                      "",
+		"devnull_is_char_device":       true,
+		"app_open_to_write":            "OSError EROFS",
+		"app_overwrite":                "OSError EROFS",
+		"app_append":                   "OSError EROFS",
+		"app_create":                   "OSError EROFS",
+		"app_create_in_missing_folder": "FileNotFoundError ENOENT",
+		"app_remove":                   "OSError EROFS",
+		"app_rename":                   "OSError EROFS",
+		"app_mkdir":                    "OSError EROFS",
+		"app_rmdir":                    "OSError EROFS",
+		"app_open_missing":             "FileNotFoundError ENOENT",
+		"stdlib_write":                 "OSError EROFS",
+		"stdlib_create_pyc":            "OSError EROFS",
+		"zoneinfo":                     []any{"2:00:00", "CEST", "1:00:00", "CET", true},
+		"pytz":                         []any{"2026-07-01T12:00:00+09:00", true},
+	}
+	var seen map[string]any
+	r := get(t, s.Base+"/files/")
+	if r.status != 200 {
+		t.Fatalf("GET /files/: %d %s", r.status, r.body)
+	}
+	if err := json.Unmarshal([]byte(r.body), &seen); err != nil {
+		t.Fatal(err)
+	}
+	for k, w := range want {
+		if got, _ := json.Marshal(seen[k]); string(got) != mustJSON(t, w) {
+			t.Errorf("%s: %s, want %s", k, got, mustJSON(t, w))
+		}
+	}
+
+	// An app granted a data folder also finds /data in the root.
+	r = get(t, s.Base+"/data/")
+	if err := json.Unmarshal([]byte(r.body), &seen); err != nil {
+		t.Fatalf("GET /data/: %d %s", r.status, r.body)
+	}
+	withData := []any{"app", "data", "dev", "etc", "tmp", "usr"}
+	if got, _ := json.Marshal(seen["list_root"]); string(got) != mustJSON(t, withData) {
+		t.Errorf("with a data folder, / lists %s, want %s", got, mustJSON(t, withData))
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
