@@ -37,6 +37,7 @@ def init():
     global _app, _info
     try:
         _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
+        _install_thread_waits()
         try:
             _install_network()
         except Exception:
@@ -592,6 +593,138 @@ def _flush_stdio():
 # every destination against the operator's grants, connects, and carries the bytes.
 # `select.select`, `select.poll` (hence `selectors`) see these sockets' readiness, and
 # `ssl` makes a connection TLS with the handshake done by the host.
+
+# ---- threads that only wait for their own work -------------------------------------
+#
+# python.wasm has one thread: threading.Thread.start raises RuntimeError. A
+# ThreadPoolExecutor's worker and asgiref's CurrentThreadExecutor, though, only run
+# work whose result their caller then waits for, so here that work runs at once, in the
+# calling thread, when it is submitted. It runs as a worker thread would see it: with no
+# asyncio event loop running (a running loop is per thread).
+
+
+def _run_at_once(future, fn, args, kwargs):
+    if not future.set_running_or_notify_cancel():
+        return future
+    events = sys.modules.get("asyncio.events")
+    loop = events._get_running_loop() if events else None
+    if loop is not None:
+        events._set_running_loop(None)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+    finally:
+        if loop is not None:
+            events._set_running_loop(loop)
+    return future
+
+
+def _patch_thread_pool(mod):
+    from concurrent.futures import _base
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._shutdown_lock:
+            if self._broken:
+                raise mod.BrokenThreadPool(self._broken)
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if mod._shutdown:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        return _run_at_once(_base.Future(), fn, args, kwargs)
+
+    submit.__doc__ = mod.ThreadPoolExecutor.submit.__doc__
+    mod.ThreadPoolExecutor.submit = submit
+
+
+def _patch_current_thread_executor(mod):
+    cls = getattr(mod, "CurrentThreadExecutor", None)
+    if cls is None or not hasattr(cls, "run_until_future"):
+        return
+    import threading
+    from concurrent.futures import Future
+
+    submit, run_until_future = cls.submit, cls.run_until_future
+
+    def submit_here(self, fn, *args, **kwargs):
+        # Work for the thread that waits in run_until_future: with one thread, the
+        # submitter runs below that wait on the same stack, so it runs now.
+        if threading.current_thread() is getattr(self, "_work_thread", None) and not self._broken:
+            return _run_at_once(Future(), fn, args, kwargs)
+        return submit(self, fn, *args, **kwargs)
+
+    def run_until_future_here(self, future):
+        queue = getattr(self, "_work_queue", None)
+        if not future.done() and queue is not None and not queue.qsize():
+            raise RuntimeError(
+                "this would wait forever: the sandbox has one thread, and the future it waits for "
+                "needs another (an async_to_sync inside sync_to_async inside async_to_sync)")
+        return run_until_future(self, future)
+
+    cls.submit, cls.run_until_future = submit_here, run_until_future_here
+
+
+def _patch_event_loop(mod):
+    async def shutdown_default_executor(self):
+        # asyncio starts a thread only to wait for the executor's shutdown; its work
+        # has all run already.
+        self._executor_shutdown_called = True
+        if self._default_executor is None:
+            return
+        try:
+            self._default_executor.shutdown(wait=True)
+        finally:
+            self._default_executor = None
+
+    mod.BaseEventLoop.shutdown_default_executor = shutdown_default_executor
+
+
+_thread_patches = {"concurrent.futures.thread": _patch_thread_pool, "asyncio.base_events": _patch_event_loop,
+                   "asgiref.current_thread_executor": _patch_current_thread_executor}
+
+
+class _PatchOnImport:
+    """A meta path finder that lets the normal finders find the modules above, then
+    patches each once it has run."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in _thread_patches:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        spec.loader = _PatchingLoader(spec.loader, _thread_patches[name])
+        return spec
+
+
+class _PatchingLoader:
+    def __init__(self, loader, patch):
+        self._loader, self._patch = loader, patch
+
+    def __getattr__(self, name):  # get_source, get_code, is_package, ...
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._patch(module)
+
+
+def _install_thread_waits():
+    for name, patch in _thread_patches.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+    sys.meta_path.insert(0, _PatchOnImport())
+
 
 _NET_ERRORS = {}  # host error code -> (exception class or None for gaierror, errno name)
 _sockets_by_fd = {}  # fileno -> socket, for select and poll
