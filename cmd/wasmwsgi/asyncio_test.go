@@ -41,6 +41,8 @@ outbound = ["tcp://127.0.0.1:%d", "tcp://127.0.0.1:%d"]
 		{"streams", fmt.Sprintf("/aio/echo?port=%d", echo.Port),
 			`['reading', 'sending', 'got ping', 100000, '127.0.0.1']`},
 		{"read timeout", fmt.Sprintf("/aio/silent?port=%d", sink.Port), "read timed out"},
+		// A blocking recv on an empty pair could only wait forever: it raises.
+		{"socket pair", "/aio/pair", `[b'xy', b'z', 'EDEADLK', 'timed out', 'would block', b'', 'broken pipe']`},
 		{"executors", "/aio/threads",
 			`[1024, [1, 2], 'ZeroDivisionError', (6, True), "Thread.start: can't start new thread"]`},
 		{"asgiref", "/aio/asgiref", `[42, [2, 2], [6, 6], "KeyError 'k'", 'nested: this would wait forever']`},

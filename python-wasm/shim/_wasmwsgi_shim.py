@@ -924,7 +924,7 @@ def _install_network():
                 host_sleep(self._timeout)
                 raise TimeoutError("timed out")
             raise OSError(errno.EDEADLK, "%s on a socket pair would wait forever: the sandbox has one thread, "
-                                         "so nothing else can %s it (make the socket non-blocking)" % what)
+                                         "so nothing else can make it ready (make the socket non-blocking)" % what)
 
         def _pair_end(self):
             if self._fd == -1 or self._pair.closed:

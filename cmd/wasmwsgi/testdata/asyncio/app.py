@@ -155,6 +155,42 @@ def asgiref():
     return out
 
 
+def pair():
+    import socket
+
+    a, b = socket.socketpair()
+    a.sendall(b"xyz")
+    out = [b.recv(2), b.recv(10)]
+    try:
+        b.recv(1)
+    except OSError as e:
+        out.append(errno_name(e))
+    b.settimeout(0.01)
+    try:
+        b.recv(1)
+    except TimeoutError:
+        out.append("timed out")
+    b.setblocking(False)
+    try:
+        b.recv(1)
+    except BlockingIOError:
+        out.append("would block")
+    a.close()
+    out.append(b.recv(1))
+    try:
+        b.send(b"x")
+    except BrokenPipeError:
+        out.append("broken pipe")
+    b.close()
+    return out
+
+
+def errno_name(e):
+    import errno
+
+    return errno.errorcode[e.errno]
+
+
 def application(environ, start_response):
     q = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     path = environ["PATH_INFO"]
@@ -170,6 +206,8 @@ def application(environ, start_response):
         body = repr(asyncio.run(echo(int(q["port"]))))
     elif path == "/silent":
         body = asyncio.run(silent(int(q["port"])))
+    elif path == "/pair":
+        body = repr(pair())
     elif path == "/threads":
         body = repr(threads())
     elif path == "/asgiref":
