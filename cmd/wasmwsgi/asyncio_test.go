@@ -44,7 +44,8 @@ outbound = ["tcp://127.0.0.1:%d", "tcp://127.0.0.1:%d"]
 		// A blocking recv on an empty pair could only wait forever: it raises.
 		{"socket pair", "/aio/pair", `[b'xy', b'z', 'EDEADLK', 'timed out', 'would block', b'', 'broken pipe']`},
 		{"executors", "/aio/threads",
-			`[1024, [1, 2], 'ZeroDivisionError', (6, True), "Thread.start: can't start new thread"]`},
+			`[1024, [1, 2], 'ZeroDivisionError', (6, True), 'this would wait forever', 'this would wait forever', ` +
+				`'this would wait forever', False, "Thread.start: can't start new thread"]`},
 		{"asgiref", "/aio/asgiref", `[42, [2, 2], [6, 6], "KeyError 'k'", 'nested: this would wait forever']`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -681,7 +681,23 @@ def _patch_event_loop(mod):
     mod.BaseEventLoop.shutdown_default_executor = shutdown_default_executor
 
 
-_thread_patches = {"concurrent.futures.thread": _patch_thread_pool, "asyncio.base_events": _patch_event_loop,
+def _patch_condition(mod):
+    wait = mod.Condition.wait
+
+    def wait_here(self, timeout=None):
+        # Only another thread could notify: without a timeout this wait never ends.
+        if timeout is None:
+            raise RuntimeError(
+                "this would wait forever: the sandbox has one thread, so nothing can complete what this waits "
+                "for (a Future, Event, Queue or Condition that another thread would have completed)")
+        return wait(self, timeout)
+
+    wait_here.__doc__ = wait.__doc__
+    mod.Condition.wait = wait_here
+
+
+_thread_patches = {"threading": _patch_condition, "concurrent.futures.thread": _patch_thread_pool,
+                   "asyncio.base_events": _patch_event_loop,
                    "asgiref.current_thread_executor": _patch_current_thread_executor}
 
 

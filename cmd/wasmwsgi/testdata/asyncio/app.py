@@ -105,6 +105,15 @@ def threads():
         return a, b
 
     out.append(asyncio.run(main()))
+    # Waits only another thread could end raise instead of hanging.
+    import queue
+
+    for wait in (concurrent.futures.Future().result, queue.Queue().get, threading.Event().wait):
+        try:
+            wait()
+        except RuntimeError as e:
+            out.append(str(e).split(":")[0])
+    out.append(threading.Event().wait(0.01))
     try:
         threading.Thread(target=print).start()
         out.append("started")
