@@ -35,6 +35,7 @@ outbound = ["tcp://127.0.0.1:%d", "tcp://127.0.0.1:%d"]
 	for _, c := range []struct{ name, path, want string }{
 		{"loop", "/aio/basics",
 			`[['a', 'b'], 'wait_for timed out', 'threadsafe', [0, 1, 2], 0] 'new loop'`},
+		{"select loop", "/aio/select-loop", `[['a', 'b'], 'wait_for timed out', 'threadsafe', [0, 1, 2], 0]`},
 		// The loop's poll of its self-pipe alone waits in the host: one call for the
 		// whole sleep, not a spin.
 		{"sleep", "/aio/sleep", "slept=True polls=1"},

@@ -1351,7 +1351,9 @@ def _install_network():
                     out.append((fd, r))
             return out
 
-    select.select = select_
+    # A staticmethod (callable since 3.10) does not bind: selectors.SelectSelector keeps
+    # select.select as a class attribute, as it would the C function.
+    select.select = staticmethod(select_)
     select.poll = poll
     for name, value in (("POLLIN", POLLIN), ("POLLPRI", POLLPRI), ("POLLOUT", POLLOUT), ("POLLERR", POLLERR),
                         ("POLLHUP", POLLHUP), ("POLLNVAL", POLLNVAL)):

@@ -208,6 +208,13 @@ def application(environ, start_response):
         loop = asyncio.new_event_loop()
         body += " " + repr(loop.run_until_complete(asyncio.sleep(0, "new loop")))
         loop.close()
+    elif path == "/select-loop":
+        # An event loop on selectors.SelectSelector (select.select) instead of poll.
+        import selectors
+
+        loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+        body = repr(loop.run_until_complete(basics()))
+        loop.close()
     elif path == "/sleep":
         slept, polls = counting_polls(sleep_for_real)
         body = "slept=%s polls=%d" % (slept >= 0.3, polls)
