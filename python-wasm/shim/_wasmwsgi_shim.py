@@ -37,6 +37,7 @@ def init():
     global _app, _info
     try:
         _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
+        _install_thread_waits()
         try:
             _install_network()
         except Exception:
@@ -593,9 +594,177 @@ def _flush_stdio():
 # `select.select`, `select.poll` (hence `selectors`) see these sockets' readiness, and
 # `ssl` makes a connection TLS with the handshake done by the host.
 
+# ---- threads that only wait for their own work -------------------------------------
+#
+# python.wasm has one thread: threading.Thread.start raises RuntimeError. A
+# ThreadPoolExecutor's worker and asgiref's CurrentThreadExecutor, though, only run
+# work whose result their caller then waits for, so here that work runs at once, in the
+# calling thread, when it is submitted. It runs as a worker thread would see it: with no
+# asyncio event loop running (a running loop is per thread).
+
+
+def _run_at_once(future, fn, args, kwargs):
+    if not future.set_running_or_notify_cancel():
+        return future
+    events = sys.modules.get("asyncio.events")
+    loop = events._get_running_loop() if events else None
+    if loop is not None:
+        events._set_running_loop(None)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+    finally:
+        if loop is not None:
+            events._set_running_loop(loop)
+    return future
+
+
+def _patch_thread_pool(mod):
+    from concurrent.futures import _base
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._shutdown_lock:
+            if self._broken:
+                raise mod.BrokenThreadPool(self._broken)
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if mod._shutdown:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        return _run_at_once(_base.Future(), fn, args, kwargs)
+
+    submit.__doc__ = mod.ThreadPoolExecutor.submit.__doc__
+    mod.ThreadPoolExecutor.submit = submit
+
+
+def _patch_current_thread_executor(mod):
+    cls = getattr(mod, "CurrentThreadExecutor", None)
+    if cls is None or not hasattr(cls, "run_until_future"):
+        return
+    import threading
+    from concurrent.futures import Future
+
+    submit, run_until_future = cls.submit, cls.run_until_future
+
+    def submit_here(self, fn, *args, **kwargs):
+        # Work for the thread that waits in run_until_future: with one thread, the
+        # submitter runs below that wait on the same stack, so it runs now.
+        if threading.current_thread() is getattr(self, "_work_thread", None) and not self._broken:
+            return _run_at_once(Future(), fn, args, kwargs)
+        return submit(self, fn, *args, **kwargs)
+
+    def run_until_future_here(self, future):
+        queue = getattr(self, "_work_queue", None)
+        if not future.done() and queue is not None and not queue.qsize():
+            raise RuntimeError(
+                "this would wait forever: the sandbox has one thread, and the future it waits for "
+                "needs another (an async_to_sync inside sync_to_async inside async_to_sync)")
+        return run_until_future(self, future)
+
+    cls.submit, cls.run_until_future = submit_here, run_until_future_here
+
+
+def _patch_event_loop(mod):
+    async def shutdown_default_executor(self):
+        # asyncio starts a thread only to wait for the executor's shutdown; its work
+        # has all run already.
+        self._executor_shutdown_called = True
+        if self._default_executor is None:
+            return
+        try:
+            self._default_executor.shutdown(wait=True)
+        finally:
+            self._default_executor = None
+
+    mod.BaseEventLoop.shutdown_default_executor = shutdown_default_executor
+
+
+def _patch_condition(mod):
+    wait = mod.Condition.wait
+
+    def wait_here(self, timeout=None):
+        # Only another thread could notify: without a timeout this wait never ends.
+        if timeout is None:
+            raise RuntimeError(
+                "this would wait forever: the sandbox has one thread, so nothing can complete what this waits "
+                "for (a Future, Event, Queue or Condition that another thread would have completed)")
+        return wait(self, timeout)
+
+    wait_here.__doc__ = wait.__doc__
+    mod.Condition.wait = wait_here
+
+
+_thread_patches = {"threading": _patch_condition, "concurrent.futures.thread": _patch_thread_pool,
+                   "asyncio.base_events": _patch_event_loop,
+                   "asgiref.current_thread_executor": _patch_current_thread_executor}
+
+
+class _PatchOnImport:
+    """A meta path finder that lets the normal finders find the modules above, then
+    patches each once it has run."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in _thread_patches:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        spec.loader = _PatchingLoader(spec.loader, _thread_patches[name])
+        return spec
+
+
+class _PatchingLoader:
+    def __init__(self, loader, patch):
+        self._loader, self._patch = loader, patch
+
+    def __getattr__(self, name):  # get_source, get_code, is_package, ...
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._patch(module)
+
+
+def _install_thread_waits():
+    for name, patch in _thread_patches.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+    sys.meta_path.insert(0, _PatchOnImport())
+
+
 _NET_ERRORS = {}  # host error code -> (exception class or None for gaierror, errno name)
 _sockets_by_fd = {}  # fileno -> socket, for select and poll
+_detached_ends = {}  # fileno -> _PairEnd of a socket pair end between detach() and socket(fileno=)
 _next_fd = [1 << 20]
+
+
+class _PairEnd:
+    """One end of a socket pair held in guest memory: the bytes sent to it, and whether
+    its peer can still send. Its readiness is known without the host."""
+
+    LIMIT = 1 << 18  # bytes an end holds before a send would block
+
+    def __init__(self):
+        self.data = bytearray()
+        self.peer = None
+        self.closed = False
+        self.eof = False  # the peer closed or shut down writing: data is all there is
+
+    def readable(self):
+        return bool(self.data) or self.eof or self.closed
+
+    def writable(self):
+        return self.peer.closed or self.peer.eof or len(self.peer.data) < self.LIMIT
 
 
 def _install_network():
@@ -671,11 +840,18 @@ def _install_network():
 
         # socket.socket adds __weakref__ in its own __slots__: this class must not
         # have one, and keeps a __dict__ for what ssl sets on a wrapped socket.
-        __slots__ = ("_family", "_type", "_proto", "_h", "_shut", "_timeout", "_opts", "_fd", "_tls", "__dict__")
+        __slots__ = ("_family", "_type", "_proto", "_h", "_shut", "_timeout", "_opts", "_fd", "_tls", "_pair",
+                     "__dict__")
 
         def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+            self._pair = None
             if fileno is not None:
-                raise OSError(errno.EBADF, "sockets cannot be made from file descriptors in this sandbox")
+                # Only a socket pair's end, detached by socket.socketpair to wrap it.
+                end = _detached_ends.pop(fileno, None) if isinstance(fileno, int) else None
+                if end is None:
+                    raise OSError(errno.EBADF, "sockets cannot be made from file descriptors in this sandbox")
+                self._adopt(end, fileno)
+                return
             family = consts["AF_INET"] if family == -1 else family
             type = consts["SOCK_STREAM"] if type == -1 else type
             if family not in (0, 2, 10):
@@ -691,6 +867,17 @@ def _install_network():
             self._fd = _next_fd[0]
             _next_fd[0] += 1
             self._tls = None
+
+        def _adopt(self, end, fd):
+            self._family, self._type, self._proto = consts["AF_UNIX"], consts["SOCK_STREAM"], 0
+            self._h = None
+            self._shut = False
+            self._timeout = default_timeout[0]
+            self._opts = {}
+            self._tls = None
+            self._pair = end
+            self._fd = fd
+            _sockets_by_fd[fd] = self
 
         family = property(lambda self: self._family)
         type = property(lambda self: self._type)
@@ -722,7 +909,7 @@ def _install_network():
         def connect(self, address):
             if self._fd == -1:
                 raise OSError(errno.EBADF, "Bad file descriptor")
-            if self._h is not None:
+            if self._h is not None or self._pair is not None:
                 raise OSError(errno.EISCONN, "Socket is already connected")
             if not isinstance(address, tuple) or len(address) < 2:
                 raise TypeError("%s address must be a tuple (host, port)" % ("AF_INET6" if self._family == 10 else "AF_INET"))
@@ -745,7 +932,34 @@ def _install_network():
                 return e.errno or errno.EIO
             return 0
 
+        def _pair_wait(self, what):
+            # Only this thread could make the pair ready, and it is here: a wait never ends.
+            if self._timeout == 0.0 or flags_dontwait[0]:
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            if self._timeout is not None:
+                host_sleep(self._timeout)
+                raise TimeoutError("timed out")
+            raise OSError(errno.EDEADLK, "%s on a socket pair would wait forever: the sandbox has one thread, "
+                                         "so nothing else can make it ready (make the socket non-blocking)" % what)
+
+        def _pair_end(self):
+            if self._fd == -1 or self._pair.closed:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            return self._pair
+
         def send(self, data, flags=0):
+            if self._pair is not None:
+                end = self._pair_end()
+                peer = end.peer
+                if self._shut or peer.closed:
+                    raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+                data = memoryview(data).cast("B")
+                room = _PairEnd.LIMIT - len(peer.data)
+                if room <= 0:
+                    flags_dontwait[0] = bool(flags & consts["MSG_DONTWAIT"])
+                    self._pair_wait("send()")
+                peer.data += data[:room]
+                return min(len(data), room)
             n = _wasmwsgi.net_send(self._handle(), data, to_ms(self._timeout))
             if n < 0:
                 raise fail(n)
@@ -763,6 +977,15 @@ def _install_network():
         def recv_into(self, buffer, nbytes=0, flags=0):
             if flags & consts["MSG_PEEK"]:
                 raise OSError(errno.EOPNOTSUPP, "MSG_PEEK is not supported in this sandbox")
+            if self._pair is not None:
+                end = self._pair_end()
+                if not end.data and not end.eof:
+                    flags_dontwait[0] = bool(flags & consts["MSG_DONTWAIT"])
+                    self._pair_wait("recv()")
+                n = min(len(end.data), nbytes if nbytes > 0 else len(buffer))
+                memoryview(buffer).cast("B")[:n] = end.data[:n]
+                del end.data[:n]
+                return n
             timeout = 0 if flags & consts["MSG_DONTWAIT"] else to_ms(self._timeout)
             # nbytes 0 is the whole buffer (the C wrapper reads a negative count so).
             n = _wasmwsgi.net_recv_into(self._handle(), buffer, nbytes if nbytes > 0 else -1, timeout)
@@ -784,11 +1007,22 @@ def _install_network():
             return self.recv_into(buffer, nbytes, flags), self.getpeername()
 
         def shutdown(self, how):
+            if self._pair is not None:
+                end = self._pair_end()
+                if how not in (0, 1, 2):
+                    raise OSError(errno.EINVAL, "Invalid argument")
+                if how != 0:
+                    self._shut = True
+                    end.peer.eof = True
+                return
             rc = _wasmwsgi.net_shutdown(self._handle(), how)
             if rc < 0:
                 raise fail(rc)
 
         def close(self):
+            if self._pair is not None and self._fd != -1:
+                self._pair.closed = True
+                self._pair.peer.eof = True
             h, self._h = self._h, None
             _sockets_by_fd.pop(self._fd, None)
             self._fd = -1
@@ -802,9 +1036,17 @@ def _install_network():
                 pass
 
         def detach(self):
+            if self._pair is not None and self._fd != -1:
+                fd, self._fd = self._fd, -1
+                _sockets_by_fd.pop(fd, None)
+                _detached_ends[fd] = self._pair
+                return fd
             raise OSError(errno.EOPNOTSUPP, "sockets cannot be detached in this sandbox")
 
         def _addr(self, which):
+            if self._pair is not None:
+                self._pair_end()
+                return ""
             res = _wasmwsgi.net_addr(self._handle(), which)
             if isinstance(res, int):
                 raise fail(res)
@@ -817,7 +1059,7 @@ def _install_network():
             return self._addr(0)
 
         def getsockname(self):
-            if self._h is None:
+            if self._h is None and self._pair is None:
                 return ("::", 0, 0, 0) if self._family == 10 else ("0.0.0.0", 0)
             return self._addr(1)
 
@@ -856,6 +1098,29 @@ def _install_network():
 
     socket.__module__ = "_socket"
     m.socket = m.SocketType = socket
+    flags_dontwait = [False]
+
+    def socketpair(family=None, type=None, proto=0):
+        """Two connected stream sockets held in guest memory (asyncio's self-pipe)."""
+        family = consts["AF_UNIX"] if family is None else family
+        type = consts["SOCK_STREAM"] if type is None else type
+        if family != consts["AF_UNIX"] or type & 0xF != consts["SOCK_STREAM"] or proto not in (0,):
+            raise OSError(errno.EOPNOTSUPP, "only AF_UNIX SOCK_STREAM socket pairs are available in this sandbox")
+        a, b = _PairEnd(), _PairEnd()
+        a.peer, b.peer = b, a
+        out = []
+        for end in (a, b):
+            s = socket.__new__(socket)
+            s._adopt(end, _next_fd[0])
+            _next_fd[0] += 1
+            out.append(s)
+        return tuple(out)
+
+    def host_sleep(seconds):
+        # net_poll with nothing to poll waits its timeout in the host (or until the
+        # request ends).
+        if seconds > 0:
+            _wasmwsgi.net_poll(b"", to_ms(seconds))
 
     def getdefaulttimeout():
         return default_timeout[0]
@@ -992,7 +1257,7 @@ def _install_network():
     def htonl(x):
         return int.from_bytes((x & 0xFFFFFFFF).to_bytes(4, "big"), "little")
 
-    for f in (getdefaulttimeout, setdefaulttimeout, getservbyname, getaddrinfo, gethostbyname, gethostbyname_ex,
+    for f in (socketpair, getdefaulttimeout, setdefaulttimeout, getservbyname, getaddrinfo, gethostbyname, gethostbyname_ex,
               gethostbyaddr, gethostname, getnameinfo, inet_pton, inet_ntop, inet_aton, inet_ntoa, close, dup,
               htons, htonl):
         setattr(m, f.__name__, f)
@@ -1019,13 +1284,20 @@ def _install_network():
         items = []
         for fd, ev in wanted:
             sock = _sockets_by_fd.get(fd)
-            if sock is None or sock._h is None:
+            if sock is not None and sock._pair is not None:
+                end = sock._pair
+                now = (1 if ev & 1 and end.readable() else 0) | (2 if ev & 2 and end.writable() else 0)
+                if now:
+                    ready[fd] = ready.get(fd, 0) | now
+            elif sock is None or sock._h is None:
                 ready[fd] = ready.get(fd, 0) | ev  # not connected: report it, the call will fail
             else:
                 items.append((fd, sock._h, ev))
         if ready:
             timeout_ms = 0
-        if items:
+        if items or timeout_ms != 0:
+            # With nothing but socket pairs to wait for, the host's poll of no
+            # connection still waits the timeout for real.
             res = _wasmwsgi.net_poll(b"".join(struct.pack("<II", h, ev) for _, h, ev in items), timeout_ms)
             if isinstance(res, int):
                 raise fail(res)
@@ -1079,7 +1351,9 @@ def _install_network():
                     out.append((fd, r))
             return out
 
-    select.select = select_
+    # A staticmethod (callable since 3.10) does not bind: selectors.SelectSelector keeps
+    # select.select as a class attribute, as it would the C function.
+    select.select = staticmethod(select_)
     select.poll = poll
     for name, value in (("POLLIN", POLLIN), ("POLLPRI", POLLPRI), ("POLLOUT", POLLOUT), ("POLLERR", POLLERR),
                         ("POLLHUP", POLLHUP), ("POLLNVAL", POLLNVAL)):
