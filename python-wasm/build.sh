@@ -102,6 +102,38 @@ mkdir -p sqlite-src/bld sqlite/include sqlite/lib
   cp sqlite3.h sqlite3ext.h ../../sqlite/include/
 )
 
+# ---- bzip2 and liblzma for wasm32-wasi: static libraries for _bz2 and _lzma ----
+mkdir bzip2-src && tar -xzf "$src/$BZIP2_ORIG" -C bzip2-src --strip-components=1
+mkdir -p bzip2/include bzip2/lib
+(
+  cd bzip2-src
+  objs=()
+  for f in blocksort huffman crctable randtable compress decompress bzlib; do
+    $wasm_cc -O2 -w -D_FILE_OFFSET_BITS=64 -c "$f.c" -o "$f.o"
+    objs+=("$f.o")
+  done
+  "$LLVM/llvm-ar" rcs ../bzip2/lib/libbz2.a "${objs[@]}"
+  cp bzlib.h ../bzip2/include/
+)
+# liblzma without threads. Its single-threaded build still declares a helper that
+# wraps sigprocmask, which only the xz program calls: WASI has no signal masks, so the
+# two names it mentions are defined away when the library is compiled (the helper is
+# never compiled into it; llvm-nm shows no reference to either). The quotes are for
+# the shell that make runs each compile in.
+mkdir xz-src && tar -xJf "$src/$XZ_ORIG" -C xz-src --strip-components=1
+mkdir -p xz
+(
+  cd xz-src
+  CC="$wasm_cc" AR="$LLVM/llvm-ar" RANLIB="$LLVM/llvm-ranlib" CFLAGS="-O2" \
+  ./configure -q --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu --prefix="$work/xz" \
+    --disable-shared --enable-static --disable-threads --disable-xz --disable-xzdec \
+    --disable-lzmadec --disable-lzmainfo --disable-lzma-links --disable-scripts \
+    --disable-doc --disable-nls --disable-rpath >/dev/null
+  nosig="-O2 -D_WASI_EMULATED_SIGNAL -Dsigset_t=int '-Dsigprocmask(how,set,old)=0'"
+  make -s -j"$jobs" -C src/liblzma CFLAGS="$nosig" >/dev/null 2>&1 || make -j"$jobs" -C src/liblzma CFLAGS="$nosig"
+  make -s -C src/liblzma install >/dev/null
+)
+
 # ---- CPython: the native "build python" (cached on its own: it depends only on the
 # source tarball), then the wasm32-wasi cross build ----
 native=$cache/native-${PY_SHA256:0:16}
@@ -130,10 +162,10 @@ mkdir -p cpython/builddir/wasi/Modules
 cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
 (
   cd cpython/builddir/wasi
-  # An empty pkg-config search path keeps the host's libraries (lzma, uuid, crypt...)
-  # out of the wasm build; zlib is passed explicitly. Without clock_nanosleep, time.sleep
-  # uses a relative nanosleep: wazero's poll_oneoff rejects absolute-time clock
-  # subscriptions (ENOTSUP), which TIMER_ABSTIME sleeps turn into.
+  # An empty pkg-config search path keeps the host's libraries (uuid, crypt...) out
+  # of the wasm build; zlib, bzip2 and liblzma are passed explicitly. Without
+  # clock_nanosleep, time.sleep uses a relative nanosleep: wazero's poll_oneoff rejects
+  # absolute-time clock subscriptions (ENOTSUP), which TIMER_ABSTIME sleeps turn into.
   # --with-pymalloc: configure turns CPython's small-object allocator off for WASI, so
   # every object would come from wasi-libc's malloc; with it on, the interpreter is
   # 7-10% faster (geometric mean of benchmarks/micro on wazero and on node) for about
@@ -146,12 +178,16 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
   CFLAGS="-Wno-int-conversion" \
   ac_cv_func_clock_nanosleep=no ac_cv_lib_rt_clock_nanosleep=no \
   ZLIB_CFLAGS="-I$work/zlib/include" ZLIB_LIBS="-L$work/zlib/lib -lz" \
+  BZIP2_CFLAGS="-I$work/bzip2/include" BZIP2_LIBS="-L$work/bzip2/lib -lbz2" \
+  LIBLZMA_CFLAGS="-I$work/xz/include" LIBLZMA_LIBS="-L$work/xz/lib -llzma" \
   LIBSQLITE3_CFLAGS="-I$work/sqlite/include" LIBSQLITE3_LIBS="-L$work/sqlite/lib -lsqlite3" \
   ../../configure -q -C --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
     --with-build-python="$build_python" --prefix=/usr/local --disable-test-modules \
     --with-pymalloc >/dev/null
   grep -q '^MODULE_ZLIB_STATE=yes' Makefile || { echo "python-wasm: zlib was not enabled" >&2; exit 1; }
   grep -q '^MODULE__SQLITE3_STATE=yes' Makefile || { echo "python-wasm: _sqlite3 was not enabled" >&2; exit 1; }
+  grep -q '^MODULE__BZ2_STATE=yes' Makefile || { echo "python-wasm: _bz2 was not enabled" >&2; exit 1; }
+  grep -q '^MODULE__LZMA_STATE=yes' Makefile || { echo "python-wasm: _lzma was not enabled" >&2; exit 1; }
   grep -q '^#define WITH_PYMALLOC 1' pyconfig.h || { echo "python-wasm: pymalloc was not enabled" >&2; exit 1; }
   make -s -j"$jobs" >/dev/null 2>&1 || make -j"$jobs"
   # Relink as a reactor: the host calls the exported wasmwsgi_init/wasmwsgi_handle
@@ -176,6 +212,8 @@ recipe $key
 cpython $PY_VERSION (Debian $PY_DEB_PACKAGE=$PY_DEB_VERSION, $PY_ORIG sha256 $PY_SHA256)
 zlib (Debian $ZLIB_DEB_PACKAGE=$ZLIB_DEB_VERSION, $ZLIB_ORIG sha256 $ZLIB_SHA256)
 sqlite $SQLITE_VERSION (Debian $SQLITE_DEB_PACKAGE=$SQLITE_DEB_VERSION, $SQLITE_ORIG sha256 $SQLITE_SHA256)
+bzip2 (Debian $BZIP2_DEB_PACKAGE=$BZIP2_DEB_VERSION, $BZIP2_ORIG sha256 $BZIP2_SHA256)
+xz-utils (Debian $XZ_DEB_PACKAGE=$XZ_DEB_VERSION, $XZ_ORIG sha256 $XZ_SHA256)
 clang $("$LLVM/clang" --version | head -n1)
 python.wasm sha256 $(sha256sum "$out.tmp/python.wasm" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/python.wasm")
 stdlib.zip sha256 $(sha256sum "$out.tmp/stdlib.zip" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/stdlib.zip")
