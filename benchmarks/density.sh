@@ -156,17 +156,18 @@ serve() {
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
-# mem: "usage_MiB peak_MiB anon_MiB file_MiB failcnt" of the cgroup, or of the process
-# (VmRSS, VmHWM, RssAnon, RssFile, -) without one.
+# mem: "usage_MiB peak_MiB anon_MiB file_MiB failcnt mapped_MiB" of the cgroup (file
+# is its page cache, mapped the part of it mapped by the process), or of the process
+# (VmRSS, VmHWM, RssAnon, RssFile, -, RssFile) without one.
 mem() {
   if [ -n "$cg" ]; then
     awk -v u="$(cat "$cg/memory.usage_in_bytes")" -v p="$(cat "$cg/memory.max_usage_in_bytes")" \
         -v f="$(cat "$cg/memory.failcnt")" '
-      $1 == "rss" { a = $2 } $1 == "cache" { c = $2 }
-      END { printf "%.0f %.0f %.0f %.0f %s\n", u / 1048576, p / 1048576, a / 1048576, c / 1048576, f }' "$cg/memory.stat"
+      $1 == "rss" { a = $2 } $1 == "cache" { c = $2 } $1 == "mapped_file" { m = $2 }
+      END { printf "%.0f %.0f %.0f %.0f %s %.0f\n", u / 1048576, p / 1048576, a / 1048576, c / 1048576, f, m / 1048576 }' "$cg/memory.stat"
   else
     awk '$1 == "VmRSS:" { u = $2 } $1 == "VmHWM:" { p = $2 } $1 == "RssAnon:" { a = $2 } $1 == "RssFile:" { c = $2 }
-      END { printf "%.0f %.0f %.0f %.0f -\n", u / 1024, p / 1024, a / 1024, c / 1024 }' "/proc/$pid/status"
+      END { printf "%.0f %.0f %.0f %.0f - %.0f\n", u / 1024, p / 1024, a / 1024, c / 1024, c / 1024 }' "/proc/$pid/status"
   fi
 }
 
@@ -272,27 +273,28 @@ def s(ms): return f"{int(ms) / 1000:.1f} s"
 print(f"{n} tenants, each a copy of the app with its own site-packages, one server {cg_note}.")
 print(f"Fresh start: from an empty cache folder (the engine's compile of python.wasm included,")
 print(f"given apart). Cached restart: from the snapshots on disk, {drop_note}. Memory is the")
-print("cgroup's: anon is memory.stat rss, file is its page cache (the snapshots' mapped pages")
-print("among it), peak is memory.max_usage_in_bytes.")
+print("cgroup's: anon is memory.stat rss, file its page cache (the app files read at load and")
+print("the snapshots' pages), mapped the part of file the server maps (snapshot pages in use),")
+print("peak is memory.max_usage_in_bytes.")
 print()
-print("| app | path | fresh start to ready | of it, engine start | cached restart to ready | snapshots on disk (allocated / apparent) | memory at ready, cached: anon / file |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| app | path | fresh start to ready | of it, engine start | peak MiB, fresh start | cached restart to ready | snapshots on disk (allocated / apparent) | memory at ready, cached: anon / file (mapped) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     head, fresh, idle, load, end, ib = [p.split() for p in r.split("|")]
     v, path, tmib, fresh_ms, engine, autowarm_off, cached_ms, files, snap, apparent = head
     note = f" ({autowarm_off} without the automatic warm-up)" if v == "plain" and autowarm_off != "0" else ""
-    print(f"| {name[v]}{note} | {path} | {s(fresh_ms)} | {engine} | {s(cached_ms)} | {files} files, {int(snap) / 1024:.2f} / {int(apparent) / 1024:.2f} GiB ({int(snap) / int(files):.1f} / {int(apparent) / int(files):.1f} MiB each) | {idle[2]} / {idle[3]} MiB |")
+    print(f"| {name[v]}{note} | {path} | {s(fresh_ms)} | {engine} | {fresh[1]} | {s(cached_ms)} | {files} files, {int(snap) / 1024:.2f} / {int(apparent) / 1024:.2f} GiB ({int(snap) / int(files):.1f} / {int(apparent) / int(files):.1f} MiB each) | {idle[2]} / {idle[3]} ({idle[5]}) MiB |")
 print()
 print(f"wrk -t{threads} -c{conns} -d{duration} on 127.0.0.1, a tenant drawn at random for every request")
 print(f"(benchmarks/density.lua), after the cached restart and {warmup} of the same load; memory read")
 print("when wrk ended.")
 print()
-print("| app | rps | p50 ms | p99 ms | requests | errors | peak MiB | at end: anon / file MiB | failcnt |")
+print("| app | rps | p50 ms | p99 ms | requests | errors | peak MiB | at end: anon / file (mapped) MiB | failcnt |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     head, fresh, idle, load, end, ib = [p.split() for p in r.split("|")]
     rps, p50, p99, total, err = load
-    print(f"| {name[head[0]]} | {rps} | {p50} | {p99} | {total} | {err} | {end[1]} | {end[2]} / {end[3]} | {end[4]} |")
+    print(f"| {name[head[0]]} | {rps} | {p50} | {p99} | {total} | {err} | {end[1]} | {end[2]} / {end[3]} ({end[5]}) | {end[4]} |")
 print()
 print(f"Idle against busy: a restart with --idle-timeout {idle_timeout}, {idle_timeout} and 5 s of quiet, then")
 print(f"tenants t0001..t{int(idle_n):04d} in turn on one kept-alive connection: the first request of each")
