@@ -272,10 +272,14 @@ name = {"flask": "apps/flask, warmup set", "plain": "Flask hello, no wasmwsgi.to
 def s(ms): return f"{int(ms) / 1000:.1f} s"
 print(f"{n} tenants, each a copy of the app with its own site-packages, one server {cg_note}.")
 print(f"Fresh start: from an empty cache folder (the engine's compile of python.wasm included,")
-print(f"given apart). Cached restart: from the snapshots on disk, {drop_note}. Memory is the")
-print("cgroup's: anon is memory.stat rss, file its page cache (the app files read at load and")
-print("the snapshots' pages), mapped the part of file the server maps (snapshot pages in use),")
-print("peak is memory.max_usage_in_bytes.")
+print(f"given apart). Cached restart: from the snapshots on disk, {drop_note}.")
+if "no memory cgroup" in cg_note:
+    print("Memory is the server process's (/proc/PID/status): anon is RssAnon, file and mapped")
+    print("are RssFile, peak is VmHWM.")
+else:
+    print("Memory is the cgroup's: anon is memory.stat rss, file its page cache (the app files")
+    print("read at load and the snapshots' pages), mapped the part of file the server maps")
+    print("(snapshot pages in use), peak is memory.max_usage_in_bytes.")
 print()
 print("| app | path | fresh start to ready | of it, engine start | peak MiB, fresh start | cached restart to ready | snapshots on disk (allocated / apparent) | memory at ready, cached: anon / file (mapped) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
