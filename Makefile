@@ -5,7 +5,7 @@ ADDR      ?= 127.0.0.1:8080
 FUZZTIME  ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build python-wasm test fuzz serve check clean bench soak vendor-apps micro pytests
+.PHONY: all build python-wasm test fuzz serve check clean bench bench-density soak vendor-apps micro pytests
 
 all: build
 
@@ -76,6 +76,13 @@ clean:
 ## app doing a Redis GET or a PostgreSQL SELECT; writes benchmarks/RESULTS.md
 bench: build vendor-apps
 	benchmarks/bench.sh benchmarks/RESULTS.md
+
+## bench-density: N (default 200) copies of a Flask app, each with its own site-packages,
+## in one server inside a memory cgroup (2 GiB): fresh and cached start to ready, wrk
+## with a random tenant per request, memory, and idle against busy first requests;
+## writes the Density section of benchmarks/RESULTS.md (N=1000 make bench-density)
+bench-density: build vendor-apps
+	benchmarks/density.sh benchmarks/RESULTS.md
 
 ## micro: pure-Python micro-benchmarks on native python3, wasmwsgi (wazero), bare wazero
 ## and node, with the wasm/native ratios (see benchmarks/micro/README.md)

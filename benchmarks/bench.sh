@@ -280,6 +280,9 @@ EOF
   echo "$egress_report"
 fi
 if [ -n "$out" ]; then
+  # The Density section is benchmarks/density.sh's: keep it.
+  density=
+  [ -f "$out" ] && density=$(sed -n '/^## Density/,$p' "$out")
   {
     echo "# Benchmark results"
     echo
@@ -330,6 +333,10 @@ if [ -n "$out" ]; then
     echo
     echo "Interpreter speed against native CPython: benchmarks/micro (make micro). Resident"
     echo "memory of idle apps and the first request to an idle app: benchmarks/idle-memory.sh."
+    if [ -n "$density" ]; then
+      echo
+      echo "$density"
+    fi
   } > "$out"
   echo "wrote $out" >&2
 fi
