@@ -405,7 +405,7 @@ func readTenantFile(p string) (TenantFile, map[string]bool, error) {
 		return t, set, fmt.Errorf("%s: %w", p, err)
 	}
 	err := Unmarshal(k, "", &t, FileKeys(p, `remove it (the README's "Per-app settings" section lists the settings of wasmwsgi.toml)`))
-	if unknown := new(UnknownKeyError); errors.As(err, &unknown) {
+	if unknown, typed := new(UnknownKeyError), new(TypeError); errors.As(err, &unknown) || errors.As(err, &typed) {
 		return t, set, err // names the file already
 	}
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/v2"
@@ -42,10 +44,11 @@ func Unmarshal(k *koanf.Koanf, at string, out any, origin func(key string) KeyOr
 		})
 		return errors.Join(errs...)
 	}
-	return k.UnmarshalWithConf(at, out, koanf.UnmarshalConf{
+	err := k.UnmarshalWithConf(at, out, koanf.UnmarshalConf{
 		Tag: "koanf",
 		DecoderConfig: &mapstructure.DecoderConfig{
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				noBoolConversions,
 				mapstructure.StringToTimeDurationHookFunc(),
 				mapstructure.StringToSliceHookFunc(","), // lists from the environment
 			),
@@ -55,6 +58,137 @@ func Unmarshal(k *koanf.Koanf, at string, out any, origin func(key string) KeyOr
 			TagName:          "koanf",
 		},
 	})
+	if err == nil {
+		return nil
+	}
+	return typeErrors(err, k, at, t, origin)
+}
+
+// noBoolConversions refuses true or false for a key that is not a switch, and a
+// number for one that is. The weakly typed decoding that turns the environment's text
+// into numbers would otherwise take `timeout = true` as one nanosecond.
+func noBoolConversions(from, to reflect.Type, data any) (any, error) {
+	number := func(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Float64 }
+	to = indirect(to) // an optional setting is a pointer
+	switch {
+	case from.Kind() == reflect.Bool && to.Kind() != reflect.Bool && to.Kind() != reflect.Interface,
+		to.Kind() == reflect.Bool && number(from.Kind()):
+		return nil, fmt.Errorf("%v is not a %s", data, to)
+	}
+	return data, nil
+}
+
+// TypeError is a key whose value is of the wrong type, such as `limits = 5` or
+// WASMWSGI_LIMITS__TIMEOUT=soon.
+type TypeError struct {
+	Key    string // dotted: "limits"
+	Origin KeyOrigin
+	Value  any
+	// Want says what the key takes: "a whole number", "a table of settings"...
+	Want string
+	// Example is one key of the table the key names, for a key that takes a table.
+	Example string
+}
+
+func (e *TypeError) Error() string {
+	var b strings.Builder
+	if e.Origin.Where != "" {
+		b.WriteString(e.Origin.Where + ": ")
+	}
+	name := e.Origin.Name
+	if name == "" {
+		name = e.Key
+	}
+	value := fmt.Sprint(e.Value)
+	if str, ok := e.Value.(string); ok {
+		value = strconv.Quote(str)
+	}
+	fmt.Fprintf(&b, "%s = %s is not %s", name, value, e.Want)
+	if e.Example != "" {
+		spell := e.Origin.Spell
+		if spell == nil {
+			spell = func(key string) string { return key }
+		}
+		fmt.Fprintf(&b, "; set its keys one by one, such as %s", spell(e.Example))
+	}
+	return b.String()
+}
+
+// typeErrors turns the decoder's errors about the values of keys into TypeErrors that
+// name each key as the user wrote it; any other error is returned as it is.
+func typeErrors(err error, k *koanf.Koanf, at string, t reflect.Type, origin func(key string) KeyOrigin) error {
+	var out []error
+	var walk func(error) bool
+	walk = func(err error) bool {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			all := true
+			for _, e := range joined.Unwrap() {
+				all = walk(e) && all
+			}
+			return all
+		}
+		var de *mapstructure.DecodeError
+		if !errors.As(err, &de) {
+			return false
+		}
+		key := joinKey(at, de.Name())
+		ft := fieldType(t, de.Name())
+		if ft == nil {
+			return false
+		}
+		te := &TypeError{Key: key, Origin: KeyOrigin{Name: key}, Value: k.Get(key), Want: describeType(ft)}
+		if origin != nil {
+			te.Origin = origin(key)
+		}
+		if ft.Kind() == reflect.Struct {
+			if keys := settingKeys(ft, key, nil); len(keys) > 0 {
+				te.Example = keys[0].key
+			}
+		}
+		out = append(out, te)
+		return true
+	}
+	if !walk(err) {
+		return err
+	}
+	return errors.Join(out...)
+}
+
+// fieldType returns the type of the field a dotted key names below t, or nil.
+func fieldType(t reflect.Type, key string) reflect.Type {
+	for _, part := range strings.Split(key, ".") {
+		switch {
+		case t.Kind() == reflect.Struct:
+			t = fieldKeys(t)[strings.ToLower(part)]
+		case t.Kind() == reflect.Map:
+			t = indirect(t.Elem())
+		default:
+			return nil
+		}
+		if t == nil {
+			return nil
+		}
+	}
+	return t
+}
+
+// describeType says in the words of a TOML file what a value of type t is.
+func describeType(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return `a duration such as "5s" or "2m"`
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "a whole number"
+	case t.Kind() == reflect.String:
+		return "text"
+	case t.Kind() == reflect.Slice:
+		return `a list such as ["a", "b"]`
+	case t.Kind() == reflect.Struct, t.Kind() == reflect.Map:
+		return "a table of settings"
+	}
+	return "a " + t.Kind().String()
 }
 
 // KeyOrigin tells how and where the user wrote a key, so that an error about the key

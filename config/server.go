@@ -311,7 +311,7 @@ func EnvVar(key string) string {
 func decode(k *koanf.Koanf, path string, sources map[string]string, origin func(string) KeyOrigin) (*Config, error) {
 	c := &Config{File: path, values: k.All(), sources: sources}
 	err := Unmarshal(k, "", &c.Server, origin)
-	if unknown := new(UnknownKeyError); errors.As(err, &unknown) {
+	if unknown, typed := new(UnknownKeyError), new(TypeError); errors.As(err, &unknown) || errors.As(err, &typed) {
 		return nil, err
 	}
 	if err != nil {

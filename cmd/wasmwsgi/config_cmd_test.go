@@ -270,6 +270,62 @@ func TestUnknownSettings(t *testing.T) {
 	}
 }
 
+// A value of the wrong type is named as the user wrote it, with what the key takes,
+// in the server's file, in its environment and in a tenant's wasmwsgi.toml; true is
+// never taken as a number (a timeout of one nanosecond), nor a number as true.
+func TestSettingTypeErrors(t *testing.T) {
+	const helloApp = "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hi']\n"
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		testkit.WriteFile(t, p, content)
+		return p
+	}
+	logs := file("log.toml", "log = \"json\"\n")
+	outbound := file("outbound.toml", "[outbound]\nmax_open = \"x\"\n")
+	watch := file("watch.toml", "watch = \"maybe\"\n")
+	apps := testkit.WriteTree(t, map[string]string{
+		"table/app.py": helloApp, "table/wasmwsgi.toml": "limits = 5\n",
+		"switch/app.py": helloApp, "switch/wasmwsgi.toml": "[limits]\ntimeout = true\n",
+		"number/app.py": helloApp, "number/wasmwsgi.toml": "validate = 1\n",
+		"optional/app.py": helloApp, "optional/wasmwsgi.toml": "server_timing = 0\n",
+		"fine/app.py": helloApp, "fine/wasmwsgi.toml": "server_timing = true\n[env]\nCOUNT = 5\n",
+	})
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"config", "--config", logs}, logs + `, line 1: log = "json" is not a table of settings; set its keys one by one, such as log.format`},
+		{[]string{"WASMWSGI_LOG=json"}, []string{"config"}, `WASMWSGI_LOG = "json" is not a table of settings; set its keys one by one, such as WASMWSGI_LOG__FORMAT`},
+		{nil, []string{"config", "--config", outbound}, outbound + `, line 2: outbound.max_open = "x" is not a whole number`},
+		{[]string{"WASMWSGI_IDLE_TIMEOUT=soon"}, []string{"config"}, `WASMWSGI_IDLE_TIMEOUT = "soon" is not a duration such as "5s" or "2m"`},
+		{nil, []string{"config", "--config", watch}, watch + `, line 1: watch = "maybe" is not true or false`},
+	} {
+		out, errOut, code := runWith(t, c.env, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.want) || out != "" {
+			t.Errorf("%q %q: exit %d, stdout %q, stderr %q\nwant stderr %q", c.env, c.args, code, out, errOut, c.want)
+		}
+		if strings.Contains(errOut, "expected") || strings.Contains(errOut, "strconv") {
+			t.Errorf("%q %q shows the decoder's words: %s", c.env, c.args, errOut)
+		}
+	}
+	out, _, _ := runWith(t, nil, "check", apps)
+	for _, want := range []string{
+		filepath.Join(apps, "table", "wasmwsgi.toml") + ", line 1: limits = 5 is not a table of settings; set its keys one by one, such as limits.",
+		filepath.Join(apps, "switch", "wasmwsgi.toml") + `, line 2: limits.timeout = true is not a duration such as "5s" or "2m"`,
+		filepath.Join(apps, "number", "wasmwsgi.toml") + ", line 1: validate = 1 is not true or false",
+		filepath.Join(apps, "optional", "wasmwsgi.toml") + ", line 1: server_timing = 0 is not true or false",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check: want %q in\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^fine\s+ready`).MatchString(out) {
+		t.Errorf("check: an [env] number is text, and the app loads:\n%s", out)
+	}
+}
+
 // config shows each app's effective settings and where each comes from: the operator's
 // grant, the app's own wasmwsgi.toml or a default. An app that asks for more than its
 // grant shows why it fails to load. Discovering the apps creates nothing.
