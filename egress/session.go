@@ -466,12 +466,8 @@ func (s *Session) Recv(ctx context.Context, h int32, p []byte, timeout time.Dura
 		return 0, nil
 	}
 	c.startReader()
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
+	timer, stop := afterTimeout(timeout)
+	defer stop()
 	for {
 		if c.pending == nil {
 			select {
@@ -539,16 +535,22 @@ type PollItem struct {
 	Unresolvable bool
 }
 
+// afterTimeout returns a channel that receives once d has passed (never, for d <= 0)
+// and the function that stops it.
+func afterTimeout(d time.Duration) (<-chan time.Time, func()) {
+	if d <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
+}
+
 // Poll waits until one of the items is ready (readable: data or the end of the stream
 // has arrived; writable: the connection is open), at most timeout (0: no wait, < 0:
 // until ctx ends), and returns how many are ready.
 func (s *Session) Poll(ctx context.Context, items []PollItem, timeout time.Duration) int {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
+	timer, stop := afterTimeout(timeout)
+	defer stop()
 	for {
 		ready := 0
 		for i := range items {
