@@ -7,27 +7,15 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // BenchmarkRoundTrip is one 100-byte round trip to an echo server on 127.0.0.1: through
 // a Session as the host functions call it (Send, then Recv until the echo is whole),
 // and on a plain net.Conn, in the same run.
 func BenchmarkRoundTrip(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := testkit.StartTCP(b, testkit.Echo).Port
 	msg, buf := make([]byte, 100), make([]byte, 100)
 	ctx := context.Background()
 

@@ -14,38 +14,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // echoServer listens on 127.0.0.1 and echoes every connection; it returns its port.
-func echoServer(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// freePort returns a port of 127.0.0.1 that nothing listens on (just now).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func echoServer(t *testing.T) int { return testkit.StartTCP(t, testkit.Echo).Port }
 
 // noDNS is a resolver that must not be called.
 func noDNS(t *testing.T) func(context.Context, string) ([]netip.Addr, error) {
@@ -269,7 +243,7 @@ func recvAll(t *testing.T, s *Session, h int32, n int) string {
 
 // The counters of one request: what succeeded, and denials, each counted once.
 func TestSessionStats(t *testing.T) {
-	port, closed := echoServer(t), freePort(t)
+	port, closed := echoServer(t), testkit.FreePort(t)
 	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshake below
 	tlsSrv.StartTLS()

@@ -3,13 +3,12 @@ package hostfuncs
 import (
 	"context"
 	"encoding/binary"
-	"io"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/wasmwsgi/wasmwsgi/egress"
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // netExchange is a fake exchange whose guest has a session.
@@ -23,21 +22,7 @@ func (n netExchange) Sockets() *egress.Session { return n.s }
 // The net_* functions through call(), as the guest reaches them: resolve, connect,
 // send, poll, recv, addr, close; and denials with their message.
 func TestNetFunctions(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := testkit.StartTCP(t, testkit.Echo).Port
 	p, _ := egress.NewPolicy([]string{"tcp://127.0.0.1:" + strconv.Itoa(port)})
 	var denied []string
 	s := egress.NewSession(p, egress.Config{OnDeny: func(dest, reason string) { denied = append(denied, dest) }})

@@ -75,19 +75,11 @@ func run(bin, apps string, warmup, duration time.Duration, workers int, hostileS
 		return err
 	}
 	defer os.Remove(conf.Name())
-	fmt.Fprintf(conf, `[apps.hostile]
-outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[3]d"]
-[apps.hostile.outbound_limits]
-max_bytes_in = "4MiB"
-max_bytes_out = "4MiB"
-[apps.netvictim]
-outbound = ["tcp://127.0.0.1:%[1]d"]
-`, echo.Port, sink.Port, stream.Port)
+	grants, ports := testkit.HostileNetGrants(echo, sink, stream)
+	fmt.Fprint(conf, grants)
 	if err := conf.Close(); err != nil {
 		return err
 	}
-	ports := strings.NewReplacer("{echo}", strconv.Itoa(echo.Port), "{sink}", strconv.Itoa(sink.Port),
-		"{stream}", strconv.Itoa(stream.Port))
 
 	cmd := exec.Command(bin, "serve", apps, "--addr", "127.0.0.1:0", "--config", conf.Name())
 	stderr, err := cmd.StderrPipe()

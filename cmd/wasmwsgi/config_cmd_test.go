@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,15 +23,22 @@ import (
 // after a minute.
 func runWith(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return runFor(t, time.Minute, nil, env, args...)
+}
+
+// runFor is runWith with a time limit and stdin (nil for none).
+func runFor(t *testing.T, limit time.Duration, stdin io.Reader, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, testkit.Binary(t), args...)
 	cmd.Env = testkit.Env(t, env...)
+	cmd.Stdin = stdin
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("wasmwsgi %q did not finish within a minute", args)
+		t.Fatalf("wasmwsgi %q did not finish within %s", args, limit)
 	}
 	var exit *exec.ExitError
 	switch {

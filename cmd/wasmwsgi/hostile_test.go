@@ -154,16 +154,8 @@ func hostileApps(t *testing.T) string {
 // grants them, and the replacer that puts their ports into attack paths.
 func netServers(t *testing.T) (echo, sink, stream *testkit.TCPServer, conf string, ports *strings.Replacer) {
 	echo, sink, stream = testkit.StartTCP(t, testkit.Echo), testkit.StartTCP(t, testkit.Sink), testkit.StartTCP(t, testkit.Stream)
-	conf = testkit.ConfigFile(t, fmt.Sprintf(`
-[apps.hostile]
-outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[3]d"]
-[apps.hostile.outbound_limits]
-max_bytes_in = "4MiB"
-max_bytes_out = "4MiB"
-[apps.netvictim]
-outbound = ["tcp://127.0.0.1:%[1]d"]
-`, echo.Port, sink.Port, stream.Port))
-	ports = strings.NewReplacer("{echo}", fmt.Sprint(echo.Port), "{sink}", fmt.Sprint(sink.Port), "{stream}", fmt.Sprint(stream.Port))
+	grants, ports := testkit.HostileNetGrants(echo, sink, stream)
+	conf = testkit.ConfigFile(t, grants)
 	return echo, sink, stream, conf, ports
 }
 

@@ -137,7 +137,7 @@ func startMariaDB(t *testing.T) *mariaDB {
 	if out, err := exec.Command(install, args...).CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
-	m := &mariaDB{port: freePort(t), socket: filepath.Join(dir, "mysqld.sock"),
+	m := &mariaDB{port: testkit.FreePort(t), socket: filepath.Join(dir, "mysqld.sock"),
 		database: "notes", user: "wsgi", password: "p4ss-" + strconv.Itoa(os.Getpid())}
 	log := filepath.Join(dir, "server.log")
 	cmd := exec.Command(server, append([]string{"--no-defaults", "--datadir=" + data,

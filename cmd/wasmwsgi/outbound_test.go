@@ -31,17 +31,6 @@ import (
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
-// freePort returns a port on 127.0.0.1 that nothing listens on (just now).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // fetch is get, as a status and a body.
 func fetch(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -96,7 +85,7 @@ func TestOutboundSockets(t *testing.T) {
 	echo := testkit.StartTCP(t, testkit.Echo)
 	sink := testkit.StartTCP(t, testkit.Sink)     // accepts, reads, never answers
 	stream := testkit.StartTCP(t, testkit.Stream) // sends without end
-	closed := freePort(t)
+	closed := testkit.FreePort(t)
 	full := fullBacklog(t)
 	apps := outboundApps(t, "")
 	testkit.WriteFile(t, filepath.Join(apps, "narrow", "wasmwsgi.toml"),
@@ -529,7 +518,7 @@ func startRedis(t *testing.T) int {
 		t.Log("redis-server is not installed")
 		return 0
 	}
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -575,7 +564,7 @@ func startPostgres(t *testing.T) int {
 		return 0
 	}
 	run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres")
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	run(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", port, data),
 		"-l", filepath.Join(data, "server.log"), "-w", "start")
 	t.Cleanup(func() {

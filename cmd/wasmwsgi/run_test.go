@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -17,50 +16,17 @@ import (
 )
 
 // runInput runs the built wasmwsgi with stdin, the test's environment plus env, and
-// returns its stdout, stderr and exit code.
+// returns its stdout, stderr and exit code; it gives up after 5 minutes.
 func runInput(t *testing.T, stdin string, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testkit.Binary(t), args...)
-	cmd.Env = testkit.Env(t, env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("wasmwsgi %q did not finish within 5 minutes", args)
-	}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return stdout.String(), stderr.String(), exit.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), 0
+	return runFor(t, 5*time.Minute, strings.NewReader(stdin), env, args...)
 }
 
 // TestRunCommand runs Python command lines in the sandbox of an app whose operator
 // grants it a data folder, variables and one outbound destination.
 func TestRunCommand(t *testing.T) {
 	// A loopback server the grant names: it answers every connection with one line.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, "hello from the granted server")
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := testkit.StartTCP(t, func(c net.Conn) { fmt.Fprintln(c, "hello from the granted server") }).Port
 
 	tmp := t.TempDir()
 	apps, data := filepath.Join(tmp, "apps"), filepath.Join(tmp, "data")

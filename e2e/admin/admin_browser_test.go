@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,26 +128,6 @@ func screenshot(t *testing.T, tab context.Context, extra string) {
 	}
 }
 
-// echoServer echoes every connection on 127.0.0.1 and returns its port.
-func echoServer(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func fetch(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -190,7 +169,7 @@ func TestAdminPageInBrowser(t *testing.T) {
 		"hello/app.py":  browserTestApp,
 		"broken/app.py": "import no_such_module_here\n",
 	})
-	echo := echoServer(t)
+	echo := testkit.StartTCP(t, testkit.Echo).Port
 	s := testkit.Start(t, apps, "--config", adminConfig(t, fmt.Sprintf("[apps.hello]\noutbound = [\"tcp://127.0.0.1:%d\"]\n", echo)))
 
 	// ?token= signs the browser in and leads to the page's clean address.

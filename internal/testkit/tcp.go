@@ -1,8 +1,11 @@
 package testkit
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -83,6 +86,17 @@ func (s *TCPServer) Close() {
 	s.wg.Wait()
 }
 
+// FreePort returns a port of 127.0.0.1 that nothing listens on (just now).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 // Echo sends back what it receives, until the peer closes.
 func Echo(c net.Conn) { _, _ = io.Copy(c, c) }
 
@@ -97,4 +111,24 @@ func Stream(c net.Conn) {
 			return
 		}
 	}
+}
+
+// HostileNetGrants returns the operator configuration that grants the hostile tenant
+// of cmd/wasmwsgi/testdata/hostile-apps the echo, sink and stream servers (with byte
+// caps) and the netvictim tenant the echo server, and the replacer that puts their
+// ports into the attacks' paths ({echo}, {sink}, {stream}). The hostile suite and the
+// soak both run those tenants.
+func HostileNetGrants(echo, sink, stream *TCPServer) (string, *strings.Replacer) {
+	conf := fmt.Sprintf(`
+[apps.hostile]
+outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[3]d"]
+[apps.hostile.outbound_limits]
+max_bytes_in = "4MiB"
+max_bytes_out = "4MiB"
+[apps.netvictim]
+outbound = ["tcp://127.0.0.1:%[1]d"]
+`, echo.Port, sink.Port, stream.Port)
+	ports := strings.NewReplacer("{echo}", strconv.Itoa(echo.Port), "{sink}", strconv.Itoa(sink.Port),
+		"{stream}", strconv.Itoa(stream.Port))
+	return conf, ports
 }
