@@ -251,7 +251,18 @@ func (m *MemFS) WriteDigest(w io.Writer) {
 }
 
 // MemFSFromFiles returns a tree of the given files, named by slash-separated paths.
-func MemFSFromFiles(files map[string][]byte) *MemFS { return newMemFS().Overlay(files) }
+// As with MemFSFromDir, content another tree holds too is held once (shareContent):
+// every app's TLS root bundle, for one.
+func MemFSFromFiles(files map[string][]byte) *MemFS {
+	m := newMemFS()
+	for name, data := range files {
+		content, shared := shareContent(data)
+		m.add(name, shared, false, time.Time{})
+		m.nodes[name].content = content
+	}
+	m.finish()
+	return m
+}
 
 // Overlay returns a copy of m with extra files added at the root (used to place the
 // guest shim beside the stdlib).

@@ -122,6 +122,14 @@ func TestMemFSSharesContent(t *testing.T) {
 	if got, _ := fs.ReadFile(c, "lib.py"); string(got) != "x = 2\n" {
 		t.Errorf("read %q", got)
 	}
+	// Trees made from bytes in memory share the same way.
+	d := MemFSFromFiles(map[string][]byte{"lib.py": []byte("x = 1\n")})
+	if first(d) != first(a) {
+		t.Error("a tree made from files in memory holds its own copy of content another tree has")
+	}
+	if got, _ := fs.ReadFile(d, "lib.py"); string(got) != "x = 1\n" {
+		t.Errorf("read %q", got)
+	}
 }
 
 // TestMemFSFromZip checks a zip-backed tree: files are inflated on first open, with
