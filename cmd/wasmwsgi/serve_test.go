@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -679,5 +681,70 @@ func TestSnapshotCache(t *testing.T) {
 	serveOnce(false, "Howdy, cache!")
 	if snaps, _ := filepath.Glob(filepath.Join(cache, "snapshots", "hello-*.mem")); len(snaps) != 1 {
 		t.Errorf("cached snapshots: %v, want only the newest", snaps)
+	}
+}
+
+// TestSnapshotCacheIsPerTenant gives two tenants their own copy of one framework
+// package, changes the copy of one, and checks that only that tenant is imported
+// again: the other's cached snapshot, file and content, stays as it was.
+func TestSnapshotCacheIsPerTenant(t *testing.T) {
+	apps, cache := filepath.Join(t.TempDir(), "apps"), t.TempDir()
+	framework := func(tenant, greeting string) {
+		t.Helper()
+		testkit.WriteFile(t, filepath.Join(apps, tenant, "site-packages", "fw", "__init__.py"),
+			"GREETING = "+strconv.Quote(greeting)+"\n")
+	}
+	for _, tenant := range []string{"a", "b"} {
+		testkit.WriteFile(t, filepath.Join(apps, tenant, "app.py"), `
+import fw
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [fw.GREETING.encode()]
+`)
+		framework(tenant, "hello from fw 1.0")
+	}
+	snapshot := func(tenant string) (string, []byte) {
+		t.Helper()
+		paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", tenant+"-*.mem"))
+		if len(paths) != 1 {
+			t.Fatalf("cached snapshots of %s: %v, want one", tenant, paths)
+		}
+		content, err := os.ReadFile(paths[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return paths[0], content
+	}
+	serve := func(wantImported []string, want map[string]string) {
+		t.Helper()
+		s := testkit.Start(t, apps, "--cache-dir", cache)
+		s.WaitLog(t, `msg="app ready" app=a`)
+		s.WaitLog(t, `msg="app ready" app=b`)
+		for tenant, body := range want {
+			if r := get(t, s.Base+"/"+tenant+"/"); r.body != body {
+				t.Errorf("%s answers %q, want %q", tenant, r.body, body)
+			}
+		}
+		s.Stop(t)
+		for _, line := range strings.Split(s.Log(), "\n") {
+			if !strings.Contains(line, "snapshot restored from the cache") {
+				continue
+			}
+			for _, tenant := range wantImported {
+				if strings.Contains(line, "app="+tenant+" ") {
+					t.Errorf("%s was restored from the cache after its framework changed: %s", tenant, line)
+				}
+			}
+		}
+	}
+	serve([]string{"a", "b"}, map[string]string{"a": "hello from fw 1.0", "b": "hello from fw 1.0"})
+	pathA, before := snapshot("a")
+	framework("b", "hello from fw 1.1")
+	serve([]string{"b"}, map[string]string{"a": "hello from fw 1.0", "b": "hello from fw 1.1"})
+	pathAfter, after := snapshot("a")
+	if pathAfter != pathA || !bytes.Equal(after, before) {
+		t.Errorf("another tenant's framework change altered a's snapshot: %s (%d bytes) became %s (%d bytes)",
+			pathA, len(before), pathAfter, len(after))
 	}
 }
