@@ -209,7 +209,7 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string) (m *MemFS, skippe
 		if m.size+info.Size() > maxBytes {
 			return fmt.Errorf("app files exceed %d bytes at %s", maxBytes, name)
 		}
-		data, err := root.ReadFile(name)
+		data, err := readOnce(root, name, maxBytes-m.size)
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
 			return nil
@@ -233,6 +233,32 @@ func shareContent(data []byte) (unique.Handle[string], []byte) {
 	h := unique.Make(string(data))
 	s := h.Value()
 	return h, unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// readOnce reads the file at name below root, failing past limit bytes, and leaves
+// none of it in the page cache: the tree holds the content from now on, and a server
+// of a thousand tenants would otherwise fill the cache with a second copy of every
+// file each of them ships, pushing out the snapshot pages requests do need.
+func readOnce(root *os.Root, name string, limit int64) ([]byte, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var size int64
+	if info, err := f.Stat(); err == nil {
+		size = info.Size()
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(size, limit)+1))
+	n, err := buf.ReadFrom(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("it grew past the limit on app files while being read")
+	}
+	dropCached(f)
+	return buf.Bytes(), nil
 }
 
 // WriteDigest writes every entry's name, mode and length, then a file's content, to w
