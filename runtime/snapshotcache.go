@@ -65,7 +65,7 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+a.Spec.Name+"-*")
 	if err == nil {
-		_, err = tmp.Write(mem)
+		err = memimage.Write(tmp, mem)
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}

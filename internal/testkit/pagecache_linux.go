@@ -39,9 +39,9 @@ func ResidentPages(t testing.TB, path string) int {
 	return n
 }
 
-// EvictFromPageCache writes the file at path to disk and drops it from the page cache,
-// skipping the test where that cannot be done: on tmpfs, whose files are memory.
-func EvictFromPageCache(t testing.TB, path string) {
+// SkipOnTmpfs skips the test when path is on tmpfs, whose files are memory: none of
+// them is read from disk, and none can leave the page cache.
+func SkipOnTmpfs(t testing.TB, path string) {
 	t.Helper()
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
@@ -50,6 +50,13 @@ func EvictFromPageCache(t testing.TB, path string) {
 	if st.Type == unix.TMPFS_MAGIC {
 		t.Skipf("%s is on tmpfs, whose files are memory: nothing is read from disk", path)
 	}
+}
+
+// EvictFromPageCache writes the file at path to disk and drops it from the page cache,
+// skipping the test where that cannot be done (SkipOnTmpfs).
+func EvictFromPageCache(t testing.TB, path string) {
+	t.Helper()
+	SkipOnTmpfs(t, path)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

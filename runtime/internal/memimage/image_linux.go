@@ -56,6 +56,20 @@ func Open(path string) (*Image, error) {
 	return &Image{file: f, size: uint64(st.Size())}, nil
 }
 
+// Write writes mem to f as an image file for Open: durably, since a file cut short
+// by a crash would be mapped as an instance's memory, and leaving none of it in the
+// page cache, where instances will read back only the pages they touch.
+func Write(f *os.File, mem []byte) error {
+	if _, err := f.Write(mem); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	return nil
+}
+
 // view returns the image mapped read-only, for copying pages back into a used memory.
 func (img *Image) view() ([]byte, error) {
 	img.viewOnce.Do(func() {

@@ -32,6 +32,15 @@ func Open(path string) (*Image, error) {
 	return &Image{data: data, size: uint64(len(data))}, nil
 }
 
+// Write writes mem to f as an image file for Open, durably: a file cut short by a
+// crash would become an instance's memory.
+func Write(f *os.File, mem []byte) error {
+	if _, err := f.Write(mem); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
 // Close drops the image.
 func (img *Image) Close() error {
 	img.data = nil

@@ -10,9 +10,9 @@ import (
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
-// TestRestoredReadsOnlyTouchedPages maps an image file whose pages are out of the page
-// cache, reads one byte of it through a Restored memory, and checks that the page cache
-// now holds that page and no read-ahead around it.
+// TestRestoredReadsOnlyTouchedPages writes an image file (which leaves it out of the
+// page cache), reads one byte of it through a Restored memory, and checks that the
+// page cache now holds that page and no read-ahead around it.
 func TestRestoredReadsOnlyTouchedPages(t *testing.T) {
 	const size = 256 * WasmPage // 16 MiB, a Flask app's snapshot
 	path := filepath.Join(t.TempDir(), "app.mem")
@@ -20,8 +20,18 @@ func TestRestoredReadsOnlyTouchedPages(t *testing.T) {
 	for i := range content {
 		content[i] = byte(i / pageSize)
 	}
-	if err := os.WriteFile(path, content, 0o600); err != nil {
+	f, err := os.Create(path)
+	if err != nil {
 		t.Fatal(err)
+	}
+	err = Write(f, content)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.SkipOnTmpfs(t, path)
+	if n := testkit.ResidentPages(t, path); n != 0 {
+		t.Errorf("Write left %d pages of the image in the page cache", n)
 	}
 	testkit.EvictFromPageCache(t, path)
 
