@@ -280,7 +280,7 @@ func (rt *Router) loadMount(ctx context.Context, m *Mount) error {
 // cannot be read, and settings that cannot be used, are part of the key: the app
 // counts as changed when the error does.
 func (rt *Router) fingerprint(m *Mount) {
-	fp, err := rt.engine.Fingerprint(m.App.Spec)
+	fp, err := m.App.Fingerprint()
 	if err != nil {
 		fp = runtime.Fingerprint{Key: "unreadable: " + err.Error()}
 	}

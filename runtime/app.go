@@ -102,8 +102,12 @@ type App struct {
 	engine *Engine
 	log    *slog.Logger
 
-	files *guestfs.MemFS
-	info  []byte
+	// files, info and key are read once, by Fingerprint or Load (readFiles), and then
+	// fixed: key is the snapshot's (snapshotKey).
+	files   *guestfs.MemFS
+	skipped []string
+	info    []byte
+	key     string
 	gate  *gate
 	pool  pool
 
@@ -175,35 +179,43 @@ func (a *App) load(ctx context.Context) error {
 	if err := a.readFiles(); err != nil {
 		return err
 	}
+	a.warnSkipped()
 	return a.importOrRestore(ctx)
 }
 
-// readFiles copies the app's files into memory and builds its app_info: the part of a
-// load that Engine.Fingerprint repeats to tell whether the app changed.
+// readFiles copies the app's files into memory and builds its app_info, once: the part
+// of a load that Fingerprint does first to tell whether the app changed.
 func (a *App) readFiles() error {
-	files, err := a.copyFiles()
-	if err != nil {
+	if err := a.readTree(); err != nil {
 		return err
 	}
 	if a.Spec.Entrypoint == "" {
 		return fmt.Errorf("app %s: no entrypoint in %s: add app.py or wsgi.py defining `application`, "+
 			"a *.wsgi file, or set entrypoint = \"module:callable\" in wasmwsgi.toml", a.Spec.Name, a.Spec.Dir)
 	}
-	a.files = files
 	a.info = a.Spec.AppInfo().Encode()
 	return nil
 }
 
-// copyFiles copies the app's folder into memory, the tree its instances see at /app.
-func (a *App) copyFiles() (*guestfs.MemFS, error) {
+// readTree copies the app's folder into memory, the tree its instances see at /app,
+// unless it already did.
+func (a *App) readTree() error {
+	if a.files != nil {
+		return nil
+	}
 	files, skipped, err := guestfs.MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes, GuestCacheTag)
 	if err != nil {
-		return nil, fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
+		return fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
 	}
-	for _, s := range skipped {
+	a.files, a.skipped = files, skipped
+	return nil
+}
+
+// warnSkipped logs the files of the app's folder left out of its tree.
+func (a *App) warnSkipped() {
+	for _, s := range a.skipped {
 		a.log.Warn("app file skipped: it is not a regular file inside the app folder", "file", s)
 	}
-	return files, nil
 }
 
 // AppInfo returns what app_info tells the guest about the app: its settings and where

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 )
 
@@ -20,12 +19,12 @@ type Fingerprint struct {
 	Cached bool
 }
 
-// Fingerprint reads the files of spec's folder the way Load does and returns its
-// Fingerprint. It fails where Load would fail reading them (a missing folder, files
-// over MaxFileBytes, no entrypoint).
-func (e *Engine) Fingerprint(spec AppSpec) (Fingerprint, error) {
-	a := e.NewApp(spec)
-	a.log = slog.New(slog.DiscardHandler) // Load warns about skipped files itself
+// Fingerprint reads the files of the app's folder and returns its Fingerprint. It
+// fails where Load would fail reading them (a missing folder, files over
+// MaxFileBytes, no entrypoint). The files stay with the app: Load then uses them
+// instead of reading the folder a second time, so the app loaded is the one
+// fingerprinted.
+func (a *App) Fingerprint() (Fingerprint, error) {
 	if err := a.readFiles(); err != nil {
 		return Fingerprint{}, err
 	}

@@ -40,13 +40,10 @@ func (a *App) Run(ctx context.Context, cmd Command) (int, error) {
 	if err := a.openDataDir(); err != nil {
 		return 0, err
 	}
-	if a.files == nil {
-		files, err := a.copyFiles()
-		if err != nil {
-			return 0, err
-		}
-		a.files = files
+	if err := a.readTree(); err != nil {
+		return 0, err
 	}
+	a.warnSkipped()
 	info := a.Spec.AppInfo()
 	info.Run, info.Argv = true, cmd.Argv
 

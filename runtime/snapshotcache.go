@@ -30,13 +30,17 @@ func (a *App) snapshotCachePath() string {
 // snapshotKey hashes everything the app's snapshot depends on (see above); it names
 // the cached snapshot and is part of Engine.Fingerprint.
 func (a *App) snapshotKey() string {
+	if a.key != "" {
+		return a.key
+	}
 	h := sha256.New()
 	io.WriteString(h, snapshotFormat)
 	h.Write(a.engine.moduleHash[:])
 	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n%t\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup, a.autoWarmup())
 	h.Write(a.info)
 	a.files.WriteDigest(h)
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	a.key = hex.EncodeToString(h.Sum(nil)[:16])
+	return a.key
 }
 
 // loadCachedSnapshot restores the app's snapshot from the cache; false when there is
