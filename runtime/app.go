@@ -108,8 +108,8 @@ type App struct {
 	skipped []string
 	info    []byte
 	key     string
-	gate  *gate
-	pool  pool
+	gate    *gate
+	pool    pool
 
 	events Events
 	net    outbound // what its instances' outbound sessions share
