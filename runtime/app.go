@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -203,12 +204,36 @@ func (a *App) readTree() error {
 	if a.files != nil {
 		return nil
 	}
-	files, skipped, err := guestfs.MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes, GuestCacheTag)
+	index := a.fileIndexPath()
+	var known *guestfs.FileIndex
+	if index != "" {
+		known = guestfs.ReadFileIndex(index)
+	}
+	files, skipped, err := guestfs.MemFSFromDir(a.Spec.Dir, a.Spec.MaxFileBytes, GuestCacheTag, known)
 	if err != nil {
 		return fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
 	}
 	a.files, a.skipped = files, skipped
+	if index != "" {
+		if err := guestfs.WriteFileIndex(index, files.Index()); err != nil {
+			a.log.Warn("cannot keep the index of the app's files; the next start reads them all", "error", err.Error())
+		}
+	}
 	return nil
+}
+
+// fileIndexPath returns where the index of the app folder's files is kept (see
+// guestfs.FileIndex), named after the folder's absolute path; "" without a cache.
+func (a *App) fileIndexPath() string {
+	if a.engine.indexDir == "" {
+		return ""
+	}
+	dir, err := filepath.Abs(a.Spec.Dir)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join(a.engine.indexDir, a.Spec.Name+"-"+hex.EncodeToString(sum[:8])+".json")
 }
 
 // warnSkipped logs the files of the app's folder left out of its tree.

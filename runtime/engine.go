@@ -97,6 +97,8 @@ type Engine struct {
 	moduleHash [32]byte
 	// snapshotDir caches app snapshots on disk ("" without a cache dir).
 	snapshotDir string
+	// indexDir keeps each app folder's guestfs.FileIndex ("" without a cache dir).
+	indexDir string
 	// pagemap tells a restore which pages a request wrote (nil where
 	// /proc/self/pagemap cannot be read).
 	pagemap *memimage.PageMap
@@ -195,13 +197,15 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		fmt.Fprintf(guest, "%d\n", len(part))
 		guest.Write(part)
 	}
-	snapshotDir := ""
+	snapshotDir, indexDir := "", ""
 	if cfg.CacheDir != "" {
 		snapshotDir = filepath.Join(cfg.CacheDir, "snapshots")
+		indexDir = filepath.Join(cfg.CacheDir, "file-index")
 	}
 	return &Engine{
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
+		indexDir:    indexDir,
 		pagemap:     memimage.OpenPageMap(),
 		dataDirs:    guestfs.NewDataDirs(),
 		rt:          rt, module: compiled, data: data, stdlib: stdlib, log: cfg.Logger,

@@ -17,7 +17,7 @@ func TestMemFSFromDirLeavesNoPageCache(t *testing.T) {
 	path := filepath.Join(dir, "site-packages", "big.py")
 	testkit.WriteFile(t, path, string(content))
 	testkit.EvictFromPageCache(t, path)
-	m, skipped, err := MemFSFromDir(dir, 1<<30, "cpython-311")
+	m, skipped, err := MemFSFromDir(dir, 1<<30, "cpython-311", nil)
 	if err != nil || len(skipped) != 0 {
 		t.Fatalf("MemFSFromDir: %v, skipped %v", err, skipped)
 	}
@@ -38,7 +38,7 @@ func TestMemFSFromDirLeavesNoPageCache(t *testing.T) {
 // limit stops the load with an error naming the file.
 func TestMemFSFromDirFileOverLimit(t *testing.T) {
 	dir := testkit.WriteTree(t, map[string]string{"a.py": "1234567890"})
-	if _, _, err := MemFSFromDir(dir, 5, "cpython-311"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("a.py")) {
+	if _, _, err := MemFSFromDir(dir, 5, "cpython-311", nil); err == nil || !bytes.Contains([]byte(err.Error()), []byte("a.py")) {
 		t.Errorf("a 10-byte file under a 5-byte limit: %v, want an error naming a.py", err)
 	}
 }

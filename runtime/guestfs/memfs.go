@@ -3,6 +3,7 @@ package guestfs
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unique"
-	"unsafe"
 )
 
 // MemFS is a read-only file tree held in memory. The guest sees the stdlib and each app
@@ -23,13 +22,15 @@ import (
 type MemFS struct {
 	nodes map[string]*memNode // keyed by fs.ValidPath names; "." is the root
 	size  int64
+	index *FileIndex // of the folder it was read from, if it was
 }
 
 type memNode struct {
 	name string
 	data []byte // read-only: it may be shared with other trees (shareContent)
-	// content keeps data alive when it is shared.
-	content unique.Handle[string]
+	// blob, for a file read from a folder or made from bytes, is the one copy of its
+	// content that data is; nil for the stdlib's zip entries and overlaid files.
+	blob *blob
 	// zipped, for a file of a zip archive, is inflated into data on first open.
 	zipped  *zipped
 	size    int64
@@ -172,13 +173,17 @@ func MemFSFromZip(b []byte) (*MemFS, error) {
 // (*.cpython-311.pyc; the guest's import validates it against the source and ignores
 // it when stale or not bytecode at all). Loading stops with an error once more than
 // maxBytes of file content has been read.
-func MemFSFromDir(dir string, maxBytes int64, cacheTag string) (m *MemFS, skipped []string, err error) {
+//
+// known, when not nil, is the folder's FileIndex from an earlier read (see Index): a
+// file it vouches for is not read again when another tree holds its content already.
+func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex) (m *MemFS, skipped []string, err error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer root.Close()
 	m = newMemFS()
+	m.index = &FileIndex{Taken: time.Now().UnixNano(), Files: map[string]fileRecord{}}
 	err = fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
@@ -209,14 +214,21 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string) (m *MemFS, skippe
 		if m.size+info.Size() > maxBytes {
 			return fmt.Errorf("app files exceed %d bytes at %s", maxBytes, name)
 		}
-		data, err := readOnce(root, name, maxBytes-m.size)
-		if err != nil {
-			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
-			return nil
+		var b *blob
+		if digest, ok := known.lookup(name, info); ok {
+			b = storedBlob(digest)
 		}
-		content, shared := shareContent(data)
-		m.add(name, shared, false, info.ModTime())
-		m.nodes[name].content = content
+		if b == nil {
+			data, err := readOnce(root, name, maxBytes-m.size)
+			if err != nil {
+				skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
+				return nil
+			}
+			b = shareContent(data)
+		}
+		m.add(name, b.data, false, info.ModTime())
+		m.nodes[name].blob = b
+		m.index.record(name, info, b.digest)
 		return nil
 	})
 	if err != nil {
@@ -224,15 +236,6 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string) (m *MemFS, skippe
 	}
 	m.finish()
 	return m, skipped, nil
-}
-
-// shareContent returns the process's one copy of data's content, and the handle that
-// keeps it alive: apps that ship the same files (tenants on the same Flask release)
-// hold them once between them. The bytes must never be written.
-func shareContent(data []byte) (unique.Handle[string], []byte) {
-	h := unique.Make(string(data))
-	s := h.Value()
-	return h, unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // readOnce reads the file at name below root, failing past limit bytes, and leaves
@@ -261,7 +264,11 @@ func readOnce(root *os.Root, name string, limit int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// WriteDigest writes every entry's name, mode and length, then a file's content, to w
+// Index returns the FileIndex of the folder m was read from (nil for other trees), for
+// the folder's next read.
+func (m *MemFS) Index() *FileIndex { return m.index }
+
+// WriteDigest writes every entry's name, mode and length, and a file's SHA-256, to w
 // (a hash) in name order: two trees that write the same bytes hold the same files.
 func (m *MemFS) WriteDigest(w io.Writer) {
 	names := make([]string, 0, len(m.nodes))
@@ -271,8 +278,14 @@ func (m *MemFS) WriteDigest(w io.Writer) {
 	sort.Strings(names)
 	for _, name := range names {
 		n := m.nodes[name]
-		fmt.Fprintf(w, "%q %v %d\n", name, n.mode, len(n.data))
-		w.Write(n.data)
+		digest := [32]byte{}
+		switch {
+		case n.blob != nil:
+			digest = n.blob.digest
+		case !n.mode.IsDir():
+			digest = sha256.Sum256(n.data)
+		}
+		fmt.Fprintf(w, "%q %v %d %x\n", name, n.mode, len(n.data), digest)
 	}
 }
 
@@ -282,9 +295,9 @@ func (m *MemFS) WriteDigest(w io.Writer) {
 func MemFSFromFiles(files map[string][]byte) *MemFS {
 	m := newMemFS()
 	for name, data := range files {
-		content, shared := shareContent(data)
-		m.add(name, shared, false, time.Time{})
-		m.nodes[name].content = content
+		b := shareContent(data)
+		m.add(name, b.data, false, time.Time{})
+		m.nodes[name].blob = b
 	}
 	m.finish()
 	return m

@@ -49,7 +49,7 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 		}
 	}
 
-	m, skipped, err := MemFSFromDir(dir, 1<<20, testCacheTag)
+	m, skipped, err := MemFSFromDir(dir, 1<<20, testCacheTag, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", bad)
 		}
 	}
-	if _, _, err := MemFSFromDir(dir, 10, testCacheTag); err == nil || !strings.Contains(err.Error(), "exceed") {
+	if _, _, err := MemFSFromDir(dir, 10, testCacheTag, nil); err == nil || !strings.Contains(err.Error(), "exceed") {
 		t.Errorf("size cap not enforced: %v", err)
 	}
 }
@@ -105,7 +105,7 @@ func TestMemFSSharesContent(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "lib.py"), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		m, _, err := MemFSFromDir(dir, 1<<20, testCacheTag)
+		m, _, err := MemFSFromDir(dir, 1<<20, testCacheTag, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
