@@ -89,7 +89,8 @@ bench-density: build vendor-apps
 micro: build vendor-apps
 	benchmarks/micro/run.sh
 
-## vendor-apps: fill apps/{flask,bottle,falcon,pyramid}/site-packages from Debian's packages
+## vendor-apps: fill apps/{flask,bottle,falcon,pyramid,django}/site-packages from Debian's
+## packages, then collect the Django example's static files (manage.py collectstatic)
 vendor-apps:
 	bash apps/vendor.sh
 
