@@ -67,6 +67,12 @@ func accessLog(log *slog.Logger, m *metrics, record func(e *logEntry, status int
 				elapsed := time.Since(start)
 				m.observe(entry, status, elapsed.Seconds())
 				record(entry, status, elapsed)
+				if !log.Enabled(r.Context(), slog.LevelInfo) {
+					if aborted != nil {
+						panic(aborted)
+					}
+					return
+				}
 				attrs := []any{
 					"request_id", middleware.GetReqID(r.Context()),
 					"app", entry.app,

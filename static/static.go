@@ -161,26 +161,24 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, pathInfo string)
 		return
 	}
 
+	// The header values are fileMeta's own slices, made once per file (each of
+	// length and capacity 1, so that an Add elsewhere copies rather than shares).
 	hdr := w.Header()
 	etag, modTime := meta.etag, info.ModTime()
-	if enc, sib := h.sibling(r, name); sib != nil {
-		defer sib.file.Close()
-		content, etag, modTime = sib.content, sib.meta.etag, sib.info.ModTime()
-		hdr.Set("Content-Encoding", enc)
-	}
 	if meta.siblings {
-		hdr.Set("Vary", "Accept-Encoding")
+		if enc, sib := h.sibling(r, name); sib != nil {
+			defer sib.file.Close()
+			content, etag, modTime = sib.content, sib.meta.etag, sib.info.ModTime()
+			hdr["Content-Encoding"] = []string{enc}
+		}
+		hdr["Vary"] = varyAcceptEncoding
 	}
-	if meta.contentType != "" {
-		hdr.Set("Content-Type", meta.contentType)
+	if meta.contentType != nil {
+		hdr["Content-Type"] = meta.contentType
 	}
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("ETag", etag)
-	if meta.hashed {
-		hdr.Set("Cache-Control", h.cache.Hashed)
-	} else {
-		hdr.Set("Cache-Control", h.cache.Other)
-	}
+	hdr["X-Content-Type-Options"] = nosniff
+	hdr["Etag"] = etag
+	hdr["Cache-Control"] = meta.cacheControl
 	http.ServeContent(w, r, "", modTime, content)
 }
 
@@ -188,9 +186,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, pathInfo string)
 // that refuses it.
 func (h *Handler) resolve(r *http.Request, route Route, rest string) (string, int) {
 	// The path as sent: an encoded slash, backslash or NUL byte is never part of a
-	// file's name here, only of a way around a check.
-	raw := strings.ToLower(r.URL.EscapedPath())
-	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%00") {
+	// file's name here, only of a way around a check. (RawPath is set whenever the
+	// path was escaped otherwise than Go would have, which an encoded slash always is.)
+	if raw := strings.ToLower(r.URL.RawPath); raw != "" &&
+		(strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%00")) {
 		return "", http.StatusBadRequest
 	}
 	if !utf8.ValidString(rest) || strings.ContainsAny(rest, "\\\x00") {
@@ -202,29 +201,39 @@ func (h *Handler) resolve(r *http.Request, route Route, rest string) (string, in
 		}
 		return route.Target, 0
 	}
-	segments := strings.Split(rest[1:], "/")
-	for _, s := range segments {
+	for segments := rest[1:]; ; {
+		s, next, more := strings.Cut(segments, "/")
 		switch {
 		case s == "." || s == "..":
 			return "", http.StatusBadRequest
 		case s == "", strings.HasPrefix(s, "."), len(s) > MaxNameBytes:
 			return "", http.StatusNotFound
 		}
+		if !more {
+			break
+		}
+		segments = next
 	}
-	name := route.Target + "/" + strings.Join(segments, "/")
+	name := route.Target + rest
 	if !fs.ValidPath(name) {
 		return "", http.StatusBadRequest
 	}
 	return name, 0
 }
 
-// fileMeta is what Serve keeps about a file of the tree.
+// fileMeta is what Serve keeps about a file of the tree: its response headers' values.
 type fileMeta struct {
-	etag        string
-	contentType string // "" to let ServeContent choose
-	siblings    bool   // a .br or .gz sibling exists
-	hashed      bool   // the name carries a content hash
+	etag         []string
+	contentType  []string // nil to let ServeContent choose
+	cacheControl []string
+	siblings     bool // a .br or .gz sibling exists
 }
+
+// Header values every file shares.
+var (
+	varyAcceptEncoding = []string{"Accept-Encoding"}
+	nosniff            = []string{"nosniff"}
+)
 
 // metaOf returns name's fileMeta, computing it on the first request for the file.
 func (h *Handler) metaOf(name string, f fs.File) (*fileMeta, error) {
@@ -245,12 +254,18 @@ func (h *Handler) metaOf(name string, f fs.File) (*fileMeta, error) {
 	if _, err := rs.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	m := &fileMeta{etag: `"` + hex.EncodeToString(sum.Sum(nil)[:16]) + `"`, hashed: Hashed(name)}
-	m.contentType = mime.TypeByExtension(path.Ext(name))
-	if m.contentType == "" && n > 0 {
+	m := &fileMeta{etag: []string{`"` + hex.EncodeToString(sum.Sum(nil)[:16]) + `"`}, cacheControl: []string{h.cache.Other}}
+	if Hashed(name) {
+		m.cacheControl = []string{h.cache.Hashed}
+	}
+	ctype := mime.TypeByExtension(path.Ext(name))
+	if ctype == "" && n > 0 {
 		// The precompressed siblings share this type, which ServeContent could not
 		// sniff from their compressed bytes.
-		m.contentType = http.DetectContentType(head[:n])
+		ctype = http.DetectContentType(head[:n])
+	}
+	if ctype != "" {
+		m.contentType = []string{ctype}
 	}
 	for _, enc := range encodings {
 		if st, err := fs.Stat(h.files, name+enc.suffix); err == nil && st.Mode().IsRegular() {

@@ -255,6 +255,8 @@ func TestStaticFiles(t *testing.T) {
 	})
 
 	t.Run("static hits never reach the app, and are labelled", func(t *testing.T) {
+		// An access log line is written once its response is out: wait for the last.
+		s.WaitLog(t, `handler=app method=GET path=/site/other status=200`)
 		log := s.Log()
 		if strings.Contains(log, "app saw /static/") || strings.Contains(log, `"app saw /favicon.ico" `) {
 			t.Errorf("a static request reached the app:\n%s", grepLines(log, "app saw"))
