@@ -589,7 +589,7 @@ func TestHelloApp(t *testing.T) {
 	if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
 		t.Errorf("wsgiref.validate complained:\n%s", log)
 	}
-	if !regexp.MustCompile(`app=hello method=GET path=/hello/counter status=200 bytes=1 duration=\S+ guest_time=\S+ peak_memory=\d+`).MatchString(s.Log()) {
+	if !regexp.MustCompile(`app=hello handler=app method=GET path=/hello/counter status=200 bytes=1 duration=\S+ guest_time=\S+ peak_memory=\d+`).MatchString(s.Log()) {
 		t.Error("the access log lacks guest_time and peak_memory")
 	}
 	metrics := get(t, s.Base+"/_wasmwsgi/metrics").body
