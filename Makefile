@@ -73,7 +73,9 @@ clean:
 
 ## bench: Go benchmarks of the runtime and of an outbound round trip, then wasmwsgi
 ## (both isolation modes) against gunicorn with wrk on loopback, on hello, Flask and an
-## app doing a Redis GET or a PostgreSQL SELECT; writes benchmarks/RESULTS.md
+## app doing a Redis GET or a PostgreSQL SELECT, and one static file answered through
+## [static], by Flask in the sandbox and by nginx; writes benchmarks/RESULTS.md
+## (PARTS=static: only the static file, and only its section of RESULTS.md)
 bench: build vendor-apps
 	benchmarks/bench.sh benchmarks/RESULTS.md
 
@@ -89,7 +91,8 @@ bench-density: build vendor-apps
 micro: build vendor-apps
 	benchmarks/micro/run.sh
 
-## vendor-apps: fill apps/{flask,bottle,falcon,pyramid}/site-packages from Debian's packages
+## vendor-apps: fill apps/{flask,bottle,falcon,pyramid,django}/site-packages from Debian's
+## packages, then collect the Django example's static files (manage.py collectstatic)
 vendor-apps:
 	bash apps/vendor.sh
 

@@ -31,7 +31,7 @@ force=0
 # asgiref, sqlparse and tz; asgiref's python3-typing-extensions is an alternative that
 # python3 >= 3.8 satisfies, and tz's tzdata is the guest's own /usr/share/zoneinfo
 # (python-wasm/zoneinfo.sh), which Debian's pytz reads as it does on Debian.
-# WhiteNoise serves the Django example's static files. PyMySQL is the Django
+# PyMySQL is the Django
 # example's MariaDB/MySQL driver when the operator grants it a DATABASE_URL (its settings
 # call pymysql.install_as_MySQLdb(), so Django's mysql backend runs on it; mysqlclient,
 # the driver Django names, is a C extension). PyMySQL's Recommends, python3-cryptography,
@@ -42,7 +42,7 @@ declare -A APPS=(
   [bottle]="python3-bottle"
   [falcon]="python3-falcon"
   [pyramid]="python3-pyramid python3-webob python3-zope.interface python3-zope.deprecation python3-translationstring python3-venusian python3-hupper python3-plaster python3-plaster-pastedeploy python3-pastedeploy python3-pkg-resources"
-  [django]="python3-django python3-asgiref python3-sqlparse python3-tz python3-whitenoise python3-pymysql"
+  [django]="python3-django python3-asgiref python3-sqlparse python3-tz python3-pymysql"
 )
 ORDER=(flask bottle falcon pyramid django)
 
@@ -57,6 +57,33 @@ stamp_for() {
   printf 'script %s\npackages %s\n' "$script_sum" "${APPS[$1]}"
 }
 
+# collect_django_static gathers the Django example's static files into its STATIC_ROOT,
+# apps/django/staticfiles, which its [static] table has the server answer: `manage.py
+# collectstatic` with the host's python3 and the vendored Django (the app folder is
+# read-only inside the sandbox, so `wasmwsgi run` cannot write there). Its
+# ManifestStaticFilesStorage adds a copy of each file under a content-hashed name.
+# Each text file then gets a gzip sibling (name.gz), which the server sends to
+# clients that accept gzip. Skipped while the static sources, the settings and this
+# script are unchanged.
+collect_django_static() {
+  local app=$here/django out=$here/django/staticfiles stamp
+  [ -d "$app/site-packages/django" ] || return 0
+  stamp=$(cd "$app" && {
+    echo "$script_sum"
+    find . \( -path ./site-packages -o -path ./staticfiles \) -prune -o -path '*/static/*' -type f -print0 |
+      sort -z | xargs -0 -r sha256sum
+    sha256sum mysite/settings.py
+  } | sha256sum | cut -c1-16)
+  if [ -f "$out/.collected" ] && [ "$(cat "$out/.collected")" = "$stamp" ]; then
+    return 0
+  fi
+  (cd "$app" && PYTHONDONTWRITEBYTECODE=1 python3 manage.py collectstatic --noinput --clear -v 0)
+  find "$out" -type f ! -name staticfiles.json \( -name '*.css' -o -name '*.js' -o -name '*.map' -o -name '*.svg' \
+    -o -name '*.txt' -o -name '*.json' -o -name '*.html' \) -exec gzip -9 -n -k -f {} +
+  echo "$stamp" >"$out/.collected"
+  echo "vendor-apps: django/staticfiles <- manage.py collectstatic ($(find "$out" -type f ! -name .collected | wc -l) files)"
+}
+
 # Which apps are out of date?
 todo=()
 for app in "${ORDER[@]}"; do
@@ -68,6 +95,7 @@ for app in "${ORDER[@]}"; do
 done
 if [ ${#todo[@]} -eq 0 ]; then
   echo "vendor-apps: site-packages up to date (${ORDER[*]})"
+  collect_django_static
   exit 0
 fi
 
@@ -168,3 +196,4 @@ for app in "${todo[@]}"; do
   mv "$tmp" "$sp"
   echo "vendor-apps: $app/site-packages <- ${APPS[$app]} ($(du -sh "$sp" | cut -f1))"
 done
+collect_django_static

@@ -5,7 +5,10 @@
 # workers), on the same raw-WSGI hello app (apps/hello) and Flask app (apps/flask), and
 # on benchmarks/egress/app.py doing one Redis GET or one PostgreSQL SELECT per request
 # against servers the script starts on 127.0.0.1, driven by wrk; then PING round trips
-# to Redis from the sandbox and from native Python. Targets are measured in interleaved
+# to Redis from the sandbox and from native Python; then one small static file
+# (apps/flask/static/style.css) answered by the host through [static], by Flask's own
+# static route in the sandbox, and by nginx (Debian's package, unpacked into the cache
+# when the machine has none) serving the same folder. Targets are measured in interleaved
 # rounds so that machine noise hits all of them alike; the report gives the median of
 # the rounds and the ratios.
 #
@@ -16,7 +19,8 @@
 #
 # Environment: ROUNDS (3), DURATION per round and target (5s), EGRESS_DURATION per
 # round and outbound target (10s), CONNECTIONS (16), THREADS (2), RTT_N round trips per
-# timing (2000).
+# timing (2000). PARTS=static measures only the static files and, with OUT.md, rewrites
+# only that section of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-}
@@ -26,6 +30,8 @@ egress_duration=${EGRESS_DURATION:-10s}
 rtt_n=${RTT_N:-2000}
 conns=${CONNECTIONS:-16}
 threads=${THREADS:-2}
+static_only=0
+[ "${PARTS:-all}" = static ] && static_only=1
 bin=bin/wasmwsgi
 for tool in wrk gunicorn curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (apt-get install $tool)" >&2; exit 1; }
@@ -34,13 +40,15 @@ done
 [ -d apps/flask/site-packages ] || { echo "bench: run make vendor-apps first" >&2; exit 1; }
 
 work=$(mktemp -d)
-echo "Go benchmarks (runtime)..." >&2
-{
-  go test -run '^$' -bench 'Serve|Restore' -benchtime "${BENCHTIME:-300x}" -count 1 ./runtime
-  go test -run '^$' -bench 'ColdStart|EngineStart' -benchtime "${STARTTIME:-5x}" -count 1 ./runtime
-  go test -run '^$' -bench 'RoundTrip' -benchtime "${RTTTIME:-20000x}" -count 3 ./egress
-} | grep -E '^Benchmark' > "$work/go.txt"
-cat "$work/go.txt"
+if [ "$static_only" = 0 ]; then
+  echo "Go benchmarks (runtime)..." >&2
+  {
+    go test -run '^$' -bench 'Serve|Restore' -benchtime "${BENCHTIME:-300x}" -count 1 ./runtime
+    go test -run '^$' -bench 'ColdStart|EngineStart' -benchtime "${STARTTIME:-5x}" -count 1 ./runtime
+    go test -run '^$' -bench 'RoundTrip' -benchtime "${RTTTIME:-20000x}" -count 3 ./egress
+  } | grep -E '^Benchmark' > "$work/go.txt"
+  cat "$work/go.txt"
+fi
 pids=()
 pgdata=
 cleanup() {
@@ -68,6 +76,13 @@ done
 mkdir -p "$work/apps/flask-default"
 cp -r apps/flask/. "$work/apps/flask-default/"
 rm -f "$work/apps/flask-default/wasmwsgi.toml"
+# The static file: answered by the host ([static], as apps/flask has it), and by
+# Flask's static route in the sandbox (no [static], that path warmed up).
+for v in static sandbox; do
+  mkdir -p "$work/apps/flask-$v"
+  cp -r apps/flask/. "$work/apps/flask-$v/"
+done
+printf 'isolation = "request"\nwarmup = ["/static/style.css"]\n' > "$work/apps/flask-sandbox/wasmwsgi.toml"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() {
@@ -90,12 +105,25 @@ start_gunicorn() { # app, port
     "app:$3" >"$work/gunicorn-$1.log" 2>&1 &
   pids+=($!)
 }
+# run_wrk target [duration]: prints "rps p50_ms p99_ms errors"
+run_wrk() {
+  wrk -t"$threads" -c"$conns" -d"${2:-$duration}" --latency "${url[$1]}" | awk '
+    function ms(v) {
+      if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+    /Non-2xx|Socket errors/ { err = err $0 " " }
+    END { printf "%.0f %.2f %.2f %s\n", rps, p50, p99, (err == "" ? "-" : "yes") }'
+}
+
+declare -A url
+if [ "$static_only" = 0 ]; then
 gh=$(port); start_gunicorn hello "$gh" application
 gf=$(port); start_gunicorn flask "$gf" app
 wait_up "http://127.0.0.1:$gh/hello/"
 wait_up "http://127.0.0.1:$gf/flask/hello"
 
-declare -A url=(
+url=(
   [hello/request]="http://$ws/hello-request/"
   [hello/instance]="http://$ws/hello-instance/"
   [hello/gunicorn]="http://127.0.0.1:$gh/hello/"
@@ -111,17 +139,6 @@ for t in "${targets[@]}"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "${url[$t]}")
   [ "$code" = 200 ] || { echo "bench: ${url[$t]} answered $code" >&2; exit 1; }
 done
-
-# run_wrk target [duration]: prints "rps p50_ms p99_ms errors"
-run_wrk() {
-  wrk -t"$threads" -c"$conns" -d"${2:-$duration}" --latency "${url[$1]}" | awk '
-    function ms(v) {
-      if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-    /Non-2xx|Socket errors/ { err = err $0 " " }
-    END { printf "%.0f %.2f %.2f %s\n", rps, p50, p99, (err == "" ? "-" : "yes") }'
-}
 
 echo "warming up..." >&2
 for t in "${targets[@]}"; do wrk -t1 -c4 -d1s "${url[$t]}" >/dev/null; done
@@ -174,11 +191,102 @@ EOF
 }
 report=$(report "$work/raw")
 echo "$report"
+fi
+
+# Static files: the same small file from the host's [static], from Flask in the sandbox
+# and from nginx serving the same folder (one worker process per core; no access log,
+# like wasmwsgi at --log-level warn).
+nginx_bin=$(command -v nginx || true)
+if [ -z "$nginx_bin" ]; then
+  debs=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}/debs
+  mkdir -p "$debs"
+  deb=$(ls -1 "$debs"/nginx_*.deb 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$deb" ]; then
+    echo "bench: apt-get download nginx" >&2
+    (cd "$debs" && apt-get download -q nginx 2>&1 | grep -v "unsandboxed as root" >&2; exit "${PIPESTATUS[0]}")
+    deb=$(ls -1 "$debs"/nginx_*.deb | sort -V | tail -n 1)
+  fi
+  x=$debs/x/$(basename "$deb" .deb)
+  if [ ! -f "$x/.done" ]; then
+    rm -rf "$x" && mkdir -p "$x" && dpkg-deb -x "$deb" "$x" && touch "$x/.done"
+  fi
+  nginx_bin=$x/usr/sbin/nginx
+fi
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+np=$(port)
+mkdir -p "$work/nginx"
+# Workers run as this user: they read the app's copy in the script's private folder.
+cat > "$work/nginx/nginx.conf" <<EOF
+$([ "$(id -u)" -eq 0 ] && echo "user root;")
+worker_processes $(nproc);
+pid $work/nginx/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  types { text/css css; }
+  access_log off;
+  sendfile on;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  server {
+    listen 127.0.0.1:$np;
+    location /flask-static/static/ { alias $work/apps/flask-static/static/; }
+  }
+}
+EOF
+"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e stderr -g 'daemon off;' >"$work/nginx.log" 2>&1 &
+pids+=($!)
+wait_up "http://127.0.0.1:$np/flask-static/static/style.css"
+url[static/host]="http://$ws/flask-static/static/style.css"
+url[static/sandbox]="http://$ws/flask-sandbox/static/style.css"
+url[static/nginx]="http://127.0.0.1:$np/flask-static/static/style.css"
+stargets=(static/host static/sandbox static/nginx)
+for t in "${stargets[@]}"; do
+  curl -fs "${url[$t]}" | cmp -s - apps/flask/static/style.css ||
+    { echo "bench: ${url[$t]} does not answer apps/flask/static/style.css" >&2; exit 1; }
+done
+for t in "${stargets[@]}"; do wrk -t1 -c4 -d1s "${url[$t]}" >/dev/null; done
+for r in $(seq "$rounds"); do
+  for t in "${stargets[@]}"; do
+    echo "round $r/$rounds: $t" >&2
+    echo "$t $(run_wrk "$t")" >> "$work/sraw"
+  done
+done
+if grep -q ' yes$' "$work/sraw"; then
+  echo "bench: some static requests failed (non-2xx or socket errors):" >&2
+  grep ' yes$' "$work/sraw" >&2
+  exit 1
+fi
+static_report=$(python3 - "$work/sraw" "$("$nginx_bin" -v 2>&1 | cut -d/ -f2)" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    t, rps, p50, p99, _ = line.split()
+    rows.setdefault(t, []).append((float(rps), float(p50), float(p99)))
+med = {t: tuple(statistics.median(v[i] for v in vs) for i in range(3)) for t, vs in rows.items()}
+name = {"static/host": "wasmwsgi, [static] (the host, from the app's files in memory)",
+        "static/sandbox": "wasmwsgi, Flask's static route in the sandbox (isolation=request)",
+        "static/nginx": f"nginx {sys.argv[2]}, the same folder"}
+print("| server | rps | p50 ms | p99 ms |")
+print("|---|---:|---:|---:|")
+for t, (rps, p50, p99) in med.items():
+    print(f"| {name[t]} | {rps:.0f} | {p50:.2f} | {p99:.2f} |")
+h, s, n = (med[t][0] for t in ("static/host", "static/sandbox", "static/nginx"))
+print()
+print(f"[static] / nginx: {h / n:.2f}x; [static] / the same file through the sandbox: {h / s:.1f}x.")
+EOF
+)
+echo "$static_report"
 
 # Outbound: Redis and PostgreSQL on 127.0.0.1, the egress app in both isolation modes
 # in a server of its own (granted those two ports) and under gunicorn.
 egress_report=
-if ! command -v redis-server >/dev/null || [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v runuser >/dev/null; then
+if [ "$static_only" = 1 ]; then
+  :
+elif ! command -v redis-server >/dev/null || [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v runuser >/dev/null; then
   egress_report="(not measured: the outbound part needs redis-server, PostgreSQL 15 and runuser)"
   echo "bench: $egress_report" >&2
 else
@@ -279,7 +387,40 @@ EOF
   egress_report="$egress_report"$'\n\n'"$rtt"
   echo "$egress_report"
 fi
-if [ -n "$out" ]; then
+# static_section: the Static files section of the report.
+static_section() {
+  echo "## Static files: wrk on loopback"
+  echo
+  echo "$rounds interleaved rounds of $duration per target, $conns connections, $threads threads; medians"
+  echo "($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))."
+  echo "One small file, apps/flask/static/style.css ($(wc -c < apps/flask/static/style.css) bytes), without Accept-Encoding:"
+  echo "answered by the host through the app's [static] table, by Flask's static route"
+  echo "(send_file) in the sandbox, and by nginx serving the same folder with sendfile and"
+  echo "$(nproc) worker processes. Neither server writes an access log (wasmwsgi runs at"
+  echo "--log-level warn, nginx with access_log off). Load average when the part started:"
+  echo "$load ($(nproc) cores; other work may share the machine)."
+  echo
+  echo "$static_report"
+}
+if [ -n "$out" ] && [ "$static_only" = 1 ]; then
+  # Replace the Static files section (or add it before the outbound one), keep the rest.
+  section=$(static_section)
+  python3 - "$out" "$section" <<'EOF'
+import os, re, sys
+path, section = sys.argv[1], sys.argv[2].rstrip("\n") + "\n\n"
+text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
+m = re.search(r"^## Static files.*?(?=^## )", text, re.S | re.M)
+if m:
+    text = text[:m.start()] + section + text[m.end():]
+elif "\n## Outbound connections" in text:
+    i = text.index("\n## Outbound connections") + 1
+    text = text[:i] + section + text[i:]
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(path, "w").write(text)
+EOF
+  echo "wrote the Static files section of $out" >&2
+elif [ -n "$out" ]; then
   # The Density section is benchmarks/density.sh's: keep it.
   density=
   [ -f "$out" ] && density=$(sed -n '/^## Density/,$p' "$out")
@@ -302,6 +443,8 @@ if [ -n "$out" ]; then
     echo "wasmwsgi serves both copies of each app in one process, with warmup set."
     echo
     echo "$report"
+    echo
+    static_section
     echo
     echo "## Outbound connections: wrk on loopback"
     echo

@@ -6,14 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/knadh/koanf/parsers/toml/v2"
-	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/v2"
 
 	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
+	"github.com/wasmwsgi/wasmwsgi/static"
 )
 
 // AppFile is the tenant's optional settings file in an app folder.
@@ -57,6 +59,12 @@ type TenantFile struct {
 	// Outbound narrows the app's outbound grant: entries each within one the operator
 	// granted (any entry with trust_app_config). Default: the whole grant.
 	Outbound []string `koanf:"outbound"`
+	// Static maps URL paths below the app's mount to files and folders of the app,
+	// which the host serves from the app's in-memory tree ("/static" = "static").
+	// readTenantFile fills it: koanf would split its keys at their dots.
+	Static map[string]string `koanf:"static"`
+	// StaticCacheControl sets the Cache-Control of the files Static serves.
+	StaticCacheControl StaticCacheConf `koanf:"static_cache_control"`
 }
 
 // operatorKeys are the keys of TenantFile that only trust_app_config lets an app set,
@@ -97,6 +105,12 @@ type App struct {
 	Outbound       []egress.Rule
 	OutboundLimits egress.Limits
 	CAFile         string
+	// StaticFiles is the operator's switch: false leaves every path to the app, and
+	// Static empty. Static are the tenant's [static] routes, checked; StaticCache the
+	// Cache-Control values they are served with.
+	StaticFiles bool
+	Static      []static.Route
+	StaticCache static.CacheControl
 
 	// Sources tells, for each key of Settings, where its value came from.
 	Sources map[string]string
@@ -153,13 +167,17 @@ func (apps Operator) app(name, dir, entry string, wsgiFiles []string) App {
 		Isolation: runtime.IsolationRequest, MaxRequests: 1000, Prewarm: 1,
 		Hosts: g.Hosts, Prefix: g.Prefix, DataDir: g.DataDir, Env: map[string]string{},
 		Sources: map[string]string{}, Outbound: g.Outbound, OutboundLimits: g.OutboundLimits, CAFile: apps.CAFile,
+		StaticFiles: apps.StaticFiles, StaticCache: static.CacheControl{Hashed: static.DefaultHashed, Other: static.DefaultOther},
+	}
+	if g.StaticFiles != nil {
+		a.StaticFiles = *g.StaticFiles
 	}
 	grant := func(key string) string { return "grant (" + apps.source("apps."+name+"."+key) + ")" }
 	tenant := "tenant file (" + file + ")"
 	a.Granted = fmt.Sprintf("hosts=%q prefix=%q data_dir=%q limits=%+v env=%q validate=%v server_timing=%v trust=%v "+
-		"outbound=%v outbound_limits=%+v ca_file=%q",
+		"outbound=%v outbound_limits=%+v ca_file=%q static_files=%v",
 		g.Hosts, g.Prefix, g.DataDir, g.Limits, sortedEnv(g.Env), apps.Validate, apps.ServerTiming, apps.Trust,
-		g.Outbound, g.OutboundLimits, apps.CAFile)
+		g.Outbound, g.OutboundLimits, apps.CAFile, a.StaticFiles)
 
 	// The defaults and the grant.
 	a.Sources["entrypoint"] = "default"
@@ -173,9 +191,13 @@ func (apps Operator) app(name, dir, entry string, wsgiFiles []string) App {
 		}
 		return "default"
 	}
-	for _, k := range []string{"validate", "server_timing"} {
+	for _, k := range []string{"validate", "server_timing", "static_files"} {
 		a.Sources[k] = serverDefault(k)
 	}
+	if g.StaticFiles != nil {
+		a.Sources["static_files"] = grant("static_files")
+	}
+	a.Sources["static_cache_control.hashed"], a.Sources["static_cache_control.other"] = "default", "default"
 	for _, lk := range limitKeys {
 		key := "limits." + lk.name
 		if apps.source("apps."+name+"."+key) != "default" {
@@ -347,6 +369,9 @@ func (apps Operator) applyTenant(a *App, g Grant, t TenantFile, set map[string]b
 		}
 		a.Outbound, a.Sources["outbound"] = rules, tenant
 	}
+	if err := apps.applyStatic(a, t, set, where, tenant); err != nil {
+		return err
+	}
 	if err := checkEnv(t.Env); err != nil {
 		return fmt.Errorf("%s: [env] %w", file, err)
 	}
@@ -400,11 +425,23 @@ func readTenantFile(p string) (TenantFile, map[string]bool, error) {
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return t, set, nil
 	}
-	k := koanf.New(".")
-	if err := k.Load(file.Provider(p), toml.Parser()); err != nil {
+	text, err := os.ReadFile(p)
+	if err != nil {
 		return t, set, fmt.Errorf("%s: %w", p, err)
 	}
-	err := Unmarshal(k, "", &t, FileKeys(p, `remove it (the README's "Per-app settings" section lists the settings of wasmwsgi.toml)`))
+	raw, err := toml.Parser().Unmarshal(text)
+	if err != nil {
+		return t, set, fmt.Errorf("%s: %w", p, err)
+	}
+	staticEntries, hasStatic, err := staticTable(raw, p)
+	if err != nil {
+		return t, set, err
+	}
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(raw, ""), nil); err != nil {
+		return t, set, fmt.Errorf("%s: %w", p, err)
+	}
+	err = Unmarshal(k, "", &t, FileKeys(p, `remove it (the README's "Per-app settings" section lists the settings of wasmwsgi.toml)`))
 	if unknown, typed := new(UnknownKeyError), new(TypeError); errors.As(err, &unknown) || errors.As(err, &typed) {
 		return t, set, err // names the file already
 	}
@@ -417,6 +454,9 @@ func readTenantFile(p string) (TenantFile, map[string]bool, error) {
 		if top, _, ok := strings.Cut(key, "."); ok {
 			set[top] = true
 		}
+	}
+	if hasStatic {
+		t.Static, set["static"] = staticEntries, true
 	}
 	return t, set, nil
 }
@@ -548,7 +588,13 @@ func (a App) Settings() []Setting {
 		{"max_requests", a.MaxRequests, ""},
 		{"prewarm", a.Prewarm, ""},
 		{"warmup", nonNil(a.Warmup), ""},
+		{"static_files", a.StaticFiles, ""},
 	}
+	for _, r := range a.Static {
+		s = append(s, Setting{"static." + strconv.Quote(r.Prefix), r.Target, ""})
+	}
+	s = append(s, Setting{"static_cache_control.hashed", a.StaticCache.Hashed, ""},
+		Setting{"static_cache_control.other", a.StaticCache.Other, ""})
 	for _, lk := range limitKeys {
 		s = append(s, Setting{"limits." + lk.name, lk.setting(a.Limits), ""})
 	}

@@ -33,6 +33,9 @@ type GrantConf struct {
 	// OutboundLimits are the app's own outbound limits; a key not set is the server's
 	// [outbound].
 	OutboundLimits OutboundLimitsConf `koanf:"outbound_limits"`
+	// StaticFiles, when set, turns the host's serving of the app's [static] table on
+	// or off for this app, over the server's static_files.
+	StaticFiles *bool `koanf:"static_files"`
 }
 
 // Grant is what the operator grants one app, checked.
@@ -51,6 +54,8 @@ type Grant struct {
 	Outbound []egress.Rule
 	// OutboundLimits bound each request's outbound connections.
 	OutboundLimits egress.Limits
+	// StaticFiles is the grant's static_files, or nil to follow the server's.
+	StaticFiles *bool
 }
 
 // routed reports whether the grant sets the app's mount.
@@ -77,7 +82,7 @@ func (c *Config) checkGrants() error {
 				"with \".\" or \"_\" are not apps): use the name of the app's folder", c.where("apps."+name), name))
 			continue
 		}
-		g := Grant{Prefix: gc.Prefix, Env: gc.Env}
+		g := Grant{Prefix: gc.Prefix, Env: gc.Env, StaticFiles: gc.StaticFiles}
 		for i, h := range gc.Hosts {
 			h = strings.ToLower(strings.TrimSpace(h))
 			if h == "" || strings.ContainsAny(h, "/ ") {
@@ -144,6 +149,9 @@ type Operator struct {
 	Limits runtime.Limits
 	// Validate and ServerTiming are the defaults of the apps' own settings.
 	Validate, ServerTiming bool
+	// StaticFiles is static_files: whether apps' [static] tables are served by the
+	// host, unless a grant says otherwise.
+	StaticFiles bool
 	// DataRoot is the absolute data_root, or "".
 	DataRoot string
 	// Trust is trust_app_config: tenant files may then set everything.
@@ -161,7 +169,7 @@ type Operator struct {
 // Operator returns the part of c that Discover needs.
 func (c *Config) Operator() Operator {
 	return Operator{
-		Dir: c.AppsDir, Limits: c.AppLimits, Validate: c.Validate, ServerTiming: c.ServerTiming,
+		Dir: c.AppsDir, Limits: c.AppLimits, Validate: c.Validate, ServerTiming: c.ServerTiming, StaticFiles: c.StaticFiles,
 		DataRoot: c.DataRoot, Trust: c.TrustAppConfig, Grants: c.Grants, Source: c.Source,
 		OutboundLimits: c.OutboundLimits, CAFile: c.Outbound.CAFile,
 	}

@@ -79,9 +79,14 @@ type Server struct {
 	H2C bool `koanf:"h2c"`
 	// ServerTiming adds a Server-Timing header (guest time, peak memory) to every app
 	// response unless the app's wasmwsgi.toml says otherwise. Default false.
-	ServerTiming bool         `koanf:"server_timing"`
-	Log          Log          `koanf:"log"`
-	Limits       ServerLimits `koanf:"limits"`
+	ServerTiming bool `koanf:"server_timing"`
+	// StaticFiles lets the host answer the paths of each app's [static] table from the
+	// app's files in memory, without running the app, unless the app's grant says
+	// otherwise ([apps.NAME] static_files). false leaves every path to the apps.
+	// Default true.
+	StaticFiles bool         `koanf:"static_files"`
+	Log         Log          `koanf:"log"`
+	Limits      ServerLimits `koanf:"limits"`
 	// Outbound holds how apps' outbound connections are brokered: a CA file and the
 	// per-request limits (grants are per app: [apps.NAME] outbound).
 	Outbound OutboundConf `koanf:"outbound"`
@@ -164,6 +169,7 @@ var defaults = map[string]any{
 	"limits.instances":     64,
 	"watch":                true,
 	"idle_timeout":         "5m",
+	"static_files":         true,
 }
 
 // flagKeys maps each flag that sets a config key to that key.
@@ -185,6 +191,7 @@ var flagKeys = map[string]string{
 	"idle-timeout":     "idle_timeout",
 	"watch":            "watch",
 	"trust-app-config": "trust_app_config",
+	"static-files":     "static_files",
 }
 
 // AddFlags defines the flags that set config keys, plus --config.
@@ -203,6 +210,7 @@ func AddFlags(fs *pflag.FlagSet) {
 	fs.Bool("h2c", false, "also accept cleartext HTTP/2 with prior knowledge (for a proxy in front; not with TLS)")
 	fs.Bool("server-timing", false, "add a Server-Timing header with guest time and peak memory (apps may opt out)")
 	fs.Bool("watch", true, "reload apps when their files change (--watch=false turns it off)")
+	fs.Bool("static-files", true, "serve each app's [static] files from memory without running the app (--static-files=false leaves every path to the apps)")
 	fs.String("idle-timeout", "", "an app with no request for this long keeps no instance, e.g. 5m (default 5m; 0s keeps them)")
 	fs.String("admin-addr", "", "serve the admin page and /_wasmwsgi/metrics on this host:port instead of --addr")
 	fs.Bool("trust-app-config", false, "let every app's wasmwsgi.toml set routes, data_dir paths and limits "+

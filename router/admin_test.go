@@ -49,7 +49,7 @@ var testEngine struct {
 
 // engine returns one engine with the real python.wasm, shared by the tests of the
 // package (compiling it is the slow part).
-func engine(t *testing.T) *runtime.Engine {
+func engine(t testing.TB) *runtime.Engine {
 	t.Helper()
 	testEngine.once.Do(func() {
 		testEngine.e, testEngine.err = runtime.NewEngine(context.Background(), runtime.EngineConfig{

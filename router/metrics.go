@@ -28,13 +28,14 @@ func newMetrics(rt *Router) *metrics {
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmwsgi_requests_total",
-			Help: "Requests answered, by app and status class (2xx, 4xx, 5xx, aborted); 4xx includes 499, a client that went away.",
-		}, []string{"app", "class"}),
+			Help: "Requests answered, by app, status class (2xx, 4xx, 5xx, aborted; 4xx includes 499, a client that went away) " +
+				"and handler (app: the app in its sandbox; static: the host, from the app's [static] files).",
+		}, []string{"app", "class", "handler"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wasmwsgi_request_duration_seconds",
-			Help:    "Wall time of requests, by app.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}, []string{"app"}),
+			Help:    "Wall time of requests, by app and handler (app or static).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
+		}, []string{"app", "handler"}),
 		guest: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wasmwsgi_guest_seconds",
 			Help:    "Wall time of the request's sandbox instance (restore and handling), by app.",
@@ -161,8 +162,12 @@ func (m *metrics) observe(e *logEntry, status int, seconds float64) {
 	if status > 0 {
 		class = strconv.Itoa(status/100) + "xx"
 	}
-	m.requests.WithLabelValues(app, class).Inc()
-	m.duration.WithLabelValues(app).Observe(seconds)
+	handler := e.handler
+	if handler == "" {
+		handler = handlerApp
+	}
+	m.requests.WithLabelValues(app, class, handler).Inc()
+	m.duration.WithLabelValues(app, handler).Observe(seconds)
 }
 
 func (m *metrics) handler() http.Handler {

@@ -18,9 +18,17 @@ type logEntryKey struct{}
 // logEntry collects what handlers further in learn about a request (the app it went
 // to, what it cost the sandbox) for the access log line.
 type logEntry struct {
-	app   string
-	stats runtime.Stats
+	app string
+	// handler says who answered a request to an app: handlerApp or handlerStatic.
+	handler string
+	stats   runtime.Stats
 }
+
+// What answered a request to an app, in the access log and the metrics' handler label.
+const (
+	handlerApp    = "app"    // the app, in its sandbox
+	handlerStatic = "static" // the host, from the app's [static] files
+)
 
 // logEntryOf returns the request's access log entry (a throwaway one outside accessLog).
 func logEntryOf(ctx context.Context) *logEntry {
@@ -34,8 +42,8 @@ func logEntryOf(ctx context.Context) *logEntry {
 // whose client disconnected before it was answered (nginx's 499). It is never sent.
 const StatusClientClosedRequest = 499
 
-// accessLog writes one line per request (request id, app, method, path, status, bytes,
-// duration, for app requests guest time and peak memory, and for those that used the
+// accessLog writes one line per request (request id, app, for a request to an app
+// whether the app or its static files answered, method, path, status, bytes, duration, for app requests guest time and peak memory, and for those that used the
 // network their outbound connections and bytes) and counts it in the metrics and,
 // through record, in the admin page's figures.
 func accessLog(log *slog.Logger, m *metrics, record func(e *logEntry, status int, elapsed time.Duration)) func(http.Handler) http.Handler {
@@ -59,15 +67,26 @@ func accessLog(log *slog.Logger, m *metrics, record func(e *logEntry, status int
 				elapsed := time.Since(start)
 				m.observe(entry, status, elapsed.Seconds())
 				record(entry, status, elapsed)
+				if !log.Enabled(r.Context(), slog.LevelInfo) {
+					if aborted != nil {
+						panic(aborted)
+					}
+					return
+				}
 				attrs := []any{
 					"request_id", middleware.GetReqID(r.Context()),
 					"app", entry.app,
+				}
+				if entry.handler != "" {
+					attrs = append(attrs, "handler", entry.handler)
+				}
+				attrs = append(attrs,
 					"method", r.Method,
 					"path", r.URL.RequestURI(),
 					"status", status,
 					"bytes", ww.BytesWritten(),
 					"duration", elapsed.Round(time.Microsecond),
-				}
+				)
 				if entry.stats.PeakMemory > 0 {
 					attrs = append(attrs, "guest_time", entry.stats.Guest.Round(time.Microsecond),
 						"peak_memory", entry.stats.PeakMemory)

@@ -30,6 +30,7 @@ import (
 
 	"github.com/wasmwsgi/wasmwsgi/config"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
+	"github.com/wasmwsgi/wasmwsgi/static"
 )
 
 // Config configures the router.
@@ -65,6 +66,23 @@ type Mount struct {
 	// fp identifies the folder and settings the app was loaded from (set by the load,
 	// read by Reload; both hold reloadMu).
 	fp runtime.Fingerprint
+	// static serves the app's [static] routes from its files; made on the first
+	// request for one once the app is ready (staticFiles).
+	static atomic.Pointer[static.Handler]
+}
+
+// staticFiles returns the handler of the app's [static] routes, over the files the
+// app's instances see; nil until the app is ready.
+func (m *Mount) staticFiles() *static.Handler {
+	if h := m.static.Load(); h != nil {
+		return h
+	}
+	files := m.App.Files()
+	if files == nil {
+		return nil
+	}
+	m.static.CompareAndSwap(nil, static.New(m.Dir.Static, m.Dir.StaticCache, files))
+	return m.static.Load()
 }
 
 // Router serves every app of an apps folder.
@@ -517,6 +535,16 @@ func (rt *Router) serveApp(m *Mount) func(w http.ResponseWriter, r *http.Request
 	return func(w http.ResponseWriter, r *http.Request, script, pathInfo string) {
 		entry := logEntryOf(r.Context())
 		entry.app = m.Dir.Name
+		if len(m.Dir.Static) > 0 && static.Match(m.Dir.Static, pathInfo) {
+			// The app's own files, answered by the host; while the app is not ready,
+			// the app's answer (503) stands for them too.
+			if h := m.staticFiles(); h != nil {
+				entry.handler = handlerStatic
+				h.Serve(w, r, pathInfo)
+				return
+			}
+		}
+		entry.handler = handlerApp
 		req := &runtime.Request{
 			HTTP:       r,
 			ScriptName: script,

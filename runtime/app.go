@@ -150,6 +150,17 @@ func (a *App) Status() (State, string) {
 	return a.state, a.loadErr
 }
 
+// Files returns the app's files as its instances see them at /app (read-only, in
+// memory), once the app is ready; nil before, and for a failed app.
+func (a *App) Files() *guestfs.MemFS {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.state != StateReady {
+		return nil
+	}
+	return a.files
+}
+
 func (a *App) setStatus(s State, why string) {
 	a.mu.Lock()
 	a.state, a.loadErr = s, why

@@ -97,7 +97,7 @@ func TestServeAdminAddr(t *testing.T) {
 	for {
 		metrics = get(t, adminBase+"/_wasmwsgi/metrics").body
 		api = do(t, withToken(adminBase+"/_wasmwsgi/api/apps")).body
-		if strings.Contains(metrics, `wasmwsgi_requests_total{app="hello",class="2xx"} 1`) &&
+		if strings.Contains(metrics, `wasmwsgi_requests_total{app="hello",class="2xx",handler="app"} 1`) &&
 			strings.Contains(api, `"name":"hello"`) && strings.Contains(api, `"requests":1,`) {
 			break
 		}

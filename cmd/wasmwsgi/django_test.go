@@ -266,17 +266,29 @@ func TestDjango(t *testing.T) {
 			r := c.do(t, "GET", "/", nil)
 			c.expect(t, r, http.StatusOK, "text/html; charset=utf-8",
 				"<title>Notes · Django on wasmwsgi</title>", "<h1>Notes</h1>", "0 notes", "on wasi",
-				`<link rel="stylesheet" href="/django/static/notes/style.css">`, // SCRIPT_NAME in STATIC_URL
+				`<link rel="stylesheet" href="/django/static/notes/style.`, // SCRIPT_NAME in STATIC_URL
 				`<form method="post" action="/django/">`, `name="csrfmiddlewaretoken"`, "No notes yet.")
 		})
 
 		t.Run("static file", func(t *testing.T) {
-			r := c.do(t, "GET", "/static/notes/style.css", nil)
-			c.expect(t, r, http.StatusOK, `text/css; charset="utf-8"`, "the Django example's only stylesheet")
-			if r.header.Get("Cache-Control") == "" || r.header.Get("Etag") == "" {
-				t.Errorf("WhiteNoise's caching headers are missing: %v", r.header)
+			// {% static %} names the copy collectstatic made under a content-hashed
+			// name, which the server answers from [static] with a long Cache-Control.
+			page := c.do(t, "GET", "/", nil).body
+			m := regexp.MustCompile(`href="/django(/static/notes/style\.[0-9a-f]{12}\.css)"`).FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("the list page links no hashed stylesheet:\n%s", page)
 			}
-			c.expect(t, c.do(t, "GET", "/static/notes/nope.css", nil), http.StatusNotFound, "", "Not found")
+			r := c.do(t, "GET", m[1], nil)
+			c.expect(t, r, http.StatusOK, "text/css; charset=utf-8", "the Django example's only stylesheet")
+			if r.header.Get("Cache-Control") != "public, max-age=31536000, immutable" || r.header.Get("Etag") == "" {
+				t.Errorf("caching headers of a hashed name: %v", r.header)
+			}
+			r = c.do(t, "GET", "/static/notes/style.css", nil)
+			c.expect(t, r, http.StatusOK, "text/css; charset=utf-8", "the Django example's only stylesheet")
+			if r.header.Get("Cache-Control") != "public, max-age=60" {
+				t.Errorf("caching headers of the plain name: %v", r.header)
+			}
+			c.expect(t, c.do(t, "GET", "/static/notes/nope.css", nil), http.StatusNotFound, "", "Not Found")
 		})
 
 		t.Run("404 page", func(t *testing.T) {

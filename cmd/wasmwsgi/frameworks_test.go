@@ -83,10 +83,20 @@ func testFlask(t *testing.T, c *frameworkClient) {
 			"on wasi",                                         // a template variable
 			`<a href="/flask/hello">`,                         // url_for honours SCRIPT_NAME
 			"Rendered by Jinja inside a WebAssembly sandbox.", // the layout's footer
+			`<link rel="stylesheet" href="/flask/static/style.css">`,
 		} {
 			if !strings.Contains(r.body, want) {
 				t.Errorf("page lacks %q:\n%s", want, r.body)
 			}
+		}
+	})
+
+	t.Run("stylesheet from [static]", func(t *testing.T) {
+		r := c.get("/static/style.css", nil)
+		c.expect(r, http.StatusOK, "text/css; charset=utf-8")
+		if !strings.Contains(r.body, "The Flask example's stylesheet") || r.header.Get("ETag") == "" ||
+			r.header.Get("Cache-Control") != "public, max-age=60" {
+			t.Errorf("stylesheet: %v\n%s", r.header, r.body)
 		}
 	})
 

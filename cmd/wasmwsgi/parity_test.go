@@ -147,7 +147,6 @@ func TestGunicornParity(t *testing.T) {
 			{"GET", "/notes.json", "", ""},
 			{"GET", "/notes/999/", "", ""},
 			{"GET", "/no-such-page/", "", ""},
-			{"GET", "/static/notes/style.css", "", ""},
 		})
 	})
 }

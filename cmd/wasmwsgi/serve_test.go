@@ -429,7 +429,7 @@ func TestClientDisconnect(t *testing.T) {
 	metrics := get(t, s.Base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{
 		`wasmwsgi_client_disconnects_total{app="wsgitest"} 2` + "\n",
-		`wasmwsgi_requests_total{app="wsgitest",class="4xx"} 2` + "\n",
+		`wasmwsgi_requests_total{app="wsgitest",class="4xx",handler="app"} 2` + "\n",
 		`wasmwsgi_traps_total{app="wsgitest"} 0` + "\n",
 		`wasmwsgi_timeouts_total{app="wsgitest"} 0` + "\n",
 	} {
@@ -467,7 +467,7 @@ func TestClientDisconnect(t *testing.T) {
 	for _, want := range []string{
 		`wasmwsgi_traps_total{app="wsgitest"} 1` + "\n",
 		`wasmwsgi_timeouts_total{app="wsgitest"} 1` + "\n",
-		`wasmwsgi_requests_total{app="wsgitest",class="5xx"} 2` + "\n",
+		`wasmwsgi_requests_total{app="wsgitest",class="5xx",handler="app"} 2` + "\n",
 		`wasmwsgi_client_disconnects_total{app="wsgitest"} 2` + "\n",
 	} {
 		if !strings.Contains(metrics, want) {
@@ -591,13 +591,13 @@ func TestHelloApp(t *testing.T) {
 	if log := s.Log(); strings.Contains(log, "WSGIWarning") || strings.Contains(log, "AssertionError") {
 		t.Errorf("wsgiref.validate complained:\n%s", log)
 	}
-	if !regexp.MustCompile(`app=hello method=GET path=/hello/counter status=200 bytes=1 duration=\S+ guest_time=\S+ peak_memory=\d+`).MatchString(s.Log()) {
+	if !regexp.MustCompile(`app=hello handler=app method=GET path=/hello/counter status=200 bytes=1 duration=\S+ guest_time=\S+ peak_memory=\d+`).MatchString(s.Log()) {
 		t.Error("the access log lacks guest_time and peak_memory")
 	}
 	metrics := get(t, s.Base+"/_wasmwsgi/metrics").body
 	for _, want := range []string{
-		`wasmwsgi_requests_total{app="hello",class="2xx"} 5`,
-		`wasmwsgi_request_duration_seconds_count{app="hello"} 5`,
+		`wasmwsgi_requests_total{app="hello",class="2xx",handler="app"} 5`,
+		`wasmwsgi_request_duration_seconds_count{app="hello",handler="app"} 5`,
 		`wasmwsgi_instances_running{app="hello"} 0`,
 		`wasmwsgi_guest_seconds_count{app="hello"} 5`,
 		`wasmwsgi_peak_memory_bytes_count{app="hello"} 5`,

@@ -24,8 +24,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Static files come from the app itself: there is no separate web server in front.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -112,10 +110,13 @@ TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 
 # A relative STATIC_URL gets the app's SCRIPT_NAME in front (/django/static/...).
-# WhiteNoise finds the files through the staticfiles finders (each app's static/
-# folder) when the app loads, so there is no collectstatic step and no STATIC_ROOT.
+# `manage.py collectstatic` (run by apps/vendor.sh) gathers each app's static/ folder
+# into STATIC_ROOT, with content-hashed names (style.0123456789ab.css) that
+# {% static %} reads from the manifest there; the server answers /static/ from that
+# folder itself ([static] in wasmwsgi.toml), without running Django.
 STATIC_URL = "static/"
-WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
 
 # Everything Django logs goes to stderr, which wasmwsgi puts in the server log.
 LOGGING = {
