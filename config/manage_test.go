@@ -132,3 +132,21 @@ func TestDiscoverDjangoProject(t *testing.T) {
 		t.Errorf("an entrypoint beside manage.py: entrypoint %q settings %q err %v", c.Entrypoint, c.DjangoSettings, c.Err)
 	}
 }
+
+// Whatever a tenant's manage.py holds, reading it never panics, and a settings module
+// it yields is a dotted name that the file spells in a setdefault call.
+func FuzzFindSettingsCall(f *testing.F) {
+	f.Add(startprojectManage)
+	f.Add("os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"a.b\")\n")
+	f.Add("'''\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'x')\n'''\n")
+	f.Add("r'\\'' # \"\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'x')")
+	f.Fuzz(func(t *testing.T, src string) {
+		name, err := findSettingsCall(src)
+		if err != nil {
+			return
+		}
+		if !dottedName(name) || !strings.Contains(src, name) || !strings.Contains(src, "setdefault") {
+			t.Fatalf("%q yields the settings module %q", src, name)
+		}
+	})
+}
