@@ -25,14 +25,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files come from the app itself: there is no separate web server in front.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "notes.middleware.StaticFilesMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "mysite.urls"
-WSGI_APPLICATION = "wsgi.application"
+WSGI_APPLICATION = "mysite.wsgi.application"
 
 TEMPLATES = [
     {
