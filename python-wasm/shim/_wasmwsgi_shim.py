@@ -99,8 +99,9 @@ def _load(entrypoint, app_dir):
     else:
         if not all(part.isidentifier() for part in target.split(".")):
             raise LoadError(
-                "entrypoint = %s: %s is not a module name; write \"module:callable\" (module is a "
-                "dotted name such as mysite.wsgi), \"module:factory()\" or \"file.wsgi\"" % (_q(entrypoint), _q(target)))
+                "entrypoint = %s: %s is not a module name; write \"module:callable\" (module is "
+                "a dotted name such as mysite.wsgi), \"module:factory()\" or \"file.wsgi\""
+                % (_q(entrypoint), _q(target)))
         import importlib
 
         module = importlib.import_module(target)
@@ -231,10 +232,11 @@ def _load_django(settings_module, app_dir):
     except (ImportError, ValueError):
         found = False
     if not found:
+        fix = ("the os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", ...) line of manage.py"
+               if source == "manage.py" else "DJANGO_SETTINGS_MODULE in [env]")
         raise LoadError(
             "DJANGO_SETTINGS_MODULE = %r (from %s) names no module in the app folder: add %s.py, "
-            "or correct the os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", ...) line of manage.py"
-            % (name, source, name.replace(".", "/")))
+            "or correct %s" % (name, source, name.replace(".", "/"), fix))
     try:
         import django
     except ImportError:
