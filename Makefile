@@ -38,7 +38,7 @@ pytests: build
 ## package's testdata/fuzz (plain `go test` replays it as regression tests). make test
 ## counts executions instead of seconds: with Go 1.26 a duration can end the run with
 ## a spurious "context deadline exceeded" (golang/go#75804, fixed in Go 1.27).
-FUZZ_TARGETS := hostfuncs:FuzzHostCall hostfuncs:FuzzParseHeaders runtime:FuzzEnviron
+FUZZ_TARGETS := hostfuncs:FuzzHostCall hostfuncs:FuzzParseHeaders runtime:FuzzEnviron config:FuzzFindSettingsCall
 FUZZ_SAVE ?= 1
 fuzz: python-wasm
 	@set -e; for t in $(FUZZ_TARGETS); do \

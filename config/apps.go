@@ -25,8 +25,10 @@ const AppFile = "wasmwsgi.toml"
 // are the operator's keys (Prefix, Hosts, DataDir) and limits above the app's
 // ceilings, unless the operator set trust_app_config.
 type TenantFile struct {
-	// Entrypoint is "module:callable" (or "module", or "file.wsgi"). Default: app.py,
-	// else wsgi.py, else the only *.wsgi file; callable `application`, else `app`.
+	// Entrypoint is "module:callable" (a dotted path), "module:factory(literals)",
+	// "module" or "file.wsgi[:callable]". Default: app.py, else wsgi.py, else the only
+	// *.wsgi file, with `application`, `app`, `create_app()` or `make_app()` in it;
+	// else a Django project's manage.py.
 	Entrypoint string `koanf:"entrypoint"`
 	// Prefix is the URL path the app is mounted at (trust_app_config only).
 	Prefix string `koanf:"prefix"`
@@ -85,6 +87,9 @@ type App struct {
 	Dir string
 
 	Entrypoint string
+	// DjangoSettings is the settings module a Django project's manage.py names, when
+	// the folder is one and sets no entrypoint: the app is its WSGI_APPLICATION.
+	DjangoSettings string
 	// Prefix is the mount path ("/" or "/x", no trailing slash), which becomes
 	// SCRIPT_NAME ("" for "/"); Hosts the virtual hosts, lower case.
 	Prefix string
@@ -125,9 +130,9 @@ type App struct {
 }
 
 // Discover lists the apps of the folder apps.Dir: every direct subfolder holding
-// app.py, wsgi.py, a *.wsgi file or a wasmwsgi.toml (folders starting with "." or "_"
-// are ignored), in name order, each with its settings or the error that makes them
-// unusable. It reads files and creates nothing.
+// app.py, wsgi.py, a *.wsgi file, a wasmwsgi.toml or a manage.py (folders starting
+// with "." or "_" are ignored), in name order, each with its settings or the error
+// that makes them unusable. It reads files and creates nothing.
 func Discover(apps Operator) ([]App, error) {
 	if apps.DataRoot != "" {
 		if err := checkDataRoot(apps.DataRoot, apps.Dir); err != nil {
@@ -147,10 +152,11 @@ func Discover(apps Operator) ([]App, error) {
 		dir := filepath.Join(apps.Dir, name)
 		entry, wsgiFiles := defaultEntrypoint(dir)
 		_, tomlErr := os.Stat(filepath.Join(dir, AppFile))
-		if entry == "" && len(wsgiFiles) == 0 && tomlErr != nil {
+		manage := regularFile(filepath.Join(dir, ManageFile))
+		if entry == "" && len(wsgiFiles) == 0 && tomlErr != nil && !manage {
 			continue // not an app folder
 		}
-		list = append(list, apps.app(name, dir, entry, wsgiFiles))
+		list = append(list, apps.app(name, dir, entry, wsgiFiles, manage))
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	checkDataDirs(list, apps)
@@ -159,7 +165,7 @@ func Discover(apps Operator) ([]App, error) {
 }
 
 // app reads the settings of the app folder dir.
-func (apps Operator) app(name, dir, entry string, wsgiFiles []string) App {
+func (apps Operator) app(name, dir, entry string, wsgiFiles []string, manage bool) App {
 	g := apps.grant(name)
 	file := filepath.Join(dir, AppFile)
 	a := App{
@@ -255,16 +261,26 @@ func (apps Operator) app(name, dir, entry string, wsgiFiles []string) App {
 		switch {
 		case entry != "":
 			a.Entrypoint = entry
-			a.Sources["entrypoint"] = "default (" + entry + ".py)"
+			a.Sources["entrypoint"] = "default (" + entry + ".py: application, app, create_app() or make_app())"
 		case len(wsgiFiles) == 1:
 			a.Entrypoint = wsgiFiles[0]
-			a.Sources["entrypoint"] = "default (the only *.wsgi file)"
+			a.Sources["entrypoint"] = "default (the only *.wsgi file: application, app, create_app() or make_app())"
 		case len(wsgiFiles) > 1:
 			a.Err = fmt.Errorf("app %s has several *.wsgi files (%s): set entrypoint in %s",
 				name, strings.Join(wsgiFiles, ", "), file)
+		case manage:
+			settings, err := djangoSettings(dir)
+			if err != nil {
+				a.Err = fmt.Errorf("app %s has no app.py, wsgi.py or *.wsgi file, and its manage.py does not make "+
+					"it a Django project: %w", name, err)
+				break
+			}
+			a.DjangoSettings = settings
+			a.Sources["entrypoint"] = "default (a Django project: manage.py sets DJANGO_SETTINGS_MODULE = " +
+				strconv.Quote(settings) + "; the app is its WSGI_APPLICATION)"
 		default:
-			a.Err = fmt.Errorf("app %s has no app.py, wsgi.py or *.wsgi file: add one, or set entrypoint = \"module:callable\" in %s",
-				name, file)
+			a.Err = fmt.Errorf("app %s has no app.py, wsgi.py, *.wsgi file or Django manage.py: add one, or set "+
+				"entrypoint = \"module:callable\" (or \"module:create_app()\") in %s", name, file)
 		}
 	}
 	return a
@@ -546,11 +562,17 @@ func defaultEntrypoint(dir string) (string, []string) {
 		wsgiFiles[i] = filepath.Base(f)
 	}
 	for _, f := range []string{"app.py", "wsgi.py"} {
-		if st, err := os.Stat(filepath.Join(dir, f)); err == nil && st.Mode().IsRegular() {
+		if regularFile(filepath.Join(dir, f)) {
 			return strings.TrimSuffix(f, ".py"), wsgiFiles
 		}
 	}
 	return "", wsgiFiles
+}
+
+// regularFile reports whether p is a regular file (a symlink is followed).
+func regularFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // sortedEnv returns env as sorted "KEY=value" strings.

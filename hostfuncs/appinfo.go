@@ -7,9 +7,13 @@ import "strings"
 type AppInfo struct {
 	// Name is the app's name ("name").
 	Name string
-	// Entrypoint names the app's callable ("entrypoint"): "module", "module:callable"
-	// or "file.wsgi[:callable]", relative to AppDir.
+	// Entrypoint names the app's callable ("entrypoint"): "module", "module:callable",
+	// "module:factory(literals)" or "file.wsgi[:callable]", relative to AppDir.
 	Entrypoint string
+	// DjangoSettings is the settings module of a Django project folder, read from its
+	// manage.py ("django_settings", left out when empty); with no Entrypoint the guest
+	// loads the project's WSGI_APPLICATION, as manage.py runserver does.
+	DjangoSettings string
 	// AppDir is the guest path of the app folder, first on sys.path ("app_dir").
 	AppDir string
 	// SitePackages is a guest path put second on sys.path ("site_packages", left out
@@ -33,8 +37,11 @@ func (i AppInfo) Encode() []byte {
 	ps := []Pair{
 		{Name: "name", Value: i.Name},
 		{Name: "entrypoint", Value: i.Entrypoint},
-		{Name: "app_dir", Value: i.AppDir},
 	}
+	if i.DjangoSettings != "" {
+		ps = append(ps, Pair{Name: "django_settings", Value: i.DjangoSettings})
+	}
+	ps = append(ps, Pair{Name: "app_dir", Value: i.AppDir})
 	if i.SitePackages != "" {
 		ps = append(ps, Pair{Name: "site_packages", Value: i.SitePackages})
 	}

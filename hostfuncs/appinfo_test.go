@@ -19,6 +19,11 @@ func TestAppInfoEncode(t *testing.T) {
 				{"site_packages", "/app/site-packages"}, {"validate", "1"}, {"isolation", "instance"}},
 		},
 		{
+			name: "a Django project: its settings module, no entrypoint",
+			info: AppInfo{Name: "blog", DjangoSettings: "mysite.settings", AppDir: "/app"},
+			want: []Pair{{"name", "blog"}, {"entrypoint", ""}, {"django_settings", "mysite.settings"}, {"app_dir", "/app"}},
+		},
+		{
 			name: "the optional keys left out",
 			info: AppInfo{Name: "hello", Entrypoint: "app", AppDir: "/app"},
 			want: []Pair{{"name", "hello"}, {"entrypoint", "app"}, {"app_dir", "/app"}},

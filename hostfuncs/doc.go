@@ -70,8 +70,11 @@
 //	app_info(buf_ptr, buf_len i32) -> i32
 //	    Writes the app's settings as pairs (AppInfo builds them), in this order:
 //	      name           the app's name
-//	      entrypoint     "module", "module:callable" or "file.wsgi[:callable]",
-//	                     relative to app_dir
+//	      entrypoint     "module", "module:callable" (a dotted path),
+//	                     "module:factory(literal args)" or "file.wsgi[:callable]",
+//	                     relative to app_dir; empty for a Django project
+//	      django_settings  only for a Django project folder: the settings module
+//	                     its manage.py names; the guest loads WSGI_APPLICATION
 //	      app_dir        guest path of the app folder, put first on sys.path
 //	      site_packages  guest path put second on sys.path; only when the app has
 //	                     a site-packages folder

@@ -150,21 +150,22 @@ func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 		}
 		mounts = append(mounts, &Mount{Dir: d, Prefix: d.Prefix, Hosts: d.Hosts, shadowed: d.Shadowed,
 			App: rt.engine.NewApp(runtime.AppSpec{
-				Name:         d.Name,
-				Dir:          d.Dir,
-				Entrypoint:   d.Entrypoint,
-				Limits:       d.Limits,
-				Env:          d.EnvList(),
-				Validate:     d.Validate,
-				ServerTiming: d.ServerTiming,
-				MaxFileBytes: cfg.MaxAppBytes,
-				IdleAfter:    cfg.IdleAfter,
-				DataDir:      d.DataDir,
-				Isolation:    d.Isolation,
-				MaxRequests:  d.MaxRequests,
-				Prewarm:      d.Prewarm,
-				Warmup:       d.Warmup,
-				AutoWarmup:   d.Warmup == nil,
+				Name:           d.Name,
+				Dir:            d.Dir,
+				Entrypoint:     d.Entrypoint,
+				DjangoSettings: d.DjangoSettings,
+				Limits:         d.Limits,
+				Env:            d.EnvList(),
+				Validate:       d.Validate,
+				ServerTiming:   d.ServerTiming,
+				MaxFileBytes:   cfg.MaxAppBytes,
+				IdleAfter:      cfg.IdleAfter,
+				DataDir:        d.DataDir,
+				Isolation:      d.Isolation,
+				MaxRequests:    d.MaxRequests,
+				Prewarm:        d.Prewarm,
+				Warmup:         d.Warmup,
+				AutoWarmup:     d.Warmup == nil,
 
 				Outbound:       d.Outbound,
 				OutboundLimits: d.OutboundLimits,
@@ -290,7 +291,7 @@ func (rt *Router) loadMount(ctx context.Context, m *Mount) error {
 		return err
 	}
 	rt.log.Info("app ready", "app", m.Dir.Name, "prefix", m.Prefix, "hosts", m.Hosts,
-		"entrypoint", m.Dir.Entrypoint, "load_time", time.Since(start).Round(time.Millisecond))
+		"entrypoint", m.App.Spec.Describe(), "load_time", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

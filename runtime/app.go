@@ -39,9 +39,14 @@ type AppSpec struct {
 	Name string
 	// Dir is the host folder whose files the guest sees read-only at /app.
 	Dir string
-	// Entrypoint is "module", "module:callable" or a file "name.wsgi[:callable]"
-	// relative to Dir. Without a callable the shim looks for `application`, then `app`.
+	// Entrypoint is "module", "module:callable" (a dotted path), "module:factory()"
+	// (with literal arguments), or a file "name.wsgi[:callable]" relative to Dir.
+	// Without a callable the shim looks for `application`, `app`, then calls
+	// `create_app()` or `make_app()`.
 	Entrypoint string
+	// DjangoSettings is the settings module a Django project's manage.py names; with
+	// no Entrypoint the shim loads the project's WSGI_APPLICATION, as runserver does.
+	DjangoSettings string
 	// Limits bound each request.
 	Limits Limits
 	// Env is the guest's whole environment ("KEY=value"); nothing comes from the host.
@@ -201,7 +206,7 @@ func (a *App) readFiles() error {
 	if err := a.readTree(); err != nil {
 		return err
 	}
-	if a.Spec.Entrypoint == "" {
+	if a.Spec.Entrypoint == "" && a.Spec.DjangoSettings == "" {
 		return fmt.Errorf("app %s: no entrypoint in %s: add app.py or wsgi.py defining `application`, "+
 			"a *.wsgi file, or set entrypoint = \"module:callable\" in wasmwsgi.toml", a.Spec.Name, a.Spec.Dir)
 	}
@@ -257,12 +262,33 @@ func (a *App) warnSkipped() {
 // AppInfo returns what app_info tells the guest about the app: its settings and where
 // its folder is mounted, with site-packages when Dir has that folder.
 func (s AppSpec) AppInfo() hostfuncs.AppInfo {
-	info := hostfuncs.AppInfo{Name: s.Name, Entrypoint: s.Entrypoint, AppDir: GuestApp,
+	info := hostfuncs.AppInfo{Name: s.Name, Entrypoint: s.Entrypoint, DjangoSettings: s.DjangoSettings, AppDir: GuestApp,
 		Validate: s.Validate, Isolation: string(s.Isolation)}
 	if st, err := os.Stat(filepath.Join(s.Dir, "site-packages")); err == nil && st.IsDir() {
 		info.SitePackages = GuestApp + "/site-packages"
 	}
 	return info
+}
+
+// Describe says what the guest loads, as `wasmwsgi check` shows it: the entrypoint as
+// written, with the names looked for when it names no callable, or a Django project's
+// WSGI_APPLICATION.
+func (s AppSpec) Describe() string {
+	switch {
+	case s.Entrypoint == "" && s.DjangoSettings != "":
+		return "WSGI_APPLICATION of " + s.DjangoSettings + " (from manage.py)"
+	case !strings.Contains(s.Entrypoint, ":"):
+		return s.Entrypoint + " (application, app, create_app() or make_app())"
+	}
+	return s.Entrypoint
+}
+
+// importing names what the guest imports in an error message.
+func (s AppSpec) importing() string {
+	if s.Entrypoint == "" && s.DjangoSettings != "" {
+		return "the " + s.Describe()
+	}
+	return strconv.Quote(s.Entrypoint)
 }
 
 // importOrRestore restores the app's snapshot from the on-disk cache, or imports the app.
@@ -286,8 +312,8 @@ func (a *App) importOrRestore(ctx context.Context) error {
 		code, err = a.importApp(ctx, ex, &stderr, false)
 	}
 	if ex.mem.LimitHit() {
-		return fmt.Errorf("app %s: importing %q needs more than the memory limit of %d bytes (raise limits.memory):\n%s",
-			a.Spec.Name, a.Spec.Entrypoint, a.Spec.Limits.Memory, stderr.String())
+		return fmt.Errorf("app %s: importing %s needs more than the memory limit of %d bytes (raise limits.memory):\n%s",
+			a.Spec.Name, a.Spec.importing(), a.Spec.Limits.Memory, stderr.String())
 	}
 	var warm warmupError
 	switch {
@@ -296,7 +322,7 @@ func (a *App) importOrRestore(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("app %s: starting the interpreter: %s\n%s", a.Spec.Name, describe(err), stderr.String())
 	case code != 0:
-		return fmt.Errorf("app %s: importing %q failed:\n%s", a.Spec.Name, a.Spec.Entrypoint, stderr.String())
+		return fmt.Errorf("app %s: importing %s failed:\n%s", a.Spec.Name, a.Spec.importing(), stderr.String())
 	}
 	return nil
 }

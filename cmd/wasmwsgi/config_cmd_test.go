@@ -386,7 +386,7 @@ DATABASE_URL = "postgres://db/shop"
 		"hosts":            {[]any{"shop.example.com"}, grant},
 		"prefix":           {"/", `default ("/" with hosts)`},
 		"data_dir":         {filepath.Join(dir, "data", "shop"), grant},
-		"entrypoint":       {"app", "default (app.py)"},
+		"entrypoint":       {"app", "default (app.py: application, app, create_app() or make_app())"},
 		"env.DATABASE_URL": {"(redacted)", grant},
 		"env.MODE":         {"(redacted)", tenant},
 	} {

@@ -143,7 +143,7 @@ func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log 
 	defer engine.Close(context.Background())
 	log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "elapsed", time.Since(start).Round(time.Millisecond))
 	if len(rt.Mounts()) == 0 {
-		log.Warn("no apps found: an app is a subfolder holding app.py, wsgi.py or a *.wsgi file", "apps_dir", cfg.AppsDir)
+		log.Warn("no apps found: an app is a subfolder holding app.py, wsgi.py, a *.wsgi file or a Django project's manage.py", "apps_dir", cfg.AppsDir)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

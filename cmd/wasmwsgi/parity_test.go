@@ -140,7 +140,7 @@ func TestGunicornParity(t *testing.T) {
 			t.Fatalf("manage.py migrate for gunicorn: %v\n%s", err, out)
 		}
 		ws := testkit.Start(t, apps, append(grants, "--timeout", "120s")...)
-		gbase := startGunicorn(t, gunicorn, filepath.Join(apps, "django"), "/django", "wsgi:application",
+		gbase := startGunicorn(t, gunicorn, filepath.Join(apps, "django"), "/django", "mysite.wsgi:application",
 			"DJANGO_SETTINGS_MODULE=mysite.settings", "DJANGO_DATABASE="+filepath.Join(gdata, "db.sqlite3"))
 		// Not "/": the list page shows sys.platform, which is "wasi" here.
 		compare(t, "django", ws.Base, gbase, []req{

@@ -516,7 +516,7 @@ func TestBrokenApps(t *testing.T) {
 	for _, want := range []string{
 		"SyntaxError", "broken-syntax", // the traceback and the folder
 		"No module named 'module_that_does_not_exist'",
-		"has no app.py, wsgi.py or *.wsgi file",
+		"has no app.py, wsgi.py, *.wsgi file or Django manage.py",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("server log lacks %q", want)

@@ -80,7 +80,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	defer engine.Close(context.Background())
 	defer rt.Close(context.Background())
 	if len(rt.Mounts()) == 0 {
-		fmt.Fprintf(stderr, "wasmwsgi check: no apps in %s: an app is a subfolder holding app.py, wsgi.py or a *.wsgi file\n", cfg.AppsDir)
+		fmt.Fprintf(stderr, "wasmwsgi check: no apps in %s: an app is a subfolder holding app.py, wsgi.py, a *.wsgi file or a Django project's manage.py\n", cfg.AppsDir)
 		return 1
 	}
 	failed := rt.LoadAll(ctx)
@@ -94,7 +94,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		if len(m.Hosts) > 0 {
 			mount = strings.Join(m.Hosts, ",") + mount
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.Dir.Name, state, mount, m.App.Spec.Entrypoint)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.Dir.Name, state, mount, m.App.Spec.Describe())
 		if state == runtime.StateFailed {
 			problems = append(problems, fmt.Sprintf("--- %s (%s)\n%s", m.Dir.Name, m.Dir.Dir, strings.TrimSpace(why)))
 		}

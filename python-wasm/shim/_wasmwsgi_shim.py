@@ -60,6 +60,12 @@ def init():
 
             warnings.simplefilter("always")
             _app = validator(_app)
+    except LoadError as e:
+        if e.__cause__ is None:
+            sys.stderr.write("wasmwsgi: %s\n" % e)
+        else:
+            _print_exception()
+        return 1
     except BaseException:
         _print_exception()
         return 1
@@ -68,27 +74,199 @@ def init():
     return 0
 
 
+class LoadError(Exception):
+    """An app that cannot be found as its entrypoint or its folder says: the message
+    says what was looked for, where, and what to write instead. init prints it alone,
+    without the shim's traceback."""
+
+
+# What a module is searched for when the entrypoint names no callable: Flask's order
+# (`flask run` without --app), the factories called without arguments.
+DEFAULT_NAMES = ("application", "app")
+DEFAULT_FACTORIES = ("create_app", "make_app")
+
+
 def _load(entrypoint, app_dir):
-    target, _, attr = entrypoint.partition(":")
+    if not entrypoint and _info.get("django_settings"):
+        return _load_django(_info["django_settings"], app_dir)
+    target, colon, spec = entrypoint.partition(":")
+    # The callable's part is parsed before anything is imported: a spec that is not a
+    # name, a dotted path or a call with literal arguments runs none of the app's code.
+    lookup = _parse_spec(entrypoint, spec) if colon else None
     if target.endswith((".wsgi", ".py")) and ("/" in target or target.endswith(".wsgi")):
         namespace = _exec_file(app_dir + "/" + target)
         where = target
     else:
+        if not all(part.isidentifier() for part in target.split(".")):
+            raise LoadError(
+                "entrypoint = %s: %s is not a module name; write \"module:callable\" (module is "
+                "a dotted name such as mysite.wsgi), \"module:factory()\" or \"file.wsgi\""
+                % (_q(entrypoint), _q(target)))
         import importlib
 
         module = importlib.import_module(target)
         namespace = vars(module)
-        where = "module " + target
-    names = [attr] if attr else ["application", "app"]
-    for name in names:
+        where = _where(module, target)
+    if lookup is not None:
+        return _resolve(namespace, lookup, where, entrypoint)
+    for name in DEFAULT_NAMES:
         obj = namespace.get(name)
         if obj is not None:
-            if not callable(obj):
-                raise TypeError("%s.%s is not callable (it is %s)" % (where, name, type(obj).__name__))
-            return obj
-    raise LookupError(
-        "%s defines no %s; name the WSGI callable `application` or set "
-        "entrypoint = \"module:callable\" in wasmwsgi.toml" % (where, " or ".join(names)))
+            return _callable(obj, "%s: %s" % (where, name))
+    for name in DEFAULT_FACTORIES:
+        factory = namespace.get(name)
+        if factory is not None:
+            return _call_factory(factory, (), {}, "%s: %s()" % (where, name))
+    raise LoadError(
+        "%s defines none of %s, %s: name the WSGI callable `application`, or set "
+        "entrypoint = \"%s:NAME\" (or \"%s:FACTORY()\", \"%s:FACTORY('arg')\") in wasmwsgi.toml" % (
+            where, ", ".join(DEFAULT_NAMES), ", ".join(n + "()" for n in DEFAULT_FACTORIES),
+            target, target, target))
+
+
+def _q(s):
+    """s as a TOML string, the way wasmwsgi.toml writes it."""
+    import json
+
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _where(module, name):
+    """The app-relative file of module, or "module NAME" for one elsewhere."""
+    path = getattr(module, "__file__", None) or ""
+    app_dir = _info["app_dir"].rstrip("/") + "/"
+    if path.startswith(app_dir):
+        return path[len(app_dir):]
+    return "module " + name
+
+
+def _parse_spec(entrypoint, spec):
+    """Parses the part after the colon the way gunicorn does (ast, and
+    ast.literal_eval for a call's arguments), with dotted paths as well: returns
+    (path, args, kwargs), args None when it is not a call. Nothing is evaluated."""
+    import ast
+
+    forms = ("write it as \"module:name\", \"module:name.attr\", \"module:factory()\" or "
+             "\"module:factory('literal', key=1)\" (arguments are Python literals only)")
+    try:
+        expr = ast.parse(spec.strip(), mode="eval").body
+    except (SyntaxError, ValueError):
+        raise LoadError("entrypoint = %s: %s is not a name, a dotted path or a call: %s"
+                        % (_q(entrypoint), _q(spec), forms)) from None
+    call = isinstance(expr, ast.Call)
+    path = _dotted(expr.func if call else expr)
+    if path is None:
+        raise LoadError("entrypoint = %s: %s is not a name, a dotted path or a call of one: %s"
+                        % (_q(entrypoint), _q(spec), forms))
+    if not call:
+        return path, None, None
+    try:
+        args = [ast.literal_eval(a) for a in expr.args]
+        kwargs = {}
+        for kw in expr.keywords:
+            if kw.arg is None:
+                raise ValueError("**")
+            kwargs[kw.arg] = ast.literal_eval(kw.value)
+    except Exception:
+        raise LoadError("entrypoint = %s: the arguments of %s() are not all Python literals (strings, "
+                        "numbers, True/False/None, tuples, lists, dicts, sets of them): nothing else is "
+                        "evaluated; %s" % (_q(entrypoint), ".".join(path), forms)) from None
+    return path, args, kwargs
+
+
+def _dotted(node):
+    """["a", "b", "c"] for the expression a.b.c, None for anything else."""
+    import ast
+
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    names.append(node.id)
+    return names[::-1]
+
+
+def _resolve(namespace, lookup, where, entrypoint):
+    path, args, kwargs = lookup
+    if path[0] not in namespace:
+        raise LoadError("entrypoint = %s: %s defines no %s" % (_q(entrypoint), where, path[0]))
+    obj = namespace[path[0]]
+    for i, attr in enumerate(path[1:], 1):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise LoadError("entrypoint = %s: %s in %s has no attribute %s"
+                            % (_q(entrypoint), ".".join(path[:i]), where, attr)) from None
+    name = "%s: %s" % (where, ".".join(path))
+    if args is None:
+        return _callable(obj, name)
+    return _call_factory(obj, args, kwargs, name + "()")
+
+
+def _call_factory(factory, args, kwargs, name):
+    if not callable(factory):
+        raise LoadError("%s is not callable (it is %s), so it is not a factory"
+                        % (name, type(factory).__name__))
+    return _callable(factory(*args, **kwargs), "what %s returned" % name)
+
+
+def _callable(obj, name):
+    if not callable(obj):
+        raise LoadError("%s is not a WSGI callable (it is %s)" % (name, type(obj).__name__))
+    return obj
+
+
+def _load_django(settings_module, app_dir):
+    """Loads a Django project folder the way manage.py runserver does: manage.py's
+    DJANGO_SETTINGS_MODULE (the host read it from manage.py; [env] wins, as with
+    os.environ.setdefault), django.setup(), then the WSGI_APPLICATION setting."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
+    name = os.environ["DJANGO_SETTINGS_MODULE"]
+    source = "manage.py" if name == settings_module else "[env]"
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        fix = ("the os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", ...) line of manage.py"
+               if source == "manage.py" else "DJANGO_SETTINGS_MODULE in [env]")
+        raise LoadError(
+            "DJANGO_SETTINGS_MODULE = %r (from %s) names no module in the app folder: add %s.py, "
+            "or correct %s" % (name, source, name.replace(".", "/"), fix))
+    try:
+        import django
+    except ImportError:
+        raise LoadError(
+            "manage.py makes this app a Django project, but Django is not in its site-packages "
+            "folder: vendor it there (apps/README.md says how)") from None
+    django.setup(set_prefix=False)
+    from django.conf import settings
+    from django.core.servers.basehttp import get_internal_wsgi_application
+
+    where = importlib.util.find_spec(name).origin or name
+    if where.startswith(app_dir.rstrip("/") + "/"):
+        where = where[len(app_dir.rstrip("/")) + 1:]
+    if not getattr(settings, "WSGI_APPLICATION", None):
+        raise LoadError(
+            "%s sets no WSGI_APPLICATION, which names the project's WSGI callable: add "
+            "WSGI_APPLICATION = \"PROJECT.wsgi.application\" (django-admin startproject writes "
+            "it, with PROJECT/wsgi.py), or set entrypoint = \"PROJECT.wsgi:application\" in "
+            "wasmwsgi.toml" % where)
+    name = "%s: WSGI_APPLICATION = %r" % (where, settings.WSGI_APPLICATION)
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        app = get_internal_wsgi_application()
+    except ImproperlyConfigured as e:
+        if not isinstance(e.__cause__, ImportError):
+            raise
+        raise LoadError("%s cannot be imported (%s): correct the setting, or add what it names "
+                        "(django-admin startproject writes PROJECT/wsgi.py)" % (name, e.__cause__)) from e
+    return _callable(app, name)
 
 
 def _exec_file(path):

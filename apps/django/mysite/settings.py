@@ -30,7 +30,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mysite.urls"
-WSGI_APPLICATION = "wsgi.application"
+WSGI_APPLICATION = "mysite.wsgi.application"
 
 TEMPLATES = [
     {
