@@ -2,8 +2,9 @@
 # Makes the wazero this repo builds with: the version go.mod requires, as the Go module
 # proxy serves it (checked against go.sum by `go mod download`), with every *.patch of
 # this folder applied in name order. The patched copy lives in the cache outside the repo,
-# keyed by the module's hash and the patches' hash, the way python-wasm/build.sh keys
-# python.wasm; then go.work at the repo root points the build at it.
+# keyed by the module's hash and the hash of this script and the patches, the way
+# python-wasm/build.sh keys python.wasm; then go.work at the repo root points the build
+# at it.
 #
 #   third_party/wazero-patches/apply.sh          # or: make wazero (make build does it)
 #   third_party/wazero-patches/apply.sh --dir    # only print the patched copy's folder
@@ -17,6 +18,7 @@ root=$(cd "$here/../.." && pwd)
 mod=github.com/tetratelabs/wazero
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
 
+command -v patch >/dev/null || { echo "wazero-patches: patch is missing: apt-get install patch" >&2; exit 1; }
 version=$(cd "$root" && GOWORK=off go list -m -f '{{.Version}}' "$mod")
 info=$(cd "$root" && GOWORK=off go mod download -json "$mod@$version")
 field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" <<<"$info"; }
@@ -25,12 +27,13 @@ sum=$(field Sum)
 [ -d "$src" ] && [ -n "$sum" ] || { echo "wazero-patches: go mod download $mod@$version gave no folder: $info" >&2; exit 1; }
 
 patches=("$here"/*.patch)
-key=$({ echo "$mod@$version $sum"; cat "${patches[@]}"; } | sha256sum | cut -c1-16)
+key=$({ echo "$mod@$version $sum"; cat "$here/apply.sh" "${patches[@]}"; } | sha256sum | cut -c1-16)
 out=$cache/wazero-$version-$key
 
 if [ ! -f "$out/.wasmwsgi-patched" ]; then
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/wazero-$version-tmp.XXXXXX")
+  chmod 755 "$tmp"
   trap 'rm -rf "$tmp"' EXIT
   cp -R "$src/." "$tmp/"
   chmod -R u+w "$tmp"
