@@ -5,7 +5,7 @@ ADDR      ?= 127.0.0.1:8080
 FUZZTIME  ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build python-wasm test fuzz serve check clean bench bench-density soak vendor-apps micro pytests
+.PHONY: all build python-wasm wazero test fuzz serve check clean bench bench-density soak vendor-apps micro pytests wazero-spectest
 
 all: build
 
@@ -15,13 +15,27 @@ python-wasm:
 	bash python-wasm/build.sh
 	bash python-wasm/zoneinfo.sh
 
+## wazero: wazero with third_party/wazero-patches applied, in the cache outside the repo,
+## and the generated go.work that builds everything below with it
+wazero:
+	bash third_party/wazero-patches/apply.sh
+
+## wazero-spectest: wazero's own tests, run in the patched copy: the WebAssembly spec
+## suite (every proposal wazero runs), the optimizing compiler's packages and linear memory
+wazero-spectest: wazero
+	cd "$$(bash third_party/wazero-patches/apply.sh --dir)" && GOWORK=off $(GO) test -count=1 \
+	  ./internal/integration_test/spectest/... ./internal/engine/wazevo/... ./internal/wasm/...
+
 ## build: the single-file server binary at bin/wasmwsgi (python.wasm embedded)
-build: python-wasm
+build: python-wasm wazero
 	$(GO) build -o $(BIN) ./cmd/wasmwsgi
 
-## test: unit, integration and short fuzz runs against the real binary and python.wasm,
-## then a GC- and import-heavy part of CPython's own test suite in the sandbox
+## test: wazero's own spec and compiler tests on the patched copy (wazero-spectest), unit,
+## integration and short fuzz runs against the real binary and python.wasm (with the
+## differential test of patched against released wazero, internal/enginediff), then a
+## GC- and import-heavy part of CPython's own test suite in the sandbox
 test: build vendor-apps
+	$(MAKE) --no-print-directory wazero-spectest
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) -C e2e test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=50000x FUZZ_SAVE=
@@ -40,7 +54,7 @@ pytests: build
 ## a spurious "context deadline exceeded" (golang/go#75804, fixed in Go 1.27).
 FUZZ_TARGETS := hostfuncs:FuzzHostCall hostfuncs:FuzzParseHeaders runtime:FuzzEnviron config:FuzzFindSettingsCall
 FUZZ_SAVE ?= 1
-fuzz: python-wasm
+fuzz: python-wasm wazero
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t#*:}; \
 	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
@@ -59,7 +73,7 @@ serve: build vendor-apps
 
 ## check: vet, formatting, staticcheck and a tidy go.mod, in the main module and in
 ## e2e/ (the tests that need Kubernetes' API types or a browser, in a module of their own)
-check: python-wasm
+check: python-wasm wazero
 	$(GO) vet -stdmethods=false ./...  # wazero's sys.File has its own Seek signature
 	$(GO) -C e2e vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "run gofmt -w ."; exit 1; }
@@ -112,7 +126,7 @@ IMAGE_TAG      ?= dev
 IMAGE_PLATFORM ?= linux/$(shell $(GO) env GOARCH)
 KO_CACHE       := bin/ko-cache
 .PHONY: image
-image: python-wasm vendor-apps
+image: python-wasm wazero vendor-apps
 	rm -rf $(KO_CACHE)/img
 	@set -e; \
 	ko() { echo "ko build $$3 -> $$4 (base $$1)"; \

@@ -148,7 +148,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(instrumented == nil)
 	if cfg.CacheDir != "" {
-		dir := filepath.Join(cfg.CacheDir, "wazero")
+		dir := filepath.Join(cfg.CacheDir, "wazero", WazeroBuild())
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("cache dir %s: %w (set cache_dir or WASMWSGI_CACHE_DIR to a writable folder)", dir, err)
 		}

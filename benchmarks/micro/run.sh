@@ -7,6 +7,8 @@
 #           which runs the suite in the sandbox (snapshot restore, loop checks and all)
 #   bare    the same python.wasm in a bare wazero runtime (wazerohost/): wazero's
 #           compiler without wasmwsgi's loop checks, to tell the two costs apart
+#   released  bare, built with wazero as released (GOWORK=off) instead of with
+#           third_party/wazero-patches: bare against released is what the patches gain
 #   node    the same python.wasm under Node's node:wasi, hosted by node_host.mjs
 #
 #   benchmarks/micro/run.sh          # or: make micro
@@ -14,7 +16,7 @@
 # Settings (environment):
 #   REPEAT=5            timed runs per benchmark (the median is reported)
 #   ONLY=json,regex     a subset of the benchmarks (default: all)
-#   ENGINES="native wazero bare node"
+#   ENGINES="native wazero bare released node"
 #   WASMWSGI=bin/wasmwsgi               the server binary (python.wasm embedded)
 #   PYTHON_WASM=python-wasm/dist/python.wasm, STDLIB_ZIP=python-wasm/dist/stdlib.zip
 #                       what bare and node run; point them at another build to compare
@@ -26,7 +28,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 REPEAT=${REPEAT:-5}
 ONLY=${ONLY:-}
-ENGINES=${ENGINES:-native wazero bare node}
+ENGINES=${ENGINES:-native wazero bare released node}
 WASMWSGI=${WASMWSGI:-$root/bin/wasmwsgi}
 PYTHON_WASM=${PYTHON_WASM:-$root/python-wasm/dist/python.wasm}
 STDLIB_ZIP=${STDLIB_ZIP:-$root/python-wasm/dist/stdlib.zip}
@@ -41,8 +43,8 @@ for e in $ENGINES; do
   case $e in
     native) [ -x "$native_python" ] || fail "$native_python is missing: apt-get install python3" ;;
     wazero) [ -x "$WASMWSGI" ] || fail "$WASMWSGI is missing: run \`make build\` (or set WASMWSGI)" ;;
-    bare)
-      command -v go >/dev/null || fail "go is missing: the bare engine is built from wazerohost/"
+    bare | released)
+      command -v go >/dev/null || fail "go is missing: the $e engine is built from wazerohost/"
       [ -f "$PYTHON_WASM" ] || fail "$PYTHON_WASM is missing: run \`make python-wasm\` (or set PYTHON_WASM)"
       ;;
     node)
@@ -52,7 +54,7 @@ for e in $ENGINES; do
       [ -f "$PYTHON_WASM" ] || fail "$PYTHON_WASM is missing: run \`make python-wasm\` (or set PYTHON_WASM)"
       [ -f "$STDLIB_ZIP" ] || fail "$STDLIB_ZIP is missing: run \`make python-wasm\` (or set STDLIB_ZIP)"
       ;;
-    *) fail "unknown engine \"$e\" in ENGINES: use native, wazero, bare and/or node" ;;
+    *) fail "unknown engine \"$e\" in ENGINES: use native, wazero, bare, released and/or node" ;;
   esac
 done
 [ -d "$site/jinja2" ] && [ -d "$site/markupsafe" ] ||
@@ -83,7 +85,9 @@ run_engine() { # name command...
   shift
   echo "micro: $name..." >&2
   local t0=$SECONDS
-  if ! timeout "$ENGINE_TIMEOUT" "$@" >"$out/$name.raw" 2>"$out/$name.err"; then
+  # $name.cpu: the engine's user and system CPU seconds, which other load on the
+  # machine disturbs less than the wall time the suite measures (rounds.sh shows them).
+  if ! { TIMEFORMAT='%3U %3S'; time timeout "$ENGINE_TIMEOUT" "$@" >"$out/$name.raw" 2>"$out/$name.err"; } 2>"$out/$name.cpu"; then
     cat "$out/$name.err" >&2
     fail "$name failed (or took more than ${ENGINE_TIMEOUT}s); output in $out/$name.raw"
   fi
@@ -114,12 +118,16 @@ for e in $ENGINES; do
       # `call` prints the response like curl -i: the JSON body follows the blank line.
       sed '1,/^\r\{0,1\}$/d' "$out/wazero.raw" >"$out/wazero.json"
       ;;
-    bare)
+    bare | released)
       stdlib_dir
-      (cd "$root" && go build -o "$work/wazerohost" ./benchmarks/micro/wazerohost)
-      run_engine bare "$work/wazerohost" -wasm "$PYTHON_WASM" -stdlib "$work/stdlib" -app "$app" -query "$query" \
+      # bare builds through the repo's go.work (make wazero): the patched wazero.
+      # released turns the workspace off: wazero v1.12.0 as go.mod requires it.
+      gowork=
+      [ "$e" = bare ] || gowork=off
+      (cd "$root" && GOWORK=$gowork go build -o "$work/wazerohost-$e" ./benchmarks/micro/wazerohost)
+      run_engine "$e" "$work/wazerohost-$e" -wasm "$PYTHON_WASM" -stdlib "$work/stdlib" -app "$app" -query "$query" \
         -cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi/micro-wazero"
-      cp "$out/bare.raw" "$out/bare.json"
+      cp "$out/$e.raw" "$out/$e.json"
       ;;
     node)
       stdlib_dir

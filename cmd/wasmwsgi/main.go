@@ -94,7 +94,8 @@ func versionString() string {
 			}
 		}
 	}
-	return fmt.Sprintf("wasmwsgi %s\nCPython %s (wasm32-wasi)\n%s", version, pythonwasm.CPythonVersion(), pythonwasm.BuildInfo())
+	return fmt.Sprintf("wasmwsgi %s\nCPython %s (wasm32-wasi)\nengine %s\n%s", version, pythonwasm.CPythonVersion(),
+		runtime.WazeroBuild(), pythonwasm.BuildInfo())
 }
 
 func serve(args []string, stderr io.Writer) int {

@@ -623,6 +623,23 @@ func TestVersion(t *testing.T) {
 	if !strings.Contains(string(out), "wasmwsgi ") || !strings.Contains(string(out), "CPython 3.11.") {
 		t.Errorf("version output %q", out)
 	}
+	// The binary is built through the go.work of `make wazero`: it names the patched
+	// wazero's folder, which keys its compilation cache (runtime.WazeroBuild).
+	root, err := testkit.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := os.ReadFile(filepath.Join(root, "go.work"))
+	if err != nil {
+		t.Fatalf("no go.work at the repo root (%v): run `make wazero`", err)
+	}
+	m := regexp.MustCompile(`(?m)^replace github.com/tetratelabs/wazero \S+ => (\S+)$`).FindSubmatch(work)
+	if m == nil {
+		t.Fatalf("go.work does not replace wazero:\n%s", work)
+	}
+	if want := "\nengine " + filepath.Base(string(m[1])) + "\n"; !strings.Contains(string(out), want) {
+		t.Errorf("version output %q lacks %q", out, want)
+	}
 }
 
 func TestBadConfig(t *testing.T) {

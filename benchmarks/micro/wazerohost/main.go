@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -75,7 +76,8 @@ func main() {
 	}
 	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(*closeOnDone)
 	if *cacheDir != "" {
-		cache, err := wazero.NewCompilationCacheWithDir(*cacheDir)
+		// One folder per wazero build: released and patched wazero compile differently.
+		cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(*cacheDir, runtime.WazeroBuild()))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "wazerohost: -cache-dir %s: %v (pass a writable folder)\n", *cacheDir, err)
 			os.Exit(2)

@@ -1,0 +1,208 @@
+package enginediff
+
+import (
+	"fmt"
+	"math/rand"
+)
+
+const page = 65536
+
+// Access is one function of an edge module: a single access by Op at Addr with static
+// Offset. The function traps when Addr+Offset+size passes the memory's length (or, for
+// an atomic op, when the address is not aligned).
+type Access struct {
+	Op           string
+	Addr, Offset uint32
+}
+
+// InBounds reports whether the access fits in a memory of length bytes.
+func (a Access) InBounds(length uint64) bool {
+	op := lookup(a.Op)
+	return uint64(a.Addr)+uint64(a.Offset)+op.size <= length
+}
+
+// Aligned reports whether an atomic access is aligned (every other access is).
+func (a Access) Aligned() bool {
+	op := lookup(a.Op)
+	return !op.atomic || (uint64(a.Addr)+uint64(a.Offset))%op.size == 0
+}
+
+func lookup(name string) memOp {
+	for _, op := range memOps {
+		if op.name == name {
+			return op
+		}
+	}
+	panic("enginediff: no memory op " + name)
+}
+
+// EdgeModule is a module whose every function makes one access, with the accesses
+// placed around the end of the declared minimum: ending one byte before it, at it, and
+// one byte past it, with the distance carried by the address, by the offset or by both,
+// and at the far ends of the address space (address+offset past 2^32, the largest
+// offset). Run before and after "grow", the same accesses meet a larger memory.
+type EdgeModule struct {
+	Module
+	Accesses []Access
+}
+
+// EdgeModules returns the edge modules: memories of a declared minimum of 0, 1 and 3
+// pages, one of 1 page with no maximum, and one imported memory declared as 1 page but
+// provided with 2.
+func EdgeModules() []EdgeModule {
+	var out []EdgeModule
+	for _, shape := range []struct {
+		min, max, actual int64
+		imported         bool
+	}{
+		{0, 1, 0, false},
+		{1, 2, 1, false},
+		{3, 5, 3, false},
+		{1, -1, 1, false},
+		{1, 4, 2, true},
+	} {
+		m := EdgeModule{Module: Module{MinPages: shape.min, MaxPages: shape.max, Imported: shape.imported, ActualPages: shape.actual}}
+		minBytes := uint64(shape.min) * page
+		for _, op := range memOps {
+			var ends []uint64 // where the access ends
+			for _, b := range []uint64{minBytes, minBytes + page, uint64(shape.actual) * page} {
+				for _, d := range []int64{-1, 0, 1} {
+					if e := int64(b) + d; e >= int64(op.size) {
+						ends = append(ends, uint64(e))
+					}
+				}
+			}
+			seen := map[Access]bool{}
+			add := func(a Access) {
+				if !seen[a] {
+					seen[a] = true
+					m.Accesses = append(m.Accesses, a)
+				}
+			}
+			for _, end := range ends {
+				start := end - op.size
+				add(Access{op.name, uint32(start), 0})
+				add(Access{op.name, 0, uint32(start)})
+				if start >= 24 {
+					add(Access{op.name, uint32(start - 24), 24})
+				}
+			}
+			add(Access{op.name, 0, 0})
+			add(Access{op.name, 0xffffffff, 0})
+			add(Access{op.name, 0, 0xffffffff})
+			add(Access{op.name, 0xfffffff0, 0x20})
+			add(Access{op.name, 0x80000000, 0x80000000})
+			add(Access{op.name, 16, 0xfffffff0})
+		}
+		for _, a := range m.Accesses {
+			m.Bodies = append(m.Bodies, access(nil, lookup(a.Op), a.Addr, a.Offset))
+		}
+		if shape.min > 0 {
+			m.Data = pattern(64)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*37 + 11)
+	}
+	return b
+}
+
+// RandomModule returns a module made from seed: a memory of 0 to 3 pages declared
+// (sometimes imported, provided larger), and functions of up to 40 steps, each a load,
+// store or read-modify-write at a constant address (chosen near the minimum's end, near
+// 0, near 2^32 or anywhere) or at an address computed from the accumulator, or a
+// memory.grow or memory.size.
+func RandomModule(seed int64) Module {
+	r := rand.New(rand.NewSource(seed))
+	m := Module{MinPages: int64(r.Intn(4))}
+	m.MaxPages = m.MinPages + int64(r.Intn(3))
+	if r.Intn(5) == 0 {
+		m.MaxPages = -1
+	}
+	m.ActualPages = m.MinPages
+	if r.Intn(4) == 0 {
+		m.Imported = true
+		if r.Intn(2) == 0 && (m.MaxPages < 0 || m.ActualPages < m.MaxPages) {
+			m.ActualPages++
+		}
+	}
+	if m.MinPages > 0 {
+		m.Data = pattern(1 + r.Intn(256))
+	}
+	minBytes := uint64(m.MinPages) * page
+	address := func(op memOp) (uint32, uint32) {
+		var end uint64
+		switch r.Intn(6) {
+		case 0, 1, 2:
+			end = minBytes + uint64(r.Intn(33)) - 16
+		case 3:
+			end = uint64(r.Intn(64))
+		case 4:
+			end = 1<<32 - uint64(r.Intn(64))
+		default:
+			end = uint64(r.Uint32())
+		}
+		start := end - op.size
+		if int64(start) < 0 {
+			start = 0
+		}
+		if op.atomic && r.Intn(4) != 0 {
+			start &^= op.size - 1
+		}
+		var offset uint64
+		switch r.Intn(4) {
+		case 0:
+			offset = 0
+		case 1:
+			offset = start
+		case 2:
+			offset = uint64(r.Intn(128))
+		default:
+			offset = uint64(r.Uint32())
+		}
+		if offset > start && r.Intn(3) != 0 {
+			offset = start
+		}
+		return uint32(start - offset), uint32(offset)
+	}
+	for f := 1 + r.Intn(6); f > 0; f-- {
+		var body []byte
+		for n := 1 + r.Intn(40); n > 0; n-- {
+			switch k := r.Intn(20); {
+			case k < 16:
+				op := memOps[r.Intn(len(memOps))]
+				addr, offset := address(op)
+				body = access(body, op, addr, offset)
+			case k < 18:
+				// An address computed at run time: local 0 masked to the declared minimum
+				// plus a little, then an access through it with a small offset.
+				op := memOps[r.Intn(len(memOps)-6)] // not SIMD or atomics: no alignment traps
+				b := len(body)
+				body = access(body, op, 0, uint32(r.Intn(64)))
+				// Replace the i32.const 0 (two bytes) by (i32.wrap_i64 (local 0)) & mask.
+				mask := int64(minBytes + 64)
+				fix := append([]byte{0x20, 0, 0xa7, 0x41}, sleb(nil, mask)...)
+				fix = append(fix, 0x71) // i32.and
+				body = append(body[:b], append(fix, body[b+2:]...)...)
+			case k < 19:
+				body = append(body, 0x41, byte(r.Intn(2)), 0x40, 0, 0xac, 0x20, 0, 0x7c, 0x21, 0) // grow 0 or 1
+			default:
+				body = append(body, 0x3f, 0, 0xac, 0x20, 0, 0x7c, 0x21, 0) // memory.size
+			}
+		}
+		m.Bodies = append(m.Bodies, body)
+	}
+	return m
+}
+
+// Describe names function i of an edge module for a failure message.
+func (m EdgeModule) Describe(i int) string {
+	a := m.Accesses[i]
+	return fmt.Sprintf("%s at i32.const %#x offset=%#x (declared minimum %d pages)", a.Op, a.Addr, a.Offset, m.MinPages)
+}
