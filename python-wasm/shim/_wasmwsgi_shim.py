@@ -37,6 +37,7 @@ def init():
     global _app, _info
     try:
         _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
+        _install_file_calls()
         _install_thread_waits()
         try:
             _install_network()
@@ -593,6 +594,66 @@ def _flush_stdio():
 # every destination against the operator's grants, connects, and carries the bytes.
 # `select.select`, `select.poll` (hence `selectors`) see these sockets' readiness, and
 # `ssl` makes a connection TLS with the handshake done by the host.
+
+# ---- file calls that the sandbox's libc or host answer unlike Linux ------------------
+
+
+def _install_file_calls():
+    """Two answers of the layers below os differ from Linux's; os gets wrappers that
+    give Linux's, and takes them into its supports_* sets in place of the originals.
+
+    - os.utime(path) with no times: wasi-libc (2022) reads the times from a null
+      pointer instead of asking for "now", so the file got the time 0. The wrapper
+      passes the current time. With follow_symlinks=False, wazero follows a symbolic
+      link all the same, so a link's own times cannot be set: os.utime leaves
+      supports_follow_symlinks (shutil then leaves them alone, as on platforms without
+      lutimes) and raises NotImplementedError, as CPython does there, for a link.
+    - os.link, os.rename and os.replace between two file systems (/tmp and /app, say):
+      wazero answers ENOSYS, where Linux answers EXDEV, which is what shutil.move and
+      others test for. ENOSYS from these calls means nothing else in the sandbox (each
+      file system implements them), so the wrappers raise EXDEV instead.
+    """
+    import errno
+    import functools
+    import time
+
+    def wrap(name, fix):
+        original = getattr(os, name)
+        wrapper = functools.wraps(original)(fix(original))
+        setattr(os, name, wrapper)
+        for support in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks,
+                        os.supports_effective_ids):
+            if original in support:
+                support.discard(original)
+                support.add(wrapper)
+
+    def utime(original):
+        def utime(path, times=None, *, ns=None, dir_fd=None, follow_symlinks=True):
+            if times is None and ns is None:
+                now = time.time_ns()
+                ns = (now, now)
+            if not follow_symlinks and not isinstance(path, int) and os.path.islink(path):
+                raise NotImplementedError("utime: follow_symlinks unavailable for a symbolic link in the sandbox")
+            if ns is None:
+                return original(path, times, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+            return original(path, times, ns=ns, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        return utime
+
+    def cross_device(original):
+        def call(*args, **kwargs):
+            try:
+                return original(*args, **kwargs)
+            except OSError as e:
+                if e.errno != errno.ENOSYS:
+                    raise
+                raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), e.filename, None, e.filename2) from None
+        return call
+
+    wrap("utime", utime)
+    os.supports_follow_symlinks.discard(os.utime)
+    for name in ("link", "rename", "replace"):
+        wrap(name, cross_device)
+
 
 # ---- threads that only wait for their own work -------------------------------------
 #
