@@ -1694,7 +1694,9 @@ def _ssl_module(sockmod, fail):
             return sock
 
         def wrap_bio(self, *args, **kwargs):
-            raise SSLError("memory BIOs are not supported in this sandbox")
+            raise SSLError("TLS over memory BIOs (SSLContext.wrap_bio, which asyncio's and anyio's TLS "
+                           "streams use) is not available in this sandbox: the host does TLS on connected "
+                           "sockets (SSLContext.wrap_socket)")
 
     def create_default_context(purpose=Purpose.SERVER_AUTH, *, cafile=None, capath=None, cadata=None):
         if purpose == Purpose.SERVER_AUTH:
@@ -1741,7 +1743,39 @@ def _ssl_module(sockmod, fail):
             raise ValueError("Invalid PEM encoding; must start with %s and end with %s" % (head, tail))
         return base64.decodebytes(pem[len(head):-len(tail)].encode("ascii"))
 
-    m.SSLSocket, m.SSLContext = SSLSocket, SSLContext
+    class MemoryBIO:
+        """_ssl's memory buffer, for code that names it at import (anyio's TLS stream
+        does). Only TLS over such buffers (SSLContext.wrap_bio) is missing."""
+
+        def __init__(self):
+            self._buf, self._eof = bytearray(), False
+
+        @property
+        def pending(self):
+            return len(self._buf)
+
+        @property
+        def eof(self):
+            return self._eof and not self._buf
+
+        def read(self, size=-1):
+            n = len(self._buf) if size < 0 else min(size, len(self._buf))
+            out = bytes(self._buf[:n])
+            del self._buf[:n]
+            return out
+
+        def write(self, data):
+            if self._eof:
+                raise SSLError("cannot write() after write_eof()")
+            data = memoryview(data)
+            self._buf += data
+            return data.nbytes
+
+        def write_eof(self):
+            self._eof = True
+
+    MemoryBIO.__module__ = "ssl"
+    m.SSLSocket, m.SSLContext, m.MemoryBIO = SSLSocket, SSLContext, MemoryBIO
     m.SSLObject = SSLSocket
     m.create_default_context = create_default_context
     m._create_default_https_context = create_default_context
