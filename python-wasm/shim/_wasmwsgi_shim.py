@@ -607,7 +607,8 @@ def _install_file_calls():
       passes the current time. With follow_symlinks=False, wazero follows a symbolic
       link all the same, so a link's own times cannot be set: os.utime leaves
       supports_follow_symlinks (shutil then leaves them alone, as on platforms without
-      lutimes) and raises NotImplementedError, as CPython does there, for a link.
+      lutimes) and raises NotImplementedError for follow_symlinks=False, as CPython
+      does there.
     - os.link, os.rename and os.replace between two file systems (/tmp and /app, say):
       wazero answers ENOSYS, where Linux answers EXDEV, which is what shutil.move and
       others test for. ENOSYS from these calls means nothing else in the sandbox (each
@@ -632,8 +633,8 @@ def _install_file_calls():
             if times is None and ns is None:
                 now = time.time_ns()
                 ns = (now, now)
-            if not follow_symlinks and not isinstance(path, int) and os.path.islink(path):
-                raise NotImplementedError("utime: follow_symlinks unavailable for a symbolic link in the sandbox")
+            if not follow_symlinks:
+                raise NotImplementedError("utime: follow_symlinks unavailable on this platform")
             if ns is None:
                 return original(path, times, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
             return original(path, times, ns=ns, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
