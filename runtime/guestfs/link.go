@@ -61,11 +61,19 @@ func (s *ScratchFS) resolve(p string, follow bool) (resolved, experimentalsys.Er
 			target = path.Clean(target)
 			rel, inside := s.within(target)
 			if !inside {
+				// The other mounts have no links of their own that lead back here
+				// (the read-only trees have none, a data folder's stay in it), so a
+				// path that comes back into the tree is resolved here, with the
+				// links counted, rather than through the view.
 				rest := path.Join(append([]string{target}, todo...)...)
-				if slash {
-					rest += "/"
+				if back, ok := s.within(rest); ok {
+					rel, todo = back, nil
+				} else {
+					if slash {
+						rest += "/"
+					}
+					return resolved{outside: rest, slash: slash}, 0
 				}
-				return resolved{outside: rest, slash: slash}, 0
 			}
 			cur = "."
 			if rel != "." {

@@ -109,6 +109,7 @@ func TestScratchLinks(t *testing.T) {
 		{"rename('a/app.py', 'mine')", func() experimentalsys.Errno { return s.Rename("a/app.py", "mine") }, errCrossTree},
 		{"symlink('..', 'up')", func() experimentalsys.Errno { return s.Symlink("..", "up") }, 0},
 		{"stat('up/tmp/f')", func() experimentalsys.Errno { _, e := s.Stat("up/tmp/f"); return e }, 0},
+		{"stat('up/tmp/up/tmp/f')", func() experimentalsys.Errno { _, e := s.Stat("up/tmp/up/tmp/f"); return e }, 0},
 		{"stat('up/etc')", func() experimentalsys.Errno { _, e := s.Stat("up/etc"); return e }, experimentalsys.ENOENT},
 	} {
 		if got := c.call(); got != c.want {
