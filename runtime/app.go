@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -635,16 +636,28 @@ func (a *App) memoryLimit() uint64 {
 // runtime.Gosched (docs/design.md, "sched_yield is runtime.Gosched").
 func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS, dataCtx context.Context,
 	stdout, stderr io.Writer, sleep func(ns int64)) wazero.ModuleConfig {
+	mounts := map[string]experimentalsys.FS{
+		GuestStdlib:  a.engine.stdlib.ReadOnly(files),
+		GuestApp:     a.files.ReadOnly(files),
+		GuestCerts:   a.certBundle().ReadOnly(files),
+		GuestScratch: scratch,
+		GuestRoot:    a.rootTree().ReadOnly(files),
+	}
+	data, dataAt := a.dataMount(dataCtx, files)
+	fsc := wazero.NewFSConfig().(sysfs.FSConfig)
+	for _, at := range []string{GuestStdlib, GuestApp, GuestCerts, GuestScratch, GuestRoot} {
+		fsc = fsc.WithSysFSMount(mounts[at], at).(sysfs.FSConfig)
+	}
+	fsConfig := fsc.WithSysFSMount(data, dataAt) // in this order, the preopens of the snapshot
+	if dataAt != "" {
+		mounts[dataAt] = data
+	}
+	// A symbolic link in /tmp that leads out of it is followed in these mounts only.
+	scratch.SetView(GuestScratch, guestfs.MountView(mounts))
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
-		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).
-			WithSysFSMount(a.engine.stdlib.ReadOnly(files), GuestStdlib).(sysfs.FSConfig).
-			WithSysFSMount(a.files.ReadOnly(files), GuestApp).(sysfs.FSConfig).
-			WithSysFSMount(a.certBundle().ReadOnly(files), GuestCerts).(sysfs.FSConfig).
-			WithSysFSMount(scratch, GuestScratch).(sysfs.FSConfig).
-			WithSysFSMount(a.rootTree().ReadOnly(files), GuestRoot).(sysfs.FSConfig).
-			WithSysFSMount(a.dataMount(dataCtx, files))).
+		WithFSConfig(fsConfig).
 		WithStdout(stdout).
 		WithStderr(stderr).
 		WithRandSource(rand.Reader).

@@ -312,6 +312,14 @@ func TestDjango(t *testing.T) {
 			}
 		})
 
+		t.Run("async view", func(t *testing.T) {
+			// Run by Django under WSGI through asgiref's async_to_sync, the ORM through
+			// sync_to_async: one event loop and no thread in the sandbox.
+			r := c.do(t, "GET", "/stats.json?q=x", nil)
+			c.expect(t, r, http.StatusOK, "application/json", fmt.Sprintf(`{"count": %d, "authors": ["ada"], `, notes),
+				`"squares": [0, 1, 4, 9, 16], "wait_for": "in time", "q": "x"}`)
+		})
+
 		t.Run("invalid POSTs create nothing", func(t *testing.T) {
 			r := c.post(t, url.Values{"author": {"x"}, "text": {""}})
 			c.expect(t, r, http.StatusOK, "", "This field is required.")

@@ -85,7 +85,8 @@ var attacks = []attack{
 	{"writes outside /tmp", "write-files", 200, blockedAll},
 	{"private /tmp", "scratch", 200, func(t *testing.T, body string) {
 		want := `{"initial": [], "read_back": "kept for this request only", "tempfile_size": 1000, ` +
-			`"listing": ["sub"], "link": "blocked: OSError", "fill_past_limit": "blocked: OSError"}`
+			`"listing": ["sub"], "link": "allowed: None", "read_through_link": "blocked: FileNotFoundError", ` +
+			`"climb_through_link": "blocked: FileNotFoundError", "fill_past_limit": "blocked: OSError"}`
 		if body != want {
 			t.Errorf("scratch: %s\nwant     %s", body, want)
 		}

@@ -145,6 +145,7 @@ func TestGunicornParity(t *testing.T) {
 		// Not "/": the list page shows sys.platform, which is "wasi" here.
 		compare(t, "django", ws.Base, gbase, []req{
 			{"GET", "/notes.json", "", ""},
+			{"GET", "/stats.json?q=caf%C3%A9", "", ""}, // the async view
 			{"GET", "/notes/999/", "", ""},
 			{"GET", "/no-such-page/", "", ""},
 		})

@@ -37,6 +37,7 @@ def init():
     global _app, _info
     try:
         _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
+        _install_file_calls()
         _install_thread_waits()
         try:
             _install_network()
@@ -771,6 +772,67 @@ def _flush_stdio():
 # every destination against the operator's grants, connects, and carries the bytes.
 # `select.select`, `select.poll` (hence `selectors`) see these sockets' readiness, and
 # `ssl` makes a connection TLS with the handshake done by the host.
+
+# ---- file calls that the sandbox's libc or host answer unlike Linux ------------------
+
+
+def _install_file_calls():
+    """Two answers of the layers below os differ from Linux's; os gets wrappers that
+    give Linux's, and takes them into its supports_* sets in place of the originals.
+
+    - os.utime(path) with no times: wasi-libc (2022) reads the times from a null
+      pointer instead of asking for "now", so the file got the time 0. The wrapper
+      passes the current time. With follow_symlinks=False, wazero follows a symbolic
+      link all the same, so a link's own times cannot be set: os.utime leaves
+      supports_follow_symlinks (shutil then leaves them alone, as on platforms without
+      lutimes) and raises NotImplementedError for follow_symlinks=False, as CPython
+      does there.
+    - os.link, os.rename and os.replace between two file systems (/tmp and /app, say):
+      wazero answers ENOSYS, where Linux answers EXDEV, which is what shutil.move and
+      others test for. ENOSYS from these calls means nothing else in the sandbox (each
+      file system implements them), so the wrappers raise EXDEV instead.
+    """
+    import errno
+    import functools
+    import time
+
+    def wrap(name, fix):
+        original = getattr(os, name)
+        wrapper = functools.wraps(original)(fix(original))
+        setattr(os, name, wrapper)
+        for support in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks,
+                        os.supports_effective_ids):
+            if original in support:
+                support.discard(original)
+                support.add(wrapper)
+
+    def utime(original):
+        def utime(path, times=None, *, ns=None, dir_fd=None, follow_symlinks=True):
+            if times is None and ns is None:
+                now = time.time_ns()
+                ns = (now, now)
+            if not follow_symlinks:
+                raise NotImplementedError("utime: follow_symlinks unavailable on this platform")
+            if ns is None:
+                return original(path, times, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+            return original(path, times, ns=ns, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        return utime
+
+    def cross_device(original):
+        def call(*args, **kwargs):
+            try:
+                return original(*args, **kwargs)
+            except OSError as e:
+                if e.errno != errno.ENOSYS:
+                    raise
+                raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), e.filename, None, e.filename2) from None
+        return call
+
+    wrap("utime", utime)
+    os.supports_follow_symlinks.discard(os.utime)
+    for name in ("link", "rename", "replace"):
+        wrap(name, cross_device)
+
 
 # ---- threads that only wait for their own work -------------------------------------
 #
@@ -1811,7 +1873,9 @@ def _ssl_module(sockmod, fail):
             return sock
 
         def wrap_bio(self, *args, **kwargs):
-            raise SSLError("memory BIOs are not supported in this sandbox")
+            raise SSLError("TLS over memory BIOs (SSLContext.wrap_bio, which asyncio's and anyio's TLS "
+                           "streams use) is not available in this sandbox: the host does TLS on connected "
+                           "sockets (SSLContext.wrap_socket)")
 
     def create_default_context(purpose=Purpose.SERVER_AUTH, *, cafile=None, capath=None, cadata=None):
         if purpose == Purpose.SERVER_AUTH:
@@ -1858,7 +1922,39 @@ def _ssl_module(sockmod, fail):
             raise ValueError("Invalid PEM encoding; must start with %s and end with %s" % (head, tail))
         return base64.decodebytes(pem[len(head):-len(tail)].encode("ascii"))
 
-    m.SSLSocket, m.SSLContext = SSLSocket, SSLContext
+    class MemoryBIO:
+        """_ssl's memory buffer, for code that names it at import (anyio's TLS stream
+        does). Only TLS over such buffers (SSLContext.wrap_bio) is missing."""
+
+        def __init__(self):
+            self._buf, self._eof = bytearray(), False
+
+        @property
+        def pending(self):
+            return len(self._buf)
+
+        @property
+        def eof(self):
+            return self._eof and not self._buf
+
+        def read(self, size=-1):
+            n = len(self._buf) if size < 0 else min(size, len(self._buf))
+            out = bytes(self._buf[:n])
+            del self._buf[:n]
+            return out
+
+        def write(self, data):
+            if self._eof:
+                raise SSLError("cannot write() after write_eof()")
+            data = memoryview(data)
+            self._buf += data
+            return data.nbytes
+
+        def write_eof(self):
+            self._eof = True
+
+    MemoryBIO.__module__ = "ssl"
+    m.SSLSocket, m.SSLContext, m.MemoryBIO = SSLSocket, SSLContext, MemoryBIO
     m.SSLObject = SSLSocket
     m.create_default_context = create_default_context
     m._create_default_https_context = create_default_context

@@ -14,30 +14,55 @@ import (
 
 // ScratchFS is the guest's private /tmp: a writable file tree held in memory for one
 // instance and dropped with it. It holds at most limit bytes of file content (EIO
-// past it) and has no links, so nothing in it can point outside it.
+// past it). It has hard and symbolic links with Linux's errors (link.go's resolve);
+// a symbolic link that leads out of the tree is followed in the guest's own view
+// (SetView), never on the host.
 type ScratchFS struct {
-	experimentalsys.UnimplementedFS // Link, Symlink and Readlink stay ENOSYS
-	nodes                           map[string]*scratchNode
-	used, limit                     int64
-	nextIno                         sys.Inode
+	nodes       map[string]*scratchNode
+	used, limit int64
+	nextIno     sys.Inode
 	// files, when set, counts the tree's open files with the instance's others.
 	files *OpenFiles
+	// mount is where the guest sees the tree; view finds the file system of a guest
+	// path outside it (both set by SetView).
+	mount string
+	view  View
 }
 
 type scratchNode struct {
-	ino   sys.Inode
-	dir   bool
-	data  []byte
-	mode  fs.FileMode
-	mtime int64
+	ino          sys.Inode
+	dir          bool
+	link         string // a symbolic link's target; "" for files and folders
+	nlink        uint64 // names of a file (hard links)
+	data         []byte
+	mode         fs.FileMode
+	atime, mtime int64
 }
+
+// errCrossTree is what a link or a rename between two file systems gets. Linux says
+// EXDEV, which wazero's errors cannot carry; wazero itself answers ENOSYS when the two
+// names are in different mounts, so the guest shim turns ENOSYS from os.link and
+// os.rename into EXDEV, and this tree answers the same when a link leads out of it.
+const errCrossTree = experimentalsys.ENOSYS
+
+// View finds the file system, and the path within it, of a guest path outside a
+// ScratchFS, as the guest's libc picks a mount: the longest mount point that is a
+// prefix of the path. ok is false when no mount holds the path.
+type View func(guestPath string) (fsys experimentalsys.FS, rel string, ok bool)
 
 // NewScratchFS returns an empty tree that holds at most limit bytes; its open files
 // count in files (when not nil).
 func NewScratchFS(limit int64, files *OpenFiles) *ScratchFS {
-	s := &ScratchFS{nodes: map[string]*scratchNode{}, limit: limit, files: files}
+	s := &ScratchFS{nodes: map[string]*scratchNode{}, limit: limit, files: files, mount: "/tmp"}
 	s.nodes["."] = s.newNode(true, 0o777)
 	return s
+}
+
+// SetView says where the guest sees the tree (mount, an absolute path) and how to
+// reach the rest of the guest's files, for symbolic links that lead out of the tree.
+// Without a view such links lead nowhere (ENOENT).
+func (s *ScratchFS) SetView(mount string, view View) {
+	s.mount, s.view = path.Clean(mount), view
 }
 
 // Reset empties the tree, for the next request of a pooled instance. No file may be
@@ -51,7 +76,8 @@ func (s *ScratchFS) Reset() {
 
 func (s *ScratchFS) newNode(dir bool, perm fs.FileMode) *scratchNode {
 	s.nextIno++
-	return &scratchNode{ino: s.nextIno, dir: dir, mode: perm.Perm(), mtime: time.Now().UnixNano()}
+	now := time.Now().UnixNano()
+	return &scratchNode{ino: s.nextIno, dir: dir, nlink: 1, mode: perm.Perm(), atime: now, mtime: now}
 }
 
 // clean maps a guest path relative to the mount to a key of nodes.
@@ -63,34 +89,38 @@ func clean(p string) string {
 	return c
 }
 
-// parentOf returns the directory that must exist for name to be created.
-func (s *ScratchFS) parentOf(name string) (*scratchNode, experimentalsys.Errno) {
-	parent, ok := s.nodes[path.Dir(name)]
-	switch {
-	case !ok:
-		return nil, experimentalsys.ENOENT
-	case !parent.dir:
-		return nil, experimentalsys.ENOTDIR
-	}
-	return parent, 0
-}
-
-// OpenFile implements experimentalsys.FS.
+// OpenFile implements experimentalsys.FS. As on Linux, O_CREAT|O_EXCL fails on any
+// existing name, a dangling link included; O_NOFOLLOW fails on a link (ELOOP); a
+// name written with a trailing slash must be a folder (EISDIR when creating).
 func (s *ScratchFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
-	name := clean(p)
-	n, ok := s.nodes[name]
-	switch {
-	case ok && flag&experimentalsys.O_CREAT != 0 && flag&experimentalsys.O_EXCL != 0:
-		return nil, experimentalsys.EEXIST
-	case !ok && flag&experimentalsys.O_CREAT == 0:
-		return nil, experimentalsys.ENOENT
-	case !ok:
-		if _, errno := s.parentOf(name); errno != 0 {
+	create := flag&experimentalsys.O_CREAT != 0
+	excl := create && flag&experimentalsys.O_EXCL != 0
+	if create && strings.HasSuffix(p, "/") && clean(p) != "." {
+		// Linux refuses before it looks the last name up.
+		if _, errno := s.resolve(strings.TrimSuffix(p, "/"), false); errno != 0 {
 			return nil, errno
 		}
-		n = s.newNode(false, perm)
-		s.nodes[name] = n
+		return nil, experimentalsys.EISDIR
 	}
+	r, errno := s.resolve(p, !excl && flag&experimentalsys.O_NOFOLLOW == 0)
+	switch {
+	case errno != 0:
+		return nil, errno
+	case r.outside != "":
+		return foreignOp(s, r, func(o experimentalsys.FS, rel string) (experimentalsys.File, experimentalsys.Errno) {
+			return o.OpenFile(rel, flag, perm)
+		})
+	case excl && r.n != nil:
+		return nil, experimentalsys.EEXIST
+	case r.n != nil && r.n.link != "":
+		return nil, experimentalsys.ELOOP // O_NOFOLLOW on a link
+	case r.n == nil && !create:
+		return nil, experimentalsys.ENOENT
+	case r.n == nil:
+		r.n = s.newNode(false, perm)
+		s.nodes[r.key] = r.n
+	}
+	n := r.n
 	if flag&experimentalsys.O_DIRECTORY != 0 && !n.dir {
 		return nil, experimentalsys.ENOTDIR
 	}
@@ -103,123 +133,264 @@ func (s *ScratchFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileM
 		n.data = nil
 	}
 	if s.files != nil {
-		if err := s.files.acquire(name == "."); err != nil {
+		if err := s.files.acquire(r.key == "."); err != nil {
 			return nil, errnoOf(err)
 		}
 	}
-	return &scratchFile{fs: s, name: name, n: n, append: flag&experimentalsys.O_APPEND != 0,
+	return &scratchFile{fs: s, name: r.key, n: n, append: flag&experimentalsys.O_APPEND != 0,
 		readable: flag&experimentalsys.O_WRONLY == 0, writable: writable}, 0
 }
 
-// Stat implements experimentalsys.FS.
-func (s *ScratchFS) Stat(p string) (sys.Stat_t, experimentalsys.Errno) {
-	n, ok := s.nodes[clean(p)]
-	if !ok {
+// stat is Stat (follow) and Lstat (not following the last link).
+func (s *ScratchFS) stat(p string, follow bool) (sys.Stat_t, experimentalsys.Errno) {
+	r, errno := s.resolve(p, follow)
+	switch {
+	case errno != 0:
+		return sys.Stat_t{}, errno
+	case r.outside != "":
+		return foreignOp(s, r, func(o experimentalsys.FS, rel string) (sys.Stat_t, experimentalsys.Errno) {
+			return o.Stat(rel)
+		})
+	case r.n == nil:
 		return sys.Stat_t{}, experimentalsys.ENOENT
 	}
-	return n.stat(), 0
+	return r.n.stat(), 0
 }
 
-// Lstat implements experimentalsys.FS; there are no links, so it is Stat.
-func (s *ScratchFS) Lstat(p string) (sys.Stat_t, experimentalsys.Errno) { return s.Stat(p) }
+// Stat implements experimentalsys.FS.
+func (s *ScratchFS) Stat(p string) (sys.Stat_t, experimentalsys.Errno) { return s.stat(p, true) }
+
+// Lstat implements experimentalsys.FS: a link is described, not followed.
+func (s *ScratchFS) Lstat(p string) (sys.Stat_t, experimentalsys.Errno) { return s.stat(p, false) }
 
 // Mkdir implements experimentalsys.FS.
 func (s *ScratchFS) Mkdir(p string, perm fs.FileMode) experimentalsys.Errno {
-	name := clean(p)
-	if _, ok := s.nodes[name]; ok {
+	r, errno := s.resolve(p, false)
+	switch {
+	case errno != 0:
+		return errno
+	case r.outside != "":
+		return s.foreignErr(r, func(o experimentalsys.FS, rel string) experimentalsys.Errno { return o.Mkdir(rel, perm) })
+	case r.n != nil:
 		return experimentalsys.EEXIST
 	}
-	if _, errno := s.parentOf(name); errno != 0 {
-		return errno
-	}
-	s.nodes[name] = s.newNode(true, perm)
+	s.nodes[r.key] = s.newNode(true, perm)
 	return 0
 }
 
 // Rmdir implements experimentalsys.FS.
 func (s *ScratchFS) Rmdir(p string) experimentalsys.Errno {
-	name := clean(p)
-	n, ok := s.nodes[name]
+	r, errno := s.resolve(p, false)
 	switch {
-	case !ok:
+	case errno != 0:
+		return errno
+	case r.outside != "":
+		return s.foreignErr(r, func(o experimentalsys.FS, rel string) experimentalsys.Errno { return o.Rmdir(rel) })
+	case r.n == nil:
 		return experimentalsys.ENOENT
-	case !n.dir:
+	case !r.n.dir:
 		return experimentalsys.ENOTDIR
-	case name == ".":
-		return experimentalsys.EPERM
-	case len(s.children(name)) > 0:
+	case r.key == ".":
+		return experimentalsys.EPERM // Linux's EBUSY, which wazero cannot pass
+	case len(s.children(r.key)) > 0:
 		return experimentalsys.ENOTEMPTY
 	}
-	delete(s.nodes, name)
+	delete(s.nodes, r.key)
 	return 0
 }
 
-// Unlink implements experimentalsys.FS.
+// Unlink implements experimentalsys.FS. A file's content is freed with its last name.
+// A trailing slash does not follow a link to a folder (ENOTDIR), as on Linux.
 func (s *ScratchFS) Unlink(p string) experimentalsys.Errno {
-	name := clean(p)
-	n, ok := s.nodes[name]
+	r, errno := s.resolve(strings.TrimSuffix(p, "/"), false)
+	r.slash = strings.HasSuffix(p, "/")
 	switch {
-	case !ok:
+	case errno != 0:
+		return errno
+	case r.outside != "":
+		return s.foreignErr(r, func(o experimentalsys.FS, rel string) experimentalsys.Errno { return o.Unlink(rel) })
+	case r.n == nil:
 		return experimentalsys.ENOENT
-	case n.dir:
+	case r.n.dir:
 		return experimentalsys.EISDIR
+	case r.slash:
+		return experimentalsys.ENOTDIR
 	}
-	s.used -= int64(len(n.data))
-	delete(s.nodes, name)
+	s.dropName(r.key)
 	return 0
 }
 
-// Rename implements experimentalsys.FS.
+// dropName removes one name of a file or link.
+func (s *ScratchFS) dropName(key string) {
+	n := s.nodes[key]
+	delete(s.nodes, key)
+	if n.nlink--; n.nlink == 0 {
+		s.used -= int64(len(n.data))
+	}
+}
+
+// Rename implements experimentalsys.FS. A link is renamed, not followed; a name
+// outside the tree is errCrossTree.
 func (s *ScratchFS) Rename(from, to string) experimentalsys.Errno {
-	src, dst := clean(from), clean(to)
-	n, ok := s.nodes[src]
-	if !ok {
-		return experimentalsys.ENOENT
-	}
-	if src == "." || dst == "." || strings.HasPrefix(dst, src+"/") {
-		return experimentalsys.EINVAL
-	}
-	if _, errno := s.parentOf(dst); errno != 0 {
+	src, errno := s.resolve(from, false)
+	if errno != 0 {
 		return errno
 	}
-	if old, ok := s.nodes[dst]; ok {
-		if old.dir != n.dir || (old.dir && len(s.children(dst)) > 0) {
-			return experimentalsys.EEXIST
-		}
-		s.used -= int64(len(old.data))
+	dst, errno := s.resolve(to, false)
+	switch {
+	case errno != 0:
+		return errno
+	case src.outside != "" || dst.outside != "":
+		return errCrossTree
+	case src.n == nil:
+		return experimentalsys.ENOENT
+	case src.key == "." || dst.key == "." || strings.HasPrefix(dst.key, src.key+"/"):
+		return experimentalsys.EINVAL
+	case dst.n == src.n:
+		return 0 // two names of one file: nothing to do
+	case (src.slash || dst.slash) && !src.n.dir:
+		return experimentalsys.ENOTDIR
 	}
-	moved := map[string]*scratchNode{dst: n}
-	for _, child := range s.descendants(src) {
-		moved[dst+strings.TrimPrefix(child, src)] = s.nodes[child]
+	n := src.n
+	if old := dst.n; old != nil {
+		switch {
+		case n.dir && !old.dir:
+			return experimentalsys.ENOTDIR
+		case !n.dir && old.dir:
+			return experimentalsys.EISDIR
+		case old.dir && len(s.children(dst.key)) > 0:
+			return experimentalsys.ENOTEMPTY
+		}
+		if old.dir {
+			delete(s.nodes, dst.key)
+		} else {
+			s.dropName(dst.key)
+		}
+	}
+	moved := map[string]*scratchNode{dst.key: n}
+	for _, child := range s.descendants(src.key) {
+		moved[dst.key+strings.TrimPrefix(child, src.key)] = s.nodes[child]
 		delete(s.nodes, child)
 	}
-	delete(s.nodes, src)
+	delete(s.nodes, src.key)
 	for k, v := range moved {
 		s.nodes[k] = v
 	}
 	return 0
 }
 
-// Chmod implements experimentalsys.FS.
-func (s *ScratchFS) Chmod(p string, perm fs.FileMode) experimentalsys.Errno {
-	n, ok := s.nodes[clean(p)]
-	if !ok {
+// Link implements experimentalsys.FS: a second name for a file (or for a link, which
+// is not followed). Folders cannot be linked (EPERM), nor names outside the tree
+// (errCrossTree).
+func (s *ScratchFS) Link(from, to string) experimentalsys.Errno {
+	src, errno := s.resolve(from, false)
+	if errno != 0 {
+		return errno
+	}
+	dst, errno := s.resolve(to, false)
+	switch {
+	case errno != 0:
+		return errno
+	case src.outside != "" || dst.outside != "":
+		return errCrossTree
+	case src.n == nil:
+		return experimentalsys.ENOENT
+	case dst.n != nil:
+		return experimentalsys.EEXIST
+	case src.n.dir:
+		return experimentalsys.EPERM
+	case src.slash || dst.slash:
+		return experimentalsys.ENOTDIR
+	}
+	src.n.nlink++
+	s.nodes[dst.key] = src.n
+	return 0
+}
+
+// Symlink implements experimentalsys.FS. The target is kept as written and read
+// only when the link is followed. It is copied: wazero passes it in guest memory.
+func (s *ScratchFS) Symlink(target, link string) experimentalsys.Errno {
+	r, errno := s.resolve(link, false)
+	switch {
+	case errno != 0:
+		return errno
+	case r.outside != "":
+		return s.foreignErr(r, func(o experimentalsys.FS, rel string) experimentalsys.Errno { return o.Symlink(target, rel) })
+	case r.n != nil:
+		return experimentalsys.EEXIST
+	case target == "":
+		return experimentalsys.ENOENT
+	case r.slash:
 		return experimentalsys.ENOENT
 	}
-	n.mode = perm.Perm()
+	n := s.newNode(false, 0o777)
+	n.link = strings.Clone(target)
+	s.nodes[r.key] = n
+	return 0
+}
+
+// Readlink implements experimentalsys.FS.
+func (s *ScratchFS) Readlink(p string) (string, experimentalsys.Errno) {
+	r, errno := s.resolve(p, false)
+	switch {
+	case errno != 0:
+		return "", errno
+	case r.outside != "":
+		return foreignOp(s, r, func(o experimentalsys.FS, rel string) (string, experimentalsys.Errno) { return o.Readlink(rel) })
+	case r.n == nil:
+		return "", experimentalsys.ENOENT
+	case r.n.link == "":
+		return "", experimentalsys.EINVAL
+	}
+	return r.n.link, 0
+}
+
+// Chmod implements experimentalsys.FS.
+func (s *ScratchFS) Chmod(p string, perm fs.FileMode) experimentalsys.Errno {
+	r, errno := s.resolve(p, true)
+	switch {
+	case errno != 0:
+		return errno
+	case r.outside != "":
+		return s.foreignErr(r, func(o experimentalsys.FS, rel string) experimentalsys.Errno { return o.Chmod(rel, perm) })
+	case r.n == nil:
+		return experimentalsys.ENOENT
+	}
+	r.n.mode = perm.Perm()
 	return 0
 }
 
 // Utimens implements experimentalsys.FS.
-func (s *ScratchFS) Utimens(p string, _, mtim int64) experimentalsys.Errno {
-	n, ok := s.nodes[clean(p)]
-	if !ok {
+func (s *ScratchFS) Utimens(p string, atim, mtim int64) experimentalsys.Errno {
+	r, errno := s.resolve(p, true)
+	switch {
+	case errno != 0:
+		return errno
+	case r.outside != "":
+		return s.foreignErr(r, func(o experimentalsys.FS, rel string) experimentalsys.Errno { return o.Utimens(rel, atim, mtim) })
+	case r.n == nil:
 		return experimentalsys.ENOENT
+	}
+	r.n.setTimes(atim, mtim)
+	return 0
+}
+
+// foreignErr is foreignOp for an operation that returns only an Errno.
+func (s *ScratchFS) foreignErr(r resolved, op func(experimentalsys.FS, string) experimentalsys.Errno) experimentalsys.Errno {
+	_, errno := foreignOp(s, r, func(o experimentalsys.FS, rel string) (struct{}, experimentalsys.Errno) {
+		return struct{}{}, op(o, rel)
+	})
+	return errno
+}
+
+// setTimes sets the times given, leaving those that are UTIME_OMIT.
+func (n *scratchNode) setTimes(atim, mtim int64) {
+	if atim != experimentalsys.UTIME_OMIT {
+		n.atime = atim
 	}
 	if mtim != experimentalsys.UTIME_OMIT {
 		n.mtime = mtim
 	}
-	return 0
 }
 
 // children returns the names of a directory's direct entries, sorted.
@@ -245,11 +416,15 @@ func (s *ScratchFS) descendants(dir string) []string {
 }
 
 func (n *scratchNode) stat() sys.Stat_t {
-	mode := n.mode
-	if n.dir {
+	mode, size := n.mode, int64(len(n.data))
+	switch {
+	case n.dir:
 		mode |= fs.ModeDir
+	case n.link != "":
+		mode |= fs.ModeSymlink
+		size = int64(len(n.link))
 	}
-	return sys.Stat_t{Ino: n.ino, Mode: mode, Nlink: 1, Size: int64(len(n.data)), Atim: n.mtime, Mtim: n.mtime, Ctim: n.mtime}
+	return sys.Stat_t{Ino: n.ino, Mode: mode, Nlink: n.nlink, Size: size, Atim: n.atime, Mtim: n.mtime, Ctim: n.mtime}
 }
 
 // scratchFile is an open file or directory of a ScratchFS.
@@ -286,10 +461,8 @@ func (f *scratchFile) SetAppend(enable bool) experimentalsys.Errno {
 	return 0
 }
 
-func (f *scratchFile) Utimens(_, mtim int64) experimentalsys.Errno {
-	if mtim != experimentalsys.UTIME_OMIT {
-		f.n.mtime = mtim
-	}
+func (f *scratchFile) Utimens(atim, mtim int64) experimentalsys.Errno {
+	f.n.setTimes(atim, mtim)
 	return 0
 }
 
@@ -339,8 +512,11 @@ func (f *scratchFile) Readdir(n int) ([]experimentalsys.Dirent, experimentalsys.
 		for _, name := range f.fs.children(f.name) {
 			c := f.fs.nodes[name]
 			var typ fs.FileMode
-			if c.dir {
+			switch {
+			case c.dir:
 				typ = fs.ModeDir
+			case c.link != "":
+				typ = fs.ModeSymlink
 			}
 			f.dirents = append(f.dirents, experimentalsys.Dirent{Ino: c.ino, Name: path.Base(name), Type: typ})
 		}

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("notes/<int:pk>/", views.detail, name="detail"),
     path("notes.json", views.notes_json, name="json"),
+    path("stats.json", views.stats, name="stats"),
 ]

@@ -1,5 +1,7 @@
+import asyncio
 import sys
 
+from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -36,3 +38,19 @@ def notes_json(request):
         "notes": [{"id": n.pk, "author": n.author, "text": n.text, "created": n.created.isoformat()}
                   for n in notes[:1000]],
     })
+
+
+async def stats(request):
+    """An async view. Under WSGI Django runs it in an event loop (asgiref's
+    async_to_sync), and the ORM, which is synchronous, runs through sync_to_async."""
+    count, authors = await asyncio.gather(
+        sync_to_async(Note.objects.count)(),
+        sync_to_async(lambda: sorted(set(Note.objects.values_list("author", flat=True))))(),
+    )
+    squares = await asyncio.gather(*(asyncio.sleep(0, result=i * i) for i in range(5)))
+    try:
+        answer = await asyncio.wait_for(asyncio.sleep(0.01, result="in time"), timeout=5)
+    except asyncio.TimeoutError:
+        answer = "timed out"
+    return JsonResponse({"count": count, "authors": authors, "squares": squares, "wait_for": answer,
+                         "q": request.GET.get("q", "")})

@@ -122,7 +122,8 @@ def write_files(environ, start_response):
 
 
 def scratch(environ, start_response):
-    """The private /tmp: writable, empty at the start of every request, bounded."""
+    """The private /tmp: writable, empty at the start of every request, bounded; its
+    links never reach the host's files."""
     import tempfile
 
     seen = {"initial": sorted(os.listdir("/tmp"))}
@@ -137,7 +138,11 @@ def scratch(environ, start_response):
         t.flush()
         seen["tempfile_size"] = os.path.getsize(t.name)
     seen["listing"] = sorted(os.listdir("/tmp"))
+    # Links in /tmp exist, and lead only into the sandbox's own tree.
     seen["link"] = attempt(lambda: os.symlink("/etc/passwd", "/tmp/passwd"))
+    seen["read_through_link"] = attempt(lambda: open("/tmp/passwd").read())
+    seen["climb_through_link"] = attempt(
+        lambda: os.symlink("../../../../etc/shadow", "/tmp/sub/shadow") or open("/tmp/sub/shadow").read())
 
     def fill():
         with open("/tmp/big", "wb") as f:
