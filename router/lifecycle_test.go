@@ -64,11 +64,14 @@ func TestClose(t *testing.T) {
 		t.Fatalf("Close returned (%v) while a request runs", err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	select {
-	case <-w.Done():
-	default:
-		t.Error("the watcher still runs after Close was called")
-	}
+	waitFor(t, "the watcher stops once Close is called", func() bool {
+		select {
+		case <-w.Done():
+			return true
+		default:
+			return false
+		}
+	})
 	if code := call(rt, http.MethodGet, "/a/", nil).Code; code != http.StatusNotFound {
 		t.Errorf("a request after Close: %d, want 404", code)
 	}
