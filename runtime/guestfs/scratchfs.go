@@ -232,18 +232,10 @@ func (s *ScratchFS) dropName(key string) {
 // Rename implements experimentalsys.FS. A link is renamed, not followed; a name
 // outside the tree is errCrossTree.
 func (s *ScratchFS) Rename(from, to string) experimentalsys.Errno {
-	src, errno := s.resolve(from, false)
-	if errno != 0 {
-		return errno
-	}
-	dst, errno := s.resolve(to, false)
+	src, dst, errno := s.resolvePair(from, to)
 	switch {
 	case errno != 0:
 		return errno
-	case src.outside != "" || dst.outside != "":
-		return errCrossTree
-	case src.n == nil:
-		return experimentalsys.ENOENT
 	case src.key == "." || dst.key == "." || strings.HasPrefix(dst.key, src.key+"/"):
 		return experimentalsys.EINVAL
 	case dst.n == src.n:
@@ -279,22 +271,32 @@ func (s *ScratchFS) Rename(from, to string) experimentalsys.Errno {
 	return 0
 }
 
+// resolvePair resolves the two names of a Rename or a Link, neither followed: both in
+// the tree (errCrossTree otherwise) and the first one existing (ENOENT).
+func (s *ScratchFS) resolvePair(from, to string) (src, dst resolved, errno experimentalsys.Errno) {
+	if src, errno = s.resolve(from, false); errno != 0 {
+		return src, dst, errno
+	}
+	if dst, errno = s.resolve(to, false); errno != 0 {
+		return src, dst, errno
+	}
+	switch {
+	case src.outside != "" || dst.outside != "":
+		return src, dst, errCrossTree
+	case src.n == nil:
+		return src, dst, experimentalsys.ENOENT
+	}
+	return src, dst, 0
+}
+
 // Link implements experimentalsys.FS: a second name for a file (or for a link, which
 // is not followed). Folders cannot be linked (EPERM), nor names outside the tree
 // (errCrossTree).
 func (s *ScratchFS) Link(from, to string) experimentalsys.Errno {
-	src, errno := s.resolve(from, false)
-	if errno != 0 {
-		return errno
-	}
-	dst, errno := s.resolve(to, false)
+	src, dst, errno := s.resolvePair(from, to)
 	switch {
 	case errno != 0:
 		return errno
-	case src.outside != "" || dst.outside != "":
-		return errCrossTree
-	case src.n == nil:
-		return experimentalsys.ENOENT
 	case dst.n != nil:
 		return experimentalsys.EEXIST
 	case src.n.dir:
