@@ -92,13 +92,7 @@ type TypeError struct {
 
 func (e *TypeError) Error() string {
 	var b strings.Builder
-	if e.Origin.Where != "" {
-		b.WriteString(e.Origin.Where + ": ")
-	}
-	name := e.Origin.Name
-	if name == "" {
-		name = e.Key
-	}
+	name := e.Origin.start(&b, e.Key)
 	value := fmt.Sprint(e.Value)
 	if str, ok := e.Value.(string); ok {
 		value = strconv.Quote(str)
@@ -209,6 +203,18 @@ type KeyOrigin struct {
 	line int // the line of a file that sets the key, or 0
 }
 
+// start writes where the key was set, if that is known, to b, and returns the key as
+// the user wrote it (key itself when that is not known), for an error about it.
+func (o KeyOrigin) start(b *strings.Builder, key string) string {
+	if o.Where != "" {
+		b.WriteString(o.Where + ": ")
+	}
+	if o.Name == "" {
+		return key
+	}
+	return o.Name
+}
+
 // UnknownKeyError is a key that names no setting.
 type UnknownKeyError struct {
 	Key     string // the key, dotted: "limits.timeot"
@@ -218,13 +224,7 @@ type UnknownKeyError struct {
 
 func (e *UnknownKeyError) Error() string {
 	var b strings.Builder
-	if e.Origin.Where != "" {
-		b.WriteString(e.Origin.Where + ": ")
-	}
-	name := e.Origin.Name
-	if name == "" {
-		name = e.Key
-	}
+	name := e.Origin.start(&b, e.Key)
 	fmt.Fprintf(&b, "%s is not a setting", name)
 	switch {
 	case e.Nearest != "":
