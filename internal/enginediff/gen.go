@@ -3,6 +3,8 @@ package enginediff
 import (
 	"fmt"
 	"math/rand"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/leb128"
 )
 
 const page = 65536
@@ -187,7 +189,7 @@ func RandomModule(seed int64) Module {
 				body = access(body, op, 0, uint32(r.Intn(64)))
 				// Replace the i32.const 0 (two bytes) by (i32.wrap_i64 (local 0)) & mask.
 				mask := int64(minBytes + 64)
-				fix := append([]byte{0x20, 0, 0xa7, 0x41}, sleb(nil, mask)...)
+				fix := append([]byte{0x20, 0, 0xa7, 0x41}, leb128.AppendSigned(nil, mask)...)
 				fix = append(fix, 0x71) // i32.and
 				body = append(body[:b], append(fix, body[b+2:]...)...)
 			case k < 19:

@@ -7,45 +7,25 @@
 // is built twice; enginediff_test.go compares the two.
 package enginediff
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
-// uleb appends v as an unsigned LEB128 number.
-func uleb(b []byte, v uint64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+	"github.com/wasmwsgi/wasmwsgi/internal/leb128"
+)
 
-// sleb appends v as a signed LEB128 number.
-func sleb(b []byte, v int64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func name(b []byte, s string) []byte { return append(uleb(b, uint64(len(s))), s...) }
+func name(b []byte, s string) []byte { return append(leb128.AppendUnsigned(b, uint64(len(s))), s...) }
 
 func section(b []byte, id byte, payload []byte) []byte {
 	b = append(b, id)
-	return append(uleb(b, uint64(len(payload))), payload...)
+	return append(leb128.AppendUnsigned(b, uint64(len(payload))), payload...)
 }
 
 // limits encodes a memory's limits; max < 0 means none.
 func limits(b []byte, min, max int64) []byte {
 	if max < 0 {
-		return uleb(append(b, 0), uint64(min))
+		return leb128.AppendUnsigned(append(b, 0), uint64(min))
 	}
-	return uleb(uleb(append(b, 1), uint64(min)), uint64(max))
+	return leb128.AppendUnsigned(leb128.AppendUnsigned(append(b, 1), uint64(min)), uint64(max))
 }
 
 // Module is a module of functions of type () -> i64, exported in order as f0000, f0001,
@@ -71,28 +51,28 @@ func (m *Module) Encode() []byte {
 	// Types: 0 is () -> i64.
 	out = section(out, 1, []byte{1, 0x60, 0, 1, 0x7e})
 	if m.Imported {
-		imp := uleb(nil, 1)
+		imp := leb128.AppendUnsigned(nil, 1)
 		imp = name(name(imp, "env"), "memory")
 		imp = limits(append(imp, 2), m.MinPages, m.MaxPages)
 		out = section(out, 2, imp)
 	}
 	n := len(m.Bodies) + 1 // + grow
-	fn := uleb(nil, uint64(n))
+	fn := leb128.AppendUnsigned(nil, uint64(n))
 	for i := 0; i < n; i++ {
 		fn = append(fn, 0)
 	}
 	out = section(out, 3, fn)
 	if !m.Imported {
-		out = section(out, 5, limits(uleb(nil, 1), m.MinPages, m.MaxPages))
+		out = section(out, 5, limits(leb128.AppendUnsigned(nil, 1), m.MinPages, m.MaxPages))
 	}
-	exp := uleb(nil, uint64(n+1))
+	exp := leb128.AppendUnsigned(nil, uint64(n+1))
 	for i := range m.Bodies {
-		exp = uleb(append(name(exp, FuncName(i)), 0), uint64(i))
+		exp = leb128.AppendUnsigned(append(name(exp, FuncName(i)), 0), uint64(i))
 	}
-	exp = uleb(append(name(exp, "grow"), 0), uint64(len(m.Bodies)))
-	exp = uleb(append(name(exp, "memory"), 2), 0)
+	exp = leb128.AppendUnsigned(append(name(exp, "grow"), 0), uint64(len(m.Bodies)))
+	exp = leb128.AppendUnsigned(append(name(exp, "memory"), 2), 0)
 	out = section(out, 7, exp)
-	code := uleb(nil, uint64(n))
+	code := leb128.AppendUnsigned(nil, uint64(n))
 	grow := []byte{0x41, 1, 0x40, 0, 0xac} // i32.const 1; memory.grow; i64.extend_i32_s
 	for i := 0; i < n; i++ {
 		body := grow
@@ -102,12 +82,12 @@ func (m *Module) Encode() []byte {
 		}
 		f := append([]byte{1, 1, 0x7e}, body...) // one i64 local
 		f = append(f, 0x0b)
-		code = append(uleb(code, uint64(len(f))), f...)
+		code = append(leb128.AppendUnsigned(code, uint64(len(f))), f...)
 	}
 	out = section(out, 10, code)
 	if len(m.Data) > 0 {
 		d := []byte{1, 0, 0x41, 0, 0x0b}
-		d = append(uleb(d, uint64(len(m.Data))), m.Data...)
+		d = append(leb128.AppendUnsigned(d, uint64(len(m.Data))), m.Data...)
 		out = section(out, 11, d)
 	}
 	return out
@@ -173,7 +153,7 @@ var memOps = []memOp{
 // access appends `i32.const addr; op offset` and folds the result into local 0 (a load)
 // or stores local 0 converted to the op's type (a store).
 func access(b []byte, op memOp, addr uint32, offset uint32) []byte {
-	b = sleb(append(b, 0x41), int64(int32(addr))) // i32.const
+	b = leb128.AppendSigned(append(b, 0x41), int64(int32(addr))) // i32.const
 	if op.store || op.name == "i64.atomic.rmw.add" {
 		b = append(b, 0x20, 0) // local.get 0
 		switch op.typ {
@@ -188,11 +168,11 @@ func access(b []byte, op memOp, addr uint32, offset uint32) []byte {
 		}
 	}
 	if op.prefix != 0 {
-		b = uleb(append(b, op.prefix), uint64(op.code))
+		b = leb128.AppendUnsigned(append(b, op.prefix), uint64(op.code))
 	} else {
 		b = append(b, byte(op.code))
 	}
-	b = uleb(uleb(b, uint64(op.align)), uint64(offset))
+	b = leb128.AppendUnsigned(leb128.AppendUnsigned(b, uint64(op.align)), uint64(offset))
 	if op.store {
 		return b
 	}

@@ -1,6 +1,10 @@
 package wasmbin
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/leb128"
+)
 
 // A tiny assembler for the hand-written modules of the tests: each helper returns the
 // encoding of one part of the binary format.
@@ -24,8 +28,8 @@ func vec(entries ...[]byte) []byte {
 // name is a length-prefixed UTF-8 name.
 func name(s string) []byte { return cat(u(uint64(len(s))), []byte(s)) }
 
-func u(v uint64) []byte { return appendULEB(nil, v) }
-func s(v int64) []byte  { return appendSLEB(nil, v) }
+func u(v uint64) []byte { return leb128.AppendUnsigned(nil, v) }
+func s(v int64) []byte  { return leb128.AppendSigned(nil, v) }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 

@@ -3,6 +3,8 @@ package wasmbin
 import (
 	"errors"
 	"fmt"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/leb128"
 )
 
 // InterruptGlobal is the exported mutable i32 global that InstrumentLoops adds. The host
@@ -51,12 +53,12 @@ func InstrumentLoops(wasm []byte) ([]byte, error) {
 	if imports.schedYield < 0 {
 		return nil, errors.New("module does not import wasi_snapshot_preview1.sched_yield")
 	}
-	interrupt := appendULEB(nil, uint64(imports.globals+ownGlobals))
-	fuel := appendULEB(nil, uint64(imports.globals+ownGlobals+1))
+	interrupt := leb128.AppendUnsigned(nil, uint64(imports.globals+ownGlobals))
+	fuel := leb128.AppendUnsigned(nil, uint64(imports.globals+ownGlobals+1))
 	var check []byte
 	for _, part := range [][]byte{
-		{0x23}, fuel, {0x45, 0x04, 0x40, 0x10}, appendULEB(nil, uint64(imports.schedYield)), {0x1a, 0x41},
-		appendSLEB(nil, YieldEvery), {0x24}, fuel, {0x23}, interrupt, {0x04, 0x40, 0x00, 0x0b, 0x0b},
+		{0x23}, fuel, {0x45, 0x04, 0x40, 0x10}, leb128.AppendUnsigned(nil, uint64(imports.schedYield)), {0x1a, 0x41},
+		leb128.AppendSigned(nil, YieldEvery), {0x24}, fuel, {0x23}, interrupt, {0x04, 0x40, 0x00, 0x0b, 0x0b},
 		{0x23}, fuel, {0x41, 0x01, 0x6b, 0x24}, fuel,
 	} {
 		check = append(check, part...)
@@ -70,7 +72,7 @@ func InstrumentLoops(wasm []byte) ([]byte, error) {
 		switch id {
 		case sectionGlobal:
 			payload = appendToVector(payload, []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}) // interrupt: mut i32 = 0
-			payload = appendToVector(payload, append([]byte{0x7f, 0x01, 0x41}, append(appendSLEB(nil, YieldEvery), 0x0b)...))
+			payload = appendToVector(payload, append([]byte{0x7f, 0x01, 0x41}, append(leb128.AppendSigned(nil, YieldEvery), 0x0b)...))
 			haveGlobals = true
 		case sectionExport:
 			payload = appendToVector(payload, exportEntry(imports.globals+ownGlobals))
@@ -89,10 +91,10 @@ func InstrumentLoops(wasm []byte) ([]byte, error) {
 }
 
 func exportEntry(global uint32) []byte {
-	e := appendULEB(nil, uint64(len(InterruptGlobal)))
+	e := leb128.AppendUnsigned(nil, uint64(len(InterruptGlobal)))
 	e = append(e, InterruptGlobal...)
 	e = append(e, 0x03) // export kind: global
-	return appendULEB(e, uint64(global))
+	return leb128.AppendUnsigned(e, uint64(global))
 }
 
 type importCounts struct {
@@ -134,7 +136,7 @@ func countImports(payload []byte) (importCounts, error) {
 func instrumentCode(payload, check []byte) ([]byte, error) {
 	r := &reader{b: payload}
 	count := r.u32()
-	out := appendULEB(make([]byte, 0, len(payload)+len(payload)/4), uint64(count))
+	out := leb128.AppendUnsigned(make([]byte, 0, len(payload)+len(payload)/4), uint64(count))
 	var body []byte // one buffer for every function's new body
 	for i := uint32(0); i < count; i++ {
 		size := int(r.u32())
@@ -147,7 +149,7 @@ func instrumentCode(payload, check []byte) ([]byte, error) {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
 		r.p += size
-		out = appendULEB(out, uint64(len(body)))
+		out = leb128.AppendUnsigned(out, uint64(len(body)))
 		out = append(out, body...)
 	}
 	if r.err != nil || r.p != len(r.b) {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/leb128"
 )
 
 // Section ids of the binary format.
@@ -46,14 +48,14 @@ func sections(wasm []byte) ([]section, error) {
 
 func appendSection(out []byte, id byte, payload []byte) []byte {
 	out = append(out, id)
-	out = appendULEB(out, uint64(len(payload)))
+	out = leb128.AppendUnsigned(out, uint64(len(payload)))
 	return append(out, payload...)
 }
 
 // appendToVector adds one entry to a section whose payload is a counted vector.
 func appendToVector(payload, entry []byte) []byte {
 	count, n := uleb128(payload)
-	out := appendULEB(nil, count+1)
+	out := leb128.AppendUnsigned(nil, count+1)
 	out = append(out, payload[n:]...)
 	return append(out, entry...)
 }
@@ -146,26 +148,4 @@ func uleb128(b []byte) (uint64, int) {
 		}
 	}
 	return 0, 0
-}
-
-func appendSLEB(b []byte, v int64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func appendULEB(b []byte, v uint64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"reflect"
 	"testing"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/leb128"
 )
 
 func TestULEB128(t *testing.T) {
@@ -32,8 +34,8 @@ func TestULEB128(t *testing.T) {
 			if v, n := uleb128(tc.in); v != tc.v || n != tc.n {
 				t.Errorf("uleb128(%x) = %d, %d; want %d, %d", tc.in, v, n, tc.v, tc.n)
 			}
-			if got := appendULEB(nil, tc.v); tc.minimal && !bytes.Equal(got, tc.in) {
-				t.Errorf("appendULEB(%d) = %x, want %x", tc.v, got, tc.in)
+			if got := leb128.AppendUnsigned(nil, tc.v); tc.minimal && !bytes.Equal(got, tc.in) {
+				t.Errorf("leb128.AppendUnsigned(%d) = %x, want %x", tc.v, got, tc.in)
 			}
 		})
 	}
@@ -66,8 +68,8 @@ func TestSLEB128(t *testing.T) {
 			if v, n := sleb128(tc.in); v != tc.v || n != tc.n {
 				t.Errorf("sleb128(%x) = %d, %d; want %d, %d", tc.in, v, n, tc.v, tc.n)
 			}
-			if got := appendSLEB(nil, tc.v); tc.minimal && !bytes.Equal(got, tc.in) {
-				t.Errorf("appendSLEB(%d) = %x, want %x", tc.v, got, tc.in)
+			if got := leb128.AppendSigned(nil, tc.v); tc.minimal && !bytes.Equal(got, tc.in) {
+				t.Errorf("leb128.AppendSigned(%d) = %x, want %x", tc.v, got, tc.in)
 			}
 		})
 	}
