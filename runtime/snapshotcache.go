@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/wasmwsgi/wasmwsgi/internal/atomicfile"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 )
 
@@ -67,20 +68,7 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())
 		return false
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+a.Spec.Name+"-*")
-	if err == nil {
-		err = memimage.Write(tmp, mem)
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), path)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, func(f *os.File) error { return memimage.Write(f, mem) }); err != nil {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())
 		return false
 	}

@@ -34,6 +34,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/atomicfile"
 )
 
 // The user the images run as; 65532 is the usual "nonroot" id of distroless images.
@@ -418,24 +420,12 @@ func writeBlob(layoutDir, digest string, content []byte) error {
 }
 
 func writeFileAtomic(dst string, content []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(content)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.Write(dst, func(f *os.File) error {
+		if _, err := f.Write(content); err != nil {
+			return err
+		}
+		return f.Chmod(0o644)
+	})
 }
 
 // addToLayoutIndex writes oci-layout and adds descs to index.json, keeping what is

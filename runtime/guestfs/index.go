@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"weak"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/atomicfile"
 )
 
 // Content read from app folders is held once per process, whatever the number of trees
@@ -127,19 +129,5 @@ func WriteFileIndex(path string, x *FileIndex) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-index-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.Write(path, func(f *os.File) error { _, err := f.Write(b); return err })
 }

@@ -1,0 +1,29 @@
+// Package atomicfile replaces a file at once: readers see the old content or the new,
+// never a part of it.
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Write makes path hold what write puts in the file it is given: a new file beside
+// path, renamed over it once write and closing it succeed, removed otherwise. The
+// folder must exist.
+func Write(path string, write func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	err = write(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
