@@ -231,7 +231,7 @@ func (a *App) readTree() error {
 		return fmt.Errorf("app %s: reading %s: %w", a.Spec.Name, a.Spec.Dir, err)
 	}
 	a.files, a.skipped = files, skipped
-	if index != "" {
+	if index != "" && files.Index() != known {
 		if err := guestfs.WriteFileIndex(index, files.Index()); err != nil {
 			a.log.Warn("cannot keep the index of the app's files; the next start reads them all", "error", err.Error())
 		}

@@ -57,9 +57,13 @@ func TestFileIndexSkipsUnchangedFiles(t *testing.T) {
 		t.Fatalf("index of one file: %+v", first.Index())
 	}
 	before := readBytes(t)
-	second, _, err := MemFSFromDir(dir, 1<<30, testCacheTag, indexLater(first.Index()))
+	known := indexLater(first.Index())
+	second, _, err := MemFSFromDir(dir, 1<<30, testCacheTag, known)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if second.Index() != known {
+		t.Error("an index that vouched for every file was replaced by a new one, to be written again")
 	}
 	if read := readBytes(t) - before; read >= int64(len(content)) {
 		t.Errorf("read %d bytes again for a %d-byte file the index vouches for", read, len(content))
@@ -116,9 +120,13 @@ func TestFileIndexNoticesChanges(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond) // past the file system's timestamp tick
 			tc.change(t, path, []byte("x = 2\n"))
-			second, _, err := MemFSFromDir(dir, 1<<20, testCacheTag, indexLater(first.Index()))
+			known := indexLater(first.Index())
+			second, _, err := MemFSFromDir(dir, 1<<20, testCacheTag, known)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if second.Index() == known {
+				t.Error("the index of a changed folder is the old one")
 			}
 			if got, _ := fs.ReadFile(second, "mod.py"); string(got) != "x = 2\n" {
 				t.Errorf("after the change the tree holds %q, want %q", got, "x = 2\n")
