@@ -258,16 +258,28 @@ func readOnce(root *os.Root, name string, limit int64) ([]byte, error) {
 	if info, err := f.Stat(); err == nil {
 		size = info.Size()
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(size, limit)+1))
-	n, err := buf.ReadFrom(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > limit {
-		return nil, fmt.Errorf("it grew past the limit on app files while being read")
+	// Read into a buffer of the size stat gave, as os.ReadFile does: the content is
+	// kept for as long as a tree holds it, so it must not carry the spare capacity a
+	// bytes.Buffer leaves (up to as much again).
+	data := make([]byte, 0, min(size, limit)+1)
+	for {
+		if len(data) == cap(data) { // the file grew since Stat
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if int64(len(data)) > limit {
+			return nil, fmt.Errorf("it grew past the limit on app files while being read")
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	dropCached(f)
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 // Index returns the FileIndex of the folder m was read from (nil for other trees), for

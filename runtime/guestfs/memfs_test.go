@@ -167,3 +167,20 @@ func TestMemFSFromZip(t *testing.T) {
 		}
 	}
 }
+
+// TestMemFSHoldsNoSpareCapacity: a tree keeps file content for as long as it lives, so
+// each file's bytes are allocated at their size.
+func TestMemFSHoldsNoSpareCapacity(t *testing.T) {
+	content := strings.Repeat("x = 1\n", 10_000)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := MemFSFromDir(dir, 1<<20, testCacheTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := m.nodes["app.py"].data; string(d) != content || cap(d) > len(d)+1 {
+		t.Errorf("folder: %d bytes held in a buffer of %d", len(d), cap(d))
+	}
+}
