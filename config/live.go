@@ -15,12 +15,12 @@ import (
 // Live reports whether a key takes effect on SIGHUP: what every app is loaded with
 // (the grants, trust_app_config, the apps' defaults and ceilings) and trusted_proxies.
 // The others (addresses, folders, data_root, TLS, logging, the admin page, the
-// server-wide instance cap, watch) are read once, at start.
+// server-wide instance caps, watch) are read once, at start.
 func Live(key string) bool {
 	switch key {
 	case "validate", "server_timing", "static_files", "trusted_proxies", "trust_app_config":
 		return true
-	case "limits.instances":
+	case "limits.instances", "limits.idle_instances":
 		return false
 	}
 	return strings.HasPrefix(key, "limits.") || strings.HasPrefix(key, "apps.")

@@ -121,6 +121,9 @@ type ServerLimits struct {
 	AppFiles string `koanf:"app_files"`
 	// Instances caps the instances running at once across all apps. Default 64.
 	Instances int `koanf:"instances"`
+	// IdleInstances caps the idle instances kept ready across all apps: past it, the
+	// one that has waited longest is closed. Default 256; 0 is no cap.
+	IdleInstances int `koanf:"idle_instances"`
 }
 
 // Config is the operator's configuration, loaded and checked: the settings as written
@@ -148,28 +151,29 @@ type Config struct {
 }
 
 var defaults = map[string]any{
-	"addr":                 "127.0.0.1:8080",
-	"apps_dir":             "apps",
-	"cache_dir":            "",
-	"admin_addr":           "",
-	"admin.enabled":        false,
-	"admin.token":          "",
-	"log.format":           "text",
-	"log.level":            "info",
-	"limits.timeout":       "30s",
-	"limits.memory":        "128MiB",
-	"limits.max_body":      "16MiB",
-	"limits.max_response":  "256MiB",
-	"limits.concurrency":   8,
-	"limits.queue":         64,
-	"limits.queue_timeout": "10s",
-	"limits.open_files":    256,
-	"limits.scratch":       "16MiB",
-	"limits.app_files":     "256MiB",
-	"limits.instances":     64,
-	"watch":                true,
-	"idle_timeout":         "5m",
-	"static_files":         true,
+	"addr":                  "127.0.0.1:8080",
+	"apps_dir":              "apps",
+	"cache_dir":             "",
+	"admin_addr":            "",
+	"admin.enabled":         false,
+	"admin.token":           "",
+	"log.format":            "text",
+	"log.level":             "info",
+	"limits.timeout":        "30s",
+	"limits.memory":         "128MiB",
+	"limits.max_body":       "16MiB",
+	"limits.max_response":   "256MiB",
+	"limits.concurrency":    8,
+	"limits.queue":          64,
+	"limits.queue_timeout":  "10s",
+	"limits.open_files":     256,
+	"limits.scratch":        "16MiB",
+	"limits.app_files":      "256MiB",
+	"limits.instances":      64,
+	"limits.idle_instances": 256,
+	"watch":                 true,
+	"idle_timeout":          "5m",
+	"static_files":          true,
 }
 
 // flagKeys maps each flag that sets a config key to that key.
@@ -383,6 +387,9 @@ func (c *Config) check() error {
 	}
 	if c.Limits.Instances <= 0 {
 		errs = append(errs, fmt.Errorf("limits.instances must be positive"))
+	}
+	if c.Limits.IdleInstances < 0 {
+		errs = append(errs, fmt.Errorf("limits.idle_instances = %d must be 0 (no cap) or more", c.Limits.IdleInstances))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))

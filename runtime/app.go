@@ -145,7 +145,7 @@ func (e *Engine) NewApp(spec AppSpec) *App {
 		log:    e.log.With("app", spec.Name),
 		state:  StateLoading,
 		gate:   newGate(spec.Limits.Concurrency, spec.Limits.Queue),
-		pool:   pool{max: max(spec.Limits.Concurrency, 1), keep: spec.Prewarm, emptyAfter: spec.IdleAfter},
+		pool:   pool{max: max(spec.Limits.Concurrency, 1), keep: spec.Prewarm, emptyAfter: spec.IdleAfter, shared: e.idle},
 	}
 }
 

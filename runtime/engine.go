@@ -69,7 +69,10 @@ type EngineConfig struct {
 	// MaxInstances caps the instances running at once across all apps, so one app
 	// cannot starve the rest (each app also has its own limits.concurrency).
 	MaxInstances int
-	Logger       *slog.Logger
+	// MaxIdle caps the idle instances kept ready across all apps (idleSet); 0 is no
+	// cap.
+	MaxIdle int
+	Logger  *slog.Logger
 	// Guest is the interpreter to run; nil means the one embedded in the binary
 	// (EmbeddedGuest).
 	Guest *Guest
@@ -90,6 +93,8 @@ type Engine struct {
 	root, rootData *guestfs.MemFS
 	log            *slog.Logger
 	instances      *gate
+	// idle orders the idle instances of all apps, to keep at most MaxIdle of them.
+	idle *idleSet
 	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
 	interruptible bool
 	// moduleHash covers the guest: the python.wasm that runs, the stdlib, the shim and
@@ -214,6 +219,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.
 		instances: newGate(cfg.MaxInstances, 1<<30),
+		idle:      &idleSet{max: cfg.MaxIdle},
 	}, nil
 }
 

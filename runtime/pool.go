@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -52,6 +53,10 @@ type instance struct {
 
 	uses, maxUses int
 	idleSince     time.Time
+	// owner is the pool the instance goes back to; idleElem is its place in the
+	// engine's idleSet while it waits there.
+	owner    *pool
+	idleElem *list.Element
 	// lastRestore and lastDirty are how long the last restore took and how many
 	// pages it copied back.
 	lastRestore time.Duration
@@ -136,6 +141,8 @@ type pool struct {
 	// instances are closed (AppSpec.IdleAfter); 0 is never.
 	emptyAfter time.Duration
 	timer      *time.Timer // trims the pool when its next idle instance expires
+	// shared bounds the idle instances of all apps together; nil is no bound.
+	shared *idleSet
 }
 
 // idleTimeout is how long an idle instance above the pre-warmed count is kept.
@@ -144,30 +151,59 @@ const idleTimeout = 30 * time.Second
 // take returns an idle instance, or nil.
 func (p *pool) take() *instance {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.idle); n > 0 {
-		inst := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		return inst
+	n := len(p.idle)
+	if n == 0 {
+		p.mu.Unlock()
+		return nil
 	}
-	return nil
+	inst := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	p.mu.Unlock()
+	p.shared.remove(inst)
+	return inst
+}
+
+// remove takes inst out of the pool and reports whether it was there.
+func (p *pool) remove(inst *instance) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, in := range p.idle {
+		if in == inst {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // put keeps inst for a later request, or closes it when the pool is full or closed.
 // Instances that expired (expired) are closed on the way.
+// Keeping it may close the instance that has waited longest among all apps' (idleSet).
 func (p *pool) put(inst *instance) {
 	now := time.Now()
-	inst.idleSince = now
+	inst.idleSince, inst.owner = now, p
 	var drop []*instance
 	p.mu.Lock()
-	if p.closed || len(p.idle) >= p.max {
-		drop = append(drop, inst)
-	} else {
+	kept := !p.closed && len(p.idle) < p.max
+	if kept {
 		p.idle = append(p.idle, inst)
+	} else {
+		drop = append(drop, inst)
 	}
-	drop = append(drop, p.expired(now)...)
+	expired := p.expired(now)
 	p.arm(now)
 	p.mu.Unlock()
+	p.shared.remove(expired...)
+	drop = append(drop, expired...)
+	if kept {
+		for _, old := range p.shared.add(inst) {
+			// Taken for a request since it was picked: it stays with that request.
+			if old.owner.remove(old) {
+				p.shared.remove(old) // put back again meanwhile, and recorded anew
+				drop = append(drop, old)
+			}
+		}
+	}
 	for _, d := range drop {
 		d.close()
 	}
@@ -223,6 +259,7 @@ func (p *pool) trim() {
 	drop := p.expired(now)
 	p.arm(now)
 	p.mu.Unlock()
+	p.shared.remove(drop...)
 	for _, d := range drop {
 		d.close()
 	}
@@ -237,6 +274,7 @@ func (p *pool) drain() {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
+	p.shared.remove(idle...)
 	for _, inst := range idle {
 		inst.close()
 	}
@@ -260,6 +298,11 @@ func (a *App) prewarm(n int) {
 		return
 	}
 	for i := 0; i < n; i++ {
+		// With every idle instance the server keeps in use, one more would only
+		// close another app's: this app restores its first one on demand.
+		if a.engine.idle.full() {
+			return
+		}
 		// Holding the read lock keeps Close from releasing the snapshot while it is
 		// being mapped; an instance put after Close drained the pool is closed.
 		a.mu.RLock()

@@ -242,3 +242,103 @@ func TestIdleAppKeepsNoInstance(t *testing.T) {
 	}
 	waitEmpty("after a request")
 }
+
+// TestIdleInstancesAcrossApps: with limits.idle_instances at 2, three apps share two
+// idle instances. The one that waited longest is closed when another app's comes back,
+// pre-warming stops once the cap is reached, and an app whose instance was closed
+// serves its next request from its snapshot, as fresh as ever.
+func TestIdleInstancesAcrossApps(t *testing.T) {
+	e := newTestEngine(t)
+	e.idle.max = 2
+	a := newPoolApp(t, e, "a", IsolationRequest, 0)
+	b := newPoolApp(t, e, "b", IsolationRequest, 0)
+	var c *App
+	idle := func(want ...int) {
+		t.Helper()
+		for i, app := range []*App{a, b, c} {
+			if got := app.Idle(); got != want[i] {
+				t.Fatalf("app %s holds %d idle instances, want %d", app.Spec.Name, got, want[i])
+			}
+		}
+		if got := e.idle.len(); got != want[0]+want[1]+want[2] {
+			t.Fatalf("the server holds %d idle instances, want %d", got, want[0]+want[1]+want[2])
+		}
+	}
+
+	dir := filepath.Join(t.TempDir(), "c")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c = e.NewApp(AppSpec{Name: "c", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+		Isolation: IsolationRequest, Prewarm: 1,
+		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 16,
+			QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+	if err := c.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.pool.drain)
+	// c's pre-warming finds the cap reached.
+	time.Sleep(200 * time.Millisecond)
+	idle(1, 1, 0)
+
+	// c's instance comes back: a's, the oldest, is closed.
+	if got := get(t, c, "/count"); got != "1" {
+		t.Fatalf("c: module counter %s, want 1", got)
+	}
+	idle(0, 1, 1)
+	// a restores a new instance from its snapshot; b's is now the oldest.
+	get(t, a, "/remember?a-secret")
+	if got := get(t, a, "/count"); got != "1" {
+		t.Fatalf("a after its instance was closed: module counter %s, want 1", got)
+	}
+	if got := get(t, a, "/look"); got != "([], False)" {
+		t.Fatalf("a's next request sees %s", got)
+	}
+	idle(1, 0, 1)
+}
+
+// TestIdleInstancesAcrossAppsConcurrently: requests to three apps at once, with room
+// for two idle instances, each see a fresh app, and afterwards the server's count of
+// idle instances is the apps' own counts added up, within the cap.
+func TestIdleInstancesAcrossAppsConcurrently(t *testing.T) {
+	e := newTestEngine(t)
+	e.idle.max = 2
+	apps := []*App{newPoolApp(t, e, "a", IsolationRequest, 0), newPoolApp(t, e, "b", IsolationRequest, 0)}
+	apps = append(apps, e.NewApp(apps[0].Spec))
+	apps[2].Spec.Name = "c"
+	if err := apps[2].Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(apps[2].pool.drain)
+	var wg sync.WaitGroup
+	errs := make(chan string, 300)
+	slots := make(chan struct{}, 6) // within each app's concurrency and queue
+	for i := range 300 {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			a := apps[i%3]
+			r := httptest.NewRequest(http.MethodGet, "/count", nil)
+			w := httptest.NewRecorder()
+			a.Serve(w, &Request{HTTP: r, PathInfo: "/count"})
+			if w.Code != http.StatusOK || w.Body.String() != "1" {
+				errs <- fmt.Sprintf("%s: %d %q", a.Spec.Name, w.Code, w.Body)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	sum := 0
+	for _, a := range apps {
+		sum += a.Idle()
+	}
+	if n := e.idle.len(); n != sum || n > 2 {
+		t.Fatalf("the server holds %d idle instances, the apps %d, the cap 2", n, sum)
+	}
+}

@@ -216,6 +216,7 @@ func newRouter(ctx context.Context, cfg *config.Config, log *slog.Logger) (*runt
 	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
 		CacheDir:     cfg.CacheDir,
 		MaxInstances: cfg.Limits.Instances,
+		MaxIdle:      cfg.Limits.IdleInstances,
 		Logger:       log,
 	})
 	if err != nil {
