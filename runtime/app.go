@@ -236,6 +236,9 @@ func (a *App) readTree() error {
 			a.log.Warn("cannot keep the index of the app's files; the next start reads them all", "error", err.Error())
 		}
 	}
+	// The next read of the folder takes the index from the cache: the tree, held for
+	// as long as the app runs, need not carry it.
+	files.ForgetIndex()
 	return nil
 }
 

@@ -287,6 +287,10 @@ func readOnce(root *os.Root, name string, limit int64) ([]byte, error) {
 // every file the folder holds.
 func (m *MemFS) Index() *FileIndex { return m.index }
 
+// ForgetIndex lets go of the tree's FileIndex (a record per file, about 50 KB for a
+// Flask app's site-packages) once it is kept elsewhere or no longer wanted.
+func (m *MemFS) ForgetIndex() { m.index = nil }
+
 // WriteDigest writes every entry's name, mode and length, and a file's SHA-256, to w
 // (a hash) in name order: two trees that write the same bytes hold the same files.
 func (m *MemFS) WriteDigest(w io.Writer) {
