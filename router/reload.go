@@ -26,7 +26,7 @@ type reloadProblem struct {
 // is read once, by New.
 func (rt *Router) SetConfig(cfg Config) {
 	if cfg.LoadParallelism <= 0 {
-		cfg.LoadParallelism = 2
+		cfg.LoadParallelism = defaultLoadParallelism
 	}
 	rt.cfgMu.Lock()
 	rt.next = cfg

@@ -40,7 +40,9 @@ type Config struct {
 	Apps config.Operator
 	// MaxAppBytes caps the size of one app's files.
 	MaxAppBytes int64
-	// LoadParallelism is how many apps load at once (default 2).
+	// LoadParallelism is how many apps load at once (default defaultLoadParallelism).
+	// Only runtime.Engine's share of them import at a time: the rest read their
+	// folders and restore cached snapshots, which wait on the disk more than on a CPU.
 	LoadParallelism int
 	// TrustedProxies are the peers whose X-Forwarded-For, -Proto and -Host headers
 	// are believed.
@@ -122,7 +124,7 @@ type Router struct {
 // in the failed state and answers 503.
 func New(engine *runtime.Engine, cfg Config, log *slog.Logger) (*Router, error) {
 	if cfg.LoadParallelism <= 0 {
-		cfg.LoadParallelism = 2
+		cfg.LoadParallelism = defaultLoadParallelism
 	}
 	dirs, err := config.Discover(cfg.Apps)
 	if err != nil {
@@ -178,6 +180,11 @@ func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 
 // errClosed is what loading and reloading return once the router is closed.
 var errClosed = errors.New("the router is closed")
+
+// defaultLoadParallelism is how many apps load at once unless Config says otherwise:
+// 16, so that the disk reads of cached restarts overlap; the engine bounds the imports
+// among them by the CPUs.
+const defaultLoadParallelism = 16
 
 // Close ends the router's life: it stops the watchers Watch started, waits for a load
 // or reload under way, and retires the apps' routes, so that a later request finds no

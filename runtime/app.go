@@ -303,6 +303,12 @@ func (a *App) importOrRestore(ctx context.Context) error {
 		return nil
 	}
 
+	select {
+	case a.engine.imports <- struct{}{}:
+		defer func() { <-a.engine.imports }()
+	case <-ctx.Done():
+		return fmt.Errorf("app %s: the load was cancelled while it waited to import: %w", a.Spec.Name, ctx.Err())
+	}
 	auto := a.autoWarmup()
 	var stderr tail
 	ex := &exchange{app: a, log: a.log, errCopy: &stderr}

@@ -95,6 +95,10 @@ type Engine struct {
 	instances      *gate
 	// idle orders the idle instances of all apps, to keep at most MaxIdle of them.
 	idle *idleSet
+	// imports admits one app import per CPU: an import is CPU work from start to end,
+	// while the loads around it (folders read, cached snapshots restored) mostly wait on
+	// the disk and may run many at once.
+	imports chan struct{}
 	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
 	interruptible bool
 	// moduleHash covers the guest: the python.wasm that runs, the stdlib, the shim and
@@ -220,6 +224,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		// their app's queue, and here only for that queue's timeout.
 		instances: newGate(cfg.MaxInstances, 1<<30),
 		idle:      &idleSet{max: cfg.MaxIdle},
+		imports:   make(chan struct{}, goruntime.GOMAXPROCS(0)),
 	}, nil
 }
 

@@ -342,3 +342,41 @@ func TestIdleInstancesAcrossAppsConcurrently(t *testing.T) {
 		t.Fatalf("the server holds %d idle instances, the apps %d, the cap 2", n, sum)
 	}
 }
+
+// TestImportsWaitForACPU: an app imports only while the engine has a CPU's turn free;
+// a load whose context ends while it waits fails with that reason, and the same app
+// loads once a turn is free.
+func TestImportsWaitForACPU(t *testing.T) {
+	e := newTestEngine(t)
+	dir := filepath.Join(t.TempDir(), "waits")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Not in the snapshot cache, so the load imports.
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp+"\n# "+t.Name()+time.Now().String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := AppSpec{Name: "waits", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
+			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}}
+	for range cap(e.imports) {
+		e.imports <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := e.NewApp(spec).Load(ctx)
+	if err == nil || !strings.Contains(err.Error(), "cancelled while it waited to import") {
+		t.Fatalf("a load with every import turn taken: %v", err)
+	}
+	for range cap(e.imports) {
+		<-e.imports
+	}
+	a := e.NewApp(spec)
+	if err := a.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.pool.drain)
+	if got := get(t, a, "/count"); got != "1" {
+		t.Fatalf("module counter %s, want 1", got)
+	}
+}
