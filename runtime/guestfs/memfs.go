@@ -185,12 +185,9 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex)
 	m = newMemFS()
 	m.index = &FileIndex{Taken: time.Now().UnixNano(), Files: map[string]fileRecord{}}
 	allVouched := known != nil
-	err = fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+	err = walkRoot(root, "", func(dir *os.Root, name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
-			return nil
-		}
-		if name == "." {
 			return nil
 		}
 		if d.IsDir() {
@@ -203,7 +200,15 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex)
 		if path.Base(path.Dir(name)) == "__pycache__" && !strings.HasSuffix(d.Name(), "."+cacheTag+".pyc") {
 			return nil
 		}
-		info, err := root.Stat(name) // follows links, but only inside the root
+		// The file's own folder resolves it in one step. Stat follows links, but only
+		// inside that folder: a link to elsewhere in the app folder is resolved from
+		// the app folder's root, never beyond it.
+		at, base := dir, d.Name()
+		info, err := at.Stat(base)
+		if err != nil {
+			at, base = root, name
+			info, err = root.Stat(name)
+		}
 		if err != nil || !info.Mode().IsRegular() {
 			why := "not a regular file"
 			if err != nil {
@@ -222,7 +227,7 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex)
 		}
 		allVouched = allVouched && vouched
 		if b == nil {
-			data, err := readOnce(root, name, maxBytes-m.size)
+			data, err := readOnce(at, base, maxBytes-m.size)
 			if err != nil {
 				skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
 				return nil
@@ -242,6 +247,51 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex)
 	}
 	m.finish()
 	return m, skipped, nil
+}
+
+// walkRoot calls fn for each entry below dir (named below prefix), depth first and in
+// name order as fs.WalkDir does, with the folder that holds the entry opened as its
+// own Root: a Stat or an Open there resolves one name, where one from the top would
+// open every folder on the way (os.Root checks each step), which made walking an app's
+// site-packages mostly system calls. fn may return fs.SkipDir for a folder; an error
+// reading a folder is passed to fn with that folder's name and a nil entry.
+func walkRoot(dir *os.Root, prefix string, fn func(dir *os.Root, name string, d fs.DirEntry, err error) error) error {
+	f, err := dir.Open(".")
+	var entries []fs.DirEntry
+	if err == nil {
+		entries, err = f.ReadDir(-1)
+		f.Close()
+	}
+	if err != nil {
+		name := strings.TrimSuffix(prefix, "/")
+		if name == "" {
+			name = "."
+		}
+		return fn(dir, name, nil, err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, d := range entries {
+		name := prefix + d.Name()
+		err := fn(dir, name, d, nil)
+		if d.IsDir() {
+			if err == fs.SkipDir {
+				continue
+			}
+			if err == nil {
+				var sub *os.Root
+				if sub, err = dir.OpenRoot(d.Name()); err == nil {
+					err = walkRoot(sub, name+"/", fn)
+					sub.Close()
+				} else {
+					err = fn(dir, name, nil, err)
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readOnce reads the file at name below root, failing past limit bytes, and leaves
