@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	_ "time/tzdata" // Europe/Paris where the host has no tz database
 
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
@@ -317,7 +318,41 @@ func TestDjango(t *testing.T) {
 			// sync_to_async: one event loop and no thread in the sandbox.
 			r := c.do(t, "GET", "/stats.json?q=x", nil)
 			c.expect(t, r, http.StatusOK, "application/json", fmt.Sprintf(`{"count": %d, "authors": ["ada"], `, notes),
-				`"squares": [0, 1, 4, 9, 16], "wait_for": "in time", "q": "x"}`)
+				`"squares": [0, 1, 4, 9, 16], "wait_for": "in time", "q": "x", "time_zone": "Europe/Paris", `+
+					`"dst": ["2024-03-31T01:30:00+01:00", "2024-03-31T03:30:00+02:00", `+
+					`"2024-10-27T02:30:00+02:00", "2024-10-27T02:30:00+01:00"]}`)
+		})
+
+		t.Run("times in Paris", func(t *testing.T) {
+			// TIME_ZONE = "Europe/Paris" with USE_TZ: Debian's pytz reads the guest's
+			// /usr/share/zoneinfo, and the template filters show each instant at the
+			// offset Paris had then, on both sides of the 2024 changes (02:30 came twice
+			// on 27 October).
+			r := c.do(t, "GET", "/time/", nil)
+			c.expect(t, r, http.StatusOK, "text/html; charset=utf-8", "<th>Europe/Paris</th>",
+				"<tr><td>2024-03-31 00:30 UTC</td><td>2024-03-31 01:30 CET (+0100)</td><td>2024-03-31T01:30:00+01:00</td></tr>",
+				"<tr><td>2024-03-31 01:30 UTC</td><td>2024-03-31 03:30 CEST (+0200)</td><td>2024-03-31T03:30:00+02:00</td></tr>",
+				"<tr><td>2024-10-27 00:30 UTC</td><td>2024-10-27 02:30 CEST (+0200)</td><td>2024-10-27T02:30:00+02:00</td></tr>",
+				"<tr><td>2024-10-27 01:30 UTC</td><td>2024-10-27 02:30 CET (+0100)</td><td>2024-10-27T02:30:00+01:00</td></tr>")
+			// A note's creation time, stored in UTC, is listed at Paris's offset of that
+			// moment, as the host's own tz database has it.
+			paris, err := time.LoadLocation("Europe/Paris")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct{ Notes []struct{ Created string } }
+			if r := c.do(t, "GET", "/notes.json", nil); json.Unmarshal([]byte(r.body), &got) != nil || len(got.Notes) == 0 {
+				t.Fatalf("notes.json: %d %q", r.status, r.body)
+			}
+			for _, n := range got.Notes {
+				created, err := time.Parse(time.RFC3339Nano, n.Created)
+				if err != nil {
+					t.Fatalf("created %q: %v", n.Created, err)
+				}
+				if want := created.In(paris).Format("-07:00"); !strings.HasSuffix(n.Created, want) {
+					t.Errorf("created %q, want Paris's offset then, %s", n.Created, want)
+				}
+			}
 		})
 
 		t.Run("invalid POSTs create nothing", func(t *testing.T) {

@@ -105,8 +105,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_I18N = False
 USE_L10N = False
+# Datetimes are stored in UTC and shown in Paris time: Debian's pytz reads the guest's
+# /usr/share/zoneinfo as it reads the host's under gunicorn.
 USE_TZ = True
-TIME_ZONE = "UTC"
+TIME_ZONE = "Europe/Paris"
 LANGUAGE_CODE = "en-us"
 
 # A relative STATIC_URL gets the app's SCRIPT_NAME in front (/django/static/...).

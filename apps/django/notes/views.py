@@ -1,12 +1,24 @@
 import asyncio
 import sys
+from datetime import datetime, timezone
 
 from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.timezone import get_current_timezone_name, localtime
 
 from .forms import NoteForm
 from .models import Note
+
+# Fixed instants on each side of Europe/Paris's two changes of 2024: on 31 March at
+# 01:00 UTC the clocks went from 02:00 CET to 03:00 CEST, on 27 October at 01:00 UTC from
+# 03:00 CEST back to 02:00 CET, so that morning 02:30 came twice.
+DST_INSTANTS = [
+    datetime(2024, 3, 31, 0, 30, tzinfo=timezone.utc),
+    datetime(2024, 3, 31, 1, 30, tzinfo=timezone.utc),
+    datetime(2024, 10, 27, 0, 30, tzinfo=timezone.utc),
+    datetime(2024, 10, 27, 1, 30, tzinfo=timezone.utc),
+]
 
 
 def index(request):
@@ -24,6 +36,7 @@ def index(request):
         "count": Note.objects.count(),
         "python": sys.version.split()[0],
         "platform": sys.platform,
+        "zone": get_current_timezone_name(),
     })
 
 
@@ -31,11 +44,17 @@ def detail(request, pk):
     return render(request, "notes/detail.html", {"note": get_object_or_404(Note, pk=pk)})
 
 
+def time_zone(request):
+    """The fixed instants in UTC and in the current time zone (settings.TIME_ZONE),
+    through the template filters."""
+    return render(request, "notes/time.html", {"zone": get_current_timezone_name(), "instants": DST_INSTANTS})
+
+
 def notes_json(request):
     notes = Note.objects.all()
     return JsonResponse({
         "count": notes.count(),
-        "notes": [{"id": n.pk, "author": n.author, "text": n.text, "created": n.created.isoformat()}
+        "notes": [{"id": n.pk, "author": n.author, "text": n.text, "created": localtime(n.created).isoformat()}
                   for n in notes[:1000]],
     })
 
@@ -53,4 +72,5 @@ async def stats(request):
     except asyncio.TimeoutError:
         answer = "timed out"
     return JsonResponse({"count": count, "authors": authors, "squares": squares, "wait_for": answer,
-                         "q": request.GET.get("q", "")})
+                         "q": request.GET.get("q", ""), "time_zone": get_current_timezone_name(),
+                         "dst": [localtime(t).isoformat() for t in DST_INSTANTS]})
