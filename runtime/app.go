@@ -894,6 +894,9 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 	case err == nil && !a.poolable():
 		why = "data_dir apps get a fresh instance per request"
 	case err == nil:
+		if inst.mem.Learn(a.engine.pagemap) {
+			a.keepHotPages(snap)
+		}
 		why = inst.reset(a.Spec.Isolation, a.engine.pagemap, start)
 	}
 	if why == "" {

@@ -380,3 +380,51 @@ func TestImportsWaitForACPU(t *testing.T) {
 		t.Fatalf("module counter %s, want 1", got)
 	}
 }
+
+// TestHotPagesKeptWithTheSnapshot: once requests have shown which snapshot pages they
+// use, the set is written next to the cached snapshot, and the app loaded again (a
+// restart) starts with it, so its first request has them read ahead.
+func TestHotPagesKeptWithTheSnapshot(t *testing.T) {
+	e := newTestEngine(t)
+	if e.pagemap == nil {
+		t.Skip("/proc/self/pagemap is not readable")
+	}
+	dir := filepath.Join(t.TempDir(), "hot")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp+"\n# "+time.Now().String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := AppSpec{Name: "hot", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
+			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}}
+	a := e.NewApp(spec)
+	if err := a.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.pool.drain)
+	hot := hotPagesPath(a.cachePath)
+	for i := 0; ; i++ {
+		if _, err := os.Stat(hot); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("no hot page set at %s after %d requests", hot, i)
+		}
+		get(t, a, "/count")
+		time.Sleep(10 * time.Millisecond) // it is written in the background
+	}
+
+	again := e.NewApp(spec)
+	if err := again.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.pool.drain)
+	if again.snap.HotPages() == nil {
+		t.Fatal("the app loaded from the cache did not take the hot page set")
+	}
+	if got := get(t, again, "/count"); got != "1" {
+		t.Fatalf("module counter %s, want 1", got)
+	}
+}

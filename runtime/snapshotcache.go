@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/wasmwsgi/wasmwsgi/internal/atomicfile"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
@@ -55,10 +56,34 @@ func (a *App) loadCachedSnapshot(path string) bool {
 		}
 		return false
 	}
+	if b, err := os.ReadFile(hotPagesPath(path)); err == nil {
+		if err := snap.SetHotPages(b); err != nil {
+			a.log.Debug("the cached snapshot's hot page set is unusable; it is learned again", "error", err.Error())
+		}
+	}
 	a.mu.Lock()
 	a.snap = snap
 	a.mu.Unlock()
 	return true
+}
+
+// hotPagesPath is where the hot page set of the snapshot cached at path is kept.
+func hotPagesPath(path string) string { return strings.TrimSuffix(path, ".mem") + ".hot" }
+
+// keepHotPages writes snap's hot page set (memimage.Image.Prefetch) next to the cached
+// snapshot, so that after a restart the first request to the app finds its pages read
+// ahead too. It runs once per snapshot, after the requests that fill the set.
+func (a *App) keepHotPages(snap *memimage.Image) {
+	b := snap.HotPages()
+	if a.cachePath == "" || b == nil {
+		return
+	}
+	path := hotPagesPath(a.cachePath)
+	go func() {
+		if err := atomicfile.Write(path, func(f *os.File) error { _, err := f.Write(b); return err }); err != nil {
+			a.log.Warn("cannot keep the snapshot's hot page set; the next start learns it again", "error", err.Error())
+		}
+	}()
 }
 
 // cacheSnapshot writes mem to path and removes the app's older cached snapshots. It
@@ -73,7 +98,8 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 		return false
 	}
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.mem"))
-	for _, p := range old {
+	hot, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.hot"))
+	for _, p := range append(old, hot...) {
 		if p != path {
 			os.Remove(p)
 		}

@@ -21,6 +21,8 @@ type Image struct {
 	viewOnce sync.Once
 	viewMem  []byte // a read-only shared mapping of file, the source of restores
 	viewErr  error
+
+	hot hotSet // the pages requests use (hot.go)
 }
 
 // New copies mem into a memfd named after name.

@@ -65,3 +65,15 @@ func (m *Restored) Restore(*PageMap) (dirty int, err error) {
 	copy(m.mapped[:m.img.size], m.img.data)
 	return -1, nil
 }
+
+// Learn does nothing: there is no page map, and an Image is held in memory.
+func (m *Restored) Learn(*PageMap) bool { return false }
+
+// Prefetch does nothing: an Image is held in memory.
+func (img *Image) Prefetch() {}
+
+// HotPages returns nil: no hot set is kept.
+func (img *Image) HotPages() []byte { return nil }
+
+// SetHotPages ignores b.
+func (img *Image) SetHotPages([]byte) error { return nil }

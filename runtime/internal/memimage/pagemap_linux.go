@@ -48,7 +48,7 @@ func OpenPageMap() *PageMap {
 		pm.scan = true
 		found := 0
 		var bufs pageMapBufs
-		if pm.scanRuns(probe, &bufs, func(lo, hi int) { found += hi - lo }) != nil || found != pageSize {
+		if pm.scanRuns(probe, &bufs, true, func(lo, hi int) { found += hi - lo }) != nil || found != pageSize {
 			pm.scan = false
 		}
 		unix.Munmap(probe)
@@ -65,9 +65,19 @@ func (p *PageMap) Close() error { return p.f.Close() }
 // instead). mem must start on a page boundary.
 func (p *PageMap) privateRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
 	if p.scan {
-		return p.scanRuns(mem, bufs, fn)
+		return p.scanRuns(mem, bufs, true, fn)
 	}
-	return p.readRuns(mem, bufs, fn)
+	return p.readRuns(mem, bufs, true, fn)
+}
+
+// touchedRuns calls fn with the byte offsets [lo, hi) of each run of mem's pages that
+// are mapped, from the file or as private copies, or swapped out: the pages used
+// since the mapping was made.
+func (p *PageMap) touchedRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
+	if p.scan {
+		return p.scanRuns(mem, bufs, false, fn)
+	}
+	return p.readRuns(mem, bufs, false, fn)
 }
 
 // pmScanArg is struct pm_scan_arg of <linux/fs.h>.
@@ -88,7 +98,7 @@ const (
 	pagemapScan = 3<<30 | uint64(unsafe.Sizeof(pmScanArg{}))<<16 | 'f'<<8 | 16
 )
 
-func (p *PageMap) scanRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
+func (p *PageMap) scanRuns(mem []byte, bufs *pageMapBufs, private bool, fn func(lo, hi int)) error {
 	if len(bufs.regions) == 0 {
 		bufs.regions = make([]pageRegion, 256)
 	}
@@ -97,9 +107,11 @@ func (p *PageMap) scanRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) e
 	arg := pmScanArg{
 		start: base, end: base + uint64(len(mem)),
 		vec: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(regions)))), vecLen: uint64(len(regions)),
-		// Not file-backed, and present or swapped.
-		categoryInverted: pageIsFile, categoryMask: pageIsFile,
+		// Present or swapped, and for private pages not file-backed.
 		categoryAnyofMask: pageIsPresent | pageIsSwapped, returnMask: pageIsFile | pageIsPresent | pageIsSwapped,
+	}
+	if private {
+		arg.categoryInverted, arg.categoryMask = pageIsFile, pageIsFile
 	}
 	arg.size = uint64(unsafe.Sizeof(arg))
 	for {
@@ -129,7 +141,7 @@ const (
 	pmFile    = 1 << 61
 )
 
-func (p *PageMap) readRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) error {
+func (p *PageMap) readRuns(mem []byte, bufs *pageMapBufs, private bool, fn func(lo, hi int)) error {
 	pages := len(mem) / pageSize
 	if len(bufs.entries) != 8*pages {
 		bufs.entries = make([]byte, 8*pages)
@@ -141,15 +153,15 @@ func (p *PageMap) readRuns(mem []byte, bufs *pageMapBufs, fn func(lo, hi int)) e
 	}
 	run := -1
 	for i := 0; i <= pages; i++ {
-		private := false
+		in := false
 		if i < pages {
 			e := binary.LittleEndian.Uint64(buf[i*8:])
-			private = e&(pmPresent|pmSwapped) != 0 && e&pmFile == 0
+			in = e&(pmPresent|pmSwapped) != 0 && (!private || e&pmFile == 0)
 		}
 		switch {
-		case private && run < 0:
+		case in && run < 0:
 			run = i
-		case !private && run >= 0:
+		case !in && run >= 0:
 			fn(run*pageSize, i*pageSize)
 			run = -1
 		}

@@ -1,0 +1,180 @@
+//go:build linux
+
+package memimage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// learnRequests is how many requests on memories restored from an Image are recorded
+// in its hot set; past them the set stays as it is.
+const learnRequests = 8
+
+// prefetchGap is how many cold pages between two runs of hot ones are read along with
+// them. None: every page read ahead is held in the page cache, which is what a
+// thousand tenants are short of, and a gap of 8 would read 2.4 times the hot set of a
+// Flask app's snapshot.
+const prefetchGap = 0
+
+// A hotSet is the set of an Image's pages that requests use: those that restored
+// memories mapped or copied while they served requests (Restored.Learn). A new memory
+// restored from the Image asks for them to be read into the page cache at once
+// (Image.Prefetch), so that a tenant whose snapshot pages were evicted pays for one
+// batch of reads rather than a disk wait at each of a few hundred page faults.
+//
+// The set is host-side metadata: it decides only what the page cache reads ahead,
+// never what a guest sees.
+type hotSet struct {
+	mu      sync.Mutex
+	bits    []uint64 // bit i: page i is hot
+	learned int
+}
+
+// learn adds the pages [lo, hi) of each run to the set; runs reports them.
+func (h *hotSet) learn(pages int, runs func(add func(lo, hi int)) error) (done bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.learned >= learnRequests {
+		return false, nil
+	}
+	if h.bits == nil {
+		h.bits = make([]uint64, (pages+63)/64)
+	}
+	err = runs(func(lo, hi int) {
+		for p := lo / pageSize; p < (hi+pageSize-1)/pageSize && p < pages; p++ {
+			h.bits[p/64] |= 1 << (p % 64)
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	h.learned++
+	return h.learned == learnRequests, nil
+}
+
+// runs calls fn with each run [first, end) of hot pages, runs that are at most
+// prefetchGap cold pages apart merged.
+func (h *hotSet) runs(fn func(first, end int)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	start, last := -1, -1
+	for w, word := range h.bits {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			word &^= 1 << b
+			p := w*64 + b
+			switch {
+			case start < 0:
+				start = p
+			case p-last-1 > prefetchGap:
+				fn(start, last+1)
+				start = p
+			}
+			last = p
+		}
+	}
+	if start >= 0 {
+		fn(start, last+1)
+	}
+}
+
+// hotFormat begins an encoded hot set: a version, then the page count it covers.
+const hotFormat = "wasmwsgi hot pages v1\n"
+
+// HotPages encodes the Image's hot set once it is complete, for SetHotPages on the
+// same Image opened again; nil before.
+func (img *Image) HotPages() []byte {
+	h := &img.hot
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.learned < learnRequests {
+		return nil
+	}
+	b := append([]byte(hotFormat), binary.AppendUvarint(nil, img.size/uint64(pageSize))...)
+	for _, w := range h.bits {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	return b
+}
+
+// SetHotPages restores a hot set that HotPages encoded for an Image of the same size;
+// a set already complete stays as it is.
+func (img *Image) SetHotPages(b []byte) error {
+	pages := int(img.size / uint64(pageSize))
+	rest, ok := cutPrefix(b, hotFormat)
+	n, used := binary.Uvarint(rest)
+	if !ok || used <= 0 || n != uint64(pages) || len(rest)-used != 8*((pages+63)/64) {
+		return fmt.Errorf("not a hot page set of this %d-page image", pages)
+	}
+	rest = rest[used:]
+	h := &img.hot
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.learned >= learnRequests {
+		return nil
+	}
+	h.bits = make([]uint64, (pages+63)/64)
+	for i := range h.bits {
+		h.bits[i] = binary.LittleEndian.Uint64(rest[8*i:])
+	}
+	h.learned = learnRequests
+	return nil
+}
+
+func cutPrefix(b []byte, prefix string) ([]byte, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return nil, false
+	}
+	return b[len(prefix):], true
+}
+
+// Learn records in the Image's hot set the pages this memory used since it was mapped,
+// for the first learnRequests memories' requests; done reports that this call
+// completed the set (HotPages then encodes it). Call it after a request, before
+// Restore.
+func (m *Restored) Learn(pm *PageMap) (done bool) {
+	if pm == nil || m.err != nil {
+		return false
+	}
+	mem := m.mapped[:m.img.size]
+	done, _ = m.img.hot.learn(len(mem)/pageSize, func(add func(lo, hi int)) error {
+		return pm.touchedRuns(mem, &m.bufs, add)
+	})
+	return done
+}
+
+// Prefetch asks the kernel to read the Image's hot pages that are not in the page
+// cache and returns at once: the pages a memory then touches are found there, or are
+// on their way. When they are all cached it costs one mincore call. Nothing happens
+// before the first request was learned.
+func (img *Image) Prefetch() {
+	view, err := img.view()
+	if err != nil {
+		return
+	}
+	cached := make([]byte, len(view)/pageSize)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(view))),
+		uintptr(len(view)), uintptr(unsafe.Pointer(unsafe.SliceData(cached))))
+	if errno != 0 {
+		return
+	}
+	img.hot.runs(func(first, end int) {
+		lo := -1
+		for p := first; p <= end; p++ {
+			missing := p < end && cached[p]&1 == 0
+			switch {
+			case missing && lo < 0:
+				lo = p
+			case !missing && lo >= 0:
+				_ = unix.Fadvise(int(img.file.Fd()), int64(lo*pageSize), int64((p-lo)*pageSize), unix.FADV_WILLNEED)
+				lo = -1
+			}
+		}
+	})
+}

@@ -1,0 +1,102 @@
+//go:build linux
+
+package memimage
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
+)
+
+// TestPrefetchReadsTheHotPages: the pages requests used, learned from the memories
+// that served them, are read back into the page cache by Prefetch once evicted, and
+// only they; the set survives HotPages and
+// SetHotPages on the image opened again, and nothing is read before it is complete.
+func TestPrefetchReadsTheHotPages(t *testing.T) {
+	const size = 64 * WasmPage
+	path := filepath.Join(t.TempDir(), "app.mem")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Write(f, make([]byte, size))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.SkipOnTmpfs(t, path)
+	pm := OpenPageMap()
+	if pm == nil {
+		t.Skip("/proc/self/pagemap is not readable")
+	}
+	defer pm.Close()
+	img, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Requests read pages 3, 4 and 9 and write page 700.
+	hot := []int{3, 4, 9, 700}
+	for i := range learnRequests {
+		if img.HotPages() != nil {
+			t.Fatalf("the hot set was complete after %d requests", i)
+		}
+		m := restored(t, img, size)
+		for _, p := range []int{3, 4, 9} {
+			readSink += m.Bytes()[p*pageSize]
+		}
+		m.Bytes()[700*pageSize] = 1
+		if done := m.Learn(pm); done != (i == learnRequests-1) {
+			t.Fatalf("request %d: Learn reported done=%v", i, done)
+		}
+		if _, err := m.Restore(pm); err != nil {
+			t.Fatal(err)
+		}
+		m.Release()
+	}
+	encoded := img.HotPages()
+	if encoded == nil {
+		t.Fatal("no hot set after learnRequests requests")
+	}
+	img.Close() // its view of the file holds the page restores copied from
+
+	again, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	again.Prefetch() // nothing learned yet: reads nothing
+	testkit.EvictFromPageCache(t, path)
+	if err := again.SetHotPages(encoded); err != nil {
+		t.Fatal(err)
+	}
+	again.Prefetch()
+	// The reads are asynchronous.
+	var n int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if n = testkit.ResidentPages(t, path); n >= len(hot) {
+			break
+		}
+	}
+	if n != len(hot) {
+		t.Errorf("Prefetch left %d pages of the image in the page cache, want the %d hot ones", n, len(hot))
+	}
+
+	small, err := New("small", make([]byte, WasmPage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if err := small.SetHotPages(encoded); err == nil {
+		t.Error("a hot set was accepted for an image of another size")
+	}
+	if err := again.SetHotPages(encoded[:len(encoded)-1]); err == nil {
+		t.Error("a hot set cut short was accepted")
+	}
+}
+
+// readSink keeps the compiler from dropping the test's reads of memory.
+var readSink byte
