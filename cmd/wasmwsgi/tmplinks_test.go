@@ -150,3 +150,82 @@ func TestTmpLinks(t *testing.T) {
 		}
 	}
 }
+
+// tmpTimesApp does in its private /tmp what mailbox.Maildir relies on to notice new
+// mail: a folder's modification time changes when an entry is added or removed, and
+// only then. Each folder's times are put five seconds back first, as test_mailbox's
+// test_reread does, and each probe answers whether they moved forward.
+const tmpTimesApp = `import json, os, time
+
+
+def times(path):
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_ctime_ns
+
+
+def moved(op, *paths):
+    for p in paths:
+        os.utime(p, (time.time() - 5,) * 2)
+    time.sleep(0.02)  # Linux stamps with a clock that ticks every few milliseconds
+    before = [times(p) for p in paths]
+    op()
+    after = [times(p) for p in paths]
+    return [[a[0] > b[0], a[1] > b[1], a[0] == a[1]] for b, a in zip(before, after)]
+
+
+def create(path):
+    with open(path, "w") as f:
+        f.write("mail")
+
+
+def application(environ, start_response):
+    os.mkdir("/tmp/cur")
+    os.mkdir("/tmp/new")
+    seen = {
+        "create": moved(lambda: create("/tmp/new/1"), "/tmp/new"),
+        "listdir": moved(lambda: os.listdir("/tmp/new"), "/tmp/new"),
+        "rename": moved(lambda: os.rename("/tmp/new/1", "/tmp/cur/1"), "/tmp/new", "/tmp/cur"),
+        "unlink": moved(lambda: os.unlink("/tmp/cur/1"), "/tmp/cur"),
+        "mkdir": moved(lambda: os.mkdir("/tmp/cur/sub"), "/tmp/cur"),
+        "rmdir": moved(lambda: os.rmdir("/tmp/cur/sub"), "/tmp/cur"),
+    }
+    create("/tmp/f")
+    # A file's own status change time moves when it gets a new name, its modification
+    # time does not.
+    seen["link_file"] = moved(lambda: os.link("/tmp/f", "/tmp/g"), "/tmp/f")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(seen).encode()]
+`
+
+// TestTmpFolderTimes checks, through the real server, that a folder of the private
+// /tmp has its modification and change times moved forward, to the same instant, when
+// an entry is added to it or removed from it, and not when it is read: each expected
+// answer is python3's on Linux (ext4, tmpfs) running the app.
+func TestTmpFolderTimes(t *testing.T) {
+	apps := testkit.WriteTree(t, map[string]string{"times/app.py": tmpTimesApp, "times/wasmwsgi.toml": "warmup = []\n"})
+	s := testkit.Start(t, apps)
+	now := []any{true, true, true}     // mtime and ctime moved forward, to one instant
+	same := []any{false, false, false} // neither moved
+	want := map[string]any{
+		"create":    []any{now},
+		"listdir":   []any{same},
+		"rename":    []any{now, now},
+		"unlink":    []any{now},
+		"mkdir":     []any{now},
+		"rmdir":     []any{now},
+		"link_file": []any{[]any{false, true, false}},
+	}
+	r := get(t, s.Base+"/times/")
+	if r.status != 200 {
+		t.Fatalf("GET /times/: %d %s", r.status, r.body)
+	}
+	var seen map[string]any
+	if err := json.Unmarshal([]byte(r.body), &seen); err != nil {
+		t.Fatal(err)
+	}
+	for k, w := range want {
+		if got, _ := json.Marshal(seen[k]); string(got) != mustJSON(t, w) {
+			t.Errorf("%s: %s, Linux gives %s", k, got, mustJSON(t, w))
+		}
+	}
+}

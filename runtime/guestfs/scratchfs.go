@@ -16,7 +16,11 @@ import (
 // instance and dropped with it. It holds at most limit bytes of file content (EIO
 // past it). It has hard and symbolic links with Linux's errors (link.go's resolve);
 // a symbolic link that leads out of the tree is followed in the guest's own view
-// (SetView), never on the host.
+// (SetView), never on the host. Its times change as Linux's do: adding, removing or
+// renaming an entry changes its folder's (both folders' for a rename) modification
+// and change times; writing to a file or truncating it changes both of its own;
+// linking, unlinking, renaming, chmod or setting its times changes only its change
+// time; reading changes neither.
 type ScratchFS struct {
 	nodes       map[string]*scratchNode
 	used, limit int64
@@ -27,16 +31,19 @@ type ScratchFS struct {
 	// path outside it (both set by SetView).
 	mount string
 	view  View
+	// root is the tree's root as NewScratchFS made it, with its times, which Reset
+	// puts back.
+	root scratchNode
 }
 
 type scratchNode struct {
-	ino          sys.Inode
-	dir          bool
-	link         string // a symbolic link's target; "" for files and folders
-	nlink        uint64 // names of a file (hard links)
-	data         []byte
-	mode         fs.FileMode
-	atime, mtime int64
+	ino                 sys.Inode
+	dir                 bool
+	link                string // a symbolic link's target; "" for files and folders
+	nlink               uint64 // names of a file (hard links)
+	data                []byte
+	mode                fs.FileMode
+	atime, mtime, ctime int64 // access, modification and status change, ns since 1970
 }
 
 // errCrossTree is what a link or a rename between two file systems gets. Linux says
@@ -55,6 +62,7 @@ type View func(guestPath string) (fsys experimentalsys.FS, rel string, ok bool)
 func NewScratchFS(limit int64, files *OpenFiles) *ScratchFS {
 	s := &ScratchFS{nodes: map[string]*scratchNode{}, limit: limit, files: files, mount: "/tmp"}
 	s.nodes["."] = s.newNode(true, 0o777)
+	s.root = *s.nodes["."]
 	return s
 }
 
@@ -65,19 +73,33 @@ func (s *ScratchFS) SetView(mount string, view View) {
 	s.mount, s.view = path.Clean(mount), view
 }
 
-// Reset empties the tree, for the next request of a pooled instance. No file may be
-// open (OpenFiles.LeftOpen tells).
+// Reset empties the tree, for the next request of a pooled instance, and puts the
+// root's times back: nothing shows when or whether an earlier request used it. No
+// file may be open (OpenFiles.LeftOpen tells).
 func (s *ScratchFS) Reset() {
 	if len(s.nodes) > 1 {
 		s.nodes = map[string]*scratchNode{".": s.nodes["."]}
 		s.used = 0
 	}
+	*s.nodes["."] = s.root
 }
 
 func (s *ScratchFS) newNode(dir bool, perm fs.FileMode) *scratchNode {
 	s.nextIno++
 	now := time.Now().UnixNano()
-	return &scratchNode{ino: s.nextIno, dir: dir, nlink: 1, mode: perm.Perm(), atime: now, mtime: now}
+	return &scratchNode{ino: s.nextIno, dir: dir, nlink: 1, mode: perm.Perm(), atime: now, mtime: now, ctime: now}
+}
+
+// modified marks a node's content (a folder's entries) as changed at now: its
+// modification and change times.
+func (n *scratchNode) modified(now int64) { n.mtime, n.ctime = now, now }
+
+// entriesChanged marks the folder that holds key as modified at now, as Linux does
+// when an entry is added to it or removed from it.
+func (s *ScratchFS) entriesChanged(key string, now int64) {
+	if key != "." {
+		s.nodes[path.Dir(key)].modified(now)
+	}
 }
 
 // clean maps a guest path relative to the mount to a key of nodes.
@@ -119,6 +141,7 @@ func (s *ScratchFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileM
 	case r.n == nil:
 		r.n = s.newNode(false, perm)
 		s.nodes[r.key] = r.n
+		s.entriesChanged(r.key, r.n.mtime)
 	}
 	n := r.n
 	if flag&experimentalsys.O_DIRECTORY != 0 && !n.dir {
@@ -131,6 +154,7 @@ func (s *ScratchFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileM
 	if flag&experimentalsys.O_TRUNC != 0 && writable {
 		s.used -= int64(len(n.data))
 		n.data = nil
+		n.modified(time.Now().UnixNano()) // Linux does, even when it was empty
 	}
 	if s.files != nil {
 		if err := s.files.acquire(r.key == "."); err != nil {
@@ -174,7 +198,9 @@ func (s *ScratchFS) Mkdir(p string, perm fs.FileMode) experimentalsys.Errno {
 	case r.n != nil:
 		return experimentalsys.EEXIST
 	}
-	s.nodes[r.key] = s.newNode(true, perm)
+	n := s.newNode(true, perm)
+	s.nodes[r.key] = n
+	s.entriesChanged(r.key, n.mtime)
 	return 0
 }
 
@@ -196,6 +222,7 @@ func (s *ScratchFS) Rmdir(p string) experimentalsys.Errno {
 		return experimentalsys.ENOTEMPTY
 	}
 	delete(s.nodes, r.key)
+	s.entriesChanged(r.key, time.Now().UnixNano())
 	return 0
 }
 
@@ -216,14 +243,17 @@ func (s *ScratchFS) Unlink(p string) experimentalsys.Errno {
 	case r.slash:
 		return experimentalsys.ENOTDIR
 	}
-	s.dropName(r.key)
+	now := time.Now().UnixNano()
+	s.dropName(r.key, now)
+	s.entriesChanged(r.key, now)
 	return 0
 }
 
-// dropName removes one name of a file or link.
-func (s *ScratchFS) dropName(key string) {
+// dropName removes one name of a file or link, at now: the file's change time.
+func (s *ScratchFS) dropName(key string, now int64) {
 	n := s.nodes[key]
 	delete(s.nodes, key)
+	n.ctime = now
 	if n.nlink--; n.nlink == 0 {
 		s.used -= int64(len(n.data))
 	}
@@ -243,7 +273,7 @@ func (s *ScratchFS) Rename(from, to string) experimentalsys.Errno {
 	case (src.slash || dst.slash) && !src.n.dir:
 		return experimentalsys.ENOTDIR
 	}
-	n := src.n
+	n, now := src.n, time.Now().UnixNano()
 	if old := dst.n; old != nil {
 		switch {
 		case n.dir && !old.dir:
@@ -256,7 +286,7 @@ func (s *ScratchFS) Rename(from, to string) experimentalsys.Errno {
 		if old.dir {
 			delete(s.nodes, dst.key)
 		} else {
-			s.dropName(dst.key)
+			s.dropName(dst.key, now)
 		}
 	}
 	moved := map[string]*scratchNode{dst.key: n}
@@ -268,6 +298,9 @@ func (s *ScratchFS) Rename(from, to string) experimentalsys.Errno {
 	for k, v := range moved {
 		s.nodes[k] = v
 	}
+	n.ctime = now
+	s.entriesChanged(src.key, now)
+	s.entriesChanged(dst.key, now)
 	return 0
 }
 
@@ -304,8 +337,11 @@ func (s *ScratchFS) Link(from, to string) experimentalsys.Errno {
 	case src.slash || dst.slash:
 		return experimentalsys.ENOTDIR
 	}
+	now := time.Now().UnixNano()
 	src.n.nlink++
+	src.n.ctime = now
 	s.nodes[dst.key] = src.n
+	s.entriesChanged(dst.key, now)
 	return 0
 }
 
@@ -328,6 +364,7 @@ func (s *ScratchFS) Symlink(target, link string) experimentalsys.Errno {
 	n := s.newNode(false, 0o777)
 	n.link = strings.Clone(target)
 	s.nodes[r.key] = n
+	s.entriesChanged(r.key, n.mtime)
 	return 0
 }
 
@@ -359,6 +396,7 @@ func (s *ScratchFS) Chmod(p string, perm fs.FileMode) experimentalsys.Errno {
 		return experimentalsys.ENOENT
 	}
 	r.n.mode = perm.Perm()
+	r.n.ctime = time.Now().UnixNano()
 	return 0
 }
 
@@ -385,14 +423,19 @@ func (s *ScratchFS) foreignErr(r resolved, op func(experimentalsys.FS, string) e
 	return errno
 }
 
-// setTimes sets the times given, leaving those that are UTIME_OMIT.
+// setTimes sets the times given, leaving those that are UTIME_OMIT; the change time
+// becomes now, as on Linux, unless both are left.
 func (n *scratchNode) setTimes(atim, mtim int64) {
+	if atim == experimentalsys.UTIME_OMIT && mtim == experimentalsys.UTIME_OMIT {
+		return
+	}
 	if atim != experimentalsys.UTIME_OMIT {
 		n.atime = atim
 	}
 	if mtim != experimentalsys.UTIME_OMIT {
 		n.mtime = mtim
 	}
+	n.ctime = time.Now().UnixNano()
 }
 
 // children returns the names of a directory's direct entries, sorted.
@@ -426,7 +469,7 @@ func (n *scratchNode) stat() sys.Stat_t {
 		mode |= fs.ModeSymlink
 		size = int64(len(n.link))
 	}
-	return sys.Stat_t{Ino: n.ino, Mode: mode, Nlink: n.nlink, Size: size, Atim: n.atime, Mtim: n.mtime, Ctim: n.mtime}
+	return sys.Stat_t{Ino: n.ino, Mode: mode, Nlink: n.nlink, Size: size, Atim: n.atime, Mtim: n.mtime, Ctim: n.ctime}
 }
 
 // scratchFile is an open file or directory of a ScratchFS.
@@ -549,12 +592,16 @@ func (f *scratchFile) Pwrite(p []byte, off int64) (int, experimentalsys.Errno) {
 	case off < 0:
 		return 0, experimentalsys.EINVAL
 	}
+	if len(p) == 0 {
+		return 0, 0 // Linux changes no time for an empty write
+	}
 	end := off + int64(len(p))
 	if grow := end - int64(len(f.n.data)); grow > 0 {
 		if errno := f.resize(end); errno != 0 {
 			return 0, errno
 		}
 	}
+	f.n.modified(time.Now().UnixNano())
 	return copy(f.n.data[off:], p), 0
 }
 
@@ -567,7 +614,11 @@ func (f *scratchFile) Truncate(size int64) experimentalsys.Errno {
 	case size < 0:
 		return experimentalsys.EINVAL
 	}
-	return f.resize(size)
+	if errno := f.resize(size); errno != 0 {
+		return errno
+	}
+	f.n.modified(time.Now().UnixNano()) // as Linux's ftruncate, even to the same size
+	return 0
 }
 
 // resize sets the file's length, counting the change against the tree's limit.
@@ -588,6 +639,5 @@ func (f *scratchFile) resize(size int64) experimentalsys.Errno {
 		copy(grown, f.n.data)
 		f.n.data = grown
 	}
-	f.n.mtime = time.Now().UnixNano()
 	return 0
 }
