@@ -334,7 +334,41 @@ func (a *App) importOrRestore(ctx context.Context) error {
 	case code != 0:
 		return fmt.Errorf("app %s: importing %s failed:\n%s", a.Spec.Name, a.Spec.importing(), stderr.String())
 	}
+	switch {
+	case auto && skipped == "":
+		a.probeHotPages(ctx, AutoWarmupPath)
+	case len(a.Spec.Warmup) > 0:
+		a.probeHotPages(ctx, a.Spec.Warmup[0])
+	}
 	return nil
+}
+
+// probeHotPages serves the app's first warm-up request once more, on an instance
+// restored from the snapshot just taken, so that the snapshot knows the pages requests
+// use (memimage.Image.Prefetch) before any real request comes: the first request after
+// a restart, or to an app whose pages were evicted, then has them read ahead. The
+// request is the warm-up's, with no network, and its answer is dropped; the instance
+// is closed, so nothing it did reaches a request.
+func (a *App) probeHotPages(ctx context.Context, path string) {
+	snap := a.snapshot()
+	if snap == nil || a.engine.pagemap == nil || !a.poolable() {
+		return
+	}
+	inst, err := a.newInstance(ctx, snap, ctx)
+	if err != nil {
+		return
+	}
+	defer inst.close()
+	sockets := egress.NewSession(nil, egress.Config{})
+	defer sockets.Close()
+	load := &exchange{app: a, log: a.log, errCopy: &tail{}, mem: &inst.mem.Memory}
+	if _, err := a.warmupRequest(ctx, inst.mod, load, path, sockets, ""); err != nil {
+		a.log.Debug("the request that finds the snapshot's hot pages failed; real requests will", "error", err.Error())
+		return
+	}
+	if inst.mem.Learn(a.engine.pagemap) {
+		a.keepHotPages(snap)
+	}
 }
 
 // disconnectGrace is how long an instance may run on after its client went away.

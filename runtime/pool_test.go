@@ -427,4 +427,21 @@ func TestHotPagesKeptWithTheSnapshot(t *testing.T) {
 	if got := get(t, again, "/count"); got != "1" {
 		t.Fatalf("module counter %s, want 1", got)
 	}
+
+	// An app with warm-up paths learns the set at its import, from its first warm-up
+	// request served once more on a restored instance, before any real request; that
+	// request leaves nothing behind.
+	spec.Name, spec.Warmup = "hotwarm", []string{"/remember?warm-up"}
+	warm := e.NewApp(spec)
+	if err := warm.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(warm.pool.drain)
+	if warm.snap.HotPages() == nil {
+		t.Fatal("no hot page set after the import of an app with warm-up paths")
+	}
+	// The snapshot holds what the warm-up rounds kept, and not one more.
+	if got := strings.Count(get(t, warm, "/look"), "b'"); got != WarmupRounds {
+		t.Fatalf("the first request after the import sees %d remembered values, want the %d of the warm-up", got, WarmupRounds)
+	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // learnRequests is how many requests on memories restored from an Image are recorded
-// in its hot set; past them the set stays as it is.
+// in its hot set; past them the set stays as it is. The set is in use from the first.
 const learnRequests = 8
 
 // prefetchGap is how many cold pages between two runs of hot ones are read along with
@@ -36,8 +36,10 @@ type hotSet struct {
 	learned int
 }
 
-// learn adds the pages [lo, hi) of each run to the set; runs reports them.
-func (h *hotSet) learn(pages int, runs func(add func(lo, hi int)) error) (done bool, err error) {
+// learn adds the pages [lo, hi) of each run to the set; runs reports them. save
+// reports that the set is worth writing down again: after the first request and after
+// the last one learned.
+func (h *hotSet) learn(pages int, runs func(add func(lo, hi int)) error) (save bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.learned >= learnRequests {
@@ -55,7 +57,7 @@ func (h *hotSet) learn(pages int, runs func(add func(lo, hi int)) error) (done b
 		return false, err
 	}
 	h.learned++
-	return h.learned == learnRequests, nil
+	return h.learned == 1 || h.learned == learnRequests, nil
 }
 
 // runs calls fn with each run [first, end) of hot pages, runs that are at most
@@ -84,46 +86,53 @@ func (h *hotSet) runs(fn func(first, end int)) {
 	}
 }
 
-// hotFormat begins an encoded hot set: a version, then the page count it covers.
-const hotFormat = "wasmwsgi hot pages v1\n"
+// hotFormat begins an encoded hot set: a version, then the page count it covers and
+// how many requests it was learned from.
+const hotFormat = "wasmwsgi hot pages v2\n"
 
-// HotPages encodes the Image's hot set once it is complete, for SetHotPages on the
-// same Image opened again; nil before.
+// HotPages encodes the Image's hot set, for SetHotPages on the same Image opened
+// again; nil before a request was learned.
 func (img *Image) HotPages() []byte {
 	h := &img.hot
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.learned < learnRequests {
+	if h.learned == 0 {
 		return nil
 	}
 	b := append([]byte(hotFormat), binary.AppendUvarint(nil, img.size/uint64(pageSize))...)
+	b = binary.AppendUvarint(b, uint64(h.learned))
 	for _, w := range h.bits {
 		b = binary.LittleEndian.AppendUint64(b, w)
 	}
 	return b
 }
 
-// SetHotPages restores a hot set that HotPages encoded for an Image of the same size;
-// a set already complete stays as it is.
+// SetHotPages restores a hot set that HotPages encoded for an Image of the same size,
+// in place of one learned from fewer requests; learning goes on from there.
 func (img *Image) SetHotPages(b []byte) error {
 	pages := int(img.size / uint64(pageSize))
 	rest, ok := cutPrefix(b, hotFormat)
 	n, used := binary.Uvarint(rest)
-	if !ok || used <= 0 || n != uint64(pages) || len(rest)-used != 8*((pages+63)/64) {
+	if ok && used > 0 {
+		rest = rest[used:]
+	}
+	learned, used2 := binary.Uvarint(rest)
+	if !ok || used <= 0 || n != uint64(pages) || used2 <= 0 || learned == 0 || learned > learnRequests ||
+		len(rest)-used2 != 8*((pages+63)/64) {
 		return fmt.Errorf("not a hot page set of this %d-page image", pages)
 	}
-	rest = rest[used:]
+	rest = rest[used2:]
 	h := &img.hot
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.learned >= learnRequests {
+	if h.learned >= int(learned) {
 		return nil
 	}
 	h.bits = make([]uint64, (pages+63)/64)
 	for i := range h.bits {
 		h.bits[i] = binary.LittleEndian.Uint64(rest[8*i:])
 	}
-	h.learned = learnRequests
+	h.learned = int(learned)
 	return nil
 }
 
@@ -135,18 +144,18 @@ func cutPrefix(b []byte, prefix string) ([]byte, bool) {
 }
 
 // Learn records in the Image's hot set the pages this memory used since it was mapped,
-// for the first learnRequests memories' requests; done reports that this call
-// completed the set (HotPages then encodes it). Call it after a request, before
-// Restore.
-func (m *Restored) Learn(pm *PageMap) (done bool) {
+// for the first learnRequests requests; save reports that the set is worth writing
+// down again (HotPages): after the first request and the last one learned. Call it
+// after a request, before Restore.
+func (m *Restored) Learn(pm *PageMap) (save bool) {
 	if pm == nil || m.err != nil {
 		return false
 	}
 	mem := m.mapped[:m.img.size]
-	done, _ = m.img.hot.learn(len(mem)/pageSize, func(add func(lo, hi int)) error {
+	save, _ = m.img.hot.learn(len(mem)/pageSize, func(add func(lo, hi int)) error {
 		return pm.touchedRuns(mem, &m.bufs, add)
 	})
-	return done
+	return save
 }
 
 // Prefetch asks the kernel to read the Image's hot pages that are not in the page
