@@ -8,6 +8,9 @@
 #
 #   third_party/wazero-patches/apply.sh          # or: make wazero (make build does it)
 #   third_party/wazero-patches/apply.sh --dir    # only print the patched copy's folder
+#   third_party/wazero-patches/apply.sh --dir --upto 0001
+#                                                # a copy with the patches up to 0001 only,
+#                                                # to measure what each patch adds
 #
 # The generated go.work is gitignored. `GOWORK=off go build ...` builds with wazero as
 # released, which is how benchmarks/micro and enginediff/ compare the two.
@@ -26,7 +29,18 @@ src=$(field Dir)
 sum=$(field Sum)
 [ -d "$src" ] && [ -n "$sum" ] || { echo "wazero-patches: go mod download $mod@$version gave no folder: $info" >&2; exit 1; }
 
-patches=("$here"/*.patch)
+upto=
+if [ "${2:-}" = --upto ] && [ -n "${3:-}" ]; then
+  upto=$3
+fi
+patches=()
+for p in "$here"/*.patch; do
+  n=$(basename "$p")
+  if [ -z "$upto" ] || [[ ! "$n" > "$upto-~" ]]; then
+    patches+=("$p")
+  fi
+done
+[ -z "$upto" ] || [ ${#patches[@]} -gt 0 ] || { echo "wazero-patches: no patch numbered $upto or lower" >&2; exit 1; }
 key=$({ echo "$mod@$version $sum"; cat "$here/apply.sh" "${patches[@]}"; } | sha256sum | cut -c1-16)
 out=$cache/wazero-$version-$key
 
