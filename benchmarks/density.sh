@@ -234,9 +234,10 @@ for variant in $variants; do
   fresh_mem=$(mem)
   autowarm_off=$(grep -c 'snapshot taken without the automatic warm-up' "$log" || true)
   stop
-  snap_files=$(find "$cache/snapshots" -type f | wc -l)
-  snap_mib=$(du -sm "$cache/snapshots" | cut -f1)
-  snap_apparent_mib=$(du -sm --apparent-size "$cache/snapshots" | cut -f1)
+  # The snapshots, not the hot page sets kept beside them.
+  snap_files=$(find "$cache/snapshots" -type f -name '*.mem' | wc -l)
+  snap_mib=$(find "$cache/snapshots" -type f -name '*.mem' -print0 | du -cm --files0-from=- | tail -1 | cut -f1)
+  snap_apparent_mib=$(find "$cache/snapshots" -type f -name '*.mem' -print0 | du -cm --apparent-size --files0-from=- | tail -1 | cut -f1)
 
   echo "$variant: cached restart ($drop_note)..." >&2
   drop_caches

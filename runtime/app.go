@@ -888,6 +888,13 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 	if a.poolable() {
 		inst = a.pool.take()
 	}
+	if inst == nil || inst.uses == 0 {
+		// An instance's first request reads the snapshot pages requests use: they start
+		// on their way into the page cache now, while the instance is made
+		// (memimage.Image.Prefetch). Not at pre-warming, when no request waits for them
+		// and a restart's reads would only slow the other apps' loads.
+		snap.Prefetch()
+	}
 	if inst == nil {
 		var err error
 		if inst, err = a.newInstance(ctx, snap, ctx); err != nil {

@@ -77,9 +77,6 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 // reqCtx is the request the instance is made for; instances of apps with a data_dir
 // bind their /data lock to it and are never pooled.
 func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx context.Context) (*instance, error) {
-	// The snapshot's pages that requests use start on their way into the page cache
-	// while the instance is made (memimage.Image.Prefetch).
-	snap.Prefetch()
 	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses()}
 	inst.files, inst.scratch = a.newHostFiles()
 	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
