@@ -14,7 +14,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-recipe=(build.sh deps.sh fetch-source.sh versions.env Setup.local _wasmwsgi.c immortal.patch gc-frozen.patch bundle_stdlib.py _sqlite_wasi_vfs.c)
+recipe=(build.sh deps.sh fetch-source.sh versions.env Setup.local _wasmwsgi.c immortal.patch gc-frozen.patch bundle_stdlib.py _sqlite_wasi_vfs.c musl-tz.patch tz-time.h)
 key=$(cd "$here" && cat "${recipe[@]}" | sha256sum | cut -c1-16)
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
 out=$cache/python-wasm-$key
@@ -44,6 +44,14 @@ fi
 
 start=$(date +%s)
 bash "$here/deps.sh"
+# musl's time zone code below is compiled against wasi-libc's internal headers and
+# links with its libc.a: both must come from the pinned source version.
+installed=$(dpkg-query -W -f='${Version}' wasi-libc)
+if [ "$installed" != "$WASILIBC_DEB_VERSION" ]; then
+  echo "python-wasm: wasi-libc $installed is installed, the recipe pins $WASILIBC_DEB_VERSION:" >&2
+  echo "  re-pin WASILIBC_* in python-wasm/versions.env to the installed version's source and rebuild" >&2
+  exit 1
+fi
 
 # ---- sources, from Debian, checked against pinned hashes (fetch-source.sh) ----
 src=$cache/src
@@ -134,6 +142,27 @@ mkdir -p xz
   make -s -C src/liblzma install >/dev/null
 )
 
+# ---- musl's time zone code for wasm32-wasi: wasi-libc is musl without it (its
+# localtime is gmtime and it has no tzset). __tz.c from the same wasi-libc source, with
+# musl-tz.patch (it reads TZif files with read() instead of mmap, and follows glibc where
+# the two differ: see README.md), compiled as musl compiles it (-std=c99
+# -D_XOPEN_SOURCE=700) with wasi-libc's internal headers, into libtz.a. Linked before
+# libc.a, it supplies tzset, tzname, timezone, daylight and the zone lookup that libc.a's
+# localtime_r, mktime and strftime call, so libc.a's UTC-only __tz.o is never linked.
+# tz-time.h becomes the time.h CPython's build includes: wasi-libc's, plus declarations. ----
+mkdir wasi-libc-src && tar -xJf "$src/$WASILIBC_ORIG" -C wasi-libc-src --strip-components=1 \
+  --wildcards '*/libc-top-half/musl/src/*' '*/libc-top-half/musl/include/*' '*/libc-top-half/musl/arch/*' \
+  '*/libc-top-half/headers/*'
+patch -s -d wasi-libc-src -p1 < "$here/musl-tz.patch"
+mkdir -p tz/lib tz/include
+cp "$here/tz-time.h" tz/include/time.h
+(
+  cd wasi-libc-src/libc-top-half
+  $wasm_cc -std=c99 -D_XOPEN_SOURCE=700 -O2 -w -Imusl/src/include -Imusl/src/internal \
+    -Imusl/arch/wasm32 -Imusl/arch/generic -Iheaders/private -c musl/src/time/__tz.c -o __tz.o
+  "$LLVM/llvm-ar" rcs ../../tz/lib/libtz.a __tz.o
+)
+
 # ---- CPython: the native "build python" (cached on its own: it depends only on the
 # source tarball), then the wasm32-wasi cross build ----
 native=$cache/native-${PY_SHA256:0:16}
@@ -170,12 +199,15 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
   # every object would come from wasi-libc's malloc; with it on, the interpreter is
   # 7-10% faster (geometric mean of benchmarks/micro on wazero and on node) for about
   # 2% more memory in a Flask snapshot. Arenas come from malloc (WASI has no mmap).
+  # libtz.a and tz/include give the C library musl's time zone code (above), so tzset
+  # works; configure cannot run its test program when cross-compiling, so it is told.
   mkdir -p "$work/no-pkgconfig"
   PKG_CONFIG_LIBDIR="$work/no-pkgconfig" PKG_CONFIG_PATH="" \
   CONFIG_SITE=../../Tools/wasm/config.site-wasm32-wasi \
   CC="$wasm_cc" CPP="$wasm_cc -E" CXX="$LLVM/clang++ --target=wasm32-wasi" \
   AR="$LLVM/llvm-ar" RANLIB="$LLVM/llvm-ranlib" \
-  CFLAGS="-Wno-int-conversion" \
+  CFLAGS="-Wno-int-conversion" CPPFLAGS="-I$work/tz/include" LIBS="-L$work/tz/lib -ltz" \
+  ac_cv_working_tzset=yes \
   ac_cv_func_clock_nanosleep=no ac_cv_lib_rt_clock_nanosleep=no \
   ZLIB_CFLAGS="-I$work/zlib/include" ZLIB_LIBS="-L$work/zlib/lib -lz" \
   BZIP2_CFLAGS="-I$work/bzip2/include" BZIP2_LIBS="-L$work/bzip2/lib -lbz2" \
@@ -189,6 +221,7 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
   grep -q '^MODULE__BZ2_STATE=yes' Makefile || { echo "python-wasm: _bz2 was not enabled" >&2; exit 1; }
   grep -q '^MODULE__LZMA_STATE=yes' Makefile || { echo "python-wasm: _lzma was not enabled" >&2; exit 1; }
   grep -q '^#define WITH_PYMALLOC 1' pyconfig.h || { echo "python-wasm: pymalloc was not enabled" >&2; exit 1; }
+  grep -q '^#define HAVE_WORKING_TZSET 1' pyconfig.h || { echo "python-wasm: tzset was not enabled" >&2; exit 1; }
   make -s -j"$jobs" >/dev/null 2>&1 || make -j"$jobs"
   # Relink as a reactor: the host calls the exported wasmwsgi_init/wasmwsgi_handle
   # instead of _start, which is what lets it keep an initialised instance.
@@ -214,6 +247,7 @@ zlib (Debian $ZLIB_DEB_PACKAGE=$ZLIB_DEB_VERSION, $ZLIB_ORIG sha256 $ZLIB_SHA256
 sqlite $SQLITE_VERSION (Debian $SQLITE_DEB_PACKAGE=$SQLITE_DEB_VERSION, $SQLITE_ORIG sha256 $SQLITE_SHA256)
 bzip2 (Debian $BZIP2_DEB_PACKAGE=$BZIP2_DEB_VERSION, $BZIP2_ORIG sha256 $BZIP2_SHA256)
 xz-utils (Debian $XZ_DEB_PACKAGE=$XZ_DEB_VERSION, $XZ_ORIG sha256 $XZ_SHA256)
+musl time zone code (Debian $WASILIBC_DEB_PACKAGE=$WASILIBC_DEB_VERSION, $WASILIBC_ORIG sha256 $WASILIBC_SHA256, with musl-tz.patch)
 clang $("$LLVM/clang" --version | head -n1)
 python.wasm sha256 $(sha256sum "$out.tmp/python.wasm" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/python.wasm")
 stdlib.zip sha256 $(sha256sum "$out.tmp/stdlib.zip" | cut -d' ' -f1) bytes $(stat -c %s "$out.tmp/stdlib.zip")

@@ -334,6 +334,13 @@ func TestDjango(t *testing.T) {
 				"<tr><td>2024-03-31 01:30 UTC</td><td>2024-03-31 03:30 CEST (+0200)</td><td>2024-03-31T03:30:00+02:00</td></tr>",
 				"<tr><td>2024-10-27 00:30 UTC</td><td>2024-10-27 02:30 CEST (+0200)</td><td>2024-10-27T02:30:00+02:00</td></tr>",
 				"<tr><td>2024-10-27 01:30 UTC</td><td>2024-10-27 02:30 CET (+0100)</td><td>2024-10-27T02:30:00+01:00</td></tr>")
+			// Django put TIME_ZONE in TZ and called time.tzset(): naive local times,
+			// from the C library, are Paris's too, as under gunicorn.
+			c.expect(t, r, http.StatusOK, "text/html; charset=utf-8",
+				"<tr><td>2024-03-31T01:30:00</td><td>2024-03-31 01:30:00 CET +0100</td></tr>",
+				"<tr><td>2024-03-31T03:30:00</td><td>2024-03-31 03:30:00 CEST +0200</td></tr>",
+				"<tr><td>2024-10-27T02:30:00</td><td>2024-10-27 02:30:00 CEST +0200</td></tr>",
+				"<tr><td>2024-10-27T02:30:00</td><td>2024-10-27 02:30:00 CET +0100</td></tr>")
 			// A note's creation time, stored in UTC, is listed at Paris's offset of that
 			// moment, as the host's own tz database has it.
 			paris, err := time.LoadLocation("Europe/Paris")

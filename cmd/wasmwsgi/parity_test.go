@@ -152,6 +152,9 @@ func TestGunicornParity(t *testing.T) {
 		// Not "/": the list page shows sys.platform, which is "wasi" here. TIME_ZONE is
 		// Europe/Paris: under gunicorn pytz reads the host's /usr/share/zoneinfo, in the
 		// sandbox the guest's, and /time/ and the async view show fixed instants in it.
+		// Django also puts TIME_ZONE in TZ and calls time.tzset(): /time/ shows the
+		// instants as naive local times too (datetime.fromtimestamp, and time.strftime
+		// of time.localtime), which come from the C library's zone on each side.
 		compare(t, "django", ws.Base, gbase, []req{
 			{"GET", "/notes.json", "", ""},
 			{"GET", "/time/", "", ""},

@@ -1,5 +1,6 @@
 import asyncio
 import sys
+import time
 from datetime import datetime, timezone
 
 from asgiref.sync import sync_to_async
@@ -46,8 +47,13 @@ def detail(request, pk):
 
 def time_zone(request):
     """The fixed instants in UTC and in the current time zone (settings.TIME_ZONE),
-    through the template filters."""
-    return render(request, "notes/time.html", {"zone": get_current_timezone_name(), "instants": DST_INSTANTS})
+    through the template filters, and as naive local times: Django puts TIME_ZONE in
+    TZ and calls time.tzset(), so the C library's local time is Paris's too."""
+    local = [(datetime.fromtimestamp(t.timestamp()).isoformat(),
+              time.strftime("%Y-%m-%d %H:%M:%S %Z %z", time.localtime(t.timestamp())))
+             for t in DST_INSTANTS]
+    return render(request, "notes/time.html", {"zone": get_current_timezone_name(), "instants": DST_INSTANTS,
+                                               "local": local})
 
 
 def notes_json(request):
