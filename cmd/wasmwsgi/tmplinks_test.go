@@ -136,19 +136,7 @@ func TestTmpLinks(t *testing.T) {
 		"tar_members":               []any{[]any{"src", "5"}, []any{"src/a", "0"}, []any{"src/hard", "1"}, []any{"src/soft", "2"}},
 		"tar_extracted":             []any{"content", 2, "a"},
 	}
-	r := get(t, s.Base+"/links/")
-	if r.status != 200 {
-		t.Fatalf("GET /links/: %d %s", r.status, r.body)
-	}
-	var seen map[string]any
-	if err := json.Unmarshal([]byte(r.body), &seen); err != nil {
-		t.Fatal(err)
-	}
-	for k, w := range want {
-		if got, _ := json.Marshal(seen[k]); string(got) != mustJSON(t, w) {
-			t.Errorf("%s: %s, Linux gives %s", k, got, mustJSON(t, w))
-		}
-	}
+	expectLinux(t, s.Base+"/links/", want)
 }
 
 // tmpTimesApp does in its private /tmp what mailbox.Maildir relies on to notice new
@@ -215,9 +203,16 @@ func TestTmpFolderTimes(t *testing.T) {
 		"rmdir":     []any{now},
 		"link_file": []any{[]any{false, true, false}},
 	}
-	r := get(t, s.Base+"/times/")
+	expectLinux(t, s.Base+"/times/", want)
+}
+
+// expectLinux GETs url, a JSON object of what the guest saw, and compares each key of
+// want (what Linux gives) with it.
+func expectLinux(t *testing.T, url string, want map[string]any) {
+	t.Helper()
+	r := get(t, url)
 	if r.status != 200 {
-		t.Fatalf("GET /times/: %d %s", r.status, r.body)
+		t.Fatalf("GET %s: %d %s", url, r.status, r.body)
 	}
 	var seen map[string]any
 	if err := json.Unmarshal([]byte(r.body), &seen); err != nil {
