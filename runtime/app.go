@@ -354,11 +354,19 @@ func (a *App) probeHotPages(ctx context.Context, path string) {
 	if snap == nil || a.engine.pagemap == nil || !a.poolable() {
 		return
 	}
+	// The request's limits are an import's: limits.timeout, enforced as for any
+	// request through the instance's interrupt (a guest that spins past it is stopped).
+	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
+	defer cancel()
 	inst, err := a.newInstance(ctx, snap, ctx)
 	if err != nil {
 		return
 	}
 	defer inst.close()
+	if inst.interrupt != nil {
+		stop := context.AfterFunc(ctx, func() { inst.interrupt.Set(1) })
+		defer stop()
+	}
 	sockets := egress.NewSession(nil, egress.Config{})
 	defer sockets.Close()
 	load := &exchange{app: a, log: a.log, errCopy: &tail{}, mem: &inst.mem.Memory}

@@ -445,3 +445,47 @@ func TestHotPagesKeptWithTheSnapshot(t *testing.T) {
 		t.Fatalf("the first request after the import sees %d remembered values, want the %d of the warm-up", got, WarmupRounds)
 	}
 }
+
+// TestHotPageProbeIsBounded: the extra warm-up request that learns the hot pages at
+// import runs under the app's time limit. An app whose warm-up path spins once the
+// warm-up rounds are over still finishes loading, and serves.
+func TestHotPageProbeIsBounded(t *testing.T) {
+	e := newTestEngine(t)
+	dir := filepath.Join(t.TempDir(), "spins")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app := fmt.Sprintf(`
+calls = 0
+
+def app(environ, start_response):
+    global calls
+    calls += 1
+    if environ["PATH_INFO"] == "/warm" and calls > %d:
+        while True:
+            pass
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(calls).encode()]
+# %s
+`, WarmupRounds, time.Now())
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := e.NewApp(AppSpec{Name: "spins", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20, Warmup: []string{"/warm"},
+		Limits: Limits{Timeout: 2 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
+			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+	loaded := make(chan error, 1)
+	go func() { loaded <- a.Load(context.Background()) }()
+	select {
+	case err := <-loaded:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the load did not end: the probe request was not stopped at limits.timeout")
+	}
+	t.Cleanup(a.pool.drain)
+	if got := get(t, a, "/other"); got != fmt.Sprint(WarmupRounds+1) {
+		t.Fatalf("first request after the load: %s, want %d", got, WarmupRounds+1)
+	}
+}
