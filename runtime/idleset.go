@@ -11,11 +11,11 @@ import (
 // called now and then pays a restore from the snapshot on its next request instead of
 // holding an instance's memory all the time.
 //
-// Each pool keeps its own list of idle instances; the set only orders them. An
-// instance is in the set exactly while it is in its pool's list, except for the
-// moments between the two updates, which hold no lock in common: the set is always
-// updated after the pool, and an instance picked to close is closed only if its pool
-// still holds it.
+// Each pool keeps its own list of idle instances; the set only orders them. Pools
+// change the set only while they hold their own lock (pool, then set; the set never
+// calls a pool), so an instance is in the set exactly while it is in its pool's list.
+// The instances add returns are out of the set already, and the caller closes one only
+// if its pool still holds it, taking it out there.
 type idleSet struct {
 	mu  sync.Mutex
 	lru list.List // of *instance, the most recently idle at the front

@@ -77,7 +77,7 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 // reqCtx is the request the instance is made for; instances of apps with a data_dir
 // bind their /data lock to it and are never pooled.
 func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx context.Context) (*instance, error) {
-	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses()}
+	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses(), owner: &a.pool}
 	inst.files, inst.scratch = a.newHostFiles()
 	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
@@ -158,18 +158,20 @@ func (p *pool) take() *instance {
 	}
 	inst := p.idle[n-1]
 	p.idle = p.idle[:n-1]
-	p.mu.Unlock()
 	p.shared.remove(inst)
+	p.mu.Unlock()
 	return inst
 }
 
-// remove takes inst out of the pool and reports whether it was there.
+// remove takes inst out of the pool, and out of the shared set, and reports whether it
+// was there.
 func (p *pool) remove(inst *instance) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, in := range p.idle {
 		if in == inst {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.shared.remove(inst)
 			return true
 		}
 	}
@@ -179,29 +181,30 @@ func (p *pool) remove(inst *instance) bool {
 // put keeps inst for a later request, or closes it when the pool is full or closed.
 // Instances that expired (expired) are closed on the way.
 // Keeping it may close the instance that has waited longest among all apps' (idleSet).
+//
+// The shared set is changed only under the pool's lock (the lock order is pool, then
+// set), so an instance is in the set exactly while it is in a pool: one taken for a
+// request is never counted as idle.
 func (p *pool) put(inst *instance) {
 	now := time.Now()
-	inst.idleSince, inst.owner = now, p
-	var drop []*instance
+	inst.idleSince = now
+	var drop, over []*instance
 	p.mu.Lock()
-	kept := !p.closed && len(p.idle) < p.max
-	if kept {
+	if !p.closed && len(p.idle) < p.max {
 		p.idle = append(p.idle, inst)
+		over = p.shared.add(inst)
 	} else {
 		drop = append(drop, inst)
 	}
 	expired := p.expired(now)
-	p.arm(now)
-	p.mu.Unlock()
 	p.shared.remove(expired...)
 	drop = append(drop, expired...)
-	if kept {
-		for _, old := range p.shared.add(inst) {
-			// Taken for a request since it was picked: it stays with that request.
-			if old.owner.remove(old) {
-				p.shared.remove(old) // put back again meanwhile, and recorded anew
-				drop = append(drop, old)
-			}
+	p.arm(now)
+	p.mu.Unlock()
+	for _, old := range over {
+		// Out of the set already; close it unless it was taken for a request since.
+		if old.owner.remove(old) {
+			drop = append(drop, old)
 		}
 	}
 	for _, d := range drop {
@@ -257,9 +260,9 @@ func (p *pool) trim() {
 	now := time.Now()
 	p.mu.Lock()
 	drop := p.expired(now)
+	p.shared.remove(drop...)
 	p.arm(now)
 	p.mu.Unlock()
-	p.shared.remove(drop...)
 	for _, d := range drop {
 		d.close()
 	}
@@ -270,11 +273,11 @@ func (p *pool) drain() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	p.shared.remove(idle...)
 	if p.timer != nil {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
-	p.shared.remove(idle...)
 	for _, inst := range idle {
 		inst.close()
 	}
