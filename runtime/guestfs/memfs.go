@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -185,7 +186,7 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex)
 	m = newMemFS()
 	m.index = &FileIndex{Taken: time.Now().UnixNano(), Files: map[string]fileRecord{}}
 	allVouched := known != nil
-	err = walkRoot(root, "", func(dir *os.Root, name string, d fs.DirEntry, err error) error {
+	err = walkRoot(root, "", 0, func(dir *os.Root, name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s (%v)", name, err))
 			return nil
@@ -254,8 +255,10 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex)
 // own Root: a Stat or an Open there resolves one name, where one from the top would
 // open every folder on the way (os.Root checks each step), which made walking an app's
 // site-packages mostly system calls. fn may return fs.SkipDir for a folder; an error
-// reading a folder is passed to fn with that folder's name and a nil entry.
-func walkRoot(dir *os.Root, prefix string, fn func(dir *os.Root, name string, d fs.DirEntry, err error) error) error {
+// reading a folder is passed to fn with that folder's name and a nil entry. Each level
+// holds its folder open while it walks the ones below, so folders deeper than
+// maxFolderDepth are passed to fn as an error and not walked.
+func walkRoot(dir *os.Root, prefix string, depth int, fn func(dir *os.Root, name string, d fs.DirEntry, err error) error) error {
 	f, err := dir.Open(".")
 	var entries []fs.DirEntry
 	if err == nil {
@@ -277,10 +280,12 @@ func walkRoot(dir *os.Root, prefix string, fn func(dir *os.Root, name string, d 
 			if err == fs.SkipDir {
 				continue
 			}
-			if err == nil {
+			if err == nil && depth+1 >= maxFolderDepth {
+				err = fn(dir, name, nil, fmt.Errorf("folders nested more than %d deep are left out", maxFolderDepth))
+			} else if err == nil {
 				var sub *os.Root
 				if sub, err = dir.OpenRoot(d.Name()); err == nil {
-					err = walkRoot(sub, name+"/", fn)
+					err = walkRoot(sub, name+"/", depth+1, fn)
 					sub.Close()
 				} else {
 					err = fn(dir, name, nil, err)
@@ -294,20 +299,31 @@ func walkRoot(dir *os.Root, prefix string, fn func(dir *os.Root, name string, d 
 	return nil
 }
 
+// maxFolderDepth is how deep an app folder's tree is walked: far past any import path
+// (the guest's paths are limited to 4096 bytes), and few enough open folders that a
+// tenant's deep tree cannot use up the server's file descriptors.
+const maxFolderDepth = 64
+
 // readOnce reads the file at name below root, failing past limit bytes, and leaves
 // none of it in the page cache: the tree holds the content from now on, and a server
 // of a thousand tenants would otherwise fill the cache with a second copy of every
 // file each of them ships, pushing out the snapshot pages requests do need.
 func readOnce(root *os.Root, name string, limit int64) ([]byte, error) {
-	f, err := root.Open(name)
+	// Non-blocking, so that a file swapped for a FIFO after it was stat'ed cannot hold
+	// the load waiting for a writer; what is read must be the regular file it was.
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var size int64
-	if info, err := f.Stat(); err == nil {
-		size = info.Size()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	size := info.Size()
 	// Read into a buffer of the size stat gave, as os.ReadFile does: the content is
 	// kept for as long as a tree holds it, so it must not carry the spare capacity a
 	// bytes.Buffer leaves (up to as much again).

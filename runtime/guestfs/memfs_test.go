@@ -3,11 +3,13 @@ package guestfs
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -182,5 +184,66 @@ func TestMemFSHoldsNoSpareCapacity(t *testing.T) {
 	}
 	if d := m.nodes["app.py"].data; string(d) != content || cap(d) > len(d)+1 {
 		t.Errorf("folder: %d bytes held in a buffer of %d", len(d), cap(d))
+	}
+}
+
+// TestMemFSFromDirDepthAndFIFOs: a tenant's folder nested past maxFolderDepth is left
+// out with a reason rather than walked with a file descriptor per level, and a FIFO
+// reached by name (as when a file is swapped for one after its Stat) fails at once
+// instead of waiting for a writer.
+func TestMemFSFromDirDepthAndFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	deep := dir
+	for i := range maxFolderDepth + 5 {
+		deep = filepath.Join(deep, fmt.Sprintf("d%d", i))
+		if i == 10 {
+			if err := os.MkdirAll(deep, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(deep, "kept.py"), []byte("x = 1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(deep, "lost.py"), []byte("x = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, skipped, err := MemFSFromDir(dir, 1<<20, testCacheTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for name := range m.nodes {
+		if strings.HasSuffix(name, "/kept.py") {
+			kept++
+		}
+		if strings.HasSuffix(name, "/lost.py") {
+			t.Errorf("%s, past the depth limit, is in the tree", name)
+		}
+	}
+	if kept != 1 || len(skipped) != 1 || !strings.Contains(skipped[0], fmt.Sprintf("nested more than %d deep", maxFolderDepth)) {
+		t.Errorf("kept.py found %d times; skipped: %q", kept, skipped)
+	}
+
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	done := make(chan error, 1)
+	go func() { _, err := readOnce(root, "fifo", 1<<20); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("reading a FIFO: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading a FIFO waited for a writer")
 	}
 }
