@@ -95,9 +95,9 @@ type Engine struct {
 	instances      *gate
 	// idle orders the idle instances of all apps, to keep at most MaxIdle of them.
 	idle *idleSet
-	// imports admits one app import per CPU: an import is CPU work from start to end,
-	// while the loads around it (folders read, cached snapshots restored) mostly wait on
-	// the disk and may run many at once.
+	// imports admits one app import per CPU, up to maxImports: an import is CPU work
+	// from start to end, while the loads around it (folders read, cached snapshots
+	// restored) mostly wait on the disk and may run many at once.
 	imports chan struct{}
 	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
 	interruptible bool
@@ -114,6 +114,11 @@ type Engine struct {
 	// dataDirs holds the data folders of the loaded apps, each open once.
 	dataDirs *guestfs.DataDirs
 }
+
+// maxImports bounds the imports that run at once whatever the CPUs: each may take an
+// app's whole limits.memory, so a many-core host starting cold would otherwise need
+// that many times over.
+const maxImports = 4
 
 // NewEngine compiles the guest's python.wasm and loads its stdlib. It takes about a second cold and a
 // fraction of that with the compilation cache warm.
@@ -224,7 +229,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		// their app's queue, and here only for that queue's timeout.
 		instances: newGate(cfg.MaxInstances, 1<<30),
 		idle:      &idleSet{max: cfg.MaxIdle},
-		imports:   make(chan struct{}, goruntime.GOMAXPROCS(0)),
+		imports:   make(chan struct{}, min(goruntime.GOMAXPROCS(0), maxImports)),
 	}, nil
 }
 
