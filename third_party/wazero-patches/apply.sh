@@ -29,14 +29,24 @@ src=$(field Dir)
 sum=$(field Sum)
 [ -d "$src" ] && [ -n "$sum" ] || { echo "wazero-patches: go mod download $mod@$version gave no folder: $info" >&2; exit 1; }
 
-upto=
-if [ "${2:-}" = --upto ] && [ -n "${3:-}" ]; then
-  upto=$3
-fi
+dir_only= upto=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dir) dir_only=1 ;;
+    --upto)
+      upto=${2:-}
+      [[ "$upto" =~ ^[0-9]{4}$ ]] || { echo "wazero-patches: --upto takes a patch number such as 0001, not \"$upto\"" >&2; exit 1; }
+      shift
+      ;;
+    *) echo "wazero-patches: unknown argument \"$1\": use --dir and --upto NNNN" >&2; exit 1 ;;
+  esac
+  shift
+done
 patches=()
-for p in "$here"/*.patch; do
+for p in "$here"/[0-9][0-9][0-9][0-9]-*.patch; do
   n=$(basename "$p")
-  if [ -z "$upto" ] || [[ ! "$n" > "$upto-~" ]]; then
+  # By number, not by the locale's order of names.
+  if [ -z "$upto" ] || ((10#${n%%-*} <= 10#$upto)); then
     patches+=("$p")
   fi
 done
@@ -63,7 +73,7 @@ if [ ! -f "$out/.wasmwsgi-patched" ]; then
   echo "wazero-patches: $mod@$version patched into $out" >&2
 fi
 
-if [ "${1:-}" = "--dir" ]; then
+if [ -n "$dir_only" ]; then
   echo "$out"
   exit 0
 fi
