@@ -82,6 +82,9 @@ func (s *ScratchFS) Reset() {
 		s.used = 0
 	}
 	*s.nodes["."] = s.root
+	// Inode numbers start again too: a file's number would otherwise count the files
+	// earlier requests made.
+	s.nextIno = s.root.ino
 }
 
 func (s *ScratchFS) newNode(dir bool, perm fs.FileMode) *scratchNode {

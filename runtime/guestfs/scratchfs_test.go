@@ -244,3 +244,34 @@ func TestScratchResetTimes(t *testing.T) {
 		t.Errorf("root after Reset: %+v, want %+v as when it was made", st, empty)
 	}
 }
+
+// TestScratchResetInodes: after Reset, the first file made has the number the first
+// file of a new tree has, so a request cannot count the files earlier ones made.
+func TestScratchResetInodes(t *testing.T) {
+	ino := func(s *ScratchFS) uint64 {
+		t.Helper()
+		f, errno := s.OpenFile("f", experimentalsys.O_WRONLY|experimentalsys.O_CREAT, 0o644)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		f.Close()
+		st, errno := s.Stat("f")
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		return st.Ino
+	}
+	fresh := ino(NewScratchFS(1<<20, nil))
+	s := NewScratchFS(1<<20, nil)
+	for _, name := range []string{"a", "b", "c"} {
+		f, errno := s.OpenFile(name, experimentalsys.O_WRONLY|experimentalsys.O_CREAT, 0o644)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		f.Close()
+	}
+	s.Reset()
+	if got := ino(s); got != fresh {
+		t.Errorf("first file after Reset has inode %d, a fresh tree's first %d", got, fresh)
+	}
+}
