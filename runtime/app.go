@@ -129,6 +129,8 @@ type App struct {
 	snap *memimage.Image
 	// cachePath is where the snapshot is cached on disk ("" when it is not).
 	cachePath string
+	// hotMu orders the writes of the snapshot's hot page set (keepHotPages).
+	hotMu sync.Mutex
 	// data is the app's data folder from its load until it fails or is closed; nil
 	// without one (datadir.go).
 	data atomic.Pointer[guestfs.DataDir]

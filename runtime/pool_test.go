@@ -492,3 +492,39 @@ def app(environ, start_response):
 		t.Fatalf("first request after the load: %s, want %d", got, WarmupRounds+1)
 	}
 }
+
+// TestSnapshotCleanupKeepsOtherApps: writing app foo's new snapshot removes foo's older
+// ones, and never those of an app whose name starts with "foo-".
+func TestSnapshotCleanupKeepsOtherApps(t *testing.T) {
+	e := newTestEngine(t)
+	load := func(name, marker string) *App {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp+"\n# "+marker), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a := e.NewApp(AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+			Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
+				QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+		if err := a.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.pool.drain)
+		return a
+	}
+	stamp := time.Now().String()
+	other := load("foo-x", stamp)
+	first := load("foo", stamp+" 1")
+	second := load("foo", stamp+" 2")
+	for _, c := range []struct {
+		path string
+		kept bool
+	}{{other.cachePath, true}, {first.cachePath, false}, {second.cachePath, true}} {
+		if _, err := os.Stat(c.path); (err == nil) != c.kept {
+			t.Errorf("%s: exists=%v, want %v", filepath.Base(c.path), err == nil, c.kept)
+		}
+	}
+}

@@ -74,12 +74,19 @@ func hotPagesPath(path string) string { return strings.TrimSuffix(path, ".mem") 
 // snapshot, so that after a restart the first request to the app finds its pages read
 // ahead too. It runs once per snapshot, after the requests that fill the set.
 func (a *App) keepHotPages(snap *memimage.Image) {
-	b := snap.HotPages()
-	if a.cachePath == "" || b == nil {
+	if a.cachePath == "" {
 		return
 	}
 	path := hotPagesPath(a.cachePath)
 	go func() {
+		// One write at a time, each of the set as it is then: the last one written
+		// holds the most learned.
+		a.hotMu.Lock()
+		defer a.hotMu.Unlock()
+		b := snap.HotPages()
+		if b == nil {
+			return
+		}
 		if err := atomicfile.Write(path, func(f *os.File) error { _, err := f.Write(b); return err }); err != nil {
 			a.log.Warn("cannot keep the snapshot's hot page set; the next start learns it again", "error", err.Error())
 		}
@@ -100,7 +107,9 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.mem"))
 	hot, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.hot"))
 	for _, p := range append(old, hot...) {
-		if p != path {
+		// Only this app's: "NAME-<key>.mem", never app NAME-x's "NAME-x-<key>.mem".
+		key := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), a.Spec.Name+"-"), ".mem"), ".hot")
+		if _, err := hex.DecodeString(key); err == nil && len(key) == len(a.snapshotKey()) && p != path {
 			os.Remove(p)
 		}
 	}

@@ -60,6 +60,13 @@ func (h *hotSet) learn(pages int, runs func(add func(lo, hi int)) error) (save b
 	return h.learned == 1 || h.learned == learnRequests, nil
 }
 
+// empty reports whether no request was learned yet.
+func (h *hotSet) empty() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.learned == 0
+}
+
 // runs calls fn with each run [first, end) of hot pages, runs that are at most
 // prefetchGap cold pages apart merged.
 func (h *hotSet) runs(fn func(first, end int)) {
@@ -132,6 +139,9 @@ func (img *Image) SetHotPages(b []byte) error {
 	for i := range h.bits {
 		h.bits[i] = binary.LittleEndian.Uint64(rest[8*i:])
 	}
+	if tail := pages % 64; tail != 0 {
+		h.bits[len(h.bits)-1] &= 1<<tail - 1 // no page past the image's end
+	}
 	h.learned = int(learned)
 	return nil
 }
@@ -148,7 +158,7 @@ func cutPrefix(b []byte, prefix string) ([]byte, bool) {
 // down again (HotPages): after the first request and the last one learned. Call it
 // after a request, before Restore.
 func (m *Restored) Learn(pm *PageMap) (save bool) {
-	if pm == nil || m.err != nil {
+	if pm == nil || m.err != nil || m.img.memfd {
 		return false
 	}
 	mem := m.mapped[:m.img.size]
@@ -163,6 +173,9 @@ func (m *Restored) Learn(pm *PageMap) (save bool) {
 // on their way. When they are all cached it costs one mincore call. Nothing happens
 // before the first request was learned.
 func (img *Image) Prefetch() {
+	if img.memfd || img.hot.empty() {
+		return
+	}
 	view, err := img.view()
 	if err != nil {
 		return

@@ -3,6 +3,7 @@
 package memimage
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,3 +101,37 @@ func TestPrefetchReadsTheHotPages(t *testing.T) {
 
 // readSink keeps the compiler from dropping the test's reads of memory.
 var readSink byte
+
+// TestHotPagesPastTheEnd: a kept hot set is the cache folder's, so a damaged one is
+// trusted no further than the image's size: bits past its last page are dropped, and
+// prefetching it reads within the image.
+func TestHotPagesPastTheEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "one.mem")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Write(f, make([]byte, WasmPage))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	pages := WasmPage / pageSize
+	b := binary.AppendUvarint([]byte(hotFormat), uint64(pages))
+	b = binary.AppendUvarint(b, 1)
+	b = binary.LittleEndian.AppendUint64(b, ^uint64(0)) // every bit of the word
+	if err := img.SetHotPages(b); err != nil {
+		t.Fatal(err)
+	}
+	img.Prefetch() // indexes the image's pages only
+	n := 0
+	img.hot.runs(func(first, end int) { n += end - first })
+	if n != pages {
+		t.Errorf("the set holds %d pages of a %d-page image", n, pages)
+	}
+}

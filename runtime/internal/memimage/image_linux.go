@@ -23,6 +23,9 @@ type Image struct {
 	viewErr  error
 
 	hot hotSet // the pages requests use (hot.go)
+	// memfd is set for an image held in memory (New): its pages are never read from a
+	// disk, so it keeps no hot set.
+	memfd bool
 }
 
 // New copies mem into a memfd named after name.
@@ -36,7 +39,7 @@ func New(name string, mem []byte) (*Image, error) {
 		f.Close()
 		return nil, fmt.Errorf("writing the snapshot: %w", err)
 	}
-	return &Image{file: f, size: uint64(len(mem))}, nil
+	return &Image{file: f, size: uint64(len(mem)), memfd: true}, nil
 }
 
 // Open uses the file at path as an Image, without reading it: its pages are read
