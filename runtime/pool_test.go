@@ -265,13 +265,7 @@ func TestIdleInstancesAcrossApps(t *testing.T) {
 		}
 	}
 
-	dir := filepath.Join(t.TempDir(), "c")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := appFolder(t, "c", poolApp)
 	c = e.NewApp(AppSpec{Name: "c", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
 		Isolation: IsolationRequest, Prewarm: 1,
 		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 16,
@@ -351,17 +345,8 @@ func TestIdleInstancesAcrossAppsConcurrently(t *testing.T) {
 // loads once a turn is free.
 func TestImportsWaitForACPU(t *testing.T) {
 	e := newTestEngine(t)
-	dir := filepath.Join(t.TempDir(), "waits")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	// Not in the snapshot cache, so the load imports.
-	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp+"\n# "+t.Name()+time.Now().String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec := AppSpec{Name: "waits", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
-		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
-			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}}
+	spec := oneAtATime("waits", appFolder(t, "waits", poolApp+"\n# "+t.Name()+time.Now().String()))
 	for range cap(e.imports) {
 		e.imports <- struct{}{}
 	}
@@ -392,16 +377,7 @@ func TestHotPagesKeptWithTheSnapshot(t *testing.T) {
 	if e.pagemap == nil {
 		t.Skip("/proc/self/pagemap is not readable")
 	}
-	dir := filepath.Join(t.TempDir(), "hot")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp+"\n# "+time.Now().String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec := AppSpec{Name: "hot", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
-		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
-			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}}
+	spec := oneAtATime("hot", appFolder(t, "hot", poolApp+"\n# "+time.Now().String()))
 	a := e.NewApp(spec)
 	if err := a.Load(context.Background()); err != nil {
 		t.Fatal(err)
@@ -454,10 +430,6 @@ func TestHotPagesKeptWithTheSnapshot(t *testing.T) {
 // warm-up rounds are over still finishes loading, and serves.
 func TestHotPageProbeIsBounded(t *testing.T) {
 	e := newTestEngine(t)
-	dir := filepath.Join(t.TempDir(), "spins")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	app := fmt.Sprintf(`
 calls = 0
 
@@ -471,12 +443,9 @@ def app(environ, start_response):
     return [str(calls).encode()]
 # %s
 `, WarmupRounds, time.Now())
-	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a := e.NewApp(AppSpec{Name: "spins", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20, Warmup: []string{"/warm"},
-		Limits: Limits{Timeout: 2 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
-			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+	spec := oneAtATime("spins", appFolder(t, "spins", app))
+	spec.Warmup, spec.Limits.Timeout = []string{"/warm"}, 2*time.Second
+	a := e.NewApp(spec)
 	loaded := make(chan error, 1)
 	go func() { loaded <- a.Load(context.Background()) }()
 	select {
@@ -499,16 +468,7 @@ func TestSnapshotCleanupKeepsOtherApps(t *testing.T) {
 	e := newTestEngine(t)
 	load := func(name, marker string) *App {
 		t.Helper()
-		dir := filepath.Join(t.TempDir(), name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp+"\n# "+marker), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		a := e.NewApp(AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
-			Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
-				QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+		a := e.NewApp(oneAtATime(name, appFolder(t, name, poolApp+"\n# "+marker)))
 		if err := a.Load(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -527,4 +487,24 @@ func TestSnapshotCleanupKeepsOtherApps(t *testing.T) {
 			t.Errorf("%s: exists=%v, want %v", filepath.Base(c.path), err == nil, c.kept)
 		}
 	}
+}
+
+// appFolder writes source as app.py of a new folder named name and returns the folder.
+func appFolder(t *testing.T, name, source string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// oneAtATime is the spec of an app in dir that runs one request at a time.
+func oneAtATime(name, dir string) AppSpec {
+	return AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
+			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}}
 }
