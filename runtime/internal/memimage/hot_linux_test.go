@@ -18,16 +18,7 @@ import (
 // SetHotPages on the image opened again, and nothing is read before a request.
 func TestPrefetchReadsTheHotPages(t *testing.T) {
 	const size = 64 * WasmPage
-	path := filepath.Join(t.TempDir(), "app.mem")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = Write(f, make([]byte, size))
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := writeImage(t, size)
 	testkit.SkipOnTmpfs(t, path)
 	pm := OpenPageMap()
 	if pm == nil {
@@ -106,17 +97,7 @@ var readSink byte
 // trusted no further than the image's size: bits past its last page are dropped, and
 // prefetching it reads within the image.
 func TestHotPagesPastTheEnd(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "one.mem")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = Write(f, make([]byte, WasmPage))
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := Open(path)
+	img, err := Open(writeImage(t, WasmPage))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,4 +115,21 @@ func TestHotPagesPastTheEnd(t *testing.T) {
 	if n != pages {
 		t.Errorf("the set holds %d pages of a %d-page image", n, pages)
 	}
+}
+
+// writeImage writes an image file of size zero bytes, as a cached snapshot is written
+// (out of the page cache), and returns its path.
+func writeImage(t *testing.T, size int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "app.mem")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Write(f, make([]byte, size))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
