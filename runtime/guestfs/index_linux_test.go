@@ -109,15 +109,7 @@ func TestFileIndexNoticesChanges(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "mod.py")
-			if err := os.WriteFile(path, []byte("x = 1\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			first, _, err := MemFSFromDir(dir, 1<<20, testCacheTag, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir, path, first := readModFolder(t)
 			time.Sleep(20 * time.Millisecond) // past the file system's timestamp tick
 			tc.change(t, path, []byte("x = 2\n"))
 			known := indexLater(first.Index())
@@ -139,15 +131,7 @@ func TestFileIndexNoticesChanges(t *testing.T) {
 // TestFileIndexRacyFiles checks that an index does not vouch for a file that changed
 // within racyWindow of the read: its recorded times could hide a later write.
 func TestFileIndexRacyFiles(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "mod.py")
-	if err := os.WriteFile(path, []byte("x = 1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	first, _, err := MemFSFromDir(dir, 1<<20, testCacheTag, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, path, first := readModFolder(t)
 	info, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -184,4 +168,20 @@ func TestFileIndexFile(t *testing.T) {
 	if got := ReadFileIndex(path); got != nil {
 		t.Errorf("a cut-short index reads as %+v, want none", got)
 	}
+}
+
+// readModFolder makes a folder holding mod.py ("x = 1") and reads it into a tree: the
+// folder, the file's path and the tree.
+func readModFolder(t *testing.T) (dir, path string, m *MemFS) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "mod.py")
+	if err := os.WriteFile(path, []byte("x = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := MemFSFromDir(dir, 1<<20, testCacheTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, path, m
 }
