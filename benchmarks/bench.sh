@@ -115,6 +115,30 @@ run_wrk() {
     /Non-2xx|Socket errors/ { err = err $0 " " }
     END { printf "%.0f %.2f %.2f %s\n", rps, p50, p99, (err == "" ? "-" : "yes") }'
 }
+# warm_up target...: one second of light load on each target.
+warm_up() {
+  local t
+  for t in "$@"; do wrk -t1 -c4 -d1s "${url[$t]}" >/dev/null; done
+}
+# measure_rounds raw target...: ROUNDS rounds over the targets in turn, appended to raw.
+measure_rounds() {
+  local raw=$1 r t
+  shift
+  for r in $(seq "$rounds"); do
+    for t in "$@"; do
+      echo "round $r/$rounds: $t" >&2
+      echo "$t $(run_wrk "$t")" >> "$raw"
+    done
+  done
+}
+# fail_on_errors raw what: stops the run when a request in raw failed.
+fail_on_errors() {
+  if grep -q ' yes$' "$1"; then
+    echo "bench: some ${2}requests failed (non-2xx or socket errors):" >&2
+    grep ' yes$' "$1" >&2
+    exit 1
+  fi
+}
 
 declare -A url
 if [ "$static_only" = 0 ]; then
@@ -141,18 +165,9 @@ for t in "${targets[@]}"; do
 done
 
 echo "warming up..." >&2
-for t in "${targets[@]}"; do wrk -t1 -c4 -d1s "${url[$t]}" >/dev/null; done
-for r in $(seq "$rounds"); do
-  for t in "${targets[@]}"; do
-    echo "round $r/$rounds: $t" >&2
-    echo "$t $(run_wrk "$t")" >> "$work/raw"
-  done
-done
-if grep -q ' yes$' "$work/raw"; then
-  echo "bench: some requests failed (non-2xx or socket errors):" >&2
-  grep ' yes$' "$work/raw" >&2
-  exit 1
-fi
+warm_up "${targets[@]}"
+measure_rounds "$work/raw" "${targets[@]}"
+fail_on_errors "$work/raw" ""
 
 # report RAW: the medians of the rounds in RAW ("app/server rps p50 p99 errors" lines)
 # and the ratios, as Markdown tables.
@@ -248,18 +263,9 @@ for t in "${stargets[@]}"; do
   curl -fs "${url[$t]}" | cmp -s - apps/flask/static/style.css ||
     { echo "bench: ${url[$t]} does not answer apps/flask/static/style.css" >&2; exit 1; }
 done
-for t in "${stargets[@]}"; do wrk -t1 -c4 -d1s "${url[$t]}" >/dev/null; done
-for r in $(seq "$rounds"); do
-  for t in "${stargets[@]}"; do
-    echo "round $r/$rounds: $t" >&2
-    echo "$t $(run_wrk "$t")" >> "$work/sraw"
-  done
-done
-if grep -q ' yes$' "$work/sraw"; then
-  echo "bench: some static requests failed (non-2xx or socket errors):" >&2
-  grep ' yes$' "$work/sraw" >&2
-  exit 1
-fi
+warm_up "${stargets[@]}"
+measure_rounds "$work/sraw" "${stargets[@]}"
+fail_on_errors "$work/sraw" "static "
 static_report=$(python3 - "$work/sraw" "$("$nginx_bin" -v 2>&1 | cut -d/ -f2)" <<'EOF'
 import statistics, sys
 rows = {}
@@ -353,7 +359,7 @@ EOF
     body=$(curl -s "${url[$t]}")
     [ "$body" = "$want" ] || { echo "bench: ${url[$t]} answered \"$body\"" >&2; cat "$work/wasmwsgi-egress.log" >&2; exit 1; }
   done
-  for t in "${etargets[@]}"; do wrk -t1 -c4 -d1s "${url[$t]}" >/dev/null; done
+  warm_up "${etargets[@]}"
   for r in $(seq "$rounds"); do
     for t in "${etargets[@]}"; do
       echo "round $r/$rounds: $t" >&2
@@ -364,11 +370,7 @@ EOF
     echo "native $(cd benchmarks/egress && PYTHONPATH=$site PYTHONDONTWRITEBYTECODE=1 python3 -c \
       "import app; print('%.1f' % app.round_trips($rp, $rtt_n))")" >> "$work/rtt"
   done
-  if grep -q ' yes$' "$work/eraw"; then
-    echo "bench: some outbound requests failed (non-2xx or socket errors):" >&2
-    grep ' yes$' "$work/eraw" >&2
-    exit 1
-  fi
+  fail_on_errors "$work/eraw" "outbound "
   egress_report=$(report "$work/eraw")
   rtt=$(python3 - "$work/rtt" <<'EOF'
 import statistics, sys
