@@ -72,7 +72,8 @@ func hotPagesPath(path string) string { return strings.TrimSuffix(path, ".mem") 
 
 // keepHotPages writes snap's hot page set (memimage.Image.Prefetch) next to the cached
 // snapshot, so that after a restart the first request to the app finds its pages read
-// ahead too. It runs once per snapshot, after the requests that fill the set.
+// ahead too. It runs when memimage.Restored.Learn says so: after the first request
+// learned and after the last.
 func (a *App) keepHotPages(snap *memimage.Image) {
 	if a.cachePath == "" {
 		return
