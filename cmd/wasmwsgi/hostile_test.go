@@ -13,10 +13,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
+	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
 // attack is one hostile request and what must come of it.
@@ -578,6 +580,31 @@ func TestTenantEscalations(t *testing.T) {
 	refused["mall"] = "app mall: its mount /mall belongs to app store, which the server configuration mounts there"
 	app("xyz", greedyApp, "")
 	refused["xyz"] = "app xyz: its mount /xyz belongs to app abc, which the server configuration mounts there"
+	// Loads that must end and leave the app serving: a warm-up path that spins once the
+	// warm-up rounds are over (the extra request that learns the snapshot's hot pages),
+	// and a folder holding a FIFO and folders nested far past any import path.
+	app("spin-probe", fmt.Sprintf(`calls = 0
+
+def application(environ, start_response):
+    global calls
+    calls += 1
+    if environ["PATH_INFO"] == "/warm" and calls > %d:
+        while True:
+            pass
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"loaded"]
+# %s: new each run, so that the app is imported, not restored from a cached snapshot
+`, runtime.WarmupRounds, time.Now()), "warmup = [\"/warm\"]\n[limits]\ntimeout = \"2s\"\n")
+	app("odd-files", "def application(environ, start_response):\n"+
+		"    start_response(\"200 OK\", [(\"Content-Type\", \"text/plain\")])\n    return [b\"loaded\"]\n", "")
+	if err := syscall.Mkfifo(filepath.Join(apps, "odd-files", "data.txt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join(apps, "odd-files")
+	for i := range 100 {
+		deep = filepath.Join(deep, fmt.Sprintf("d%d", i))
+	}
+	testkit.WriteFile(t, filepath.Join(deep, "lost.py"), "x = 1\n")
 
 	data := filepath.Join(tmp, "data")
 	conf := filepath.Join(tmp, "server.toml")
@@ -625,6 +652,17 @@ DATABASE_URL = "postgres://db/granted"
 		}
 	}
 	states := readyStates(t, s.Base)
+	for _, name := range []string{"spin-probe", "odd-files"} {
+		t.Run("loads "+name, func(t *testing.T) {
+			if st := states[name]; st.State != "ready" {
+				t.Errorf("state %q: %s", st.State, st.Error)
+			}
+			if r := get(t, s.Base+"/"+name+"/other"); r.status != 200 || r.body != "loaded" {
+				t.Errorf("GET /%s/other: %d %q", name, r.status, r.body)
+			}
+			serving(t)
+		})
+	}
 	for name, want := range refused {
 		t.Run("refused "+name, func(t *testing.T) {
 			if st := states[name]; st.State != "failed" || !strings.Contains(st.Error, want) {
