@@ -116,6 +116,9 @@ type App struct {
 	StaticFiles bool
 	Static      []static.Route
 	StaticCache static.CacheControl
+	// ShareSnapshot lets the app's snapshot share pages with byte-identical copies of
+	// the app (runtime.AppSpec.ShareSnapshot).
+	ShareSnapshot bool
 
 	// Sources tells, for each key of Settings, where its value came from.
 	Sources map[string]string

@@ -168,6 +168,7 @@ func (rt *Router) newMounts(cfg Config, dirs []config.App) []*Mount {
 				Prewarm:        d.Prewarm,
 				Warmup:         d.Warmup,
 				AutoWarmup:     d.Warmup == nil,
+				ShareSnapshot:  d.ShareSnapshot,
 
 				Outbound:       d.Outbound,
 				OutboundLimits: d.OutboundLimits,

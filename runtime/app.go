@@ -91,6 +91,12 @@ type AppSpec struct {
 	// only when the app answered below 500 and the same on the first and last rounds;
 	// otherwise the snapshot is taken without it and the log says why.
 	AutoWarmup bool
+	// ShareSnapshot lets the app's cached snapshot share its pages with the snapshots
+	// of byte-identical copies of the app (same files, settings and environment): the
+	// snapshot's hash secret then comes from those inputs and a key of the server's,
+	// the same for every such copy, instead of from fresh entropy (docs/design.md,
+	// "Shared snapshot pages").
+	ShareSnapshot bool
 }
 
 // State is where an app is in its life.
