@@ -27,3 +27,23 @@ func Write(path string, write func(*os.File) error) error {
 	}
 	return err
 }
+
+// Create is Write for a file that must never change once it exists: path is made to
+// hold what write puts in the file only when path does not exist yet, and otherwise
+// left as it is, with an error for which errors.Is(err, fs.ErrExist) holds. Two
+// writers racing for the same path both see one complete file there afterwards.
+func Create(path string, write func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = write(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	return err
+}

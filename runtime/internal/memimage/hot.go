@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"os"
 	"sync"
 	"unsafe"
 
@@ -194,9 +195,20 @@ func (img *Image) Prefetch() {
 			case missing && lo < 0:
 				lo = p
 			case !missing && lo >= 0:
-				_ = unix.Fadvise(int(img.file.Fd()), int64(lo*pageSize), int64((p-lo)*pageSize), unix.FADV_WILLNEED)
+				img.willNeed(int64(lo*pageSize), int64(p*pageSize))
 				lo = -1
 			}
 		}
+	})
+}
+
+// willNeed asks the kernel to read the image's bytes [lo, hi) from the files that hold
+// them.
+func (img *Image) willNeed(lo, hi int64) {
+	_ = img.segments(func(slo, shi int64, f *os.File, off int64) error {
+		if a, b := max(lo, slo), min(hi, shi); a < b {
+			_ = unix.Fadvise(int(f.Fd()), off+(a-slo), b-a, unix.FADV_WILLNEED)
+		}
+		return nil
 	})
 }

@@ -17,6 +17,10 @@ import (
 type Image struct {
 	file *os.File
 	size uint64 // a multiple of WasmPage
+	// layout and base are set for a layered image (WriteLayered): file holds the
+	// pages of layout's runs, base the others.
+	layout *layout
+	base   *os.File
 
 	viewOnce sync.Once
 	viewMem  []byte // a read-only shared mapping of file, the source of restores
@@ -44,21 +48,67 @@ func New(name string, mem []byte) (*Image, error) {
 
 // Open uses the file at path as an Image, without reading it: its pages are read
 // into the page cache as instances first touch them. The file must not change while
-// the Image is open (unlinking it is fine).
+// the Image is open (unlinking it is fine). A layered image file (WriteLayered) opens
+// its base too, which must not change either.
 func Open(path string) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err == nil {
-		err = checkSize(st.Size())
-	}
+	img, err := open(path, f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &Image{file: f, size: uint64(st.Size())}, nil
+	return img, nil
+}
+
+func open(path string, f *os.File) (*Image, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	l, err := readLayout(f, st.Size())
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		if err := checkSize(st.Size()); err != nil {
+			return nil, err
+		}
+		return &Image{file: f, size: uint64(st.Size())}, nil
+	}
+	if l.pageSize != pageSize {
+		return nil, fmt.Errorf("layered image of %d-byte pages on a system of %d-byte pages", l.pageSize, pageSize)
+	}
+	base, err := openBase(path, l)
+	if err != nil {
+		return nil, err
+	}
+	return &Image{file: f, size: l.size, layout: l, base: base}, nil
+}
+
+// segments calls fn with each stretch [lo, hi) of the image and the file and offset
+// that hold it.
+func (img *Image) segments(fn func(lo, hi int64, f *os.File, off int64) error) error {
+	if img.layout == nil {
+		return fn(0, int64(img.size), img.file, 0)
+	}
+	return img.layout.segments(func(lo, hi int64, own bool, off int64) error {
+		if own {
+			return fn(lo, hi, img.file, off)
+		}
+		return fn(lo, hi, img.base, off)
+	})
+}
+
+// mapAt maps the image at addr, every stretch from its file, with prot and flags
+// (MAP_FIXED added).
+func (img *Image) mapAt(addr unsafe.Pointer, prot, flags int) error {
+	return img.segments(func(lo, hi int64, f *os.File, off int64) error {
+		_, err := unix.MmapPtr(int(f.Fd()), off, unsafe.Add(addr, lo), uintptr(hi-lo), prot, flags|unix.MAP_FIXED)
+		return err
+	})
 }
 
 // Write writes mem to f as an image file for Open: durably, since a file cut short
@@ -68,6 +118,21 @@ func Write(f *os.File, mem []byte) error {
 	if _, err := f.Write(mem); err != nil {
 		return err
 	}
+	return finishWrite(f)
+}
+
+// readRandomly turns read-ahead off for reads through f.
+func readRandomly(f *os.File) { _ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM) }
+
+// forget drops f's first n bytes from the page cache, unless something maps them.
+func forget(f *os.File, n int64) {
+	// The kernel drops only the whole pages inside the range it is given.
+	n = (n + int64(pageSize) - 1) / int64(pageSize) * int64(pageSize)
+	_ = unix.Fadvise(int(f.Fd()), 0, n, unix.FADV_DONTNEED)
+}
+
+// finishWrite makes what was written to f durable and drops it from the page cache.
+func finishWrite(f *os.File) error {
 	if err := f.Sync(); err != nil {
 		return err
 	}
@@ -78,7 +143,17 @@ func Write(f *os.File, mem []byte) error {
 // view returns the image mapped read-only, for copying pages back into a used memory.
 func (img *Image) view() ([]byte, error) {
 	img.viewOnce.Do(func() {
-		img.viewMem, img.viewErr = unix.Mmap(int(img.file.Fd()), 0, int(img.size), unix.PROT_READ, unix.MAP_SHARED)
+		if img.layout == nil {
+			img.viewMem, img.viewErr = unix.Mmap(int(img.file.Fd()), 0, int(img.size), unix.PROT_READ, unix.MAP_SHARED)
+		} else {
+			img.viewMem, img.viewErr = unix.Mmap(-1, 0, int(img.size), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+			if img.viewErr == nil {
+				if img.viewErr = img.mapAt(unsafe.Pointer(unsafe.SliceData(img.viewMem)), unix.PROT_READ, unix.MAP_SHARED); img.viewErr != nil {
+					_ = unix.Munmap(img.viewMem)
+					img.viewMem = nil
+				}
+			}
+		}
 		if img.viewErr == nil {
 			readOnlyWhatIsTouched(img.viewMem)
 		}
@@ -102,6 +177,9 @@ func (img *Image) Close() error {
 	if img.viewMem != nil {
 		_ = unix.Munmap(img.viewMem)
 	}
+	if img.base != nil {
+		img.base.Close()
+	}
 	return img.file.Close()
 }
 
@@ -113,8 +191,7 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 		m.err = errTooLarge(m.img.size, m.limit)
 		return m
 	}
-	_, err := unix.MmapPtr(int(m.img.file.Fd()), 0, unsafe.Pointer(unsafe.SliceData(m.mapped)),
-		uintptr(m.img.size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	err := m.img.mapAt(unsafe.Pointer(unsafe.SliceData(m.mapped)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
 	if err != nil {
 		m.err = fmt.Errorf("mapping the snapshot: %w", err)
 		return m

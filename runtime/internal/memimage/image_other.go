@@ -20,16 +20,49 @@ func New(_ string, mem []byte) (*Image, error) {
 	return &Image{data: bytes.Clone(mem), size: uint64(len(mem))}, nil
 }
 
-// Open reads the file at path.
+// Open reads the file at path (and, for a layered image, its base).
 func Open(path string) (*Image, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSize(int64(len(data))); err != nil {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
 		return nil, err
 	}
-	return &Image{data: data, size: uint64(len(data))}, nil
+	l, err := readLayout(f, st.Size())
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		if err := checkSize(st.Size()); err != nil {
+			return nil, err
+		}
+		data := make([]byte, st.Size())
+		if _, err := f.ReadAt(data, 0); err != nil {
+			return nil, err
+		}
+		return &Image{data: data, size: uint64(len(data))}, nil
+	}
+	base, err := openBase(path, l)
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	data := make([]byte, l.size)
+	err = l.segments(func(lo, hi int64, own bool, off int64) error {
+		from := base
+		if own {
+			from = f
+		}
+		_, err := from.ReadAt(data[lo:hi], off)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Image{data: data, size: l.size}, nil
 }
 
 // Write writes mem to f as an image file for Open, durably: a file cut short by a
@@ -38,8 +71,15 @@ func Write(f *os.File, mem []byte) error {
 	if _, err := f.Write(mem); err != nil {
 		return err
 	}
-	return f.Sync()
+	return finishWrite(f)
 }
+
+func readRandomly(*os.File) {}
+
+func forget(*os.File, int64) {}
+
+// finishWrite makes what was written to f durable.
+func finishWrite(f *os.File) error { return f.Sync() }
 
 // Close drops the image.
 func (img *Image) Close() error {
