@@ -570,6 +570,9 @@ func (a *App) SnapshotSize() uint64 {
 func (a *App) importApp(ctx context.Context, ex *exchange, stderr *tail, auto bool) (int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
 	defer cancel()
+	if _, secret, ok := a.sharing(); ok {
+		ex.hashSecret = secret
+	}
 	stdout, errw := newLogWriter(ex.log, "stdout", nil), newLogWriter(ex.log, "stderr", stderr)
 	defer stdout.Close()
 	defer errw.Close()
@@ -621,6 +624,9 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	cfg := a.moduleConfig(files, scratch, ctx, stdout, stderr, sleepUntil(ctx))
 	if ex.stdin != nil {
 		cfg = cfg.WithStdin(ex.stdin)
+	}
+	if ex.hashSecret != nil {
+		cfg = cfg.WithRandSource(&hashSecretReader{secret: ex.hashSecret})
 	}
 	ex.mem = memimage.NewMemory(a.memoryLimit())
 	// Registered before the module's Close, so it runs after it: the guest is done.

@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"sync"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -113,6 +114,14 @@ type Engine struct {
 	pagemap *memimage.PageMap
 	// dataDirs holds the data folders of the loaded apps, each open once.
 	dataDirs *guestfs.DataDirs
+
+	// keyOnce makes key, the server's key for shared snapshots, or keyErr
+	// (snapshotshare.go); shareMu orders the writing of base images and layered
+	// snapshots with the removal of unused bases.
+	keyOnce sync.Once
+	key     []byte
+	keyErr  error
+	shareMu sync.Mutex
 }
 
 // maxImports bounds the imports that run at once whatever the CPUs: each may take an

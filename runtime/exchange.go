@@ -29,6 +29,9 @@ type exchange struct {
 	stdin io.Reader
 	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
 	errCopy  *tail
+	// hashSecret, when set, is the hash secret the import starts the interpreter
+	// with: that of a snapshot shared with copies of the app (snapshotshare.go).
+	hashSecret []byte
 	mem      *memimage.Memory // the instance's linear memory allocator
 	sockets  *egress.Session  // the instance's outbound connections
 	outbound egress.Stats     // what they did, set when the request is done

@@ -101,18 +101,32 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())
 		return false
 	}
-	if err := atomicfile.Write(path, func(f *os.File) error { return memimage.Write(f, mem) }); err != nil {
+	if id, _, ok := a.sharing(); ok {
+		held, err := a.writeShared(path, id, mem)
+		if err != nil {
+			a.log.Warn("cannot cache the snapshot", "error", err.Error())
+			return false
+		}
+		a.log.Debug("snapshot cached, layered on the copies' base image", "base", sharedPrefix+id+".mem",
+			"own_pages", held, "pages", len(mem)/os.Getpagesize())
+	} else if err := atomicfile.Write(path, func(f *os.File) error { return memimage.Write(f, mem) }); err != nil {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())
 		return false
 	}
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.mem"))
 	hot, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.hot"))
+	removed := false
 	for _, p := range append(old, hot...) {
 		// Only this app's: "NAME-<key>.mem", never app NAME-x's "NAME-x-<key>.mem".
 		key := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), a.Spec.Name+"-"), ".mem"), ".hot")
 		if _, err := hex.DecodeString(key); err == nil && len(key) == len(a.snapshotKey()) && p != path {
 			os.Remove(p)
+			removed = true
 		}
+	}
+	if removed {
+		// The snapshot removed may have been the last on its base image.
+		a.engine.sweepBases(filepath.Dir(path))
 	}
 	return true
 }

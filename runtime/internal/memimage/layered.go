@@ -26,7 +26,7 @@ const layeredMagic = "wasmwsgi layered image v1\n"
 
 // baseNameRE is what a base's file name may be: a plain name in the layered image's
 // folder.
-var baseNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$`)
+var baseNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$`)
 
 // A layerRun is a run of pages that a layered image holds itself: pages [page,
 // page+pages) of the image are the file's bytes at off.

@@ -1,0 +1,193 @@
+package runtime
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/atomicfile"
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
+)
+
+// Shared snapshot pages (docs/design.md, "Shared snapshot pages").
+//
+// Copies of one app, byte for byte (files, settings, environment), import into
+// memories that differ only where the import read entropy or the clock, or wrote the
+// app's name: a few pages in a thousand, once they share the interpreter's hash
+// secret, against a third of them with a secret each. So an app with ShareSnapshot
+// imports with a hash secret derived from its shareKey (its snapshot key without its
+// name) and the server's key, and its cached snapshot is a layered image
+// (memimage.WriteLayered) on a base image that every copy names: the first copy's
+// whole snapshot, "_base-<id>.mem". All other entropy the import reads is fresh, so
+// what an app draws at import (a secret key, say) is still its own.
+
+// hashSecretSize is the size of CPython's _Py_HashSecret_t on wasm32: the first
+// entropy the interpreter reads as it starts.
+const hashSecretSize = 24
+
+// serverKeyFile holds the server's key, in the snapshot folder: whoever can read it
+// can compute the hash secret of any shared snapshot, as whoever can read the
+// snapshots can.
+const serverKeyFile = "share.key"
+
+// sharedPrefix begins the file name of a base image. No app's snapshot can begin so:
+// app folders whose name begins with "_" are not apps.
+const sharedPrefix = "_base-"
+
+// shareKey hashes what the app's snapshot depends on except the app's name: equal for
+// byte-identical copies of one app.
+func (a *App) shareKey() string {
+	spec := a.Spec
+	spec.Name = ""
+	h := sha256.New()
+	io.WriteString(h, snapshotFormat)
+	h.Write(a.engine.moduleHash[:])
+	fmt.Fprintf(h, "%q\n%d\n%q\n%t\n", spec.Env, spec.Limits.Memory, spec.Warmup, a.autoWarmup())
+	h.Write(spec.AppInfo().Encode())
+	a.files.WriteDigest(h)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sharing returns, for an app whose snapshot shares pages, the id of its base image
+// and its hash secret; ok is false when it does not share (ShareSnapshot off, no cache
+// on disk, or the server's key is unusable).
+func (a *App) sharing() (id string, secret []byte, ok bool) {
+	if !a.Spec.ShareSnapshot || a.cachePath == "" {
+		return "", nil, false
+	}
+	key, err := a.engine.serverKey()
+	if err != nil {
+		a.log.Warn("the snapshot shares no page with copies of the app", "error", err.Error())
+		return "", nil, false
+	}
+	sk := a.shareKey()
+	mac := hmac.New(sha256.New, key)
+	io.WriteString(mac, "wasmwsgi base image\n"+sk)
+	id = hex.EncodeToString(mac.Sum(nil)[:16])
+	mac = hmac.New(sha256.New, key)
+	io.WriteString(mac, "wasmwsgi hash secret\n"+sk)
+	return id, mac.Sum(nil)[:hashSecretSize], true
+}
+
+// serverKey returns the server's key for shared snapshots, made at the first use of
+// the cache folder.
+func (e *Engine) serverKey() ([]byte, error) {
+	e.keyOnce.Do(func() {
+		path := filepath.Join(e.snapshotDir, serverKeyFile)
+		key := make([]byte, 32)
+		rand.Read(key)
+		if err := os.MkdirAll(e.snapshotDir, 0o700); err != nil {
+			e.keyErr = err
+			return
+		}
+		err := atomicfile.Create(path, func(f *os.File) error {
+			if err := f.Chmod(0o600); err != nil {
+				return err
+			}
+			_, err := f.Write(key)
+			return err
+		})
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			e.keyErr = fmt.Errorf("making the server's key %s: %w", path, err)
+			return
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && len(b) != 32 {
+			err = fmt.Errorf("it holds %d bytes, not 32 (remove it: a new one is made)", len(b))
+		}
+		if err != nil {
+			e.keyErr = fmt.Errorf("the server's key %s: %w", path, err)
+			return
+		}
+		e.key = b
+	})
+	return e.key, e.keyErr
+}
+
+// hashSecretReader is the entropy of an import whose snapshot shares pages: its first
+// read, the interpreter's hash secret, is secret; every other read is fresh entropy.
+// Should the interpreter ever read anything else first, that read gets fresh entropy
+// too, and the copies just share fewer pages.
+type hashSecretReader struct {
+	secret []byte
+	used   bool
+}
+
+func (r *hashSecretReader) Read(p []byte) (int, error) {
+	if !r.used {
+		r.used = true
+		if len(p) == len(r.secret) {
+			return copy(p, r.secret), nil
+		}
+	}
+	return rand.Read(p)
+}
+
+// writeShared writes the app's snapshot mem to path as a layered image on the base
+// image of id, which it makes from mem when there is none yet. It returns how many
+// pages the layered file holds.
+func (a *App) writeShared(path, id string, mem []byte) (int, error) {
+	dir := filepath.Dir(path)
+	baseName := sharedPrefix + id + ".mem"
+	basePath := filepath.Join(dir, baseName)
+	a.engine.shareMu.Lock()
+	defer a.engine.shareMu.Unlock()
+	err := atomicfile.Create(basePath, func(f *os.File) error { return memimage.Write(f, mem) })
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return 0, fmt.Errorf("writing the base image %s: %w", basePath, err)
+	}
+	base, err := os.ReadFile(basePath)
+	if err != nil {
+		return 0, fmt.Errorf("reading the base image: %w", err)
+	}
+	var held int
+	err = atomicfile.Write(path, func(f *os.File) error {
+		held, err = memimage.WriteLayered(f, mem, base, baseName)
+		return err
+	})
+	return held, err
+}
+
+// baseGrace is how young a base image may be and still be kept though no snapshot
+// names it: one being written names it a moment later.
+const baseGrace = 10 * time.Minute
+
+// sweepBases removes the base images in dir that no cached snapshot is layered on.
+func (e *Engine) sweepBases(dir string) {
+	e.shareMu.Lock()
+	defer e.shareMu.Unlock()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	used := map[string]bool{}
+	var bases []fs.DirEntry
+	for _, ent := range entries {
+		name := ent.Name()
+		switch {
+		case !strings.HasSuffix(name, ".mem") || strings.HasPrefix(name, "."):
+		case strings.HasPrefix(name, sharedPrefix):
+			bases = append(bases, ent)
+		default:
+			if b := memimage.BaseOf(filepath.Join(dir, name)); b != "" {
+				used[b] = true
+			}
+		}
+	}
+	for _, ent := range bases {
+		info, err := ent.Info()
+		if used[ent.Name()] || err != nil || time.Since(info.ModTime()) < baseGrace {
+			continue
+		}
+		os.Remove(filepath.Join(dir, ent.Name()))
+	}
+}
