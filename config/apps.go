@@ -22,8 +22,9 @@ import (
 const AppFile = "wasmwsgi.toml"
 
 // TenantFile is what an app's wasmwsgi.toml may set. Unknown keys are errors, and so
-// are the operator's keys (Prefix, Hosts, DataDir) and limits above the app's
-// ceilings, unless the operator set trust_app_config.
+// are the operator's keys (Prefix, Hosts, DataDir), limits above the app's ceilings and
+// share_snapshot = true where the operator's is false, unless the operator set
+// trust_app_config.
 type TenantFile struct {
 	// Entrypoint is "module:callable" (a dotted path), "module:factory(literals)",
 	// "module" or "file.wsgi[:callable]". Default: app.py, else wsgi.py, else the only
@@ -67,6 +68,11 @@ type TenantFile struct {
 	Static map[string]string `koanf:"static"`
 	// StaticCacheControl sets the Cache-Control of the files Static serves.
 	StaticCacheControl StaticCacheConf `koanf:"static_cache_control"`
+	// ShareSnapshot = false gives the app a random hash secret of its own and a
+	// snapshot that shares no pages with byte-identical copies of it. true is refused
+	// where the operator turned sharing off (share_snapshots, [apps.NAME]
+	// share_snapshot), unless trust_app_config. Default: the operator's.
+	ShareSnapshot *bool `koanf:"share_snapshot"`
 }
 
 // operatorKeys are the keys of TenantFile that only trust_app_config lets an app set,
@@ -117,7 +123,8 @@ type App struct {
 	Static      []static.Route
 	StaticCache static.CacheControl
 	// ShareSnapshot lets the app's snapshot share pages with byte-identical copies of
-	// the app (runtime.AppSpec.ShareSnapshot).
+	// the app (runtime.AppSpec.ShareSnapshot): the grant's share_snapshot, else the
+	// server's share_snapshots, which the tenant's file may turn off.
 	ShareSnapshot bool
 
 	// Sources tells, for each key of Settings, where its value came from.
@@ -177,16 +184,20 @@ func (apps Operator) app(name, dir, entry string, wsgiFiles []string, manage boo
 		Hosts: g.Hosts, Prefix: g.Prefix, DataDir: g.DataDir, Env: map[string]string{},
 		Sources: map[string]string{}, Outbound: g.Outbound, OutboundLimits: g.OutboundLimits, CAFile: apps.CAFile,
 		StaticFiles: apps.StaticFiles, StaticCache: static.CacheControl{Hashed: static.DefaultHashed, Other: static.DefaultOther},
+		ShareSnapshot: apps.ShareSnapshots,
 	}
 	if g.StaticFiles != nil {
 		a.StaticFiles = *g.StaticFiles
 	}
+	if g.ShareSnapshot != nil {
+		a.ShareSnapshot = *g.ShareSnapshot
+	}
 	grant := func(key string) string { return "grant (" + apps.source("apps."+name+"."+key) + ")" }
 	tenant := "tenant file (" + file + ")"
 	a.Granted = fmt.Sprintf("hosts=%q prefix=%q data_dir=%q limits=%+v env=%q validate=%v server_timing=%v trust=%v "+
-		"outbound=%v outbound_limits=%+v ca_file=%q static_files=%v",
+		"outbound=%v outbound_limits=%+v ca_file=%q static_files=%v share_snapshot=%v",
 		g.Hosts, g.Prefix, g.DataDir, g.Limits, sortedEnv(g.Env), apps.Validate, apps.ServerTiming, apps.Trust,
-		g.Outbound, g.OutboundLimits, apps.CAFile, a.StaticFiles)
+		g.Outbound, g.OutboundLimits, apps.CAFile, a.StaticFiles, a.ShareSnapshot)
 
 	// The defaults and the grant.
 	a.Sources["entrypoint"] = "default"
@@ -205,6 +216,10 @@ func (apps Operator) app(name, dir, entry string, wsgiFiles []string, manage boo
 	}
 	if g.StaticFiles != nil {
 		a.Sources["static_files"] = grant("static_files")
+	}
+	a.Sources["share_snapshot"] = serverDefault("share_snapshots")
+	if g.ShareSnapshot != nil {
+		a.Sources["share_snapshot"] = grant("share_snapshot")
 	}
 	a.Sources["static_cache_control.hashed"], a.Sources["static_cache_control.other"] = "default", "default"
 	for _, lk := range limitKeys {
@@ -324,6 +339,15 @@ func (apps Operator) applyTenant(a *App, g Grant, t TenantFile, set map[string]b
 			"or have the server's operator raise the ceiling with [apps.%s.limits] %s = %s in the server configuration",
 			where(key), key, lk.toml(limits), lk.show(g.Limits), ceiling, name, lk.name, lk.toml(limits)))
 	}
+	if t.ShareSnapshot != nil && *t.ShareSnapshot && !a.ShareSnapshot && !apps.Trust {
+		off := "share_snapshots = false, the server's"
+		if g.ShareSnapshot != nil {
+			off = "apps." + name + ".share_snapshot = false"
+		}
+		errs = append(errs, fmt.Errorf("%s: share_snapshot = true is more than this app is granted (%s): remove it, "+
+			"or have the server's operator grant it with [apps.%s] share_snapshot = true in the server configuration",
+			where("share_snapshot"), off, name))
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -342,6 +366,9 @@ func (apps Operator) applyTenant(a *App, g Grant, t TenantFile, set map[string]b
 	}
 	if t.ServerTiming != nil {
 		a.ServerTiming, a.Sources["server_timing"] = *t.ServerTiming, tenant
+	}
+	if t.ShareSnapshot != nil {
+		a.ShareSnapshot, a.Sources["share_snapshot"] = *t.ShareSnapshot, tenant
 	}
 	if set["isolation"] {
 		switch runtime.Isolation(t.Isolation) {
@@ -613,6 +640,7 @@ func (a App) Settings() []Setting {
 		{"max_requests", a.MaxRequests, ""},
 		{"prewarm", a.Prewarm, ""},
 		{"warmup", nonNil(a.Warmup), ""},
+		{"share_snapshot", a.ShareSnapshot, ""},
 		{"static_files", a.StaticFiles, ""},
 	}
 	for _, r := range a.Static {

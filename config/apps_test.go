@@ -248,3 +248,113 @@ func TestGrantedRouteWins(t *testing.T) {
 		t.Errorf("vhost: %q %v", v.Prefix, v.Hosts)
 	}
 }
+
+// share_snapshot is the grant's, else the server's share_snapshots; a tenant file may
+// turn it off, and may turn it on only where the operator's value is on already, or
+// with trust_app_config. Settings shows it with its source.
+func TestShareSnapshot(t *testing.T) {
+	dir := testkit.WriteTree(t, map[string]string{
+		"plain/app.py": "",
+		"off/app.py":   "", "off/wasmwsgi.toml": "share_snapshot = false\n",
+		"on/app.py": "", "on/wasmwsgi.toml": "# wants sharing\nshare_snapshot = true\n",
+	})
+	file := func(app string) string { return filepath.Join(dir, app, AppFile) }
+	tenant := func(app string) string { return "tenant file (" + file(app) + ")" }
+	off, on := false, true
+	const etc = "/etc/wasmwsgi.toml"
+	source := func(key string) string {
+		if key == "share_snapshots" || strings.HasSuffix(key, ".share_snapshot") {
+			return etc
+		}
+		return "default"
+	}
+	type want struct {
+		share  bool
+		source string
+		err    string // "" when the app loads
+	}
+	for _, c := range []struct {
+		name string
+		op   Operator
+		want map[string]want
+	}{
+		{"server on by default", Operator{ShareSnapshots: true}, map[string]want{
+			"plain": {true, "default", ""},
+			"off":   {false, tenant("off"), ""},
+			"on":    {true, tenant("on"), ""},
+		}},
+		{"server off", Operator{ShareSnapshots: false, Source: source}, map[string]want{
+			"plain": {false, "default (share_snapshots from " + etc + ")", ""},
+			"off":   {false, tenant("off"), ""},
+			"on": {false, "", file("on") + ", line 2: share_snapshot = true is more than this app is granted " +
+				"(share_snapshots = false, the server's): remove it, or have the server's operator grant it with " +
+				"[apps.on] share_snapshot = true in the server configuration"},
+		}},
+		{"grant off over server on", Operator{ShareSnapshots: true, Source: source, Grants: map[string]Grant{
+			"plain": {Limits: serverLimits, ShareSnapshot: &off},
+			"on":    {Limits: serverLimits, ShareSnapshot: &off},
+		}}, map[string]want{
+			"plain": {false, "grant (" + etc + ")", ""},
+			"off":   {false, tenant("off"), ""},
+			"on": {false, "", file("on") + ", line 2: share_snapshot = true is more than this app is granted " +
+				"(apps.on.share_snapshot = false): remove it, or have the server's operator grant it with " +
+				"[apps.on] share_snapshot = true in the server configuration"},
+		}},
+		{"grant on over server off", Operator{ShareSnapshots: false, Source: source, Grants: map[string]Grant{
+			"plain": {Limits: serverLimits, ShareSnapshot: &on},
+			"off":   {Limits: serverLimits, ShareSnapshot: &on},
+			"on":    {Limits: serverLimits, ShareSnapshot: &on},
+		}}, map[string]want{
+			"plain": {true, "grant (" + etc + ")", ""},
+			"off":   {false, tenant("off"), ""},
+			"on":    {true, tenant("on"), ""},
+		}},
+		{"trust_app_config", Operator{ShareSnapshots: false, Trust: true}, map[string]want{
+			"plain": {false, "default", ""},
+			"off":   {false, tenant("off"), ""},
+			"on":    {true, tenant("on"), ""},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.op.Dir, c.op.Limits = dir, serverLimits
+			apps := discover(t, c.op)
+			for name, w := range c.want {
+				a := apps[name]
+				if w.err != "" {
+					if a.Err == nil || a.Err.Error() != w.err {
+						t.Errorf("%s: error\n%v\nwant\n%s", name, a.Err, w.err)
+					}
+					if a.ShareSnapshot {
+						t.Errorf("%s: refused, yet share_snapshot is true", name)
+					}
+					continue
+				}
+				if a.Err != nil || a.ShareSnapshot != w.share || a.Sources["share_snapshot"] != w.source {
+					t.Errorf("%s: share_snapshot %v from %q (error %v), want %v from %q",
+						name, a.ShareSnapshot, a.Sources["share_snapshot"], a.Err, w.share, w.source)
+				}
+				var row *Setting
+				for _, s := range a.Settings() {
+					if s.Key == "share_snapshot" {
+						row = &s
+					}
+				}
+				if row == nil || row.Value != w.share || row.Source != w.source {
+					t.Errorf("%s: Settings row %+v, want %v from %q", name, row, w.share, w.source)
+				}
+			}
+		})
+	}
+
+	// The operator's value is part of what the app is granted; the tenant's is not.
+	granted := func(op Operator, app string) string {
+		op.Dir, op.Limits = dir, serverLimits
+		return discover(t, op)[app].Granted
+	}
+	if granted(Operator{ShareSnapshots: true}, "plain") == granted(Operator{ShareSnapshots: false}, "plain") {
+		t.Error("Granted is the same with share_snapshots on and off")
+	}
+	if g := granted(Operator{ShareSnapshots: true}, "off"); !strings.Contains(g, "share_snapshot=true") {
+		t.Errorf("Granted %q: the tenant's share_snapshot = false is in it", g)
+	}
+}

@@ -36,6 +36,9 @@ type GrantConf struct {
 	// StaticFiles, when set, turns the host's serving of the app's [static] table on
 	// or off for this app, over the server's static_files.
 	StaticFiles *bool `koanf:"static_files"`
+	// ShareSnapshot, when set, lets this app's snapshot share pages with byte-identical
+	// copies of it, or not, over the server's share_snapshots.
+	ShareSnapshot *bool `koanf:"share_snapshot"`
 }
 
 // Grant is what the operator grants one app, checked.
@@ -56,6 +59,8 @@ type Grant struct {
 	OutboundLimits egress.Limits
 	// StaticFiles is the grant's static_files, or nil to follow the server's.
 	StaticFiles *bool
+	// ShareSnapshot is the grant's share_snapshot, or nil to follow the server's.
+	ShareSnapshot *bool
 }
 
 // routed reports whether the grant sets the app's mount.
@@ -82,7 +87,7 @@ func (c *Config) checkGrants() error {
 				"with \".\" or \"_\" are not apps): use the name of the app's folder", c.where("apps."+name), name))
 			continue
 		}
-		g := Grant{Prefix: gc.Prefix, Env: gc.Env, StaticFiles: gc.StaticFiles}
+		g := Grant{Prefix: gc.Prefix, Env: gc.Env, StaticFiles: gc.StaticFiles, ShareSnapshot: gc.ShareSnapshot}
 		for i, h := range gc.Hosts {
 			h = strings.ToLower(strings.TrimSpace(h))
 			if h == "" || strings.ContainsAny(h, "/ ") {
@@ -152,6 +157,9 @@ type Operator struct {
 	// StaticFiles is static_files: whether apps' [static] tables are served by the
 	// host, unless a grant says otherwise.
 	StaticFiles bool
+	// ShareSnapshots is share_snapshots: whether apps' snapshots share pages with
+	// byte-identical copies, unless a grant says otherwise.
+	ShareSnapshots bool
 	// DataRoot is the absolute data_root, or "".
 	DataRoot string
 	// Trust is trust_app_config: tenant files may then set everything.
@@ -171,7 +179,7 @@ func (c *Config) Operator() Operator {
 	return Operator{
 		Dir: c.AppsDir, Limits: c.AppLimits, Validate: c.Validate, ServerTiming: c.ServerTiming, StaticFiles: c.StaticFiles,
 		DataRoot: c.DataRoot, Trust: c.TrustAppConfig, Grants: c.Grants, Source: c.Source,
-		OutboundLimits: c.OutboundLimits, CAFile: c.Outbound.CAFile,
+		OutboundLimits: c.OutboundLimits, CAFile: c.Outbound.CAFile, ShareSnapshots: c.ShareSnapshots,
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // server-wide instance caps, watch) are read once, at start.
 func Live(key string) bool {
 	switch key {
-	case "validate", "server_timing", "static_files", "trusted_proxies", "trust_app_config":
+	case "validate", "server_timing", "static_files", "share_snapshots", "trusted_proxies", "trust_app_config":
 		return true
 	case "limits.instances", "limits.idle_instances":
 		return false

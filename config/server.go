@@ -84,9 +84,19 @@ type Server struct {
 	// app's files in memory, without running the app, unless the app's grant says
 	// otherwise ([apps.NAME] static_files). false leaves every path to the apps.
 	// Default true.
-	StaticFiles bool         `koanf:"static_files"`
-	Log         Log          `koanf:"log"`
-	Limits      ServerLimits `koanf:"limits"`
+	StaticFiles bool `koanf:"static_files"`
+	// ShareSnapshots lets each app's cached snapshot share its memory pages with
+	// byte-identical copies of the app on this server (the same files, settings and
+	// environment), unless the app's grant says otherwise ([apps.NAME] share_snapshot)
+	// or its wasmwsgi.toml sets share_snapshot = false. Such copies share a hash secret,
+	// derived from those inputs and a key of the server's: a tenant holding a
+	// byte-identical copy of another's app, the operator's env for it included, could
+	// compute hash collisions against it; apps that differ in any byte never share a
+	// secret. false gives every app a random hash secret of its own and no sharing.
+	// Default true.
+	ShareSnapshots bool         `koanf:"share_snapshots"`
+	Log            Log          `koanf:"log"`
+	Limits         ServerLimits `koanf:"limits"`
 	// Outbound holds how apps' outbound connections are brokered: a CA file and the
 	// per-request limits (grants are per app: [apps.NAME] outbound).
 	Outbound OutboundConf `koanf:"outbound"`
@@ -174,6 +184,7 @@ var defaults = map[string]any{
 	"watch":                 true,
 	"idle_timeout":          "5m",
 	"static_files":          true,
+	"share_snapshots":       true,
 }
 
 // flagKeys maps each flag that sets a config key to that key.

@@ -217,3 +217,55 @@ func TestReloaded(t *testing.T) {
 		}
 	}
 }
+
+// share_snapshots is a server key with no flag: true by default, false in the file or
+// in WASMWSGI_SHARE_SNAPSHOTS, applied on SIGHUP; [apps.NAME] share_snapshot overrides
+// it for one app.
+func TestShareSnapshotsKey(t *testing.T) {
+	c, file, err := loadFile(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ShareSnapshots || c.Source("share_snapshots") != "default" || !c.Operator().ShareSnapshots {
+		t.Errorf("default: %v from %s", c.ShareSnapshots, c.Source("share_snapshots"))
+	}
+	c, file, err = loadFile(t, "share_snapshots = false\n[apps.shop]\nshare_snapshot = true\n[apps.blog]\nshare_snapshot = false\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ShareSnapshots || c.Source("share_snapshots") != file || c.Operator().ShareSnapshots {
+		t.Errorf("from the file: %v from %s", c.ShareSnapshots, c.Source("share_snapshots"))
+	}
+	if g := c.Grants["shop"].ShareSnapshot; g == nil || !*g {
+		t.Errorf("apps.shop.share_snapshot = true: %v", g)
+	}
+	if g := c.Grants["blog"].ShareSnapshot; g == nil || *g {
+		t.Errorf("apps.blog.share_snapshot = false: %v", g)
+	}
+	sources := map[string]string{}
+	for _, e := range c.Entries() {
+		sources[e.Key] = e.Source
+	}
+	if sources["share_snapshots"] != file || sources["apps.shop.share_snapshot"] != file {
+		t.Errorf("entries: share_snapshots from %q, apps.shop.share_snapshot from %q", sources["share_snapshots"],
+			sources["apps.shop.share_snapshot"])
+	}
+	if _, _, err := loadFile(t, "share_snapshots = 1\n"); err == nil || !strings.Contains(err.Error(), "share_snapshots = 1 is not true or false") {
+		t.Errorf("a number: %v", err)
+	}
+	if _, _, err := loadFile(t, "share_snapshot = false\n"); err == nil || !strings.Contains(err.Error(), "did you mean share_snapshots?") {
+		t.Errorf("the tenant's key in the server's file: %v", err)
+	}
+	t.Setenv("WASMWSGI_SHARE_SNAPSHOTS", "false")
+	if c, _, err = loadFile(t, ""); err != nil {
+		t.Fatal(err)
+	}
+	if c.ShareSnapshots || c.Source("share_snapshots") != "WASMWSGI_SHARE_SNAPSHOTS" {
+		t.Errorf("from the environment: %v from %s", c.ShareSnapshots, c.Source("share_snapshots"))
+	}
+	for key, live := range map[string]bool{"share_snapshots": true, "apps.shop.share_snapshot": true} {
+		if Live(key) != live {
+			t.Errorf("Live(%q) = %v", key, !live)
+		}
+	}
+}
