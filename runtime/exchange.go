@@ -28,15 +28,15 @@ type exchange struct {
 	info  []byte
 	stdin io.Reader
 	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
-	errCopy  *tail
+	errCopy *tail
 	// hashSecret, when set, is the hash secret the import starts the interpreter
 	// with: that of a snapshot shared with copies of the app (snapshotshare.go).
 	hashSecret []byte
-	mem      *memimage.Memory // the instance's linear memory allocator
-	sockets  *egress.Session  // the instance's outbound connections
-	outbound egress.Stats     // what they did, set when the request is done
-	guest    time.Duration    // wall time of the instance, set when the request is done
-	start    time.Time        // when the request was handed to an instance
+	mem        *memimage.Memory // the instance's linear memory allocator
+	sockets    *egress.Session  // the instance's outbound connections
+	outbound   egress.Stats     // what they did, set when the request is done
+	guest      time.Duration    // wall time of the instance, set when the request is done
+	start      time.Time        // when the request was handed to an instance
 
 	// ctx is the instance's: it ends at the time limit, or disconnectGrace after the
 	// client went away. client is the HTTP request's own, which net/http ends when the
