@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -701,6 +703,89 @@ func TestSnapshotCache(t *testing.T) {
 	}
 }
 
+// TestSharedSnapshot serves three byte-identical copies of an app, the third with
+// share_snapshot = false in its grant, and checks what shared snapshot pages promise:
+// the two sharing copies have one hash secret and cached snapshots of a few pages
+// layered on one base image; the third has a secret of its own and a whole snapshot;
+// entropy drawn at import is every copy's own; and a restart from the cache answers
+// the same, with the module's state as it was after import.
+func TestSharedSnapshot(t *testing.T) {
+	apps, cache := filepath.Join(t.TempDir(), "apps"), t.TempDir()
+	for _, name := range []string{"c1", "c2", "c3"} {
+		testkit.WriteFile(t, filepath.Join(apps, name, "app.py"), `
+import os
+
+SALT = os.urandom(16).hex()
+HASH = hash("wasmwsgi shared snapshot")
+count = 0
+
+def app(environ, start_response):
+    global count
+    count += 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{HASH} {SALT} {count}".encode()]
+`)
+	}
+	cfg := testkit.ConfigFile(t, "[apps.c3]\nshare_snapshot = false\n")
+	answers := func() map[string][]string {
+		t.Helper()
+		s := testkit.Start(t, apps, "--cache-dir", cache, "--config", cfg)
+		got := map[string][]string{}
+		for _, name := range []string{"c1", "c2", "c3"} {
+			s.WaitLog(t, `msg="app ready" app=`+name)
+			for range 2 {
+				r := get(t, s.Base+"/"+name+"/")
+				f := strings.Fields(r.body)
+				if r.status != 200 || len(f) != 3 || f[2] != "1" {
+					t.Fatalf("%s answered %d %q, want the hash, the salt and a count of 1", name, r.status, r.body)
+				}
+				got[name] = f[:2]
+			}
+		}
+		s.Stop(t)
+		return got
+	}
+	first := answers()
+	if first["c1"][0] != first["c2"][0] {
+		t.Errorf("copies sharing their snapshot have hash secrets of their own: %s, %s", first["c1"][0], first["c2"][0])
+	}
+	if first["c3"][0] == first["c1"][0] {
+		t.Errorf("the copy granted share_snapshot = false has the sharing copies' hash secret")
+	}
+	if first["c1"][1] == first["c2"][1] || first["c1"][1] == first["c3"][1] || first["c2"][1] == first["c3"][1] {
+		t.Errorf("copies drew the same entropy at import: %v", first)
+	}
+	layered := func(name string) (bool, int64) {
+		t.Helper()
+		paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", name+"-*.mem"))
+		if len(paths) != 1 {
+			t.Fatalf("cached snapshots of %s: %v, want one", name, paths)
+		}
+		b, err := os.ReadFile(paths[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.HasPrefix(b, []byte("wasmwsgi layered image v1\n")), int64(len(b))
+	}
+	for _, name := range []string{"c1", "c2"} {
+		if ok, size := layered(name); !ok || size > 1<<20 {
+			t.Errorf("%s's cached snapshot: layered %v, %d bytes; want a layered image of under 1 MiB", name, ok, size)
+		}
+	}
+	if ok, _ := layered("c3"); ok {
+		t.Error("c3's cached snapshot is layered, though its grant says share_snapshot = false")
+	}
+	if bases, _ := filepath.Glob(filepath.Join(cache, "snapshots", "_base-*.mem")); len(bases) != 1 {
+		t.Errorf("base images: %v, want one for the two sharing copies", bases)
+	}
+	again := answers()
+	for _, name := range []string{"c1", "c2", "c3"} {
+		if !slices.Equal(again[name], first[name]) {
+			t.Errorf("%s after a restart from the cache: %v, want %v", name, again[name], first[name])
+		}
+	}
+}
+
 // TestSnapshotCacheIsPerTenant gives two tenants their own copy of one framework
 // package, changes the copy of one, and checks that only that tenant is imported
 // again: the other's cached snapshot, file and content, stays as it was.
@@ -757,11 +842,33 @@ def app(environ, start_response):
 	}
 	serve([]string{"a", "b"}, map[string]string{"a": "hello from fw 1.0", "b": "hello from fw 1.0"})
 	pathA, before := snapshot("a")
+	bases := func() map[string]string {
+		got := map[string]string{}
+		paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", "_base-*.mem"))
+		for _, p := range paths {
+			if b, err := os.ReadFile(p); err == nil {
+				got[filepath.Base(p)] = fmt.Sprintf("%x", sha256.Sum256(b))
+			}
+		}
+		return got
+	}
+	baseBefore := bases()
 	framework("b", "hello from fw 1.1")
 	serve([]string{"b"}, map[string]string{"a": "hello from fw 1.0", "b": "hello from fw 1.1"})
 	pathAfter, after := snapshot("a")
 	if pathAfter != pathA || !bytes.Equal(after, before) {
 		t.Errorf("another tenant's framework change altered a's snapshot: %s (%d bytes) became %s (%d bytes)",
 			pathA, len(before), pathAfter, len(after))
+	}
+	// Both copies shared a base image at first; a's snapshot still reads its pages
+	// from it, so the base must be there and unchanged too.
+	baseAfter := bases()
+	if len(baseBefore) == 0 {
+		t.Error("the two copies of one framework release share no base image")
+	}
+	for name, sum := range baseBefore {
+		if baseAfter[name] != sum {
+			t.Errorf("base image %s, which a's snapshot reads, is gone or changed after b changed", name)
+		}
 	}
 }
