@@ -236,6 +236,7 @@ for variant in $variants; do
   stop
   # The snapshots, not the hot page sets kept beside them.
   snap_files=$(find "$cache/snapshots" -type f -name '*.mem' | wc -l)
+  base_files=$(find "$cache/snapshots" -type f -name '_base-*.mem' | wc -l)
   snap_mib=$(find "$cache/snapshots" -type f -name '*.mem' -print0 | du -cm --files0-from=- | tail -1 | cut -f1)
   snap_apparent_mib=$(find "$cache/snapshots" -type f -name '*.mem' -print0 | du -cm --apparent-size --files0-from=- | tail -1 | cut -f1)
 
@@ -260,7 +261,7 @@ for variant in $variants; do
   stop
 
   rm -rf "$apps" "$cache"
-  rows+="$variant $path $tenant_mib $fresh_ms ${engine:--} $autowarm_off $cached_ms $snap_files $snap_mib $snap_apparent_mib | $fresh_mem | $idle_mem | $load | $end_mem | $idle"$'\n'
+  rows+="$variant $path $tenant_mib $fresh_ms ${engine:--} $autowarm_off $cached_ms $snap_files $base_files $snap_mib $snap_apparent_mib | $fresh_mem | $idle_mem | $load | $end_mem | $idle"$'\n'
   echo "$variant: $fresh_ms ms fresh, $cached_ms ms cached; load: $load; end memory: $end_mem; idle/busy: $idle" >&2
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -286,9 +287,9 @@ print("| app | path | fresh start to ready | of it, engine start | peak MiB, fre
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     head, fresh, idle, load, end, ib = [p.split() for p in r.split("|")]
-    v, path, tmib, fresh_ms, engine, autowarm_off, cached_ms, files, snap, apparent = head
+    v, path, tmib, fresh_ms, engine, autowarm_off, cached_ms, files, bases, snap, apparent = head
     note = f" ({autowarm_off} without the automatic warm-up)" if v == "plain" and autowarm_off != "0" else ""
-    print(f"| {name[v]}{note} | {path} | {s(fresh_ms)} | {engine} | {fresh[1]} | {s(cached_ms)} | {files} files, {int(snap) / 1024:.2f} / {int(apparent) / 1024:.2f} GiB ({int(snap) / int(files):.1f} / {int(apparent) / int(files):.1f} MiB each) | {idle[2]} / {idle[3]} ({idle[5]}) MiB |")
+    print(f"| {name[v]}{note} | {path} | {s(fresh_ms)} | {engine} | {fresh[1]} | {s(cached_ms)} | {files} files ({bases} base images), {int(snap) / 1024:.2f} / {int(apparent) / 1024:.2f} GiB ({int(snap) / int(n):.2f} / {int(apparent) / int(n):.2f} MiB a tenant) | {idle[2]} / {idle[3]} ({idle[5]}) MiB |")
 print()
 print(f"wrk -t{threads} -c{conns} -d{duration} on 127.0.0.1, a tenant drawn at random for every request")
 print(f"(benchmarks/density.lua), after the cached restart and {warmup} of the same load; memory read")
