@@ -68,6 +68,7 @@ def run_module(name):
               "problems": [], "seconds": 0.0}
     start = time.monotonic()
     counts = Counts()
+    workdir = None
     try:
         import doctest
         import os
@@ -98,7 +99,8 @@ def run_module(name):
             return failed, tried
         support.run_doctest = run_doctest
         # Like regrtest, in a fresh working folder: tests create files in the cwd.
-        os.chdir(tempfile.mkdtemp(prefix="pytests-"))
+        workdir = tempfile.mkdtemp(prefix="pytests-")
+        os.chdir(workdir)
         module = importlib.import_module("test." + name)
         if hasattr(module, "test_main"):
             module.test_main()
@@ -109,6 +111,13 @@ def run_module(name):
     except BaseException as e:  # a module that cannot even load is the finding
         last = traceback.format_exception_only(type(e), e)[-1].strip().splitlines()
         report["module_error"] = (last[0] if last else type(e).__name__)[:300]
+    finally:
+        # Natively the folder is in the host's /tmp: leave nothing behind there.
+        if workdir is not None:
+            import os
+            import shutil
+            os.chdir(os.path.dirname(workdir))
+            shutil.rmtree(workdir, ignore_errors=True)
     report.update(run=counts.testsRun, passed=counts.passed, failures=len(counts.failures),
                   errors=len(counts.errors), skipped=len(counts.skipped),
                   problems=counts.problems[:2000],
