@@ -133,3 +133,50 @@ func writeImage(t *testing.T, size int) string {
 	}
 	return path
 }
+
+// TestPrefetchLayered: a layered image's hot pages are read from the file that holds
+// each of them, the base's or the layered file's own, and no other page of either.
+func TestPrefetchLayered(t *testing.T) {
+	const size = 64 * WasmPage
+	base := make([]byte, size)
+	mem := make([]byte, size)
+	mem[9*pageSize] = 1   // the layered file's own pages: 9 and 700
+	mem[700*pageSize] = 1 //
+	path, held := layeredPair(t, base, mem)
+	testkit.SkipOnTmpfs(t, path)
+	if held != 2 {
+		t.Fatalf("the layered file holds %d pages, want 2", held)
+	}
+	basePath := filepath.Join(filepath.Dir(path), "base.mem")
+	img, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	pages := size / pageSize
+	bits := make([]uint64, (pages+63)/64)
+	for _, p := range []int{3, 9, 700} {
+		bits[p/64] |= 1 << (p % 64)
+	}
+	b := binary.AppendUvarint([]byte(hotFormat), uint64(pages))
+	b = binary.AppendUvarint(b, learnRequests)
+	for _, w := range bits {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	if err := img.SetHotPages(b); err != nil {
+		t.Fatal(err)
+	}
+	testkit.EvictFromPageCache(t, path)
+	testkit.EvictFromPageCache(t, basePath)
+	img.Prefetch()
+	var own, fromBase int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if own, fromBase = testkit.ResidentPages(t, path), testkit.ResidentPages(t, basePath); own >= 2 && fromBase >= 1 {
+			break
+		}
+	}
+	if own != 2 || fromBase != 1 {
+		t.Errorf("Prefetch left %d pages of the layered file and %d of the base in the page cache, want 2 and 1",
+			own, fromBase)
+	}
+}
