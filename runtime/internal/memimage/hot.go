@@ -177,14 +177,8 @@ func (img *Image) Prefetch() {
 	if img.memfd || img.hot.empty() {
 		return
 	}
-	view, err := img.view()
-	if err != nil {
-		return
-	}
-	cached := make([]byte, len(view)/pageSize)
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(view))),
-		uintptr(len(view)), uintptr(unsafe.Pointer(unsafe.SliceData(cached))))
-	if errno != 0 {
+	cached, ok := img.resident()
+	if !ok {
 		return
 	}
 	img.hot.runs(func(first, end int) {
@@ -200,6 +194,41 @@ func (img *Image) Prefetch() {
 			}
 		}
 	})
+}
+
+// resident returns, for each page of the image, whether the page cache holds it
+// (bit 0), or false when that cannot be told.
+func (img *Image) resident() ([]byte, bool) {
+	if img.views() != nil {
+		return nil, false
+	}
+	mincore := func(view []byte) ([]byte, bool) {
+		vec := make([]byte, len(view)/pageSize)
+		if len(view) == 0 {
+			return vec, true
+		}
+		_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(view))),
+			uintptr(len(view)), uintptr(unsafe.Pointer(unsafe.SliceData(vec))))
+		return vec, errno == 0
+	}
+	own, ok := mincore(img.viewMem)
+	if !ok || img.layout == nil {
+		return own, ok
+	}
+	base, ok := mincore(img.baseView)
+	if !ok {
+		return nil, false
+	}
+	cached := make([]byte, img.size/uint64(pageSize))
+	_ = img.layout.segments(func(lo, hi int64, isOwn bool, off int64) error {
+		from := base
+		if isOwn {
+			from = own
+		}
+		copy(cached[lo/int64(pageSize):hi/int64(pageSize)], from[off/int64(pageSize):])
+		return nil
+	})
+	return cached, true
 }
 
 // willNeed asks the kernel to read the image's bytes [lo, hi) from the files that hold

@@ -23,7 +23,8 @@ type Image struct {
 	base   *os.File
 
 	viewOnce sync.Once
-	viewMem  []byte // a read-only shared mapping of file, the source of restores
+	viewMem  []byte // a read-only shared mapping of file, a source of restores
+	baseView []byte // the same of base, for a layered image
 	viewErr  error
 
 	hot hotSet // the pages requests use (hot.go)
@@ -140,25 +141,52 @@ func finishWrite(f *os.File) error {
 	return nil
 }
 
-// view returns the image mapped read-only, for copying pages back into a used memory.
-func (img *Image) view() ([]byte, error) {
+// views maps the image's files read-only, whole, for copying pages back into a used
+// memory and asking the page cache what it holds: the image file, and a layered
+// image's base. One mapping a file, rather than one a stretch of the image, so that a
+// thousand layered images hold two thousand mappings, well within vm.max_map_count.
+func (img *Image) views() error {
 	img.viewOnce.Do(func() {
-		if img.layout == nil {
-			img.viewMem, img.viewErr = unix.Mmap(int(img.file.Fd()), 0, int(img.size), unix.PROT_READ, unix.MAP_SHARED)
-		} else {
-			img.viewMem, img.viewErr = unix.Mmap(-1, 0, int(img.size), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-			if img.viewErr == nil {
-				if img.viewErr = img.mapAt(unsafe.Pointer(unsafe.SliceData(img.viewMem)), unix.PROT_READ, unix.MAP_SHARED); img.viewErr != nil {
-					_ = unix.Munmap(img.viewMem)
-					img.viewMem = nil
-				}
+		mapFile := func(f *os.File) []byte {
+			st, err := f.Stat()
+			if err == nil && st.Size() == 0 {
+				return nil
 			}
+			var b []byte
+			if err == nil {
+				b, err = unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+			}
+			if err != nil {
+				img.viewErr = err
+				return nil
+			}
+			readOnlyWhatIsTouched(b)
+			return b
 		}
-		if img.viewErr == nil {
-			readOnlyWhatIsTouched(img.viewMem)
+		img.viewMem = mapFile(img.file)
+		if img.base != nil && img.viewErr == nil {
+			img.baseView = mapFile(img.base)
 		}
 	})
-	return img.viewMem, img.viewErr
+	return img.viewErr
+}
+
+// copyTo copies the image's bytes [lo, hi) to dst[lo:hi]; views must have succeeded.
+func (img *Image) copyTo(dst []byte, lo, hi int) {
+	if img.layout == nil {
+		copy(dst[lo:hi], img.viewMem[lo:hi])
+		return
+	}
+	_ = img.layout.segments(func(slo, shi int64, own bool, off int64) error {
+		if a, b := max(int64(lo), slo), min(int64(hi), shi); a < b {
+			from := img.baseView
+			if own {
+				from = img.viewMem
+			}
+			copy(dst[a:b], from[off+a-slo:off+b-slo])
+		}
+		return nil
+	})
 }
 
 // readOnlyWhatIsTouched turns read-ahead off for a mapping of an Image. An instance
@@ -174,8 +202,10 @@ func readOnlyWhatIsTouched(mapping []byte) { _ = unix.Madvise(mapping, unix.MADV
 // may be restored from it afterwards.
 func (img *Image) Close() error {
 	img.viewOnce.Do(func() {})
-	if img.viewMem != nil {
-		_ = unix.Munmap(img.viewMem)
+	for _, v := range [][]byte{img.viewMem, img.baseView} {
+		if v != nil {
+			_ = unix.Munmap(v)
+		}
 	}
 	if img.base != nil {
 		img.base.Close()
@@ -207,12 +237,11 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 // use faults the Image's pages in again.
 func (m *Restored) Restore(pm *PageMap) (dirty int, err error) {
 	mem := m.mapped[:m.img.size]
-	view, err := m.img.view()
-	if pm == nil || err != nil {
+	if pm == nil || m.img.views() != nil {
 		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
 	}
 	err = pm.privateRuns(mem, &m.bufs, func(lo, hi int) {
-		copy(mem[lo:hi], view[lo:hi])
+		m.img.copyTo(mem, lo, hi)
 		dirty += (hi - lo) / pageSize
 	})
 	if err != nil {
