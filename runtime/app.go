@@ -640,7 +640,16 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
 
 	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.module, cfg)
+	if err == nil {
+		err = ex.mem.Err()
+	}
 	if err != nil {
+		if merr := ex.mem.Err(); merr != nil {
+			err = merr
+		}
+		if mod != nil {
+			mod.Close(context.Background())
+		}
 		return 0, err
 	}
 	defer mod.Close(context.Background())

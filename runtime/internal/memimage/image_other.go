@@ -91,6 +91,9 @@ func (img *Image) Close() error {
 // Image.
 func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
 	m.Memory.Allocate(capacity, maxBytes)
+	if m.err != nil {
+		return m
+	}
 	if m.img.size > m.limit {
 		m.err = errTooLarge(m.img.size, m.limit)
 		return m

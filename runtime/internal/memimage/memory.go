@@ -28,6 +28,7 @@ type Memory struct {
 	size   uint64
 	peak   uint64
 	hit    bool
+	err    error // why the memory could not be made, if it could not (Err)
 }
 
 // NewMemory returns an allocator whose memory may grow up to limit bytes.
@@ -37,13 +38,16 @@ func NewMemory(limit uint64) *Memory { return &Memory{limit: limit} }
 // smaller of the limit and maxBytes.
 func (m *Memory) Allocate(_, maxBytes uint64) experimental.LinearMemory {
 	m.limit = min(m.limit, maxBytes)
-	m.mapped = reserve(m.limit)
+	m.mapped, m.err = reserve(m.limit)
 	return m
 }
 
 // Reallocate implements experimental.LinearMemory: it returns the memory's first size
 // bytes, or nil past the limit.
 func (m *Memory) Reallocate(size uint64) []byte {
+	if m.err != nil {
+		return nil
+	}
 	if size > m.limit {
 		m.hit = true
 		return nil
@@ -97,7 +101,6 @@ func grow(b []byte, size, limit uint64) []byte {
 type Restored struct {
 	Memory
 	img  *Image
-	err  error
 	bufs pageMapBufs // what Restore reads the page map into, kept between restores
 }
 
@@ -107,8 +110,9 @@ func NewRestored(img *Image, limit uint64) *Restored {
 	return &Restored{Memory: Memory{limit: limit}, img: img}
 }
 
-// Err returns why the Image could not be put in the memory at Allocate, if it could not.
-func (m *Restored) Err() error { return m.err }
+// Err returns why the memory could not be made at Allocate (for a Restored memory,
+// with its Image in it), if it could not. The guest then fails to instantiate.
+func (m *Memory) Err() error { return m.err }
 
 // Size returns the bytes of linear memory the Image holds.
 func (img *Image) Size() uint64 { return img.size }

@@ -3,6 +3,6 @@
 package memimage
 
 // reserve returns no memory: Reallocate grows it in the Go heap as the guest asks.
-func reserve(uint64) []byte { return nil }
+func reserve(uint64) ([]byte, error) { return nil, nil }
 
 func unreserve([]byte) {}
