@@ -107,7 +107,7 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 			a.log.Warn("cannot cache the snapshot", "error", err.Error())
 			return false
 		}
-		a.log.Debug("snapshot cached, layered on the copies' base image", "base", sharedPrefix+id+".mem",
+		a.log.Debug("snapshot cached, layered on a base image of the app's copies", "id", id,
 			"own_pages", held, "pages", len(mem)/os.Getpagesize())
 	} else if err := atomicfile.Write(path, func(f *os.File) error { return memimage.Write(f, mem) }); err != nil {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())

@@ -27,7 +27,7 @@ import (
 // imports with a hash secret derived from its shareKey (its snapshot key without its
 // name) and the server's key, and its cached snapshot is a layered image
 // (memimage.WriteLayered) on a base image that every copy names: the first copy's
-// whole snapshot, "_base-<id>.mem". All other entropy the import reads is fresh, so
+// whole snapshot, "_base-<id>-<n>.mem". All other entropy the import reads is fresh, so
 // what an app draws at import (a secret key, say) is still its own.
 
 // hashSecretSize is the size of CPython's _Py_HashSecret_t on wasm32: the first
@@ -132,25 +132,55 @@ func (r *hashSecretReader) Read(p []byte) (int, error) {
 	return rand.Read(p)
 }
 
-// writeShared writes the app's snapshot mem to path as a layered image on the base
-// image of id, which it makes from mem when there is none yet. It returns how many
-// pages the layered file holds.
+// maxRuns is how many runs of pages of its own a layered snapshot may hold before a
+// copy of the app gets a base image of its own instead: each run costs every instance
+// of the app two memory mappings, and the kernel allows a process vm.max_map_count
+// (65,530 by default) in all. maxBases bounds the base images of one share key.
+const (
+	maxRuns  = 16
+	maxBases = 4
+)
+
+// writeShared writes the app's snapshot mem to path as a layered image on one of the
+// base images of id: the one it differs from in the fewest runs of pages. When every
+// base differs in more than maxRuns runs and there are fewer than maxBases, mem
+// becomes a new base. (Copies of one app imported with one hash secret still differ
+// where the import drew entropy, read the clock or wrote the app's name; the name's
+// hash places dict entries, so a few classes of names lay out some dicts apart.) It
+// returns how many pages the layered file holds.
 func (a *App) writeShared(path, id string, mem []byte) (int, error) {
 	dir := filepath.Dir(path)
-	baseName := sharedPrefix + id + ".mem"
-	basePath := filepath.Join(dir, baseName)
 	a.engine.shareMu.Lock()
 	defer a.engine.shareMu.Unlock()
-	err := atomicfile.Create(basePath, func(f *os.File) error { return memimage.Write(f, mem) })
-	if err != nil && !errors.Is(err, fs.ErrExist) {
-		return 0, fmt.Errorf("writing the base image %s: %w", basePath, err)
-	}
-	base, err := os.ReadFile(basePath)
-	if err != nil {
-		return 0, fmt.Errorf("reading the base image: %w", err)
+	var baseName string
+	var base []byte
+	best := -1
+	for n := 1; n <= maxBases; n++ {
+		name := fmt.Sprintf("%s%s-%d.mem", sharedPrefix, id, n)
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			if best >= 0 && best <= maxRuns {
+				break
+			}
+			err = atomicfile.Create(filepath.Join(dir, name), func(f *os.File) error { return memimage.Write(f, mem) })
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				return 0, fmt.Errorf("writing the base image %s: %w", name, err)
+			}
+			b, err = os.ReadFile(filepath.Join(dir, name))
+		}
+		if err != nil {
+			return 0, fmt.Errorf("reading the base image %s: %w", name, err)
+		}
+		if runs := memimage.Runs(mem, b); best < 0 || runs < best {
+			best, baseName, base = runs, name, b
+		}
+		if best == 0 {
+			break
+		}
 	}
 	var held int
-	err = atomicfile.Write(path, func(f *os.File) error {
+	err := atomicfile.Write(path, func(f *os.File) error {
+		var err error
 		held, err = memimage.WriteLayered(f, mem, base, baseName)
 		return err
 	})

@@ -56,22 +56,7 @@ func WriteLayered(f *os.File, mem, base []byte, baseName string) (int, error) {
 	if len(mem)%ps != 0 {
 		return 0, fmt.Errorf("image of %d bytes is not a whole number of %d-byte pages", len(mem), ps)
 	}
-	pages := len(mem) / ps
-	differs := func(p int) bool {
-		lo, hi := p*ps, (p+1)*ps
-		return hi > len(base) || !bytes.Equal(mem[lo:hi], base[lo:hi])
-	}
-	var runs []layerRun
-	for p := 0; p < pages; p++ {
-		if !differs(p) {
-			continue
-		}
-		if n := len(runs); n > 0 && runs[n-1].page+runs[n-1].pages == p {
-			runs[n-1].pages++
-		} else {
-			runs = append(runs, layerRun{page: p, pages: 1})
-		}
-	}
+	runs := diffRuns(mem, base, ps)
 	hdr := []byte(layeredMagic)
 	hdr = binary.AppendUvarint(hdr, uint64(ps))
 	hdr = binary.AppendUvarint(hdr, uint64(len(baseName)))
@@ -95,6 +80,28 @@ func WriteLayered(f *os.File, mem, base []byte, baseName string) (int, error) {
 	}
 	return held, finishWrite(f)
 }
+
+// diffRuns returns the runs of ps-byte pages in which mem differs from base, or lies
+// past its end.
+func diffRuns(mem, base []byte, ps int) []layerRun {
+	var runs []layerRun
+	for p := 0; p < len(mem)/ps; p++ {
+		lo, hi := p*ps, (p+1)*ps
+		if hi <= len(base) && bytes.Equal(mem[lo:hi], base[lo:hi]) {
+			continue
+		}
+		if n := len(runs); n > 0 && runs[n-1].page+runs[n-1].pages == p {
+			runs[n-1].pages++
+		} else {
+			runs = append(runs, layerRun{page: p, pages: 1})
+		}
+	}
+	return runs
+}
+
+// Runs returns how many runs of pages a layered image of mem on base would hold:
+// each costs an instance restored from it two memory mappings (WriteLayered).
+func Runs(mem, base []byte) int { return len(diffRuns(mem, base, os.Getpagesize())) }
 
 // readLayout decodes the header of a layered image file, or returns nil when f is not
 // one (a plain image). It checks the header against the file's size fileSize.
