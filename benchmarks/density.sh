@@ -252,6 +252,11 @@ for variant in $variants; do
   run_wrk "$path" "$warmup" >/dev/null
   load=$(run_wrk "$path" "$duration")
   end_mem=$(mem)
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "density: the server ($variant-cached) exited under load; end of its log:" >&2
+    grep -v 'msg=request' "$log" | tail -20 >&2
+    exit 1
+  fi
   stop
 
   echo "$variant: idle tenants (--idle-timeout $idle_timeout)..." >&2
