@@ -133,9 +133,10 @@ func (r *hashSecretReader) Read(p []byte) (int, error) {
 }
 
 // maxRuns is how many runs of pages of its own a layered snapshot may hold before a
-// copy of the app gets a base image of its own instead: each run costs every instance
-// of the app two memory mappings, and the kernel allows a process vm.max_map_count
-// (65,530 by default) in all. maxBases bounds the base images of one share key.
+// copy of the app gets a base image of its own instead: an instance copies the
+// snapshot's own pages in when it is made, and a restore copies every one of them
+// back after each request, since they are the memory's private pages. maxBases
+// bounds the base images of one share key.
 const (
 	maxRuns  = 16
 	maxBases = 4

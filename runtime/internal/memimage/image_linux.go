@@ -103,12 +103,31 @@ func (img *Image) segments(fn func(lo, hi int64, f *os.File, off int64) error) e
 	})
 }
 
-// mapAt maps the image at addr, every stretch from its file, with prot and flags
-// (MAP_FIXED added).
-func (img *Image) mapAt(addr unsafe.Pointer, prot, flags int) error {
-	return img.segments(func(lo, hi int64, f *os.File, off int64) error {
-		_, err := unix.MmapPtr(int(f.Fd()), off, unsafe.Add(addr, lo), uintptr(hi-lo), prot, flags|unix.MAP_FIXED)
+// placeLayered puts a layered image into mem, the start of a memory's reservation:
+// the base mapped copy-on-write over as much of it as the base holds, in one mapping,
+// and the image's own pages copied over it, which makes them the memory's private
+// pages from the start. Mapping each run of them instead would cost two mappings a
+// run for as long as the instance lives (docs/design.md, "Shared snapshot pages").
+func (img *Image) placeLayered(mem []byte) error {
+	st, err := img.base.Stat()
+	if err != nil {
 		return err
+	}
+	n := min(int64(len(mem)), st.Size()/int64(pageSize)*int64(pageSize))
+	if n > 0 {
+		if _, err := unix.MmapPtr(int(img.base.Fd()), 0, unsafe.Pointer(unsafe.SliceData(mem)), uintptr(n),
+			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {
+			return err
+		}
+	}
+	if err := img.views(); err != nil {
+		return err
+	}
+	return img.layout.segments(func(lo, hi int64, own bool, off int64) error {
+		if own {
+			copy(mem[lo:hi], img.viewMem[off:off+hi-lo])
+		}
+		return nil
 	})
 }
 
@@ -224,7 +243,13 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 		m.err = errTooLarge(m.img.size, m.limit)
 		return m
 	}
-	err := m.img.mapAt(unsafe.Pointer(unsafe.SliceData(m.mapped)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
+	var err error
+	if m.img.layout != nil {
+		err = m.img.placeLayered(m.mapped[:m.img.size])
+	} else {
+		_, err = unix.MmapPtr(int(m.img.file.Fd()), 0, unsafe.Pointer(unsafe.SliceData(m.mapped)),
+			uintptr(m.img.size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	}
 	if err != nil {
 		m.err = fmt.Errorf("mapping the snapshot: %w", err)
 		return m
