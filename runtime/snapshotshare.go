@@ -158,7 +158,7 @@ func (a *App) writeShared(path, id string, mem []byte) (int, error) {
 	best := -1
 	for n := 1; n <= maxBases; n++ {
 		name := fmt.Sprintf("%s%s-%d.mem", sharedPrefix, id, n)
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := memimage.ReadImage(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			if best >= 0 && best <= maxRuns {
 				break
@@ -167,7 +167,7 @@ func (a *App) writeShared(path, id string, mem []byte) (int, error) {
 			if err != nil && !errors.Is(err, fs.ErrExist) {
 				return 0, fmt.Errorf("writing the base image %s: %w", name, err)
 			}
-			b, err = os.ReadFile(filepath.Join(dir, name))
+			b, err = memimage.ReadImage(filepath.Join(dir, name))
 		}
 		if err != nil {
 			return 0, fmt.Errorf("reading the base image %s: %w", name, err)

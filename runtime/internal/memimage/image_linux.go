@@ -119,6 +119,9 @@ func (img *Image) placeLayered(mem []byte) error {
 			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {
 			return err
 		}
+		// Before the copies below fault on it: with read-ahead, their faults would read
+		// most of the base into the page cache.
+		readOnlyWhatIsTouched(mem[:n])
 	}
 	if err := img.views(); err != nil {
 		return err
@@ -196,16 +199,7 @@ func (img *Image) copyTo(dst []byte, lo, hi int) {
 		copy(dst[lo:hi], img.viewMem[lo:hi])
 		return
 	}
-	_ = img.layout.segments(func(slo, shi int64, own bool, off int64) error {
-		if a, b := max(int64(lo), slo), min(int64(hi), shi); a < b {
-			from := img.baseView
-			if own {
-				from = img.viewMem
-			}
-			copy(dst[a:b], from[off+a-slo:off+b-slo])
-		}
-		return nil
-	})
+	img.layout.copyTo(dst, img.baseView, img.viewMem, lo, hi)
 }
 
 // readOnlyWhatIsTouched turns read-ahead off for a mapping of an Image. An instance

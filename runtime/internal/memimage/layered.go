@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 )
 
 // A layered image file holds only the pages in which an image differs from a base
@@ -197,6 +198,55 @@ func (l *layout) segments(fn func(lo, hi int64, own bool, off int64) error) erro
 		return fn(at, int64(l.size), false, at)
 	}
 	return nil
+}
+
+// copyTo copies the image's bytes [lo, hi) to dst[lo:hi], each from the base's bytes
+// base or the layered file's bytes own. A restore calls it for every run of pages a
+// request wrote, so it finds the first run of own pages by binary search.
+func (l *layout) copyTo(dst, base, own []byte, lo, hi int) {
+	ps := l.pageSize
+	i := sort.Search(len(l.runs), func(i int) bool { return (l.runs[i].page+l.runs[i].pages)*ps > lo })
+	for at := lo; at < hi; {
+		if i < len(l.runs) && l.runs[i].page*ps <= at {
+			r := l.runs[i]
+			end := min(hi, (r.page+r.pages)*ps)
+			from := int(r.off) + at - r.page*ps
+			copy(dst[at:end], own[from:from+end-at])
+			at = end
+			i++
+			continue
+		}
+		end := hi
+		if i < len(l.runs) {
+			end = min(hi, l.runs[i].page*ps)
+		}
+		copy(dst[at:end], base[at:end])
+		at = end
+	}
+}
+
+// ReadImage returns the content of the image file at path (a base, to compare a new
+// snapshot with) and leaves none of it in the page cache that was not there already
+// in use: pages cached there would be mapped around every page an instance touches
+// (the kernel's fault-around), and learned as pages requests use (Image.Prefetch).
+func ReadImage(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	readRandomly(f)
+	b := make([]byte, st.Size())
+	_, err = f.ReadAt(b, 0)
+	forget(f, st.Size())
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // BaseOf returns the file name of the base image that the image file at path is

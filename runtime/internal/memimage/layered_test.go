@@ -10,7 +10,7 @@ import (
 
 // layeredPair writes base (as a plain image file) and mem layered on it into a
 // folder, and returns the layered file's path and how many pages it holds.
-func layeredPair(t *testing.T, base, mem []byte) (string, int) {
+func layeredPair(t testing.TB, base, mem []byte) (string, int) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "base.mem"), base, 0o600); err != nil {
