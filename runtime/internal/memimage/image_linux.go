@@ -65,19 +65,12 @@ func Open(path string) (*Image, error) {
 }
 
 func open(path string, f *os.File) (*Image, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	l, err := readLayout(f, st.Size())
+	size, l, err := inspect(f)
 	if err != nil {
 		return nil, err
 	}
 	if l == nil {
-		if err := checkSize(st.Size()); err != nil {
-			return nil, err
-		}
-		return &Image{file: f, size: uint64(st.Size())}, nil
+		return &Image{file: f, size: uint64(size)}, nil
 	}
 	if l.pageSize != pageSize {
 		return nil, fmt.Errorf("layered image of %d-byte pages on a system of %d-byte pages", l.pageSize, pageSize)

@@ -27,19 +27,12 @@ func Open(path string) (*Image, error) {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	l, err := readLayout(f, st.Size())
+	size, l, err := inspect(f)
 	if err != nil {
 		return nil, err
 	}
 	if l == nil {
-		if err := checkSize(st.Size()); err != nil {
-			return nil, err
-		}
-		data := make([]byte, st.Size())
+		data := make([]byte, size)
 		if _, err := f.ReadAt(data, 0); err != nil {
 			return nil, err
 		}

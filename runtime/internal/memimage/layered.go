@@ -82,6 +82,19 @@ func WriteLayered(f *os.File, mem, base []byte, baseName string) (int, error) {
 	return held, finishWrite(f)
 }
 
+// inspect tells what the image file f holds: a layered image's layout, or nil for a
+// plain image, whose size it checks. size is the file's.
+func inspect(f *os.File) (size int64, l *layout, err error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, nil, err
+	}
+	if l, err = readLayout(f, st.Size()); err == nil && l == nil {
+		err = checkSize(st.Size())
+	}
+	return st.Size(), l, err
+}
+
 // diffRuns returns the runs of ps-byte pages in which mem differs from base, or lies
 // past its end.
 func diffRuns(mem, base []byte, ps int) []layerRun {
