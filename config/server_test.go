@@ -222,14 +222,14 @@ func TestReloaded(t *testing.T) {
 // in WASMWSGI_SHARE_SNAPSHOTS, applied on SIGHUP; [apps.NAME] share_snapshot overrides
 // it for one app.
 func TestShareSnapshotsKey(t *testing.T) {
-	c, file, err := loadFile(t, "")
+	c, _, err := loadFile(t, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !c.ShareSnapshots || c.Source("share_snapshots") != "default" || !c.Operator().ShareSnapshots {
 		t.Errorf("default: %v from %s", c.ShareSnapshots, c.Source("share_snapshots"))
 	}
-	c, file, err = loadFile(t, "share_snapshots = false\n[apps.shop]\nshare_snapshot = true\n[apps.blog]\nshare_snapshot = false\n")
+	c, file, err := loadFile(t, "share_snapshots = false\n[apps.shop]\nshare_snapshot = true\n[apps.blog]\nshare_snapshot = false\n")
 	if err != nil {
 		t.Fatal(err)
 	}
