@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 // imports with a hash secret derived from its shareKey (its snapshot key without its
 // name) and the server's key, and its cached snapshot is a layered image
 // (memimage.WriteLayered) on a base image that every copy names: the first copy's
-// whole snapshot, "_base-<id>-<n>.mem". All other entropy the import reads is fresh, so
+// whole snapshot, "_base-<id>-<content hash>.mem". All other entropy the import reads is fresh, so
 // what an app draws at import (a secret key, say) is still its own.
 
 // hashSecretSize is the size of CPython's _Py_HashSecret_t on wasm32: the first
@@ -64,6 +65,13 @@ func (a *App) sharing() (id string, secret []byte, ok bool) {
 	if !a.Spec.ShareSnapshot || a.cachePath == "" {
 		return "", nil, false
 	}
+	for _, kv := range a.Spec.Env {
+		if strings.HasPrefix(kv, "PYTHONHASHSEED=") {
+			// The interpreter then draws no hash secret, and the first entropy it reads
+			// is the app's own (a secret key drawn at import, say): never derive that.
+			return "", nil, false
+		}
+	}
 	key, err := a.engine.serverKey()
 	if err != nil {
 		a.log.Warn("the snapshot shares no page with copies of the app", "error", err.Error())
@@ -93,8 +101,10 @@ func (e *Engine) serverKey() ([]byte, error) {
 			if err := f.Chmod(0o600); err != nil {
 				return err
 			}
-			_, err := f.Write(key)
-			return err
+			if _, err := f.Write(key); err != nil {
+				return err
+			}
+			return f.Sync()
 		})
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			e.keyErr = fmt.Errorf("making the server's key %s: %w", path, err)
@@ -149,35 +159,36 @@ const (
 // where the import drew entropy, read the clock or wrote the app's name; the name's
 // hash places dict entries, so a few classes of names lay out some dicts apart.) It
 // returns how many pages the layered file holds.
+//
+// A base is named by its content's hash as well as id, and never written again once
+// it exists: a layered file that names one reads exactly the bytes it was compared
+// with, even if a base of the same copies was removed and made again since.
 func (a *App) writeShared(path, id string, mem []byte) (int, error) {
 	dir := filepath.Dir(path)
 	a.engine.shareMu.Lock()
 	defer a.engine.shareMu.Unlock()
+	names, _ := filepath.Glob(filepath.Join(dir, sharedPrefix+id+"-*.mem"))
+	sort.Strings(names)
 	var baseName string
 	var base []byte
 	best := -1
-	for n := 1; n <= maxBases; n++ {
-		name := fmt.Sprintf("%s%s-%d.mem", sharedPrefix, id, n)
-		b, err := memimage.ReadImage(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			if best >= 0 && best <= maxRuns {
-				break
-			}
-			err = atomicfile.Create(filepath.Join(dir, name), func(f *os.File) error { return memimage.Write(f, mem) })
-			if err != nil && !errors.Is(err, fs.ErrExist) {
-				return 0, fmt.Errorf("writing the base image %s: %w", name, err)
-			}
-			b, err = memimage.ReadImage(filepath.Join(dir, name))
-		}
+	for _, p := range names[:min(len(names), maxBases)] {
+		b, err := memimage.ReadImage(p)
 		if err != nil {
-			return 0, fmt.Errorf("reading the base image %s: %w", name, err)
+			continue // removed meanwhile, or unreadable: compared with the others only
 		}
 		if runs := memimage.Runs(mem, b); best < 0 || runs < best {
-			best, baseName, base = runs, name, b
+			best, baseName, base = runs, filepath.Base(p), b
 		}
-		if best == 0 {
-			break
+	}
+	if best < 0 || best > maxRuns && len(names) < maxBases {
+		sum := sha256.Sum256(mem)
+		baseName = fmt.Sprintf("%s%s-%s.mem", sharedPrefix, id, hex.EncodeToString(sum[:16]))
+		err := atomicfile.Create(filepath.Join(dir, baseName), func(f *os.File) error { return memimage.Write(f, mem) })
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return 0, fmt.Errorf("writing the base image %s: %w", baseName, err)
 		}
+		base = mem
 	}
 	var held int
 	err := atomicfile.Write(path, func(f *os.File) error {
@@ -209,7 +220,11 @@ func (e *Engine) sweepBases(dir string) {
 		case strings.HasPrefix(name, sharedPrefix):
 			bases = append(bases, ent)
 		default:
-			if b := memimage.BaseOf(filepath.Join(dir, name)); b != "" {
+			b, err := memimage.BaseOf(filepath.Join(dir, name))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return // a snapshot whose base cannot be told: remove nothing
+			}
+			if b != "" {
 				used[b] = true
 			}
 		}

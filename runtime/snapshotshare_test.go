@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,22 +39,26 @@ func TestWriteSharedBases(t *testing.T) {
 		return len(m)
 	}
 	far := maxRuns + 4
-	if base, held := write("a", image(1, far)); base != sharedPrefix+"id-1.mem" || held != 0 {
-		t.Errorf("the first snapshot: base %s, %d pages of its own; want base 1 and none", base, held)
+	first, held := write("a", image(1, far))
+	if bases() != 1 || held != 0 {
+		t.Errorf("the first snapshot: %d bases, %d pages of its own; want 1 base and none", bases(), held)
 	}
 	near := image(1, far)
 	near[0] = 9
-	if base, held := write("b", near); base != sharedPrefix+"id-1.mem" || held != 1 {
-		t.Errorf("a snapshot one page from base 1: base %s, %d pages; want base 1 and 1", base, held)
+	if base, held := write("b", near); base != first || held != 1 {
+		t.Errorf("a snapshot one page from the first base: base %s, %d pages; want %s and 1", base, held, first)
 	}
+	seen := map[string]bool{first: true}
 	for v := 2; v <= maxBases; v++ {
-		want := sharedPrefix + "id-" + string(rune('0'+v)) + ".mem"
-		if base, held := write("c", image(v, far)); base != want || held != 0 {
-			t.Errorf("a snapshot %d runs from every base: base %s, %d pages; want %s and none", far, base, held, want)
+		base, held := write("c", image(v, far))
+		if seen[base] || held != 0 || bases() != v {
+			t.Errorf("a snapshot %d runs from every base: base %s (seen before: %v), %d pages, %d bases; want a new base",
+				far, base, seen[base], held, bases())
 		}
+		seen[base] = true
 	}
-	if base, held := write("d", image(maxBases+1, far)); bases() != maxBases || held != far {
-		t.Errorf("past %d bases: %d bases, layered on %s with %d pages; want %d bases and %d pages",
+	if base, held := write("d", image(maxBases+1, far)); bases() != maxBases || held != far || !seen[base] {
+		t.Errorf("past %d bases: %d bases, layered on %s with %d pages; want %d bases and %d pages on one of them",
 			maxBases, bases(), base, held, maxBases, far)
 	}
 }
@@ -61,9 +66,21 @@ func TestWriteSharedBases(t *testing.T) {
 // baseOfFile returns the base image the layered file at path names.
 func baseOfFile(t *testing.T, path string) string {
 	t.Helper()
-	b := memimage.BaseOf(path)
-	if b == "" {
+	b, err := memimage.BaseOf(path)
+	if err != nil || b == "" {
 		t.Fatalf("%s is not a layered image", path)
 	}
 	return b
+}
+
+// TestSharingNeedsADrawnHashSecret: an app whose environment sets PYTHONHASHSEED
+// never shares, since its interpreter would draw no hash secret and the first entropy
+// it reads would be the app's own.
+func TestSharingNeedsADrawnHashSecret(t *testing.T) {
+	a := &App{engine: &Engine{snapshotDir: t.TempDir()}, cachePath: "x.mem", log: slog.Default()}
+	a.Spec.ShareSnapshot = true
+	a.Spec.Env = []string{"PYTHONHASHSEED=0"}
+	if _, _, ok := a.sharing(); ok {
+		t.Error("an app with PYTHONHASHSEED in its environment shares its snapshot")
+	}
 }

@@ -3,6 +3,7 @@
 package memimage
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -22,10 +23,10 @@ type Image struct {
 	layout *layout
 	base   *os.File
 
-	viewOnce sync.Once
+	viewMu   sync.Mutex
+	closed   bool
 	viewMem  []byte // a read-only shared mapping of file, a source of restores
 	baseView []byte // the same of base, for a layered image
-	viewErr  error
 
 	hot hotSet // the pages requests use (hot.go)
 	// memfd is set for an image held in memory (New): its pages are never read from a
@@ -161,29 +162,42 @@ func finishWrite(f *os.File) error {
 // image's base. One mapping a file, rather than one a stretch of the image, so that a
 // thousand layered images hold two thousand mappings, well within vm.max_map_count.
 func (img *Image) views() error {
-	img.viewOnce.Do(func() {
-		mapFile := func(f *os.File) []byte {
-			st, err := f.Stat()
-			if err == nil && st.Size() == 0 {
-				return nil
-			}
-			var b []byte
-			if err == nil {
-				b, err = unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-			}
-			if err != nil {
-				img.viewErr = err
-				return nil
-			}
-			readOnlyWhatIsTouched(b)
-			return b
+	img.viewMu.Lock()
+	defer img.viewMu.Unlock()
+	if img.viewMem != nil {
+		return nil
+	}
+	if img.closed {
+		return errors.New("the image is closed")
+	}
+	// A failure (the process at vm.max_map_count, say) is not kept: the next call
+	// tries again.
+	mapFile := func(f *os.File) ([]byte, error) {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, err
 		}
-		img.viewMem = mapFile(img.file)
-		if img.base != nil && img.viewErr == nil {
-			img.baseView = mapFile(img.base)
+		b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			return nil, err
 		}
-	})
-	return img.viewErr
+		readOnlyWhatIsTouched(b)
+		return b, nil
+	}
+	own, err := mapFile(img.file)
+	if err != nil {
+		return err
+	}
+	if img.base != nil {
+		base, err := mapFile(img.base)
+		if err != nil {
+			_ = unix.Munmap(own)
+			return err
+		}
+		img.baseView = base
+	}
+	img.viewMem = own
+	return nil
 }
 
 // copyTo copies the image's bytes [lo, hi) to dst[lo:hi]; views must have succeeded.
@@ -207,12 +221,15 @@ func readOnlyWhatIsTouched(mapping []byte) { _ = unix.Madvise(mapping, unix.MADV
 // Close releases the image; memories already mapping it keep their pages. No memory
 // may be restored from it afterwards.
 func (img *Image) Close() error {
-	img.viewOnce.Do(func() {})
+	img.viewMu.Lock()
+	img.closed = true
 	for _, v := range [][]byte{img.viewMem, img.baseView} {
 		if v != nil {
 			_ = unix.Munmap(v)
 		}
 	}
+	img.viewMem, img.baseView = nil, nil
+	img.viewMu.Unlock()
 	if img.base != nil {
 		img.base.Close()
 	}
@@ -252,7 +269,18 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 // use faults the Image's pages in again.
 func (m *Restored) Restore(pm *PageMap) (dirty int, err error) {
 	mem := m.mapped[:m.img.size]
-	if pm == nil || m.img.views() != nil {
+	if m.img.layout != nil {
+		// Dropping a page of a layered image's memory would fault the base's page back
+		// in, where the image has its own: another copy's. Without the views the memory
+		// cannot be put back at all.
+		if err := m.img.views(); err != nil {
+			return -1, fmt.Errorf("restoring a layered image: %w", err)
+		}
+		if pm == nil {
+			m.img.copyTo(mem, 0, len(mem))
+			return -1, nil
+		}
+	} else if pm == nil || m.img.views() != nil {
 		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
 	}
 	err = pm.privateRuns(mem, &m.bufs, func(lo, hi int) {
@@ -260,7 +288,11 @@ func (m *Restored) Restore(pm *PageMap) (dirty int, err error) {
 		dirty += (hi - lo) / pageSize
 	})
 	if err != nil {
-		// Some runs may be restored already; dropping every page is right either way.
+		// Some runs may be restored already; putting every page back is right either way.
+		if m.img.layout != nil {
+			m.img.copyTo(mem, 0, len(mem))
+			return -1, nil
+		}
 		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
 	}
 	return dirty, nil

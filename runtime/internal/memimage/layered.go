@@ -25,6 +25,13 @@ import (
 // and removed only when no layered image names it.
 const layeredMagic = "wasmwsgi layered image v1\n"
 
+// maxImageSize bounds the size a layered header may give (a wasm32 memory is at most
+// 4 GiB), and maxHeader the bytes of header readLayout reads.
+const (
+	maxImageSize = 4 << 30
+	maxHeader    = 256 << 10
+)
+
 // baseNameRE is what a base's file name may be: a plain name in the layered image's
 // folder.
 var baseNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$`)
@@ -69,6 +76,9 @@ func WriteLayered(f *os.File, mem, base []byte, baseName string) (int, error) {
 		hdr = binary.AppendUvarint(hdr, uint64(r.page))
 		hdr = binary.AppendUvarint(hdr, uint64(r.pages))
 		held += r.pages
+	}
+	if len(hdr) > maxHeader {
+		return 0, fmt.Errorf("the image differs from its base in %d runs of pages, too many for a layered image", len(runs))
 	}
 	hdr = append(hdr, make([]byte, (ps-len(hdr)%ps)%ps)...)
 	if _, err := f.Write(hdr); err != nil {
@@ -126,7 +136,7 @@ func readLayout(f *os.File, fileSize int64) (*layout, error) {
 	head := make([]byte, len(layeredMagic))
 	n, err := f.ReadAt(head, 0)
 	if err == nil && string(head) == layeredMagic {
-		head = make([]byte, min(fileSize, 256<<10))
+		head = make([]byte, min(fileSize, maxHeader))
 		n, err = f.ReadAt(head, 0)
 	}
 	forget(f, int64(n))
@@ -160,7 +170,7 @@ func readLayout(f *os.File, fileSize int64) (*layout, error) {
 	if !baseNameRE.MatchString(l.base) {
 		return nil, bad(fmt.Sprintf("base name %q is not a plain file name", l.base))
 	}
-	if l.size, ok = next(); !ok || checkSize(int64(l.size)) != nil || l.size%ps != 0 {
+	if l.size, ok = next(); !ok || l.size > maxImageSize || checkSize(int64(l.size)) != nil || l.size%ps != 0 {
 		return nil, bad("bad size")
 	}
 	count, ok := next()
@@ -172,7 +182,7 @@ func readLayout(f *os.File, fileSize int64) (*layout, error) {
 	for range count {
 		first, ok1 := next()
 		n, ok2 := next()
-		if !ok1 || !ok2 || n == 0 || first < uint64(end) || first+n > uint64(pages) {
+		if !ok1 || !ok2 || n == 0 || n > uint64(pages) || first < uint64(end) || first > uint64(pages)-n {
 			return nil, bad("runs out of order or past the end")
 		}
 		l.runs = append(l.runs, layerRun{page: int(first), pages: int(n)})
@@ -263,22 +273,22 @@ func ReadImage(path string) ([]byte, error) {
 }
 
 // BaseOf returns the file name of the base image that the image file at path is
-// layered on, or "" for an image file of its own (or one unreadable).
-func BaseOf(path string) string {
+// layered on, or "" for an image file of its own.
+func BaseOf(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return ""
+		return "", err
 	}
 	l, err := readLayout(f, st.Size())
 	if err != nil || l == nil {
-		return ""
+		return "", err
 	}
-	return l.base
+	return l.base, nil
 }
 
 // openBase opens the base that l names, next to the layered file at path, and checks

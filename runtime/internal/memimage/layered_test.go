@@ -2,6 +2,7 @@ package memimage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,8 +50,8 @@ func TestLayered(t *testing.T) {
 	if want := 3 + WasmPage/ps; held != want {
 		t.Errorf("the layered file holds %d pages, want %d", held, want)
 	}
-	if got := BaseOf(path); got != "base.mem" {
-		t.Errorf("BaseOf = %q, want base.mem", got)
+	if got, err := BaseOf(path); got != "base.mem" || err != nil {
+		t.Errorf("BaseOf = %q, %v; want base.mem", got, err)
 	}
 	img, err := Open(path)
 	if err != nil {
@@ -77,6 +78,15 @@ func TestLayered(t *testing.T) {
 	}
 	if !bytes.Equal(m.Bytes(), mem) {
 		t.Error("after Restore the memory differs from the image")
+	}
+	// Without a page map too: dropping pages would fault the base's back in where
+	// the image has its own.
+	b[1], b[ps*3], b[len(b)-1] = 1, 2, 3
+	if _, err := m.Restore(nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Bytes(), mem) {
+		t.Error("after Restore without a page map the memory differs from the image")
 	}
 	img.Prefetch() // no hot set yet: nothing to do, and nothing breaks
 }
@@ -141,5 +151,40 @@ func TestLayeredUnusable(t *testing.T) {
 	defer f.Close()
 	if _, err := WriteLayered(f, content, content, "../base.mem"); err == nil {
 		t.Error("WriteLayered wrote a base name with a path in it")
+	}
+}
+
+// TestLayeredHostileHeaders: headers whose runs or size overflow are refused, not
+// turned into negative offsets.
+func TestLayeredHostileHeaders(t *testing.T) {
+	ps := os.Getpagesize()
+	for _, tc := range []struct {
+		name        string
+		size, first uint64
+		pages       uint64
+	}{
+		{"run past the end by wrapping", 4 * WasmPage, 1 << 63, 1 << 63},
+		{"run of 2^64-1 pages", 4 * WasmPage, 1, ^uint64(0)},
+		{"size past 2^63", 1 << 63, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "base.mem"), make([]byte, 4*WasmPage), 0o600)
+			h := []byte(layeredMagic)
+			for _, v := range []uint64{uint64(ps), 8} {
+				h = binary.AppendUvarint(h, v)
+			}
+			h = append(h, "base.mem"...)
+			for _, v := range []uint64{tc.size, 1, tc.first, tc.pages} {
+				h = binary.AppendUvarint(h, v)
+			}
+			h = append(h, make([]byte, ps-len(h)+ps)...) // the header page and one "own" page
+			path := filepath.Join(dir, "x.mem")
+			os.WriteFile(path, h, 0o600)
+			if img, err := Open(path); err == nil {
+				img.Close()
+				t.Fatal("Open accepted the header")
+			}
+		})
 	}
 }
