@@ -102,17 +102,23 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 		a.log.Warn("cannot cache the snapshot", "error", err.Error())
 		return false
 	}
+	layered := false
 	if id, _, ok := a.sharing(); ok {
 		held, err := a.writeShared(path, id, mem)
-		if err != nil {
+		if err == nil {
+			layered = true
+			a.log.Debug("snapshot cached, layered on a base image of the app's copies", "id", id,
+				"own_pages", held, "pages", len(mem)/os.Getpagesize())
+		} else {
+			// Its secret is still the shared one; only its pages are its own.
+			a.log.Warn("the snapshot shares no page with the app's copies; it is cached whole", "error", err.Error())
+		}
+	}
+	if !layered {
+		if err := atomicfile.Write(path, func(f *os.File) error { return memimage.Write(f, mem) }); err != nil {
 			a.log.Warn("cannot cache the snapshot", "error", err.Error())
 			return false
 		}
-		a.log.Debug("snapshot cached, layered on a base image of the app's copies", "id", id,
-			"own_pages", held, "pages", len(mem)/os.Getpagesize())
-	} else if err := atomicfile.Write(path, func(f *os.File) error { return memimage.Write(f, mem) }); err != nil {
-		a.log.Warn("cannot cache the snapshot", "error", err.Error())
-		return false
 	}
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.mem"))
 	hot, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.hot"))
