@@ -103,11 +103,7 @@ func (img *Image) segments(fn func(lo, hi int64, f *os.File, off int64) error) e
 // pages from the start. Mapping each run of them instead would cost two mappings a
 // run for as long as the instance lives (docs/design.md, "Shared snapshot pages").
 func (img *Image) placeLayered(mem []byte) error {
-	st, err := img.base.Stat()
-	if err != nil {
-		return err
-	}
-	n := min(int64(len(mem)), st.Size()/int64(pageSize)*int64(pageSize))
+	n := min(int64(len(mem)), img.layout.baseSize/int64(pageSize)*int64(pageSize))
 	if n > 0 {
 		if _, err := unix.MmapPtr(int(img.base.Fd()), 0, unsafe.Pointer(unsafe.SliceData(mem)), uintptr(n),
 			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {

@@ -49,6 +49,7 @@ type layout struct {
 	base     string
 	size     uint64
 	runs     []layerRun
+	baseSize int64 // the base file's size, once openBase checked it
 }
 
 // WriteLayered writes mem to f as a layered image on the base image whose content is
@@ -273,18 +274,14 @@ func ReadImage(path string) ([]byte, error) {
 }
 
 // BaseOf returns the file name of the base image that the image file at path is
-// layered on, or "" for an image file of its own.
+// layered on, or "" for a plain image file; an error for a file that is neither.
 func BaseOf(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	l, err := readLayout(f, st.Size())
+	_, l, err := inspect(f)
 	if err != nil || l == nil {
 		return "", err
 	}
@@ -313,5 +310,6 @@ func openBase(path string, l *layout) (*os.File, error) {
 		base.Close()
 		return nil, err
 	}
+	l.baseSize = st.Size()
 	return base, nil
 }
