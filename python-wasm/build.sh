@@ -214,12 +214,15 @@ cp "$here/Setup.local" cpython/builddir/wasi/Modules/Setup.local
   LIBLZMA_CFLAGS="-I$work/xz/include" LIBLZMA_LIBS="-L$work/xz/lib -llzma" \
   LIBSQLITE3_CFLAGS="-I$work/sqlite/include" LIBSQLITE3_LIBS="-L$work/sqlite/lib -lsqlite3" \
   ../../configure -q -C --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
-    --with-build-python="$build_python" --prefix=/usr/local --disable-test-modules \
+    --with-build-python="$build_python" --prefix=/usr/local \
     --with-pymalloc >/dev/null
   grep -q '^MODULE_ZLIB_STATE=yes' Makefile || { echo "python-wasm: zlib was not enabled" >&2; exit 1; }
   grep -q '^MODULE__SQLITE3_STATE=yes' Makefile || { echo "python-wasm: _sqlite3 was not enabled" >&2; exit 1; }
   grep -q '^MODULE__BZ2_STATE=yes' Makefile || { echo "python-wasm: _bz2 was not enabled" >&2; exit 1; }
   grep -q '^MODULE__LZMA_STATE=yes' Makefile || { echo "python-wasm: _lzma was not enabled" >&2; exit 1; }
+  for m in _TESTCAPI _TESTINTERNALCAPI _TESTBUFFER _TESTCLINIC; do
+    grep -q "^MODULE_${m}_STATE=yes" Makefile || { echo "python-wasm: test module $m was not enabled" >&2; exit 1; }
+  done
   grep -q '^#define WITH_PYMALLOC 1' pyconfig.h || { echo "python-wasm: pymalloc was not enabled" >&2; exit 1; }
   grep -q '^#define HAVE_WORKING_TZSET 1' pyconfig.h || { echo "python-wasm: tzset was not enabled" >&2; exit 1; }
   make -s -j"$jobs" >/dev/null 2>&1 || make -j"$jobs"

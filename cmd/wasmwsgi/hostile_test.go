@@ -59,6 +59,7 @@ var attacks = []attack{
 	{"os._exit", "os-exit", 500, nil},
 	{"exception inside close()", "close-raises", 0, nil},
 	{"threads", "threads", 500, nil},
+	{"Py_FatalError through the test-only C API module", "test-capi-fatal", 500, nil},
 	{"CRLF in a header value", "header-injection", 500, nil},
 	{"CRLF in the status", "status-injection", 500, nil},
 	{"hop-by-hop header", "hop-by-hop", 500, nil},

@@ -246,6 +246,15 @@ def raw_calls(environ, start_response):
     return ok(start_response, results)
 
 
+def test_capi_fatal(environ, start_response):
+    """CPython's test-only C API module is built in: it aborts the interpreter on request."""
+    try:
+        import _testcapi
+    except ImportError as e:
+        return ok(start_response, "not built: %s" % e)
+    _testcapi.fatal_error(b"aborted on purpose")
+
+
 def _port(environ):
     from urllib.parse import parse_qs
 
