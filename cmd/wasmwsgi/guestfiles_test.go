@@ -60,6 +60,16 @@ def pytz_zones():
     return [tz.localize(datetime.datetime(2026, 7, 1, 12)).isoformat(), "Europe/Paris" in pytz.all_timezones]
 
 
+def terminal():
+    import getpass, termios, tty
+    try:
+        termios.tcgetattr(0)
+    except termios.error as e:
+        return ["%s.%s" % (type(e).__module__, type(e).__name__), errno.errorcode[e.args[0]],
+                tty.tcgetattr is termios.tcgetattr, callable(getpass.getpass)]
+    return "a terminal"
+
+
 def application(environ, start_response):
     seen = {
         "list_root": probe(lambda: sorted(os.listdir("/"))),
@@ -84,6 +94,7 @@ def application(environ, start_response):
         "stdlib_create_pyc": probe(lambda: write("/usr/local/lib/python3.11/__pycache__/x.pyc", "wb")),
         "zoneinfo": probe(zones),
         "pytz": probe(pytz_zones),
+        "termios": probe(terminal),
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(seen).encode()]
@@ -92,7 +103,8 @@ def application(environ, start_response):
 // TestGuestFiles checks, through the real server, that the file system outside the
 // app's own folder answers as CPython code on Linux expects: a root to list and to
 // change to, ENOENT for what is not there, EROFS for changes to the read-only trees,
-// a working /dev/null, and the time zone database that zoneinfo and Debian's pytz read.
+// a working /dev/null, the time zone database that zoneinfo and Debian's pytz read, and
+// a termios for which no descriptor is a terminal.
 func TestGuestFiles(t *testing.T) {
 	pytz := filepath.Join(testkit.RootOf(t), "apps", "django", "site-packages", "pytz")
 	apps := testkit.WriteTree(t, map[string]string{
@@ -131,6 +143,7 @@ func TestGuestFiles(t *testing.T) {
 		"stdlib_create_pyc":            "OSError EROFS",
 		"zoneinfo":                     []any{"2:00:00", "CEST", "1:00:00", "CET", true},
 		"pytz":                         []any{"2026-07-01T12:00:00+09:00", true},
+		"termios":                      []any{"termios.error", "ENOTTY", true, true},
 	}
 	var seen map[string]any
 	r := get(t, s.Base+"/files/")

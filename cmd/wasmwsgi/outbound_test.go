@@ -119,6 +119,12 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 			t.Fatalf("%d %q, want %q", code, body, want)
 		}
 	})
+	t.Run("unix", func(t *testing.T) {
+		want := "family=AF_UNIX type=SOCK_STREAM bind PermissionError True connect PermissionError True packet True pair b'x'"
+		if code, body := fetch(t, base+"/nogrant/unix"); code != 200 || body != want {
+			t.Errorf("%d %q\nwant %q", code, body, want)
+		}
+	})
 	t.Run("addresses", func(t *testing.T) {
 		// As CPython's socket module parses them; and connecting by an IPv4 address or
 		// an ASCII name imports neither ipaddress nor the idna codec, an import every

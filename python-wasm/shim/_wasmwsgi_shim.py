@@ -980,6 +980,70 @@ def _install_thread_waits():
         if name in sys.modules:
             patch(sys.modules[name])
     sys.meta_path.insert(0, _PatchOnImport())
+    sys.meta_path.append(_TermiosFinder())
+    _install_valid_signals()
+
+
+def _install_valid_signals():
+    """signal.valid_signals, which CPython builds only where the C library has signal
+    sets: the numbers signal.signal takes (1 to NSIG - 1), as on Linux. asyncio's
+    add_signal_handler checks a number with it, then fails where it needs a wakeup
+    descriptor (RuntimeError): the sandbox delivers no signals."""
+    import _signal
+    import signal
+
+    if hasattr(_signal, "valid_signals"):
+        return
+
+    def valid_signals():
+        """Return a set of valid signal numbers on this platform."""
+        return {signal._int_to_enum(n, signal.Signals) for n in range(1, _signal.NSIG)}
+
+    _signal.valid_signals = valid_signals
+    signal.valid_signals = valid_signals
+
+
+# Linux's values, which code passes back and forth without looking at them.
+_TERMIOS_CONSTANTS = dict(
+    TCSANOW=0, TCSADRAIN=1, TCSAFLUSH=2, TCIFLUSH=0, TCOFLUSH=1, TCIOFLUSH=2, TCOOFF=0, TCOON=1, TCIOFF=2, TCION=3,
+    IGNBRK=1, BRKINT=2, IGNPAR=4, PARMRK=8, INPCK=16, ISTRIP=32, INLCR=64, IGNCR=128, ICRNL=256, IXON=1024,
+    IXANY=2048, IXOFF=4096, IMAXBEL=8192, OPOST=1, ONLCR=4, CSIZE=48, CS5=0, CS6=16, CS7=32, CS8=48, CSTOPB=64,
+    CREAD=128, PARENB=256, PARODD=512, HUPCL=1024, CLOCAL=2048, ISIG=1, ICANON=2, ECHO=8, ECHOE=16, ECHOK=32,
+    ECHONL=64, NOFLSH=128, TOSTOP=256, IEXTEN=32768, VINTR=0, VQUIT=1, VERASE=2, VKILL=3, VEOF=4, VTIME=5, VMIN=6,
+    VSTART=8, VSTOP=9, VSUSP=10, VEOL=11, NCCS=32, B0=0, B9600=13, B38400=15, B115200=4098, TIOCGWINSZ=21523,
+    TIOCSWINSZ=21524)
+
+
+class _TermiosFinder:
+    """`termios`, which WASI has no calls for: no descriptor in the sandbox is a terminal,
+    so every call fails as Linux's do on a descriptor that is not one (termios.error,
+    ENOTTY). `tty`, `getpass` and the libraries that import them at import time load."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "termios":
+            return None
+        import importlib.machinery
+        return importlib.machinery.ModuleSpec(name, self)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        import errno
+
+        class error(Exception):
+            pass
+
+        error.__module__ = "termios"
+
+        def not_a_terminal(*args):
+            raise error(errno.ENOTTY, "Inappropriate ioctl for device")
+
+        module.error = error
+        for name in ("tcgetattr", "tcsetattr", "tcsendbreak", "tcdrain", "tcflush", "tcflow", "tcgetwinsize",
+                     "tcsetwinsize"):
+            module.__dict__[name] = not_a_terminal
+        module.__dict__.update(_TERMIOS_CONSTANTS)
 
 
 _NET_ERRORS = {}  # host error code -> (exception class or None for gaierror, errno name)
@@ -1094,12 +1158,18 @@ def _install_network():
                 return
             family = consts["AF_INET"] if family == -1 else family
             type = consts["SOCK_STREAM"] if type == -1 else type
-            if family not in (0, 2, 10):
-                raise OSError(errno.EAFNOSUPPORT, "only AF_INET and AF_INET6 sockets are available in this sandbox")
+            if family not in (0, 1, 2, 10):
+                raise OSError(errno.EAFNOSUPPORT, "only AF_INET, AF_INET6 and AF_UNIX sockets are available in this "
+                                                  "sandbox")
             if type & 0xF != consts["SOCK_STREAM"]:
                 raise OSError(errno.EPROTONOSUPPORT,
                               "only TCP (SOCK_STREAM) client sockets are available: the server brokers outbound TCP")
-            self._family, self._type, self._proto = family, type & 0xF, 6 if proto in (-1, 0) else proto
+            # An AF_UNIX socket can be made, as on Linux, but it reaches no one: there are
+            # no socket files here, so connect and bind refuse (EACCES), as a denied
+            # path does. socketpair's ends are the AF_UNIX sockets that work.
+            unix = family == consts["AF_UNIX"]
+            self._family, self._type = family, type & 0xF
+            self._proto = 0 if unix else 6 if proto in (-1, 0) else proto
             self._h = None
             self._shut = False
             self._timeout = default_timeout[0]
@@ -1151,6 +1221,9 @@ def _install_network():
                 raise OSError(errno.EBADF, "Bad file descriptor")
             if self._h is not None or self._pair is not None:
                 raise OSError(errno.EISCONN, "Socket is already connected")
+            if self._family == consts["AF_UNIX"]:
+                raise OSError(errno.EACCES, "AF_UNIX sockets reach nothing in this sandbox: there are no socket "
+                                            "files; apps connect to TCP destinations they are granted")
             if not isinstance(address, tuple) or len(address) < 2:
                 raise TypeError("%s address must be a tuple (host, port)" % ("AF_INET6" if self._family == 10 else "AF_INET"))
             host, port = address[0], address[1]
@@ -1300,6 +1373,8 @@ def _install_network():
 
         def getsockname(self):
             if self._h is None and self._pair is None:
+                if self._family == consts["AF_UNIX"]:
+                    return ""
                 return ("::", 0, 0, 0) if self._family == 10 else ("0.0.0.0", 0)
             return self._addr(1)
 

@@ -194,6 +194,24 @@ def pair():
     return out
 
 
+def signals():
+    # The signal numbers exist, as on Linux; handlers do not (no signal is delivered).
+    import signal
+
+    valid = signal.valid_signals()
+    out = [len(valid), signal.SIGTERM in valid, type(min(valid)).__name__]
+
+    async def main():
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, print)
+        except RuntimeError:
+            return "add_signal_handler: RuntimeError"
+        return "add_signal_handler worked"
+
+    out.append(asyncio.run(main()))
+    return out
+
+
 def errno_name(e):
     import errno
 
@@ -224,6 +242,8 @@ def application(environ, start_response):
         body = asyncio.run(silent(int(q["port"])))
     elif path == "/pair":
         body = repr(pair())
+    elif path == "/signals":
+        body = repr(signals())
     elif path == "/threads":
         body = repr(threads())
     elif path == "/asgiref":

@@ -1,6 +1,7 @@
 """Outbound sockets from inside the sandbox: the stdlib's socket, select and selectors,
 and, when vendored, redis-py, pg8000, PyMySQL and SQLAlchemy. Each path answers one line of text."""
 
+import errno
 import select
 import selectors
 import socket
@@ -387,3 +388,30 @@ def addresses(q):
 
 
 ROUTES.update({"/addresses": addresses})
+
+
+def unix(q):
+    # AF_UNIX sockets can be made, as on Linux, but reach nothing: CPython's test helpers
+    # (socket_helper.skip_unless_bind_unix_socket) and asyncio make one and expect bind
+    # or connect, not the constructor, to refuse.
+    out = []
+    with socket.socket(socket.AF_UNIX) as s:
+        out.append("family=%s type=%s" % (s.family.name, s.type.name))
+        for op, arg in (("bind", "/tmp/s.sock"), ("connect", "/tmp/s.sock")):
+            try:
+                getattr(s, op)(arg)
+                out.append(op + " worked")
+            except PermissionError as e:
+                out.append("%s PermissionError %s" % (op, e.errno == errno.EACCES))
+    try:
+        socket.socket(socket.AF_PACKET if hasattr(socket, "AF_PACKET") else 17)
+    except OSError as e:
+        out.append("packet %s" % (e.errno == errno.EAFNOSUPPORT))
+    a, b = socket.socketpair()
+    a.sendall(b"x")
+    out.append("pair %r" % b.recv(1))
+    a.close(), b.close()
+    return " ".join(out)
+
+
+ROUTES.update({"/unix": unix})
