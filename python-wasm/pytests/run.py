@@ -124,6 +124,11 @@ def start_server(out, binary):
     with open(config, "w") as f:
         f.write('[limits]\nmemory = "1GiB"\ntimeout = "%ds"\nconcurrency = 1\n'
                 'app_files = "512MiB"\nscratch = "256MiB"\nmax_response = "16MiB"\n' % MODULE_TIMEOUT)
+        # Tests that serve nothing still connect to, or resolve, the local machine (smtpd's
+        # and smtplib's simulated servers resolve localhost, urllib opens file://localhost/,
+        # imaplib expects a refused connection). Loopback is granted by name and address,
+        # as an operator would grant a local service; nothing else is reachable.
+        f.write('[apps.pytests]\noutbound = ["tcp://localhost:*", "tcp://127.0.0.1:*"]\n')
     log = open(os.path.join(out, "server.log"), "w")
     proc = subprocess.Popen([binary, "serve", os.path.join(out, "apps"), "--addr", f"127.0.0.1:{port}",
                              "--config", config, "--watch=false"], stdout=log, stderr=subprocess.STDOUT)
