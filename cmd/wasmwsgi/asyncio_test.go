@@ -44,7 +44,8 @@ outbound = ["tcp://127.0.0.1:%d", "tcp://127.0.0.1:%d"]
 		{"read timeout", fmt.Sprintf("/aio/silent?port=%d", sink.Port), "read timed out"},
 		// A blocking recv on an empty pair could only wait forever: it raises.
 		{"socket pair", "/aio/pair", `[b'xy', b'z', 'EDEADLK', 'timed out', 'would block', b'', 'broken pipe']`},
-		{"signals", "/aio/signals", `[64, True, 'Signals', 'add_signal_handler: RuntimeError']`},
+		{"signals", "/aio/signals", `[64, True, 'Signals', [True, True, False], 'signal number out of range', ` +
+			`'the fd N must be in non-blocking mode', [-1, True]]`},
 		{"executors", "/aio/threads",
 			`[1024, [1, 2], 'ZeroDivisionError', (6, True), 'this would wait forever', 'this would wait forever', ` +
 				`'this would wait forever', False, "Thread.start: can't start new thread"]`},

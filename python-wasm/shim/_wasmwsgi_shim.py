@@ -981,14 +981,15 @@ def _install_thread_waits():
             patch(sys.modules[name])
     sys.meta_path.insert(0, _PatchOnImport())
     sys.meta_path.append(_TermiosFinder())
-    _install_valid_signals()
+    _install_signals()
 
 
-def _install_valid_signals():
-    """signal.valid_signals, which CPython builds only where the C library has signal
-    sets: the numbers signal.signal takes (1 to NSIG - 1), as on Linux. asyncio's
-    add_signal_handler checks a number with it, then fails where it needs a wakeup
-    descriptor (RuntimeError): the sandbox delivers no signals."""
+def _install_signals():
+    """What signal lacks on WASI, for code that sets up handlers: valid_signals (CPython
+    builds it only where the C library has signal sets), siginterrupt, and a wakeup
+    descriptor that may be one of the sandbox's own socket pairs. No signal is ever
+    delivered from outside, so a handler is registered and never runs, as in a process
+    that is sent none; asyncio's add_signal_handler, which needs all three, works."""
     import _signal
     import signal
 
@@ -999,8 +1000,33 @@ def _install_valid_signals():
         """Return a set of valid signal numbers on this platform."""
         return {signal._int_to_enum(n, signal.Signals) for n in range(1, _signal.NSIG)}
 
-    _signal.valid_signals = valid_signals
-    signal.valid_signals = valid_signals
+    def siginterrupt(signalnum, flag):
+        """Change system call restart behaviour. No signal interrupts a call here."""
+        if not 1 <= signalnum < _signal.NSIG:
+            raise ValueError("signal number out of range")
+
+    c_set_wakeup_fd = _signal.set_wakeup_fd
+    wakeup = [-1]  # a socket pair end of the sandbox's, set as the wakeup descriptor
+
+    def set_wakeup_fd(fd, /, *, warn_on_full_buffer=True):
+        """Sets the fd to be written to (with the signal number) when a signal comes in."""
+        end = _sockets_by_fd.get(fd) if isinstance(fd, int) else None
+        if end is not None and end._pair is not None:
+            if end._timeout != 0.0:
+                raise ValueError("the fd %d must be in non-blocking mode" % fd)
+            old = c_set_wakeup_fd(-1)
+        else:
+            old = c_set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer)
+        if wakeup[0] != -1:
+            old = wakeup[0]
+        wakeup[0] = fd if end is not None and end._pair is not None else -1
+        return old
+
+    set_wakeup_fd.__doc__ = c_set_wakeup_fd.__doc__
+    for mod in (_signal, signal):
+        mod.valid_signals = valid_signals
+        mod.siginterrupt = siginterrupt
+        mod.set_wakeup_fd = set_wakeup_fd
 
 
 # Linux's values, which code passes back and forth without looking at them.

@@ -195,20 +195,34 @@ def pair():
 
 
 def signals():
-    # The signal numbers exist, as on Linux; handlers do not (no signal is delivered).
+    # The signal numbers exist, as on Linux, and handlers can be set; no signal is
+    # ever delivered.
     import signal
+    import socket
 
     valid = signal.valid_signals()
     out = [len(valid), signal.SIGTERM in valid, type(min(valid)).__name__]
 
     async def main():
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, print)
-        except RuntimeError:
-            return "add_signal_handler: RuntimeError"
-        return "add_signal_handler worked"
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, print)
+        # Registered, and never run: nothing sends the sandbox a signal.
+        registered = signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        return [registered, loop.remove_signal_handler(signal.SIGTERM), loop.remove_signal_handler(signal.SIGINT)]
 
     out.append(asyncio.run(main()))
+    try:
+        signal.siginterrupt(0, False)
+    except ValueError as e:
+        out.append(str(e))
+    a, b = socket.socketpair()
+    try:
+        signal.set_wakeup_fd(a.fileno())
+    except ValueError as e:
+        out.append(str(e).replace(str(a.fileno()), "N"))
+    a.setblocking(False)
+    out.append([signal.set_wakeup_fd(a.fileno()), signal.set_wakeup_fd(-1) == a.fileno()])
+    a.close(), b.close()
     return out
 
 
