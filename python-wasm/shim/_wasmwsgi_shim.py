@@ -987,7 +987,7 @@ def _install_thread_waits():
 def _install_signals():
     """What signal lacks on WASI, for code that sets up handlers: valid_signals (CPython
     builds it only where the C library has signal sets), siginterrupt, and a wakeup
-    descriptor that may be one of the sandbox's own socket pairs. No signal is ever
+    descriptor that may be one of the sandbox's own sockets. No signal is ever
     delivered from outside, so a handler is registered and never runs, as in a process
     that is sent none; asyncio's add_signal_handler, which needs all three, works."""
     import _signal
@@ -1010,19 +1010,21 @@ def _install_signals():
 
     def set_wakeup_fd(fd, /, *, warn_on_full_buffer=True):
         """Sets the fd to be written to (with the signal number) when a signal comes in."""
-        end = _sockets_by_fd.get(fd) if isinstance(fd, int) else None
-        if end is not None and end._pair is not None:
-            if end._timeout != 0.0:
+        sock = _sockets_by_fd.get(fd) if isinstance(fd, int) else None
+        if sock is not None:
+            if sock._timeout != 0.0:
                 raise ValueError("the fd %d must be in non-blocking mode" % fd)
             old = c_set_wakeup_fd(-1)
         else:
             old = c_set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer)
         if wakeup[0] != -1:
             old = wakeup[0]
-        wakeup[0] = fd if end is not None and end._pair is not None else -1
+        wakeup[0] = fd if sock is not None else -1
         return old
 
     set_wakeup_fd.__doc__ = c_set_wakeup_fd.__doc__
+    for fn in (valid_signals, siginterrupt, set_wakeup_fd):
+        fn.__module__ = "signal"
     for mod in (_signal, signal):
         mod.valid_signals = valid_signals
         mod.siginterrupt = siginterrupt
