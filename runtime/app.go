@@ -261,7 +261,7 @@ func (a *App) fileIndexPath() string {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(dir))
-	return filepath.Join(a.engine.indexDir, a.Spec.Name+"-"+hex.EncodeToString(sum[:8])+".json")
+	return filepath.Join(a.engine.indexDir, a.Spec.Name+"-"+hex.EncodeToString(sum[:8])+".index")
 }
 
 // warnSkipped logs the files of the app's folder left out of its tree.

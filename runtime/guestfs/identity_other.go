@@ -4,8 +4,12 @@ package guestfs
 
 import "io/fs"
 
-// fileIdentity is empty where the file system's inode and change time are not at
-// hand: an index then vouches for no file, and every file is read.
-type fileIdentity struct{}
+// fileIdentity is never filled where the file system's inode and change time are not
+// at hand: an index then vouches for no file, and every file is read. Its fields are
+// those of the other platforms, for the index's encoding.
+type fileIdentity struct {
+	Dev, Ino           uint64
+	Size, Mtime, Ctime int64
+}
 
 func identityOf(fs.FileInfo) (fileIdentity, bool) { return fileIdentity{}, false }

@@ -10,11 +10,11 @@ import (
 // fileIdentity is what tells a file on disk unchanged: the same file (device and
 // inode), with the same size and times.
 type fileIdentity struct {
-	Dev   uint64 `json:"dev"`
-	Ino   uint64 `json:"ino"`
-	Size  int64  `json:"size"`
-	Mtime int64  `json:"mtime"`
-	Ctime int64  `json:"ctime"`
+	Dev   uint64
+	Ino   uint64
+	Size  int64
+	Mtime int64
+	Ctime int64
 }
 
 func identityOf(info fs.FileInfo) (fileIdentity, bool) {

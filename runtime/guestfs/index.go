@@ -1,8 +1,9 @@
 package guestfs
 
 import (
+	"bytes"
 	"crypto/sha256"
-	"encoding/json"
+	"encoding/gob"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -71,13 +72,13 @@ func forget(digest [32]byte) {
 // the file moves it.
 type FileIndex struct {
 	// Taken is when the folder was read, in Unix nanoseconds.
-	Taken int64                 `json:"taken"`
-	Files map[string]fileRecord `json:"files"`
+	Taken int64
+	Files map[string]fileRecord
 }
 
 type fileRecord struct {
-	Identity fileIdentity `json:"id"`
-	Digest   [32]byte     `json:"sha256"`
+	Identity fileIdentity
+	Digest   [32]byte
 }
 
 // racyWindow is how much older than its index a file's change time must be for the
@@ -107,14 +108,16 @@ func (x *FileIndex) record(name string, info fs.FileInfo, digest [32]byte) {
 }
 
 // ReadFileIndex reads an index written by WriteFileIndex; nil when there is none or it
-// cannot be read, which only means every file is read again.
+// cannot be read, which only means every file is read again. The index is gob: at a
+// restart of a thousand tenants each reads its own, and decoding them as JSON (each
+// digest an array of 32 numbers) took a seventh of the restart's CPU time.
 func ReadFileIndex(path string) *FileIndex {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
 	var x FileIndex
-	if json.Unmarshal(b, &x) != nil || x.Files == nil {
+	if gob.NewDecoder(bytes.NewReader(b)).Decode(&x) != nil || x.Files == nil {
 		return nil
 	}
 	return &x
@@ -122,12 +125,12 @@ func ReadFileIndex(path string) *FileIndex {
 
 // WriteFileIndex writes x to path, replacing what was there at once.
 func WriteFileIndex(path string, x *FileIndex) error {
-	b, err := json.Marshal(x)
-	if err != nil {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(x); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(path, func(f *os.File) error { _, err := f.Write(b); return err })
+	return atomicfile.Write(path, func(f *os.File) error { _, err := f.Write(b.Bytes()); return err })
 }

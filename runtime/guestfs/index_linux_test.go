@@ -154,7 +154,7 @@ func TestFileIndexFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "index", "app.json")
+	path := filepath.Join(t.TempDir(), "index", "app.index")
 	if err := WriteFileIndex(path, m.Index()); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestFileIndexFile(t *testing.T) {
 	if got == nil || got.Taken != m.Index().Taken || got.Files["a.py"] != m.Index().Files["a.py"] {
 		t.Errorf("read back %+v, want %+v", got, m.Index())
 	}
-	if err := os.WriteFile(path, []byte(`{"taken": 1, "files": `), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("\x2a\xff\x81\x03\x01"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := ReadFileIndex(path); got != nil {

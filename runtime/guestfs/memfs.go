@@ -201,14 +201,21 @@ func MemFSFromDir(dir string, maxBytes int64, cacheTag string, known *FileIndex)
 		if path.Base(path.Dir(name)) == "__pycache__" && !strings.HasSuffix(d.Name(), "."+cacheTag+".pyc") {
 			return nil
 		}
-		// The file's own folder resolves it in one step. Stat follows links, but only
-		// inside that folder: a link to elsewhere in the app folder is resolved from
-		// the app folder's root, never beyond it.
+		// A regular file's entry already carries its status: walkRoot's folders are
+		// opened in a Root, whose ReadDir lstats every entry. Anything else (a link)
+		// is stat'ed from the file's own folder, which resolves it in one step. Stat
+		// follows links, but only inside that folder: a link to elsewhere in the app
+		// folder is resolved from the app folder's root, never beyond it.
 		at, base := dir, d.Name()
-		info, err := at.Stat(base)
-		if err != nil {
-			at, base = root, name
-			info, err = root.Stat(name)
+		var info fs.FileInfo
+		if d.Type().IsRegular() {
+			info, err = d.Info()
+		} else {
+			info, err = at.Stat(base)
+			if err != nil {
+				at, base = root, name
+				info, err = root.Stat(name)
+			}
 		}
 		if err != nil || !info.Mode().IsRegular() {
 			why := "not a regular file"
