@@ -36,6 +36,18 @@ def devnull():
         return f.read()
 
 
+def devices():
+    with open("/dev/zero", "rb") as f:
+        zeros = f.read(4)
+    with open("/dev/urandom", "rb") as f:
+        a, b = f.read(16), f.read(16)
+    with open("/dev/random", "rb") as f:
+        c = f.read(16)
+    with open("/dev/urandom", "wb") as f:
+        f.write(b"mixed in")
+    return [sorted(os.listdir("/dev")), zeros.hex(), len(a), len(c), len({a, b, c})]
+
+
 def chdir_root():
     os.chdir("/")
     try:
@@ -80,6 +92,7 @@ def application(environ, start_response):
         "mkdir_root": probe(lambda: os.mkdir("/newdir")),
         "devnull": probe(devnull),
         "devnull_is_char_device": probe(lambda: __import__("stat").S_ISCHR(os.stat(os.devnull).st_mode)),
+        "devices": probe(devices),
         "app_open_to_write": probe(lambda: open("/app/app.py", "w") and "opened"),
         "app_overwrite": probe(lambda: write("/app/app.py")),
         "app_append": probe(lambda: write("/app/app.py", "a")),
@@ -129,6 +142,7 @@ func TestGuestFiles(t *testing.T) {
 		"mkdir_root":                   "OSError EROFS",
 		"devnull":                      "",
 		"devnull_is_char_device":       true,
+		"devices":                      []any{[]any{"null", "random", "urandom", "zero"}, "00000000", 16.0, 16.0, 3.0},
 		"app_open_to_write":            "OSError EROFS",
 		"app_overwrite":                "OSError EROFS",
 		"app_append":                   "OSError EROFS",

@@ -4,8 +4,8 @@
 //   - MemFS: a read-only tree held in memory (the stdlib, and each app's own files,
 //     copied in at load: no host directory is mounted), mounted through ReadOnly,
 //     which answers changes as a read-only mount does. NewRootTree makes the tree
-//     mounted at "/": the folders leading to the other mounts, /dev/null and the time
-//     zone database.
+//     mounted at "/": the folders leading to the other mounts, /dev's null, zero,
+//     random and urandom, and the time zone database.
 //   - ScratchFS: an instance's private, writable /tmp, in memory and capped in size.
 //   - DataDir and DataFS: a host folder granted to an app, opened under an os.Root and
 //     a write lock shared by the app's instances (datadir.go). DataDirs opens each

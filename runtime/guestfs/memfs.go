@@ -38,9 +38,21 @@ type memNode struct {
 	mode    fs.FileMode
 	modTime time.Time
 	entries []fs.DirEntry // directories only, sorted by name
-	// null marks a null device: ReadOnly opens it as an empty file that takes writes.
-	null bool
+	// device marks a character device (NewRootTree's dev/null, dev/zero, dev/random and
+	// dev/urandom): ReadOnly opens it as a file that takes every write and reads as
+	// the device does.
+	device device
 }
+
+// device is what a character device reads as.
+type device byte
+
+const (
+	notDevice device = iota
+	nullDevice
+	zeroDevice
+	randomDevice
+)
 
 func newMemFS() *MemFS {
 	root := &memNode{name: ".", mode: fs.ModeDir | 0o555}

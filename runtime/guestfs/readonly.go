@@ -1,6 +1,7 @@
 package guestfs
 
 import (
+	"crypto/rand"
 	"io/fs"
 	"path"
 	"strings"
@@ -15,8 +16,9 @@ import (
 // counted in c. It answers as a read-only mount does on Linux: a change to the tree
 // (opening a file for writing, creating, removing, renaming, chmod) fails with EROFS,
 // or with ENOENT or ENOTDIR when the folder it names does not exist; a missing file is
-// ENOENT. The tree's null device (NewRootTree's dev/null) reads as empty and discards
-// what is written to it.
+// ENOENT. The tree's character devices (NewRootTree's) take what is written to them
+// and read as Linux's do: dev/null empty, dev/zero zeros, dev/random and dev/urandom
+// random bytes.
 func (m *MemFS) ReadOnly(c *OpenFiles) experimentalsys.FS {
 	return &readOnlyFS{AdaptFS: &sysfs.AdaptFS{FS: m.Limited(c)}, m: m, c: c}
 }
@@ -69,13 +71,13 @@ func (r *readOnlyFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.File
 		return nil, r.missing(name)
 	case flag&experimentalsys.O_CREAT != 0 && flag&experimentalsys.O_EXCL != 0:
 		return nil, experimentalsys.EEXIST
-	case n.null:
+	case n.device != notDevice:
 		if r.c != nil {
 			if err := r.c.acquire(false); err != nil {
 				return nil, errnoOf(err)
 			}
 		}
-		return &nullFile{node: n, c: r.c}, 0
+		return &deviceFile{node: n, c: r.c}, 0
 	case n.mode.IsDir() && writable:
 		return nil, experimentalsys.EISDIR
 	case writable || flag&experimentalsys.O_TRUNC != 0:
@@ -147,31 +149,47 @@ func (r *readOnlyFS) Link(from, to string) experimentalsys.Errno {
 // Symlink implements experimentalsys.FS.
 func (r *readOnlyFS) Symlink(_, link string) experimentalsys.Errno { return r.refuse(clean(link)) }
 
-// nullFile is an open null device: it reads as empty and takes every write.
-type nullFile struct {
+// deviceFile is an open character device. It takes every write; it reads as empty
+// (null), as zeros (zero) or as bytes from the host's random source (random and
+// urandom, which on Linux read the same once the pool is ready).
+type deviceFile struct {
 	experimentalsys.UnimplementedFile
 	node   *memNode
 	c      *OpenFiles
 	closed bool
 }
 
-func (f *nullFile) Dev() (uint64, experimentalsys.Errno)    { return 0, 0 }
-func (f *nullFile) Ino() (sys.Inode, experimentalsys.Errno) { return 0, 0 }
-func (f *nullFile) IsDir() (bool, experimentalsys.Errno)    { return false, 0 }
-func (f *nullFile) IsAppend() bool                          { return false }
-func (f *nullFile) SetAppend(bool) experimentalsys.Errno    { return 0 }
-func (f *nullFile) Stat() (sys.Stat_t, experimentalsys.Errno) {
+func (f *deviceFile) Dev() (uint64, experimentalsys.Errno)    { return 0, 0 }
+func (f *deviceFile) Ino() (sys.Inode, experimentalsys.Errno) { return 0, 0 }
+func (f *deviceFile) IsDir() (bool, experimentalsys.Errno)    { return false, 0 }
+func (f *deviceFile) IsAppend() bool                          { return false }
+func (f *deviceFile) SetAppend(bool) experimentalsys.Errno    { return 0 }
+func (f *deviceFile) Stat() (sys.Stat_t, experimentalsys.Errno) {
 	return sys.NewStat_t(memInfo{f.node}), 0
 }
-func (f *nullFile) Read([]byte) (int, experimentalsys.Errno)              { return 0, 0 }
-func (f *nullFile) Pread([]byte, int64) (int, experimentalsys.Errno)      { return 0, 0 }
-func (f *nullFile) Seek(int64, int) (int64, experimentalsys.Errno)        { return 0, 0 }
-func (f *nullFile) Write(p []byte) (int, experimentalsys.Errno)           { return len(p), 0 }
-func (f *nullFile) Pwrite(p []byte, _ int64) (int, experimentalsys.Errno) { return len(p), 0 }
-func (f *nullFile) Truncate(int64) experimentalsys.Errno                  { return 0 }
-func (f *nullFile) Sync() experimentalsys.Errno                           { return 0 }
-func (f *nullFile) Datasync() experimentalsys.Errno                       { return 0 }
-func (f *nullFile) Close() experimentalsys.Errno {
+
+func (f *deviceFile) Read(p []byte) (int, experimentalsys.Errno) {
+	switch f.node.device {
+	case zeroDevice:
+		clear(p)
+		return len(p), 0
+	case randomDevice:
+		rand.Read(p) // never fails (crypto/rand)
+		return len(p), 0
+	}
+	return 0, 0
+}
+
+func (f *deviceFile) Pread(p []byte, _ int64) (int, experimentalsys.Errno) { return f.Read(p) }
+func (f *deviceFile) Seek(int64, int) (int64, experimentalsys.Errno)       { return 0, 0 }
+func (f *deviceFile) Write(p []byte) (int, experimentalsys.Errno)          { return len(p), 0 }
+func (f *deviceFile) Pwrite(p []byte, _ int64) (int, experimentalsys.Errno) {
+	return len(p), 0
+}
+func (f *deviceFile) Truncate(int64) experimentalsys.Errno { return 0 }
+func (f *deviceFile) Sync() experimentalsys.Errno          { return 0 }
+func (f *deviceFile) Datasync() experimentalsys.Errno      { return 0 }
+func (f *deviceFile) Close() experimentalsys.Errno {
 	if !f.closed && f.c != nil {
 		f.c.release(false)
 	}
@@ -180,17 +198,20 @@ func (f *nullFile) Close() experimentalsys.Errno {
 }
 
 // NewRootTree returns the tree the guest sees at "/": the folders leading to each of
-// mountPoints (empty here: the mount in front of each shows its content), a null
-// device at dev/null, and each tree of grafts placed at its path. A graft's files are
+// mountPoints (empty here: the mount in front of each shows its content), the
+// character devices dev/null, dev/zero, dev/random and dev/urandom, and each tree of grafts placed at its path. A graft's files are
 // shared with it, not copied.
 func NewRootTree(mountPoints []string, grafts map[string]*MemFS) *MemFS {
 	m := newMemFS()
 	for _, p := range mountPoints {
 		m.add(strings.Trim(p, "/"), nil, true, time.Time{})
 	}
-	m.add("dev/null", nil, false, time.Time{})
-	null := m.nodes["dev/null"]
-	null.mode, null.null = fs.ModeDevice|fs.ModeCharDevice|0o666, true
+	for name, d := range map[string]device{"dev/null": nullDevice, "dev/zero": zeroDevice, "dev/random": randomDevice,
+		"dev/urandom": randomDevice} {
+		m.add(name, nil, false, time.Time{})
+		n := m.nodes[name]
+		n.mode, n.device = fs.ModeDevice|fs.ModeCharDevice|0o666, d
+	}
 	for at, sub := range grafts {
 		at = strings.Trim(at, "/")
 		m.add(at, nil, true, time.Time{})
