@@ -243,6 +243,8 @@ func (a *App) readTree() error {
 		if err := guestfs.WriteFileIndex(index, files.Index()); err != nil {
 			a.log.Warn("cannot keep the index of the app's files; the next start reads them all", "error", err.Error())
 		}
+		// The index's earlier format (JSON), which no start reads any more.
+		os.Remove(strings.TrimSuffix(index, ".index") + ".json")
 	}
 	// The next read of the folder takes the index from the cache: the tree, held for
 	// as long as the app runs, need not carry it.
