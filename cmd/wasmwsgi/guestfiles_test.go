@@ -82,6 +82,11 @@ def terminal():
     return "a terminal"
 
 
+def pth_files():
+    import extramod
+    return [extramod.VALUE, os.environ.get("PTH_RAN"), sys.path.index("/app/site-packages/more") > sys.path.index("/app/site-packages")]
+
+
 def application(environ, start_response):
     seen = {
         "list_root": probe(lambda: sorted(os.listdir("/"))),
@@ -108,6 +113,7 @@ def application(environ, start_response):
         "zoneinfo": probe(zones),
         "pytz": probe(pytz_zones),
         "termios": probe(terminal),
+        "pth": probe(pth_files),
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(seen).encode()]
@@ -122,7 +128,14 @@ func TestGuestFiles(t *testing.T) {
 	pytz := filepath.Join(testkit.RootOf(t), "apps", "django", "site-packages", "pytz")
 	apps := testkit.WriteTree(t, map[string]string{
 		"files/app.py": guestFilesApp, "files/wasmwsgi.toml": "warmup = []\n",
-		"data/app.py": guestFilesApp, "data/wasmwsgi.toml": "warmup = []\n",
+		// A .pth file naming a folder, and one with an import line, as pip leaves them.
+		"files/site-packages/extra.pth":        "more\n# a comment\nmissing-folder\n",
+		"files/site-packages/zz-run.pth":       "import os; os.environ['PTH_RAN'] = 'yes'\n",
+		"files/site-packages/more/extramod.py": "VALUE = 'from a .pth folder'\n",
+		"data/site-packages/extra.pth":         "more\n",
+		"data/site-packages/zz-run.pth":        "import os; os.environ['PTH_RAN'] = 'yes'\n",
+		"data/site-packages/more/extramod.py":  "VALUE = 'from a .pth folder'\n",
+		"data/app.py":                          guestFilesApp, "data/wasmwsgi.toml": "warmup = []\n",
 	})
 	for _, app := range []string{"files", "data"} {
 		if err := os.CopyFS(filepath.Join(apps, app, "vendor", "pytz"), os.DirFS(pytz)); err != nil {
@@ -158,6 +171,7 @@ func TestGuestFiles(t *testing.T) {
 		"zoneinfo":                     []any{"2:00:00", "CEST", "1:00:00", "CET", true},
 		"pytz":                         []any{"2026-07-01T12:00:00+09:00", true},
 		"termios":                      []any{"termios.error", "ENOTTY", true, true},
+		"pth":                          []any{"from a .pth folder", "yes", true},
 	}
 	var seen map[string]any
 	r := get(t, s.Base+"/files/")

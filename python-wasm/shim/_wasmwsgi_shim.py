@@ -52,6 +52,13 @@ def init():
         sys.path.insert(0, app_dir)
         if "site_packages" in _info:
             sys.path.insert(1, _info["site_packages"])
+            # Its .pth files, as site.addsitedir reads them natively (the guest starts
+            # without the site import): the folders they name join sys.path, after
+            # the stdlib, and their `import` lines run (namespace packages, pip's
+            # *-nspkg.pth and distutils-precedence.pth).
+            import site
+
+            site.addsitedir(_info["site_packages"])
         if "argv" in _info:
             _exit(_run(_info["argv"], app_dir))
         _app = _load(_info["entrypoint"], app_dir)
