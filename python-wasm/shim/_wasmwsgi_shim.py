@@ -39,6 +39,8 @@ def init():
         _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
         _install_file_calls()
         _install_thread_waits()
+        _install_signals()
+        sys.meta_path.append(_TermiosFinder())
         try:
             _install_network()
         except Exception:
@@ -987,8 +989,6 @@ def _install_thread_waits():
         if name in sys.modules:
             patch(sys.modules[name])
     sys.meta_path.insert(0, _PatchOnImport())
-    sys.meta_path.append(_TermiosFinder())
-    _install_signals()
 
 
 def _install_signals():
@@ -1013,7 +1013,7 @@ def _install_signals():
             raise ValueError("signal number out of range")
 
     c_set_wakeup_fd = _signal.set_wakeup_fd
-    wakeup = [-1]  # a socket pair end of the sandbox's, set as the wakeup descriptor
+    wakeup = [-1]  # a socket of the sandbox's, set as the wakeup descriptor
 
     def set_wakeup_fd(fd, /, *, warn_on_full_buffer=True):
         """Sets the fd to be written to (with the signal number) when a signal comes in."""
