@@ -22,7 +22,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
@@ -639,19 +638,10 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	}
 	ex.sockets.Begin(ex.onDeny)
 	defer a.endOutbound(ex, ex.sockets) // before the session closes
-	ctx = experimental.WithMemoryAllocator(hostfuncs.WithExchange(ctx, ex), ex.mem)
+	ctx = hostfuncs.WithExchange(ctx, ex)
 
-	mod, err := a.engine.rt.InstantiateModule(ctx, a.engine.module, cfg)
-	if err == nil {
-		err = ex.mem.Err()
-	}
+	mod, err := a.engine.instantiate(ctx, ex.mem, cfg)
 	if err != nil {
-		if merr := ex.mem.Err(); merr != nil {
-			err = merr
-		}
-		if mod != nil {
-			mod.Close(context.Background())
-		}
 		return 0, err
 	}
 	defer mod.Close(context.Background())

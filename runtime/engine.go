@@ -250,6 +250,30 @@ func (e *Engine) Close(ctx context.Context) error {
 	return e.rt.Close(ctx)
 }
 
+// linearMemory is what an instance's memory is made by: memimage's allocators, which
+// report a memory they could not make through Err.
+type linearMemory interface {
+	experimental.MemoryAllocator
+	Err() error
+}
+
+// instantiate instantiates python.wasm with cfg over a memory mem makes. When mem could
+// not make it (the kernel refused the mapping), that is the error returned, the
+// instantiation's own being only its consequence, and no module is left open.
+func (e *Engine) instantiate(ctx context.Context, mem linearMemory, cfg wazero.ModuleConfig) (api.Module, error) {
+	mod, err := e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), e.module, cfg)
+	if merr := mem.Err(); merr != nil {
+		err = merr
+	}
+	if err != nil {
+		if mod != nil {
+			mod.Close(context.Background())
+		}
+		return nil, err
+	}
+	return mod, nil
+}
+
 // initMemory writes the module's data segments into a fresh instance's memory, which
 // is what instantiating the module with its data section would have done.
 func (e *Engine) initMemory(mem api.Memory) error {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
@@ -82,11 +81,7 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx cont
 	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
 		func(ns int64) { sleepUntil(inst.ctx)(ns) })
-	mod, err := a.engine.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), a.engine.module, cfg)
-	if err == nil && inst.mem.Err() != nil {
-		mod.Close(context.Background())
-		err = inst.mem.Err()
-	}
+	mod, err := a.engine.instantiate(ctx, inst.mem, cfg)
 	if err != nil {
 		inst.mem.Release()
 		return nil, err
