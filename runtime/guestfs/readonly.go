@@ -199,8 +199,8 @@ func (f *deviceFile) Close() experimentalsys.Errno {
 
 // NewRootTree returns the tree the guest sees at "/": the folders leading to each of
 // mountPoints (empty here: the mount in front of each shows its content), the
-// character devices dev/null, dev/zero, dev/random and dev/urandom, and each tree of grafts placed at its path. A graft's files are
-// shared with it, not copied.
+// character devices dev/null, dev/zero, dev/random and dev/urandom, and each tree of
+// grafts placed at its path. A graft's files are shared with it, not copied.
 func NewRootTree(mountPoints []string, grafts map[string]*MemFS) *MemFS {
 	m := newMemFS()
 	for _, p := range mountPoints {

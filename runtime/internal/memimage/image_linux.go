@@ -261,23 +261,19 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 // Restore makes the memory's first Image.Size bytes equal to the Image again and
 // returns how many pages it copied back. With pm, only the pages written since the
 // mapping (private copies) are copied, run by run, and stay mapped. Without pm, or when
-// reading it fails, every private page is dropped (madvise) and dirty is -1: the next
-// use faults the Image's pages in again.
+// reading it fails, every page is put back (putBack) and dirty is -1.
 func (m *Restored) Restore(pm *PageMap) (dirty int, err error) {
 	mem := m.mapped[:m.img.size]
-	if m.img.layout != nil {
-		// Dropping a page of a layered image's memory would fault the base's page back
-		// in, where the image has its own: another copy's. Without the views the memory
-		// cannot be put back at all.
-		if err := m.img.views(); err != nil {
-			return -1, fmt.Errorf("restoring a layered image: %w", err)
-		}
-		if pm == nil {
-			m.img.copyTo(mem, 0, len(mem))
-			return -1, nil
-		}
-	} else if pm == nil || m.img.views() != nil {
-		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
+	var views error
+	if pm != nil || m.img.layout != nil { // a plain image put back whole needs none
+		views = m.img.views()
+	}
+	if views != nil && m.img.layout != nil {
+		// A layered image's memory cannot be put back at all without them (putBack).
+		return -1, fmt.Errorf("restoring a layered image: %w", views)
+	}
+	if pm == nil || views != nil {
+		return -1, m.putBack(mem)
 	}
 	err = pm.privateRuns(mem, &m.bufs, func(lo, hi int) {
 		m.img.copyTo(mem, lo, hi)
@@ -285,11 +281,19 @@ func (m *Restored) Restore(pm *PageMap) (dirty int, err error) {
 	})
 	if err != nil {
 		// Some runs may be restored already; putting every page back is right either way.
-		if m.img.layout != nil {
-			m.img.copyTo(mem, 0, len(mem))
-			return -1, nil
-		}
-		return -1, unix.Madvise(mem, unix.MADV_DONTNEED)
+		return -1, m.putBack(mem)
 	}
 	return dirty, nil
+}
+
+// putBack makes every page of mem the Image's again. A plain image's private pages
+// are dropped (madvise): the next use faults the Image's in. A layered image's are
+// copied back from the views, since dropping a page would fault the base's back in
+// where the image has its own (another copy's); the views must have succeeded.
+func (m *Restored) putBack(mem []byte) error {
+	if m.img.layout != nil {
+		m.img.copyTo(mem, 0, len(mem))
+		return nil
+	}
+	return unix.Madvise(mem, unix.MADV_DONTNEED)
 }
