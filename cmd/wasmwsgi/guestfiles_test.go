@@ -87,6 +87,26 @@ def pth_files():
     return [extramod.VALUE, os.environ.get("PTH_RAN"), sys.path.index("/app/site-packages/more") > sys.path.index("/app/site-packages")]
 
 
+def stdlib_files():
+    import codecs, posixpath
+    return [os.__file__, codecs.__file__, posixpath.__file__, sys._stdlib_dir, os.path.isfile(os.__file__)]
+
+
+def bytecode():
+    # An import from /tmp caches its bytecode there, as CPython's does, unless the
+    # environment says PYTHONDONTWRITEBYTECODE.
+    os.makedirs("/tmp/mods", exist_ok=True)
+    with open("/tmp/mods/cachedmod.py", "w") as f:
+        f.write("X = 1\n")
+    sys.path.insert(0, "/tmp/mods")
+    try:
+        import cachedmod
+    finally:
+        sys.path.remove("/tmp/mods")
+    return [sys.dont_write_bytecode, sorted(os.listdir("/tmp/mods")),
+            sorted(os.listdir("/tmp/mods/__pycache__")) if os.path.isdir("/tmp/mods/__pycache__") else None]
+
+
 def application(environ, start_response):
     seen = {
         "list_root": probe(lambda: sorted(os.listdir("/"))),
@@ -114,6 +134,8 @@ def application(environ, start_response):
         "pytz": probe(pytz_zones),
         "termios": probe(terminal),
         "pth": probe(pth_files),
+        "stdlib_files": probe(stdlib_files),
+        "bytecode": probe(bytecode),
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(seen).encode()]
@@ -135,7 +157,8 @@ func TestGuestFiles(t *testing.T) {
 		"data/site-packages/extra.pth":         "more\n",
 		"data/site-packages/zz-run.pth":        "import os; os.environ['PTH_RAN'] = 'yes'\n",
 		"data/site-packages/more/extramod.py":  "VALUE = 'from a .pth folder'\n",
-		"data/app.py":                          guestFilesApp, "data/wasmwsgi.toml": "warmup = []\n",
+		"data/app.py":                          guestFilesApp,
+		"data/wasmwsgi.toml":                   "warmup = []\n[env]\nPYTHONDONTWRITEBYTECODE = \"1\"\n",
 	})
 	for _, app := range []string{"files", "data"} {
 		if err := os.CopyFS(filepath.Join(apps, app, "vendor", "pytz"), os.DirFS(pytz)); err != nil {
@@ -172,6 +195,10 @@ func TestGuestFiles(t *testing.T) {
 		"pytz":                         []any{"2026-07-01T12:00:00+09:00", true},
 		"termios":                      []any{"termios.error", "ENOTTY", true, true},
 		"pth":                          []any{"from a .pth folder", "yes", true},
+		// The frozen modules' files are the stdlib's own, as natively.
+		"stdlib_files": []any{"/usr/local/lib/python3.11/os.py", "/usr/local/lib/python3.11/codecs.py",
+			"/usr/local/lib/python3.11/posixpath.py", "/usr/local/lib/python3.11", true},
+		"bytecode": []any{false, []any{"__pycache__", "cachedmod.py"}, []any{"cachedmod.cpython-311.pyc"}},
 	}
 	var seen map[string]any
 	r := get(t, s.Base+"/files/")
@@ -195,6 +222,11 @@ func TestGuestFiles(t *testing.T) {
 	withData := []any{"app", "data", "dev", "etc", "tmp", "usr"}
 	if got, _ := json.Marshal(seen["list_root"]); string(got) != mustJSON(t, withData) {
 		t.Errorf("with a data folder, / lists %s, want %s", got, mustJSON(t, withData))
+	}
+	// Its [env] sets PYTHONDONTWRITEBYTECODE: no bytecode is written.
+	noBytecode := []any{true, []any{"cachedmod.py"}, nil}
+	if got, _ := json.Marshal(seen["bytecode"]); string(got) != mustJSON(t, noBytecode) {
+		t.Errorf("with PYTHONDONTWRITEBYTECODE, bytecode: %s, want %s", got, mustJSON(t, noBytecode))
 	}
 }
 

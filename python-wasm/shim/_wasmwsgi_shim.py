@@ -37,6 +37,7 @@ def init():
     global _app, _info
     try:
         _info = _wasmwsgi.decode_pairs(_wasmwsgi.app_info())
+        _install_stdlib_files()
         _install_file_calls()
         _install_thread_waits()
         _install_signals()
@@ -781,6 +782,53 @@ def _flush_stdio():
 # every destination against the operator's grants, connects, and carries the bytes.
 # `select.select`, `select.poll` (hence `selectors`) see these sockets' readiness, and
 # `ssl` makes a connection TLS with the handshake done by the host.
+
+# ---- the stdlib's files, and bytecode written as CPython writes it ------------------
+
+STDLIB_DIR = "/usr/local/lib/python3.11"
+
+
+def _install_stdlib_files():
+    """What CPython's start-up gives a program, and this interpreter's config does not.
+
+    - sys._stdlib_dir, and the __file__ of the frozen stdlib modules. The interpreter
+      starts with a fixed module search path and a home, so its path calculation leaves
+      the stdlib folder unset; the frozen modules imported at start-up (os, codecs, io,
+      stat, posixpath, ...) then had no __file__, and frozen modules imported later
+      none either. Code finds the stdlib with os.path.dirname(os.__file__), and
+      inspect, linecache and traceback read a frozen module's source through it. The
+      files are those of the stdlib the sandbox serves, which the frozen modules were
+      built from; the fix-up is importlib's own (FrozenImporter._resolve_filename) for
+      the modules that predate it.
+    - sys.dont_write_bytecode is False, as CPython's default is, unless the app's
+      environment sets PYTHONDONTWRITEBYTECODE: imports from /tmp and /data cache their
+      bytecode in __pycache__ beside the source. Imports from the read-only app folder
+      and stdlib try and are refused (EROFS), which importlib ignores, as it does on any
+      read-only folder.
+    """
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+    if getattr(sys, "_stdlib_dir", None):
+        return
+    sys._stdlib_dir = STDLIB_DIR
+    from importlib.machinery import FrozenImporter
+
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        state = getattr(spec, "loader_state", None)
+        if spec is None or spec.loader is not FrozenImporter or state is None:
+            continue
+        if getattr(state, "filename", None) or not getattr(state, "origname", None):
+            continue
+        ispkg = spec.submodule_search_locations is not None
+        filename, pkgdir = FrozenImporter._resolve_filename(state.origname, spec.name, ispkg)
+        state.filename = filename
+        if filename:
+            module.__file__ = filename
+        if ispkg and pkgdir and pkgdir not in spec.submodule_search_locations:
+            spec.submodule_search_locations.insert(0, pkgdir)
+            if module.__path__ is not spec.submodule_search_locations:
+                module.__path__.insert(0, pkgdir)
+
 
 # ---- file calls that the sandbox's libc or host answer unlike Linux ------------------
 
