@@ -125,6 +125,18 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 			t.Errorf("%d %q\nwant %q", code, body, want)
 		}
 	})
+	t.Run("loopback", func(t *testing.T) {
+		// An app with no grant listens on loopback and connects to itself, with
+		// sockets and with asyncio. Twice: the second request starts with the ports
+		// free again.
+		want := "bound 127.0.0.1 True peer True True PING eof b'' accept would block EADDRINUSE EADDRNOTAVAIL " +
+			"ASYNCIO closed port: host denies"
+		for range 2 {
+			if code, body := fetch(t, base+"/nogrant/loopback"); code != 200 || body != want {
+				t.Fatalf("%d %q\nwant %q", code, body, want)
+			}
+		}
+	})
 	t.Run("addresses", func(t *testing.T) {
 		// As CPython's socket module parses them; and connecting by an IPv4 address or
 		// an ASCII name imports neither ipaddress nor the idna codec, an import every

@@ -781,7 +781,8 @@ def _flush_stdio():
 # host's net_* functions (hostfuncs/doc.go, "Network"): the host resolves names, checks
 # every destination against the operator's grants, connects, and carries the bytes.
 # `select.select`, `select.poll` (hence `selectors`) see these sockets' readiness, and
-# `ssl` makes a connection TLS with the handshake done by the host.
+# `ssl` makes a connection TLS with the handshake done by the host. A socket listening on
+# loopback, and the connections made to it, stay in guest memory (_Listener).
 
 # ---- the stdlib's files, and bytecode written as CPython writes it ------------------
 
@@ -1154,6 +1155,25 @@ class _PairEnd:
         return self.peer.closed or self.peer.eof or len(self.peer.data) < self.LIMIT
 
 
+class _Listener:
+    """A TCP socket listening on loopback inside this instance. A connection this same
+    instance makes to its port is a socket pair: the client gets one end at once, and
+    the other waits in the queue for accept. Nothing outside the instance reaches it:
+    the host opens no port, so other requests, other apps and the network never see it.
+    """
+
+    def __init__(self, backlog):
+        self.queue = []  # the server's ends of connections not yet accepted
+        self.backlog = backlog
+        self.closed = False
+
+    def readable(self):
+        return bool(self.queue) or self.closed
+
+    def writable(self):
+        return False
+
+
 def _install_network():
     import errno
     import types
@@ -1161,7 +1181,8 @@ def _install_network():
     if not hasattr(_wasmwsgi, "net_connect"):
         return
     m = types.ModuleType("_socket")
-    m.__doc__ = "Sockets brokered by the wasmwsgi host (outbound TCP only)."
+    m.__doc__ = ("Sockets brokered by the wasmwsgi host (outbound TCP), and loopback listeners inside the "
+                 "instance.")
     consts = dict(
         AF_UNSPEC=0, AF_UNIX=1, AF_INET=2, AF_INET6=10, SOCK_STREAM=1, SOCK_DGRAM=2, SOCK_RAW=3,
         SOCK_NONBLOCK=0o4000, SOCK_CLOEXEC=0o2000000,
@@ -1228,16 +1249,17 @@ def _install_network():
         # socket.socket adds __weakref__ in its own __slots__: this class must not
         # have one, and keeps a __dict__ for what ssl sets on a wrapped socket.
         __slots__ = ("_family", "_type", "_proto", "_h", "_shut", "_timeout", "_opts", "_fd", "_tls", "_pair",
-                     "__dict__")
+                     "_bound", "_lsn", "__dict__")
 
         def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
-            self._pair = None
+            self._pair = self._bound = self._lsn = None
             if fileno is not None:
-                # Only a socket pair's end, detached by socket.socketpair to wrap it.
+                # Only a socket pair's end, detached by socket.socketpair to wrap it, or
+                # a connection accept() took from a loopback listener.
                 end = _detached_ends.pop(fileno, None) if isinstance(fileno, int) else None
                 if end is None:
                     raise OSError(errno.EBADF, "sockets cannot be made from file descriptors in this sandbox")
-                self._adopt(end, fileno)
+                self._adopt(end, fileno, consts["AF_UNIX"] if family == -1 else family)
                 return
             family = consts["AF_INET"] if family == -1 else family
             type = consts["SOCK_STREAM"] if type == -1 else type
@@ -1261,8 +1283,10 @@ def _install_network():
             _next_fd[0] += 1
             self._tls = None
 
-        def _adopt(self, end, fd):
-            self._family, self._type, self._proto = consts["AF_UNIX"], consts["SOCK_STREAM"], 0
+        def _adopt(self, end, fd, family):
+            self._family, self._type = family, consts["SOCK_STREAM"]
+            self._proto = 0 if family == consts["AF_UNIX"] else 6
+            self._bound = self._lsn = None
             self._h = None
             self._shut = False
             self._timeout = default_timeout[0]
@@ -1310,15 +1334,41 @@ def _install_network():
             if not isinstance(address, tuple) or len(address) < 2:
                 raise TypeError("%s address must be a tuple (host, port)" % ("AF_INET6" if self._family == 10 else "AF_INET"))
             host, port = address[0], address[1]
-            if isinstance(host, str):
-                host = name_bytes(host)
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise OverflowError("connect(): port must be 0-65535.")
+            if self._lsn is not None:
+                raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+            listener = listening.get((self._family, port)) if is_loopback(host) else None
+            if listener is not None:
+                return self._connect_here(listener, host, port)
+            if isinstance(host, str):
+                host = name_bytes(host)
             timeout = self._timeout
             h = _wasmwsgi.net_connect(bytes(host), port, -1 if timeout is None or timeout == 0 else to_ms(timeout))
             if h < 0:
                 raise fail(h)
             self._h = h
+            _sockets_by_fd[self._fd] = self
+
+        def _connect_here(self, owner, host, port):
+            lsn = owner._lsn
+            if len(lsn.queue) >= lsn.backlog:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "the listener's queue on port %d is full" % port)
+            mine, theirs = _PairEnd(), _PairEnd()
+            mine.peer, theirs.peer = theirs, mine
+            here = self._bound or (("::1", 0, 0, 0) if self._family == 10 else ("127.0.0.1", 0))
+            if here[1] == 0:
+                here = (here[0], free_port(self._family)) + here[2:]
+                ports[self._family, here[1]] = self
+            if isinstance(host, (bytes, bytearray)):
+                host = bytes(host).decode("ascii")
+            if host in ("localhost", "0.0.0.0", "::"):
+                host = "::1" if self._family == 10 else "127.0.0.1"
+            peer = (host, port, 0, 0) if self._family == 10 else (host, port)
+            mine.local, mine.remote = here, peer
+            theirs.local, theirs.remote = peer, here
+            lsn.queue.append(theirs)
+            self._bound, self._pair = here, mine
             _sockets_by_fd[self._fd] = self
 
         def connect_ex(self, address):
@@ -1419,6 +1469,16 @@ def _install_network():
             if self._pair is not None and self._fd != -1:
                 self._pair.closed = True
                 self._pair.peer.eof = True
+            if self._bound is not None and ports.get((self._family, self._bound[1])) is self:
+                del ports[self._family, self._bound[1]]
+                listening.pop((self._family, self._bound[1]), None)
+            if self._lsn is not None:
+                # Connections never accepted end: their clients read the end of stream.
+                for end in self._lsn.queue:
+                    end.closed = True
+                    end.peer.eof = True
+                self._lsn.queue.clear()
+                self._lsn.closed = True
             h, self._h = self._h, None
             _sockets_by_fd.pop(self._fd, None)
             self._fd = -1
@@ -1441,8 +1501,8 @@ def _install_network():
 
         def _addr(self, which):
             if self._pair is not None:
-                self._pair_end()
-                return ""
+                end = self._pair_end()
+                return getattr(end, "remote" if which == 0 else "local", "")
             res = _wasmwsgi.net_addr(self._handle(), which)
             if isinstance(res, int):
                 raise fail(res)
@@ -1452,10 +1512,14 @@ def _install_network():
             return host, int(port)
 
         def getpeername(self):
+            if self._lsn is not None:
+                raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
             return self._addr(0)
 
         def getsockname(self):
             if self._h is None and self._pair is None:
+                if self._bound is not None:
+                    return self._bound
                 if self._family == consts["AF_UNIX"]:
                     return ""
                 return ("::", 0, 0, 0) if self._family == 10 else ("0.0.0.0", 0)
@@ -1479,14 +1543,59 @@ def _install_network():
             return value
 
         def bind(self, address):
-            raise OSError(errno.EACCES, "binding a socket is not available in this sandbox: apps open outbound "
-                                        "connections only")
+            # TCP on loopback binds inside this instance only (see _Listener); the host
+            # opens no port. AF_UNIX has no socket files to bind.
+            if self._fd == -1:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            if self._family == consts["AF_UNIX"]:
+                raise OSError(errno.EACCES, "binding an AF_UNIX socket is not available in this sandbox: there are "
+                                            "no socket files")
+            v6 = self._family == 10
+            if not isinstance(address, tuple) or len(address) < 2:
+                raise TypeError("%s address must be a tuple (host, port)" % ("AF_INET6" if v6 else "AF_INET"))
+            host, port = address[0], address[1]
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise OverflowError("bind(): port must be 0-65535.")
+            if self._bound is not None or self._h is not None or self._pair is not None:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            if isinstance(host, bytes):
+                host = host.decode("ascii", "replace")
+            if host in ("", "localhost"):
+                host = ("::" if v6 else "0.0.0.0") if host == "" else ("::1" if v6 else "127.0.0.1")
+            if not (is_loopback(host) or host in ("0.0.0.0", "::")):
+                raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address: in this sandbox a socket "
+                                                   "binds to loopback only, inside the app's own instance")
+            if port == 0:
+                port = free_port(self._family)
+            elif (self._family, port) in ports:
+                raise OSError(errno.EADDRINUSE, "Address already in use")
+            self._bound = (host, port, 0, 0) if v6 else (host, port)
+            ports[self._family, port] = self
 
-        def listen(self, backlog=0):
-            raise OSError(errno.EOPNOTSUPP, "apps cannot listen in this sandbox: they open outbound connections only")
+        def listen(self, backlog=128):
+            if self._fd == -1:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            if self._h is not None or self._pair is not None or self._family == consts["AF_UNIX"]:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            if self._bound is None:
+                self.bind(("", 0))  # Linux binds an unbound socket to a free port
+            backlog = min(max(backlog, 0), consts["SOMAXCONN"]) + 1
+            if self._lsn is None:
+                self._lsn = _Listener(backlog)
+                listening[self._family, self._bound[1]] = self
+                _sockets_by_fd[self._fd] = self
+            self._lsn.backlog = backlog
 
         def _accept(self):
-            self.listen()
+            if self._lsn is None:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            if not self._lsn.queue:
+                self._pair_wait("accept()")
+            end = self._lsn.queue.pop(0)
+            fd = _next_fd[0]
+            _next_fd[0] += 1
+            _detached_ends[fd] = end
+            return fd, end.remote
 
         def dup(self):
             raise OSError(errno.EOPNOTSUPP, "sockets cannot be duplicated in this sandbox")
@@ -1497,6 +1606,27 @@ def _install_network():
     socket.__module__ = "_socket"
     m.socket = m.SocketType = socket
     flags_dontwait = [False]
+    ports = {}  # (family, port) -> the socket bound to it in this instance
+    listening = {}  # (family, port) -> the listening socket
+    next_port = [32768]  # Linux's first ephemeral port
+
+    def free_port(family):
+        for _ in range(28232):
+            port = next_port[0]
+            next_port[0] = port + 1 if port < 60999 else 32768
+            if (family, port) not in ports:
+                return port
+        raise OSError(errno.EADDRINUSE, "Address already in use: no free port")
+
+    def is_loopback(host):
+        if isinstance(host, (bytes, bytearray)):
+            host = bytes(host).decode("ascii", "replace")
+        if not isinstance(host, str):
+            return False
+        if host in ("localhost", "::1", "0.0.0.0", "::"):
+            return True
+        packed = ipv4_packed(host)
+        return packed is not None and packed[0] == 127
 
     def socketpair(family=None, type=None, proto=0):
         """Two connected stream sockets held in guest memory (asyncio's self-pipe)."""
@@ -1509,7 +1639,7 @@ def _install_network():
         out = []
         for end in (a, b):
             s = socket.__new__(socket)
-            s._adopt(end, _next_fd[0])
+            s._adopt(end, _next_fd[0], consts["AF_UNIX"])
             _next_fd[0] += 1
             out.append(s)
         return tuple(out)
@@ -1568,7 +1698,12 @@ def _install_network():
         elif flags & consts["AI_NUMERICHOST"]:
             raise gaierror(consts["EAI_NONAME"], "Name or service not known")
         else:
-            res = _wasmwsgi.net_resolve(name_bytes(host))
+            if host.lower() == "localhost" and (port == 0 or any(p == port for _, p in ports)):
+                # A port this instance binds (or 0, to bind one): localhost is
+                # loopback, as /etc/hosts says on Linux, and the host is not asked.
+                res = b"127.0.0.1\n::1\n"
+            else:
+                res = _wasmwsgi.net_resolve(name_bytes(host))
             if isinstance(res, int):
                 raise fail(res, resolving=True)
             addrs = res.decode().split()
@@ -1682,8 +1817,8 @@ def _install_network():
         items = []
         for fd, ev in wanted:
             sock = _sockets_by_fd.get(fd)
-            if sock is not None and sock._pair is not None:
-                end = sock._pair
+            end = None if sock is None else sock._pair if sock._pair is not None else sock._lsn
+            if end is not None:
                 now = (1 if ev & 1 and end.readable() else 0) | (2 if ev & 2 and end.writable() else 0)
                 if now:
                     ready[fd] = ready.get(fd, 0) | now

@@ -415,3 +415,65 @@ def unix(q):
 
 
 ROUTES.update({"/unix": unix})
+
+
+def loopback(q):
+    # A TCP listener on loopback lives inside the instance: connections this instance
+    # makes to its port are accepted here; the host opens no port.
+    import asyncio
+
+    out = []
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    host, port = srv.getsockname()
+    out.append("bound %s %s" % (host, 32768 <= port <= 60999))
+    c = socket.create_connection(("127.0.0.1", port))
+    a, peer = srv.accept()
+    out.append("peer %s %s" % (peer == c.getsockname(), a.getsockname() == c.getpeername() == (host, port)))
+    c.sendall(b"ping")
+    a.sendall(a.recv(4).upper())
+    out.append(c.recv(4).decode())
+    c.close()
+    out.append("eof %r" % a.recv(4))
+    a.close()
+    srv.setblocking(False)
+    try:
+        srv.accept()
+    except BlockingIOError:
+        out.append("accept would block")
+    for addr in (("127.0.0.1", port), ("192.0.2.1", 0)):
+        try:
+            socket.socket().bind(addr)
+        except OSError as e:
+            out.append(errno.errorcode[e.errno])
+    srv.close()
+
+    async def served():
+        async def upper(r, w):
+            w.write((await r.readline()).upper())
+            await w.drain()
+            w.close()
+
+        server = await asyncio.start_server(upper, "localhost", 0, family=socket.AF_INET)
+        p = server.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection("localhost", p)
+        w.write(b"asyncio\n")
+        line = await r.readline()
+        w.close()
+        server.close()
+        await server.wait_closed()
+        return line.decode().strip(), p
+
+    line, p = asyncio.run(served())
+    out.append(line)
+    # The listener is gone with its socket: the port is the host's again, where this
+    # app is granted nothing.
+    try:
+        socket.create_connection(("127.0.0.1", p))
+    except PermissionError:
+        out.append("closed port: host denies")
+    return " ".join(out)
+
+
+ROUTES.update({"/loopback": loopback})
