@@ -67,6 +67,7 @@ func outboundApps(t *testing.T, sitePackages string) string {
 		"inst/app.py":          string(src),
 		"inst/wasmwsgi.toml":   "isolation = \"instance\"\n",
 		"nogrant/app.py":       string(src),
+		"loop/app.py":          string(src), // no grant either; its denials are its own
 		"wider/app.py":         string(src),
 		"wider/wasmwsgi.toml":  "outbound = [\"tcp://127.0.0.2:6379\"]\n",
 		"narrow/app.py":        string(src),
@@ -132,7 +133,7 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 		want := "bound 127.0.0.1 True peer True True PING eof b'' accept would block EADDRINUSE EADDRNOTAVAIL " +
 			"ASYNCIO closed port: host denies"
 		for range 2 {
-			if code, body := fetch(t, base+"/nogrant/loopback"); code != 200 || body != want {
+			if code, body := fetch(t, base+"/loop/loopback"); code != 200 || body != want {
 				t.Fatalf("%d %q\nwant %q", code, body, want)
 			}
 		}
