@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Objects/obmalloc.c: writes the small-object allocator's per-size-class table. */
 int _PyObject_DebugMallocStats(FILE *out);
@@ -531,7 +532,133 @@ wasmwsgi_raw_call(PyObject *self, PyObject *args)
     return PyLong_FromLong(rc);
 }
 
+/* ---- file modes and owners ------------------------------------------------------
+ *
+ * WASI's filestat carries a file's type but no permission bits and no owner, so every
+ * stat answered mode 0 ("----------"): tarfile and zipfile stored that in archives, and
+ * os.chmod (which CPython's WASI build makes a no-op) changed nothing anyone could see.
+ * posixmodule.c (file-modes.patch) passes each stat through wasmwsgi_stat_fixup:
+ *
+ * - a file with no permission bits gets Linux's usual ones for its type: 0644 for a
+ *   regular file, 0755 for a folder, 0777 for a symbolic link, 0666 for a character
+ *   device (as /dev/null is);
+ * - a file of the private /tmp (st_dev 0, st_ino > 0: the read-only trees have st_ino
+ *   0, the data folder the host's device) whose mode or owner the shim set through
+ *   set_file_mode gets those. The table lives in the instance's memory, as /tmp does,
+ *   and goes back to the snapshot with it. */
+
+typedef struct {
+    unsigned long long ino; /* 0: an empty slot */
+    int mode;               /* permission bits, or -1 */
+    long long uid, gid;     /* -1: not set */
+} file_mode;
+
+static file_mode *file_modes;
+static size_t file_modes_cap; /* a power of two, or 0 */
+static size_t file_modes_len;
+
+static file_mode *
+file_mode_slot(unsigned long long ino)
+{
+    size_t mask = file_modes_cap - 1;
+    size_t i = (size_t)(ino * 0x9E3779B97F4A7C15ULL) & mask;
+    while (file_modes[i].ino != 0 && file_modes[i].ino != ino) {
+        i = (i + 1) & mask;
+    }
+    return &file_modes[i];
+}
+
+static int
+file_modes_grow(void)
+{
+    size_t cap = file_modes_cap ? file_modes_cap * 2 : 64;
+    file_mode *old = file_modes;
+    size_t old_cap = file_modes_cap;
+    file_modes = PyMem_RawCalloc(cap, sizeof(file_mode));
+    if (file_modes == NULL) {
+        file_modes = old;
+        return -1;
+    }
+    file_modes_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].ino != 0) {
+            *file_mode_slot(old[i].ino) = old[i];
+        }
+    }
+    PyMem_RawFree(old);
+    return 0;
+}
+
+void
+wasmwsgi_stat_fixup(struct stat *st)
+{
+    if ((st->st_mode & 07777) == 0) {
+        switch (st->st_mode & S_IFMT) {
+        case S_IFDIR: st->st_mode |= 0755; break;
+        case S_IFLNK: st->st_mode |= 0777; break;
+        case S_IFCHR: st->st_mode |= 0666; break;
+        default: st->st_mode |= 0644; break;
+        }
+    }
+    if (st->st_dev != 0 || st->st_ino == 0 || file_modes_len == 0) {
+        return;
+    }
+    file_mode *m = file_mode_slot(st->st_ino);
+    if (m->ino == 0) {
+        return;
+    }
+    if (m->mode >= 0) {
+        st->st_mode = (st->st_mode & ~07777) | (m->mode & 07777);
+    }
+    if (m->uid >= 0) {
+        st->st_uid = (uid_t)m->uid;
+    }
+    if (m->gid >= 0) {
+        st->st_gid = (gid_t)m->gid;
+    }
+}
+
+/* set_file_mode(ino, mode, uid, gid): -1 leaves that one as it is. */
+static PyObject *
+wasmwsgi_set_file_mode(PyObject *self, PyObject *args)
+{
+    unsigned long long ino;
+    int mode;
+    long long uid, gid;
+    if (!PyArg_ParseTuple(args, "KiLL:set_file_mode", &ino, &mode, &uid, &gid)) {
+        return NULL;
+    }
+    if (ino == 0) {
+        PyErr_SetString(PyExc_ValueError, "set_file_mode: inode 0 has no mode of its own");
+        return NULL;
+    }
+    if (file_modes_cap == 0 || (file_modes_len + 1) * 4 > file_modes_cap * 3) {
+        if (file_modes_grow() < 0) {
+            return PyErr_NoMemory();
+        }
+    }
+    file_mode *m = file_mode_slot(ino);
+    if (m->ino == 0) {
+        m->ino = ino;
+        m->mode = -1;
+        m->uid = m->gid = -1;
+        file_modes_len++;
+    }
+    if (mode >= 0) {
+        m->mode = mode & 07777;
+    }
+    if (uid >= 0) {
+        m->uid = uid;
+    }
+    if (gid >= 0) {
+        m->gid = gid;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef wasmwsgi_methods[] = {
+    {"set_file_mode", wasmwsgi_set_file_mode, METH_VARARGS,
+     "Set the mode bits and owner stat reports for a /tmp inode (-1 keeps one)."},
     {"app_info", wasmwsgi_app_info, METH_NOARGS, "Encoded app settings from the host."},
     {"environ", wasmwsgi_environ, METH_NOARGS, "Encoded CGI variables of the current request."},
     {"read", wasmwsgi_read, METH_O, "Read up to n bytes of the request body."},

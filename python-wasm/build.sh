@@ -14,7 +14,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-recipe=(build.sh deps.sh fetch-source.sh versions.env Setup.local _wasmwsgi.c immortal.patch gc-frozen.patch bundle_stdlib.py _sqlite_wasi_vfs.c musl-tz.patch tz-time.h)
+recipe=(build.sh deps.sh fetch-source.sh versions.env Setup.local _wasmwsgi.c immortal.patch gc-frozen.patch file-modes.patch bundle_stdlib.py _sqlite_wasi_vfs.c musl-tz.patch tz-time.h)
 key=$(cd "$here" && cat "${recipe[@]}" | sha256sum | cut -c1-16)
 cache=${WASMWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi}
 out=$cache/python-wasm-$key
@@ -185,6 +185,10 @@ mkdir cpython && tar -xzf "$src/$PY_ORIG" -C cpython --strip-components=1
 # with the snapshot, which are the app's objects although the server froze them.
 patch -s -d cpython -p1 < "$here/immortal.patch"
 patch -s -d cpython -p1 < "$here/gc-frozen.patch"
+# file-modes.patch: a stat's mode and owner pass through wasmwsgi_stat_fixup in
+# _wasmwsgi.c (WASI's filestat has no permission bits: Linux's defaults by type, or
+# what the app set on a /tmp file).
+patch -s -d cpython -p1 < "$here/file-modes.patch"
 cp "$here/_wasmwsgi.c" cpython/Modules/_wasmwsgi.c
 mkdir -p cpython/builddir/wasi/Modules
 # makesetup reads Setup.local from the build directory.

@@ -107,6 +107,46 @@ def bytecode():
             sorted(os.listdir("/tmp/mods/__pycache__")) if os.path.isdir("/tmp/mods/__pycache__") else None]
 
 
+def modes():
+    import io, stat, tarfile
+    def mode(p, follow=True):
+        return oct(stat.S_IMODE(os.stat(p, follow_symlinks=follow).st_mode))
+    def err(f, *args):
+        try:
+            f(*args)
+            return "ok"
+        except OSError as e:
+            return "%s %s" % (type(e).__name__, errno.errorcode[e.errno])
+    os.makedirs("/tmp/m", exist_ok=True)
+    with open("/tmp/m/f", "w") as f:
+        f.write("x")
+    os.symlink("f", "/tmp/m/link")
+    out = [mode("/tmp/m"), mode("/tmp/m/f"), mode("/tmp/m/link", False), mode(os.devnull), mode("/app/app.py"),
+           mode("/usr/local/lib/python3.11")]
+    os.chmod("/tmp/m/f", 0o751)
+    os.chown("/tmp/m/f", 1000, 1001)
+    st = os.stat("/tmp/m/f")
+    entry = [e for e in os.scandir("/tmp/m") if e.name == "f"][0]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add("/tmp/m/f", "f")
+    buf.seek(0)
+    member = tarfile.open(fileobj=buf).getmember("f")
+    out += [oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid, oct(stat.S_IMODE(entry.stat().st_mode)),
+            oct(member.mode), member.uid, stat.filemode(os.stat("/tmp/m/f").st_mode)]
+    out += [err(os.chmod, "/app/app.py", 0o600), err(os.chown, "/app/app.py", 0, 0), err(os.chmod, "/tmp/nothing", 0o600)]
+    import tempfile
+    out += [os.getuid(), mode(tempfile.mkstemp()[1]), mode(tempfile.mkdtemp()), oct(os.umask(0o077))]
+    os.mkdir("/tmp/private")
+    out.append(mode("/tmp/private"))
+    if os.path.isdir("/data"):
+        with open("/data/f", "w") as f:
+            f.write("x")
+        os.chmod("/data/f", 0o600)
+        out += [mode("/data/f"), err(os.chown, "/data/f", 1000, 1000), err(os.chown, "/data/f", -1, -1)]
+    return out
+
+
 def application(environ, start_response):
     seen = {
         "list_root": probe(lambda: sorted(os.listdir("/"))),
@@ -136,6 +176,7 @@ def application(environ, start_response):
         "pth": probe(pth_files),
         "stdlib_files": probe(stdlib_files),
         "bytecode": probe(bytecode),
+        "modes": probe(modes),
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(seen).encode()]
@@ -199,6 +240,11 @@ func TestGuestFiles(t *testing.T) {
 		"stdlib_files": []any{"/usr/local/lib/python3.11/os.py", "/usr/local/lib/python3.11/codecs.py",
 			"/usr/local/lib/python3.11/posixpath.py", "/usr/local/lib/python3.11", true},
 		"bytecode": []any{false, []any{"__pycache__", "cachedmod.py"}, []any{"cachedmod.cpython-311.pyc"}},
+		// Linux's usual bits by type; in /tmp chmod and chown are kept, and seen by
+		// scandir and tarfile; the read-only trees refuse them.
+		"modes": []any{"0o755", "0o644", "0o777", "0o666", "0o644", "0o755",
+			"0o751", 1000.0, 1001.0, "0o751", "0o751", 1000.0, "-rwxr-x--x",
+			"OSError EROFS", "OSError EROFS", "FileNotFoundError ENOENT", 0.0, "0o600", "0o700", "0o22", "0o700"},
 	}
 	var seen map[string]any
 	r := get(t, s.Base+"/files/")
@@ -222,6 +268,15 @@ func TestGuestFiles(t *testing.T) {
 	withData := []any{"app", "data", "dev", "etc", "tmp", "usr"}
 	if got, _ := json.Marshal(seen["list_root"]); string(got) != mustJSON(t, withData) {
 		t.Errorf("with a data folder, / lists %s, want %s", got, mustJSON(t, withData))
+	}
+	// In the data folder chmod is accepted and changes nothing; chown to another
+	// owner is refused.
+	dataModes := []any{"0o755", "0o644", "0o777", "0o666", "0o644", "0o755",
+		"0o751", 1000.0, 1001.0, "0o751", "0o751", 1000.0, "-rwxr-x--x",
+		"OSError EROFS", "OSError EROFS", "FileNotFoundError ENOENT", 0.0, "0o600", "0o700", "0o22", "0o700",
+		"0o644", "PermissionError EPERM", "ok"}
+	if got, _ := json.Marshal(seen["modes"]); string(got) != mustJSON(t, dataModes) {
+		t.Errorf("with a data folder, modes: %s\nwant %s", got, mustJSON(t, dataModes))
 	}
 	// Its [env] sets PYTHONDONTWRITEBYTECODE: no bytecode is written.
 	noBytecode := []any{true, []any{"cachedmod.py"}, nil}

@@ -890,6 +890,151 @@ def _install_file_calls():
     os.supports_follow_symlinks.discard(os.utime)
     for name in ("link", "rename", "replace"):
         wrap(name, cross_device)
+    if hasattr(_wasmwsgi, "set_file_mode"):
+        _install_modes(wrap)
+
+
+def _install_modes(wrap):
+    """Mode bits and owners, as far as the sandbox has them.
+
+    WASI has neither: CPython's os.chmod did nothing, and there was no os.chown. A
+    stat now shows Linux's usual permission bits for the file's type (posixmodule.c
+    asks _wasmwsgi.c, see file-modes.patch), and:
+
+    - in the private /tmp, os.chmod, os.fchmod, os.chown, os.lchown and os.fchown set
+      what stat reports for the file for as long as the file lives. The sandbox's user
+      is uid 0 (os.getuid, os.geteuid, os.getgid and os.getegid, which WASI lacks, say
+      so, and files show owner 0): it may give its /tmp files to anyone, and
+      permissions are not enforced on it, as on root;
+    - in the read-only trees (the app folder, the stdlib) they fail with EROFS, as on
+      a read-only mount;
+    - in the data folder the files are the host's: os.chmod is accepted and changes
+      nothing, as before, so that shutil.copy into it still works; os.chown fails with
+      EPERM unless it changes nothing;
+    - a file or folder that os.open or os.mkdir creates in /tmp gets the mode asked
+      for, less the umask (os.umask, 0o022 to begin with, as Linux's usual), as
+      tempfile's 0o600 files and 0o700 folders do. open() creates with 0o666, which
+      less 0o022 is the usual 0o644 already; a file open() creates after the umask
+      changed still shows 0o644 (it does not go through os.open).
+
+    A /tmp file is one whose st_dev is 0 and st_ino is not: the read-only trees
+    answer st_ino 0, the data folder the host's device.
+    """
+    import errno
+
+    def where(st):
+        if st.st_ino == 0:
+            return "readonly"
+        return "scratch" if st.st_dev == 0 else "data"
+
+    def file_stat(path, dir_fd, follow_symlinks):
+        if isinstance(path, int):
+            return os.fstat(path)
+        return os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+    def read_only(path):
+        return OSError(errno.EROFS, os.strerror(errno.EROFS), None if isinstance(path, int) else path)
+
+    def chmod(original):
+        def chmod(path, mode, *, dir_fd=None, follow_symlinks=True):
+            if not isinstance(mode, int):
+                raise TypeError("'%s' object cannot be interpreted as an integer" % type(mode).__name__)
+            st = file_stat(path, dir_fd, follow_symlinks)
+            if not follow_symlinks and __import__("stat").S_ISLNK(st.st_mode):
+                # Linux has no lchmod, and its fchmodat cannot change a link's mode.
+                raise NotImplementedError("chmod: follow_symlinks unavailable on this platform")
+            kind = where(st)
+            if kind == "readonly":
+                raise read_only(path)
+            if kind == "scratch":
+                _wasmwsgi.set_file_mode(st.st_ino, mode & 0o7777, -1, -1)
+        return chmod
+
+    def chown(path, uid, gid, *, dir_fd=None, follow_symlinks=True):
+        for v in (uid, gid):
+            if not isinstance(v, int):
+                raise TypeError("uid and gid must be integers, not %s" % type(v).__name__)
+        st = file_stat(path, dir_fd, follow_symlinks)
+        kind = where(st)
+        if kind == "readonly":
+            raise read_only(path)
+        if kind == "scratch":
+            _wasmwsgi.set_file_mode(st.st_ino, -1, uid, gid)
+        elif uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid):
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), None if isinstance(path, int) else path)
+
+    def lchown(path, uid, gid):
+        return chown(path, uid, gid, follow_symlinks=False)
+
+    def fchmod(fd, mode):
+        return os.chmod(fd, mode)
+
+    def fchown(fd, uid, gid):
+        return chown(fd, uid, gid)
+
+    umask_now = [0o022]
+
+    def umask(mask):
+        old, umask_now[0] = umask_now[0], mask & 0o777
+        return old
+
+    def created(st, mode):
+        if where(st) == "scratch" and mode & ~umask_now[0] & 0o7777 != stat_defaults(st):
+            _wasmwsgi.set_file_mode(st.st_ino, mode & ~umask_now[0] & 0o7777, -1, -1)
+
+    def stat_defaults(st):
+        return 0o755 if st.st_mode & 0o170000 == 0o040000 else 0o644
+
+    def open_(original):
+        def open(path, flags, mode=0o777, *, dir_fd=None):
+            new = False
+            if flags & os.O_CREAT:
+                try:
+                    os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    new = True
+                except OSError:
+                    pass
+            fd = original(path, flags, mode, dir_fd=dir_fd)
+            if new:
+                created(os.fstat(fd), mode)
+            return fd
+        return open
+
+    def mkdir(original):
+        def mkdir(path, mode=0o777, *, dir_fd=None):
+            original(path, mode, dir_fd=dir_fd)
+            created(os.stat(path, dir_fd=dir_fd), mode)
+        return mkdir
+
+    import posix
+
+    wrap("chmod", chmod)
+    wrap("open", open_)
+    wrap("mkdir", mkdir)
+    def getuid():
+        return 0
+
+    def geteuid():
+        return 0
+
+    def getgid():
+        return 0
+
+    def getegid():
+        return 0
+
+    for f in (chown, lchown, fchmod, fchown, umask, getuid, geteuid, getgid, getegid):
+        f.__module__ = "posix"
+        if not hasattr(os, f.__name__):
+            setattr(os, f.__name__, f)
+    # Code that calls posix directly (as CPython's tests do) gets the same functions.
+    for name in ("chmod", "chown", "lchown", "fchmod", "fchown", "umask", "open", "mkdir", "getuid", "geteuid",
+                 "getgid", "getegid"):
+        setattr(posix, name, getattr(os, name))
+    os.supports_fd.update((os.chmod, os.chown))
+    os.supports_dir_fd.update((os.chmod, os.chown))
+    os.supports_follow_symlinks.update((os.chmod, os.chown))
 
 
 # ---- threads that only wait for their own work -------------------------------------
