@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,6 +137,23 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 			if code, body := fetch(t, base+"/loop/loopback"); code != 200 || body != want {
 				t.Fatalf("%d %q\nwant %q", code, body, want)
 			}
+		}
+	})
+	t.Run("loopback stays in the instance", func(t *testing.T) {
+		// An instance keeps a listener open after its request; the server process
+		// listens on nothing but its own address, and another app connecting to that
+		// port reaches the host, which denies it.
+		code, port := fetch(t, base+"/inst/hold")
+		if code != 200 {
+			t.Fatalf("hold: %d %s", code, port)
+		}
+		_, serverPort, _ := strings.Cut(s.Addr, ":")
+		if got := listeningPorts(t, s.Pid()); !slices.Equal(got, []string{serverPort}) {
+			t.Errorf("the server process listens on %v, want only its own port %s (the guest holds %s)", got, serverPort, port)
+		}
+		code, body := fetch(t, fmt.Sprintf("%s/loop/try?host=127.0.0.1&port=%s", base, port))
+		if want := "PermissionError: [Errno "; code != 200 || !strings.HasPrefix(body, want) || !strings.Contains(body, "is not granted") {
+			t.Errorf("another app connecting to the held port: %d %q, want %s... is not granted", code, body, want)
 		}
 	})
 	t.Run("addresses", func(t *testing.T) {
@@ -323,7 +341,9 @@ outbound = ["tcp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[2]d"]
 // Linux drops the SYN of a connection the full queue has no room for.
 func fullBacklog(t *testing.T) int {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	// Close-on-exec, as every socket Go makes: the server the test starts would
+	// otherwise inherit the listener and keep it open.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -813,4 +833,43 @@ outbound = ["tcp://127.0.0.1:%d"]
 		_, m := fetch(t, s.Base+"/_wasmwsgi/metrics")
 		return !strings.Contains(m, `{app="net"`)
 	})
+}
+
+// listeningPorts returns the TCP ports (decimal, sorted) on which process pid has a
+// listening socket, from /proc: its socket descriptors, matched by inode against the
+// LISTEN entries of /proc/net/tcp and tcp6.
+func listeningPorts(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Skipf("no /proc for the server: %v", err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok && err == nil {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	var ports []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: LISTEN
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			n, err := strconv.ParseUint(hexPort, 16, 16)
+			if err != nil {
+				t.Fatalf("%s: %q", table, line)
+			}
+			ports = append(ports, strconv.FormatUint(n, 10))
+		}
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports)
 }

@@ -477,3 +477,19 @@ def loopback(q):
 
 
 ROUTES.update({"/loopback": loopback})
+
+
+HELD = []
+
+
+def hold(q):
+    # A listener kept past the request, for as long as the instance lives (instance
+    # isolation): its port is the instance's, not the host's.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    HELD.append(s)
+    return str(s.getsockname()[1])
+
+
+ROUTES.update({"/hold": hold})
