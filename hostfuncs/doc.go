@@ -24,8 +24,8 @@
 // files, data folder, environment, outbound grants and limits, the process's stdin,
 // stdout and stderr, and app_info carrying "argv". wasmwsgi_init then does not import
 // the app: the shim puts the app's folders on sys.path as for a request and runs argv
-// as python would (-c CODE, -m MODULE, a script relative to the app folder, or an
-// interactive prompt), and ends the instance with proc_exit(status), where status is
+// as python would (python's own options, then -c CODE, -m MODULE, a script relative
+// to the app folder, or an interactive prompt), and ends the instance with proc_exit(status), where status is
 // python's exit status masked to 0-255 (0, SystemExit's code, 1 after an uncaught
 // exception). A wasmwsgi_init that returns instead failed before the command could
 // run (1 with a traceback on stderr, 3 when the interpreter did not start). Neither

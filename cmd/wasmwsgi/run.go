@@ -34,6 +34,8 @@ and limits, but no time limit unless --timeout is given. The ARGs are python's:
   -                    run the script read from stdin
   (none)               an interactive prompt
 
+python's own options may come first: -B, -W ARG, -X OPT, -E, -I, -s, -S, -u, -q, -V.
+
 stdin, stdout and stderr are this process's, and the exit status is python's.
 APP is an app's name in the apps folder, DIR the path of an app folder (./apps/hello):
 

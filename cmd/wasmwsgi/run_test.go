@@ -211,8 +211,38 @@ GRANTED_VAR = "from the operator"
 		}
 	})
 
+	t.Run("python's own options", func(t *testing.T) {
+		// Before -c, -m or the script, alone or joined, as python's command line takes them.
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"-V"}, "Python 3.11.2\n"},
+			{[]string{"-B", "-W", "error", "-X", "opt=1", "-Xdev", "-c",
+				"import sys, warnings; print(sys.dont_write_bytecode, sys._xoptions, warnings.filters[0][0], sys.argv)", "a"},
+				"True {'opt': '1', 'dev': True} error ['-c', 'a']\n"},
+			{[]string{"-Bc", "import sys; print(sys.dont_write_bytecode)"}, "True\n"},
+			{[]string{"-Wignore::DeprecationWarning", "-c", "import warnings; print(warnings.filters[0][0], warnings.filters[0][2].__name__)"},
+				"ignore DeprecationWarning\n"},
+			{[]string{"-I", "-s", "-S", "-u", "-q", "-c", "print('accepted')"}, "accepted\n"},
+			{[]string{"-m", "greet", "-B"}, "greet __main__ ['/app/greet.py', '-B']\n"}, // after -m, the module's
+		} {
+			if out, errOut, code := run(t, "", c.args...); code != 0 || out != c.want {
+				t.Errorf("%q: exit %d, stdout %q, stderr %q; want %q", c.args, code, out, errOut, c.want)
+			}
+		}
+		for _, c := range []struct {
+			arg, want string
+		}{{"-O", "-O (the optimization level) is fixed when the sandbox's interpreter starts"},
+			{"-W", "-W needs an argument"}, {"--verbose", "unknown option --verbose"}} {
+			if _, errOut, code := run(t, "", c.arg); code != 2 || !strings.Contains(errOut, c.want) {
+				t.Errorf("%s: exit %d, stderr %q, want 2 and %q", c.arg, code, errOut, c.want)
+			}
+		}
+	})
+
 	t.Run("usage errors", func(t *testing.T) {
-		if _, errOut, code := run(t, "", "-x"); code != 2 || !strings.Contains(errOut, "unknown option -x") {
+		if _, errOut, code := run(t, "", "-Z"); code != 2 || !strings.Contains(errOut, "unknown option -Z") {
 			t.Errorf("an unknown option: exit %d, stderr %q", code, errOut)
 		}
 		if _, errOut, code := run(t, "", "-c"); code != 2 || !strings.Contains(errOut, "-c needs the code to run") {

@@ -303,6 +303,9 @@ def _run(argv, app_dir):
     folder is the working directory (init) and stays first on sys.path, as for requests.
     """
     args = [a.encode("latin-1").decode("utf-8", "surrogateescape") for a in argv.split("\0")[:-1]]
+    args, status = _interpreter_options(args)
+    if status is not None:
+        return status
     main = sys.modules["__main__"]
     try:
         import site
@@ -354,6 +357,80 @@ def _run(argv, app_dir):
         sys.excepthook(etype, value.with_traceback(tb), tb)
         return 1
     return 0
+
+
+# The options python takes before -c, -m or a script, as this interpreter can honour
+# them once started: each letter's meaning, or None where it cannot (the flag is fixed
+# when the interpreter starts, in sys.flags).
+_NO_EFFECT = "sSuq"  # no user site, site is the shim's, stdio is not buffered, no banner to quiet
+_FIXED_AT_START = {"O": "the optimization level", "b": "bytes warnings", "d": "parser debugging",
+                   "v": "verbose imports", "x": "skipping the first line", "i": "inspecting after the command",
+                   "R": "hash randomization"}
+
+
+def _interpreter_options(args):
+    """Takes python's own options off the front of args, as python's command line does
+    (-B, -E, -I, -s, -S, -u, -q, -W ARG, -X OPT, and letters joined: -Bu, -Werror,
+    -Bc CODE), and applies them to the running interpreter. Returns the rest, starting
+    at -c, -m, the script or -, and an exit status when the command should not run
+    (-V, -h, or an option this interpreter cannot honour)."""
+    ignore_env = no_bytecode = False
+    while args and args[0].startswith("-") and args[0] != "-":
+        arg = args.pop(0)
+        if arg == "--":
+            break
+        if arg in ("-V", "--version"):
+            sys.stdout.write("Python %s\n" % sys.version.split()[0])
+            return args, 0
+        if arg in ("-h", "-?", "--help"):
+            sys.stdout.write("python options wasmwsgi run takes, before -c CODE, -m MODULE, a script or -:\n"
+                             "  -B  write no bytecode    -W ARG  a warnings filter    -X OPT  into sys._xoptions\n"
+                             "  -E, -I, -s, -S, -u, -q   accepted (no environment, user site or buffering to change)\n"
+                             "  -V  the version\n")
+            return args, 0
+        if arg.startswith("--"):
+            return args, _usage("unknown option %s" % arg)
+        letters = arg[1:]
+        while letters:
+            letter, letters = letters[0], letters[1:]
+            if letter in "cm":
+                # The rest of the word, or the next argument, is its value.
+                value = letters or (args.pop(0) if args else None)
+                args[:0] = ["-" + letter] + ([value] if value is not None else [])
+                letters = None
+                break
+            if letter in "WX":
+                value = letters or (args.pop(0) if args else None)
+                if value is None:
+                    return args, _usage("-%s needs an argument" % letter)
+                if letter == "W":
+                    import warnings
+
+                    sys.warnoptions.append(value)
+                    warnings._processoptions([value])
+                else:
+                    name, eq, val = value.partition("=")
+                    sys._xoptions[name] = val if eq else True
+                letters = ""
+            elif letter == "B":
+                no_bytecode = True
+            elif letter in "EI":
+                ignore_env = True
+            elif letter in _NO_EFFECT:
+                pass
+            elif letter in _FIXED_AT_START:
+                return args, _usage("-%s (%s) is fixed when the sandbox's interpreter starts" %
+                                    (letter, _FIXED_AT_START[letter]))
+            else:
+                return args, _usage("unknown option -%s" % letter)
+        if letters is None:
+            break
+    if no_bytecode:
+        sys.dont_write_bytecode = True
+    elif ignore_env:
+        # -E and -I: PYTHONDONTWRITEBYTECODE, the one variable read, no longer counts.
+        sys.dont_write_bytecode = False
+    return args, None
 
 
 def _run_script(main, args, app_dir):
