@@ -177,6 +177,9 @@ def application(environ, start_response):
         "stdlib_files": probe(stdlib_files),
         "bytecode": probe(bytecode),
         "modes": probe(modes),
+        # As root on Linux: no writing on a read-only mount, executing needs an x bit.
+        "access": probe(lambda: [[os.access(p, m) for m in (os.R_OK, os.W_OK, os.X_OK)]
+                                 for p in ("/app/app.py", "/app", "/tmp", os.devnull, "/nonexistent")]),
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(seen).encode()]
@@ -245,6 +248,8 @@ func TestGuestFiles(t *testing.T) {
 		"modes": []any{"0o755", "0o644", "0o777", "0o666", "0o644", "0o755",
 			"0o751", 1000.0, 1001.0, "0o751", "0o751", 1000.0, "-rwxr-x--x",
 			"OSError EROFS", "OSError EROFS", "FileNotFoundError ENOENT", 0.0, "0o600", "0o700", "0o22", "0o700"},
+		"access": []any{[]any{true, false, false}, []any{true, false, true}, []any{true, true, true},
+			[]any{true, true, false}, []any{false, false, false}},
 	}
 	var seen map[string]any
 	r := get(t, s.Base+"/files/")

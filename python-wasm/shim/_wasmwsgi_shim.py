@@ -988,6 +988,9 @@ def _install_modes(wrap):
     - in the data folder the files are the host's: os.chmod is accepted and changes
       nothing, as before, so that shutil.copy into it still works; os.chown fails with
       EPERM unless it changes nothing;
+    - os.access answers as Linux does for root: writing is refused in the read-only
+      trees (EROFS there, so False), executing needs an x bit on a file, and the
+      rest is allowed (the C library's answer was true for anything that exists);
     - a file or folder that os.open or os.mkdir creates in /tmp gets the mode asked
       for, less the umask (os.umask, 0o022 to begin with, as Linux's usual), as
       tempfile's 0o600 files and 0o700 folders do. open() creates with 0o666, which
@@ -1084,8 +1087,26 @@ def _install_modes(wrap):
             created(os.stat(path, dir_fd=dir_fd), mode)
         return mkdir
 
+    def access(original):
+        def access(path, mode, *, dir_fd=None, effective_ids=False, follow_symlinks=True):
+            if not original(path, mode, dir_fd=dir_fd, effective_ids=effective_ids,
+                            follow_symlinks=follow_symlinks):
+                return False
+            try:
+                st = file_stat(path, dir_fd, follow_symlinks)
+            except OSError:
+                return False
+            kind = st.st_mode & 0o170000
+            if mode & os.W_OK and where(st) == "readonly" and kind != 0o020000:  # devices take writes
+                return False
+            if mode & os.X_OK and kind != 0o040000 and not st.st_mode & 0o111:
+                return False
+            return True
+        return access
+
     import posix
 
+    wrap("access", access)
     wrap("chmod", chmod)
     wrap("open", open_)
     wrap("mkdir", mkdir)
@@ -1106,8 +1127,8 @@ def _install_modes(wrap):
         if not hasattr(os, f.__name__):
             setattr(os, f.__name__, f)
     # Code that calls posix directly (as CPython's tests do) gets the same functions.
-    for name in ("chmod", "chown", "lchown", "fchmod", "fchown", "umask", "open", "mkdir", "getuid", "geteuid",
-                 "getgid", "getegid"):
+    for name in ("access", "chmod", "chown", "lchown", "fchmod", "fchown", "umask", "open", "mkdir", "getuid",
+                 "geteuid", "getgid", "getegid"):
         setattr(posix, name, getattr(os, name))
     os.supports_fd.update((os.chmod, os.chown))
     os.supports_dir_fd.update((os.chmod, os.chown))
