@@ -359,9 +359,9 @@ def _run(argv, app_dir):
     return 0
 
 
-# The options python takes before -c, -m or a script, as this interpreter can honour
-# them once started: each letter's meaning, or None where it cannot (the flag is fixed
-# when the interpreter starts, in sys.flags).
+# The options python takes before -c, -m or a script that change nothing here, and
+# those this interpreter cannot honour once started (sys.flags is fixed at start-up),
+# with what each would set.
 _NO_EFFECT = "sSuq"  # no user site, site is the shim's, stdio is not buffered, no banner to quiet
 _FIXED_AT_START = {"O": "the optimization level", "b": "bytes warnings", "d": "parser debugging",
                    "v": "verbose imports", "x": "skipping the first line", "i": "inspecting after the command",
@@ -1001,6 +1001,7 @@ def _install_modes(wrap):
     answer st_ino 0, the data folder the host's device.
     """
     import errno
+    import stat
 
     def where(st):
         if st.st_ino == 0:
@@ -1020,7 +1021,7 @@ def _install_modes(wrap):
             if not isinstance(mode, int):
                 raise TypeError("'%s' object cannot be interpreted as an integer" % type(mode).__name__)
             st = file_stat(path, dir_fd, follow_symlinks)
-            if not follow_symlinks and __import__("stat").S_ISLNK(st.st_mode):
+            if not follow_symlinks and stat.S_ISLNK(st.st_mode):
                 # Linux has no lchmod, and its fchmodat cannot change a link's mode.
                 raise NotImplementedError("chmod: follow_symlinks unavailable on this platform")
             kind = where(st)
@@ -1059,11 +1060,10 @@ def _install_modes(wrap):
         return old
 
     def created(st, mode):
-        if where(st) == "scratch" and mode & ~umask_now[0] & 0o7777 != stat_defaults(st):
-            _wasmwsgi.set_file_mode(st.st_ino, mode & ~umask_now[0] & 0o7777, -1, -1)
-
-    def stat_defaults(st):
-        return 0o755 if st.st_mode & 0o170000 == 0o040000 else 0o644
+        # st, just made, shows the bits its type gets by default.
+        mode &= ~umask_now[0] & 0o7777
+        if where(st) == "scratch" and mode != stat.S_IMODE(st.st_mode):
+            _wasmwsgi.set_file_mode(st.st_ino, mode, -1, -1)
 
     def open_(original):
         def open(path, flags, mode=0o777, *, dir_fd=None):
@@ -1089,6 +1089,8 @@ def _install_modes(wrap):
 
     def access(original):
         def access(path, mode, *, dir_fd=None, effective_ids=False, follow_symlinks=True):
+            # The C library's answer first: it checks the arguments as CPython does (a
+            # path, never a descriptor) and says whether the file exists.
             if not original(path, mode, dir_fd=dir_fd, effective_ids=effective_ids,
                             follow_symlinks=follow_symlinks):
                 return False
@@ -1096,10 +1098,9 @@ def _install_modes(wrap):
                 st = file_stat(path, dir_fd, follow_symlinks)
             except OSError:
                 return False
-            kind = st.st_mode & 0o170000
-            if mode & os.W_OK and where(st) == "readonly" and kind != 0o020000:  # devices take writes
+            if mode & os.W_OK and where(st) == "readonly" and not stat.S_ISCHR(st.st_mode):  # devices take writes
                 return False
-            if mode & os.X_OK and kind != 0o040000 and not st.st_mode & 0o111:
+            if mode & os.X_OK and not stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o111:
                 return False
             return True
         return access
@@ -1581,9 +1582,10 @@ def _install_network():
                 raise OverflowError("connect(): port must be 0-65535.")
             if self._lsn is not None:
                 raise OSError(errno.EISCONN, "Transport endpoint is already connected")
-            listener = listening.get((self._family, port)) if is_loopback(host) else None
-            if listener is not None:
-                return self._connect_here(listener, host, port)
+            name = bytes(host).decode("ascii", "replace") if isinstance(host, (bytes, bytearray)) else host
+            owner = ports.get((self._family, port)) if is_loopback(name) else None
+            if owner is not None and owner._lsn is not None:
+                return self._connect_here(owner, name, port)
             if isinstance(host, str):
                 host = name_bytes(host)
             timeout = self._timeout
@@ -1603,8 +1605,6 @@ def _install_network():
             if here[1] == 0:
                 here = (here[0], free_port(self._family)) + here[2:]
                 ports[self._family, here[1]] = self
-            if isinstance(host, (bytes, bytearray)):
-                host = bytes(host).decode("ascii")
             if host in ("localhost", "0.0.0.0", "::"):
                 host = "::1" if self._family == 10 else "127.0.0.1"
             peer = (host, port, 0, 0) if self._family == 10 else (host, port)
@@ -1714,7 +1714,6 @@ def _install_network():
                 self._pair.peer.eof = True
             if self._bound is not None and ports.get((self._family, self._bound[1])) is self:
                 del ports[self._family, self._bound[1]]
-                listening.pop((self._family, self._bound[1]), None)
             if self._lsn is not None:
                 # Connections never accepted end: their clients read the end of stream.
                 for end in self._lsn.queue:
@@ -1805,7 +1804,7 @@ def _install_network():
                 host = host.decode("ascii", "replace")
             if host in ("", "localhost"):
                 host = ("::" if v6 else "0.0.0.0") if host == "" else ("::1" if v6 else "127.0.0.1")
-            if not (is_loopback(host) or host in ("0.0.0.0", "::")):
+            if not is_loopback(host):
                 raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address: in this sandbox a socket "
                                                    "binds to loopback only, inside the app's own instance")
             if port == 0:
@@ -1825,7 +1824,6 @@ def _install_network():
             backlog = min(max(backlog, 0), consts["SOMAXCONN"]) + 1
             if self._lsn is None:
                 self._lsn = _Listener(backlog)
-                listening[self._family, self._bound[1]] = self
                 _sockets_by_fd[self._fd] = self
             self._lsn.backlog = backlog
 
@@ -1849,8 +1847,7 @@ def _install_network():
     socket.__module__ = "_socket"
     m.socket = m.SocketType = socket
     flags_dontwait = [False]
-    ports = {}  # (family, port) -> the socket bound to it in this instance
-    listening = {}  # (family, port) -> the listening socket
+    ports = {}  # (family, port) -> the socket bound to it in this instance (listening when its _lsn is set)
     next_port = [32768]  # Linux's first ephemeral port
 
     def free_port(family):
@@ -1862,8 +1859,7 @@ def _install_network():
         raise OSError(errno.EADDRINUSE, "Address already in use: no free port")
 
     def is_loopback(host):
-        if isinstance(host, (bytes, bytearray)):
-            host = bytes(host).decode("ascii", "replace")
+        # A loopback or wildcard address, or localhost: what a socket here binds to.
         if not isinstance(host, str):
             return False
         if host in ("localhost", "::1", "0.0.0.0", "::"):
