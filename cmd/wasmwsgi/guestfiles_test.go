@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
@@ -276,10 +277,7 @@ func TestGuestFiles(t *testing.T) {
 	}
 	// In the data folder chmod is accepted and changes nothing; chown to another
 	// owner is refused.
-	dataModes := []any{"0o755", "0o644", "0o777", "0o666", "0o644", "0o755",
-		"0o751", 1000.0, 1001.0, "0o751", "0o751", 1000.0, "-rwxr-x--x",
-		"OSError EROFS", "OSError EROFS", "FileNotFoundError ENOENT", 0.0, "0o600", "0o700", "0o22", "0o700",
-		"0o644", "PermissionError EPERM", "ok"}
+	dataModes := append(slices.Clone(want["modes"].([]any)), "0o644", "PermissionError EPERM", "ok")
 	if got, _ := json.Marshal(seen["modes"]); string(got) != mustJSON(t, dataModes) {
 		t.Errorf("with a data folder, modes: %s\nwant %s", got, mustJSON(t, dataModes))
 	}
