@@ -424,14 +424,17 @@ func TestReloadAppliesNewSettings(t *testing.T) {
 	}
 }
 
+// TestLoadAllLogsPhases: its app has a name no other test's app has, since the tests
+// of other packages share the cache folder, and a load of another app of the same name
+// replaces its cached snapshot.
 func TestLoadAllLogsPhases(t *testing.T) {
-	files := map[string]string{"hot/app.py": appSource(fmt.Sprintf("phases %d", time.Now().UnixNano())),
+	files := map[string]string{"phases/app.py": appSource(fmt.Sprintf("phases %d", time.Now().UnixNano())),
 		"broken/app.py": "import missing_module\n"}
 	tr := newReloadRouter(t, files)
 	log := tr.log.String()
 	for _, want := range []string{
-		`msg="app loading" app=hot phase=importing`,
-		`msg="app ready" app=hot`,
+		`msg="app loading" app=phases phase=importing`,
+		`msg="app ready" app=phases`,
 		`msg="app failed" app=broken`,
 		"ModuleNotFoundError",
 	} {
@@ -440,8 +443,8 @@ func TestLoadAllLogsPhases(t *testing.T) {
 		}
 	}
 	// The same app again: its snapshot is in the cache now.
-	again := newReloadRouter(t, map[string]string{"hot/app.py": files["hot/app.py"]})
-	if log := again.log.String(); !strings.Contains(log, `msg="app loading" app=hot phase="restoring a cached snapshot"`) {
+	again := newReloadRouter(t, map[string]string{"phases/app.py": files["phases/app.py"]})
+	if log := again.log.String(); !strings.Contains(log, `msg="app loading" app=phases phase="restoring a cached snapshot"`) {
 		t.Errorf("second start does not restore the cached snapshot:\n%s", log)
 	}
 }
