@@ -5,7 +5,9 @@ import "strings"
 // AppInfo is what app_info tells the guest about its app. Encode gives the pairs the
 // guest reads; the package doc lists each key.
 type AppInfo struct {
-	// Name is the app's name ("name").
+	// Name is the app's name ("name", left out when empty). Only a command line
+	// (Run) is told it: an import's memory holds nothing that names the app, so that
+	// identical copies of it can share their snapshots.
 	Name string
 	// Entrypoint names the app's callable ("entrypoint"): "module", "module:callable",
 	// "module:factory(literals)" or "file.wsgi[:callable]", relative to AppDir.
@@ -34,10 +36,11 @@ type AppInfo struct {
 
 // Encode returns the pairs encoding of the AppInfo, in the order of its fields.
 func (i AppInfo) Encode() []byte {
-	ps := []Pair{
-		{Name: "name", Value: i.Name},
-		{Name: "entrypoint", Value: i.Entrypoint},
+	var ps []Pair
+	if i.Name != "" {
+		ps = append(ps, Pair{Name: "name", Value: i.Name})
 	}
+	ps = append(ps, Pair{Name: "entrypoint", Value: i.Entrypoint})
 	if i.DjangoSettings != "" {
 		ps = append(ps, Pair{Name: "django_settings", Value: i.DjangoSettings})
 	}

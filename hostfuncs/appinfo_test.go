@@ -29,9 +29,9 @@ func TestAppInfoEncode(t *testing.T) {
 			want: []Pair{{"name", "hello"}, {"entrypoint", "app"}, {"app_dir", "/app"}},
 		},
 		{
-			name: "request isolation, no site-packages",
-			info: AppInfo{Name: "hello", Entrypoint: "hello.wsgi", AppDir: "/app", Isolation: "request"},
-			want: []Pair{{"name", "hello"}, {"entrypoint", "hello.wsgi"}, {"app_dir", "/app"}, {"isolation", "request"}},
+			name: "request isolation, no site-packages, no name",
+			info: AppInfo{Entrypoint: "hello.wsgi", AppDir: "/app", Isolation: "request"},
+			want: []Pair{{"entrypoint", "hello.wsgi"}, {"app_dir", "/app"}, {"isolation", "request"}},
 		},
 		{
 			name: "a command line, its arguments each ended by NUL",

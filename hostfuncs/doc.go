@@ -69,7 +69,8 @@
 //
 //	app_info(buf_ptr, buf_len i32) -> i32
 //	    Writes the app's settings as pairs (AppInfo builds them), in this order:
-//	      name           the app's name
+//	      name           the app's name; only for `wasmwsgi run`, so that an
+//	                     import's memory never names its app
 //	      entrypoint     "module", "module:callable" (a dotted path),
 //	                     "module:factory(literal args)" or "file.wsgi[:callable]",
 //	                     relative to app_dir; empty for a Django project
@@ -92,12 +93,15 @@
 //	    Writes the CGI variables of the current request as pairs (REQUEST_METHOD,
 //	    SCRIPT_NAME, PATH_INFO, QUERY_STRING, SERVER_*, REMOTE_*, CONTENT_*, HTTP_*,
 //	    REQUEST_URI, wsgi.url_scheme, wasmwsgi.request_id). ErrNoRequest outside
-//	    wasmwsgi_handle. The automatic warm-up's first and last requests also carry
-//	    wasmwsgi.auto_warmup = "first" or "last", which the guest removes before the
-//	    app sees the environ: with "last", a guest whose app's own module globals
-//	    differ from what they were at "first" answers 500 with the header
-//	    Wasmwsgi-State-Changed naming the first global that did, without calling the
-//	    app (runtime.AppSpec.AutoWarmup). No client request can carry the variable.
+//	    wasmwsgi_handle. A warm-up request (one made before the snapshot is taken)
+//	    also carries wasmwsgi.warmup = "1": the guest then does not reseed `random`,
+//	    and reads no entropy of its own (see begin_app_code). The automatic warm-up's
+//	    first and last requests carry wasmwsgi.auto_warmup = "first" or "last": with
+//	    "last", a guest whose app's own module globals differ from what they were at
+//	    "first" answers 500 with the header Wasmwsgi-State-Changed naming the first
+//	    global that did, without calling the app (runtime.AppSpec.AutoWarmup). The
+//	    guest removes both before the app sees the environ, and no client request can
+//	    carry either.
 //
 //	input_read(buf_ptr, buf_len i32) -> i32
 //	    Reads up to buf_len bytes of the request body into buf; returns the count, 0 at
@@ -122,6 +126,16 @@
 //	log_write(level, buf_ptr, buf_len i32) -> i32
 //	    Writes one message (UTF-8) to the server log, tagged with the app and the
 //	    request. level: 0 debug, 1 info, 2 warning, 3 error. Returns 0.
+//
+//	begin_app_code() -> 0
+//	    Called by the shim in wasmwsgi_init once, right before the first code of the
+//	    app's own runs (its site-packages' .pth files, then its import), and never
+//	    again. It tells the host where an import's entropy stops being the shim's: in
+//	    the import of an app whose snapshot is shared with its copies, entropy read
+//	    before it (the hash secret, the seed of `random`) is the copies' shared
+//	    entropy, and any read after it is fresh and makes the snapshot the app's own
+//	    (docs/design.md, "One import for identical copies"). A guest that calls it
+//	    early, or again, only makes its own snapshot its own.
 //
 // # Network
 //

@@ -103,6 +103,7 @@ var functions = []function{
 	{"net_addr", []string{"handle", "which", "buf_ptr", "buf_len"}, netAddr},
 	{"net_tls", []string{"handle", "name_ptr", "name_len", "alpn_ptr", "alpn_len", "cas_ptr", "cas_len", "flags"}, netTLS},
 	{"net_error", []string{"buf_ptr", "buf_len"}, netError},
+	{"begin_app_code", nil, beginAppCode},
 }
 
 // NewBuilder returns a builder for the wasmwsgi host module with every function defined.
@@ -255,6 +256,19 @@ func logWrite(_ context.Context, mem api.Memory, ex Exchange, a []uint32) int32 
 		level = LevelError
 	}
 	ex.Log(level, buf)
+	return 0
+}
+
+// AppCode is implemented by an Exchange that wants to know when the app's own code
+// starts running in its instance (begin_app_code).
+type AppCode interface {
+	BeginAppCode()
+}
+
+func beginAppCode(_ context.Context, _ api.Memory, ex Exchange, _ []uint32) int32 {
+	if m, ok := ex.(AppCode); ok {
+		m.BeginAppCode()
+	}
 	return 0
 }
 

@@ -37,6 +37,7 @@ WASMWSGI_IMPORT(start_response) int32_t ww_start_response(
     const uint8_t *status, int32_t status_len, const uint8_t *headers, int32_t headers_len);
 WASMWSGI_IMPORT(body_write) int32_t ww_body_write(const uint8_t *buf, int32_t buf_len);
 WASMWSGI_IMPORT(log_write) int32_t ww_log_write(int32_t level, const uint8_t *buf, int32_t buf_len);
+WASMWSGI_IMPORT(begin_app_code) int32_t ww_begin_app_code(void);
 /* Outbound sockets, brokered by the host under the operator's grants (hostfuncs/doc.go,
  * "Network"). Timeouts are in milliseconds, -1 waits until the request's deadline. */
 WASMWSGI_IMPORT(net_resolve) int32_t ww_net_resolve(
@@ -94,6 +95,17 @@ static PyObject *
 wasmwsgi_app_info(PyObject *self, PyObject *unused)
 {
     return fetch_sized("app_info", ww_app_info);
+}
+
+/* Tells the host that the app's own code runs from now on (hostfuncs/doc.go). */
+static PyObject *
+wasmwsgi_begin_app_code(PyObject *self, PyObject *unused)
+{
+    int32_t rc = ww_begin_app_code();
+    if (rc < 0) {
+        return host_error("begin_app_code", rc);
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -660,6 +672,7 @@ static PyMethodDef wasmwsgi_methods[] = {
     {"set_file_mode", wasmwsgi_set_file_mode, METH_VARARGS,
      "Set the mode bits and owner stat reports for a /tmp inode (-1 keeps one)."},
     {"app_info", wasmwsgi_app_info, METH_NOARGS, "Encoded app settings from the host."},
+    {"begin_app_code", wasmwsgi_begin_app_code, METH_NOARGS, "Tell the host that the app's own code runs from now on."},
     {"environ", wasmwsgi_environ, METH_NOARGS, "Encoded CGI variables of the current request."},
     {"read", wasmwsgi_read, METH_O, "Read up to n bytes of the request body."},
     {"start_response", wasmwsgi_start_response, METH_VARARGS, "Send status and encoded headers."},

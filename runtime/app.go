@@ -273,9 +273,10 @@ func (a *App) warnSkipped() {
 }
 
 // AppInfo returns what app_info tells the guest about the app: its settings and where
-// its folder is mounted, with site-packages when Dir has that folder.
+// its folder is mounted, with site-packages when Dir has that folder. It leaves out
+// the app's name, which only a command line is told.
 func (s AppSpec) AppInfo() hostfuncs.AppInfo {
-	info := hostfuncs.AppInfo{Name: s.Name, Entrypoint: s.Entrypoint, DjangoSettings: s.DjangoSettings, AppDir: GuestApp,
+	info := hostfuncs.AppInfo{Entrypoint: s.Entrypoint, DjangoSettings: s.DjangoSettings, AppDir: GuestApp,
 		Validate: s.Validate, Isolation: string(s.Isolation)}
 	if st, err := os.Stat(filepath.Join(s.Dir, "site-packages")); err == nil && st.IsDir() {
 		info.SitePackages = GuestApp + "/site-packages"
@@ -310,6 +311,25 @@ func (a *App) importOrRestore(ctx context.Context) error {
 	if a.cachePath != "" && a.loadCachedSnapshot(a.cachePath) {
 		a.log.Info("snapshot restored from the cache; the app was not imported again", "file", a.cachePath)
 		return nil
+	}
+
+	var once *importOnce
+	if sh, ok := a.sharing(); ok {
+		o, lead := a.engine.importsOnce.join(sh.key)
+		if lead {
+			once = o
+			defer close(o.done)
+		} else {
+			select {
+			case <-o.done:
+			case <-ctx.Done():
+				return fmt.Errorf("app %s: the load was cancelled while a copy of the app was imported: %w", a.Spec.Name, ctx.Err())
+			}
+			if o.path != "" && a.takeSnapshot(o) {
+				a.log.Info("snapshot taken from the import of an identical copy; the app was not imported", "copy", o.from)
+				return nil
+			}
+		}
 	}
 
 	select {
@@ -348,6 +368,17 @@ func (a *App) importOrRestore(ctx context.Context) error {
 		a.probeHotPages(ctx, AutoWarmupPath)
 	case len(a.Spec.Warmup) > 0:
 		a.probeHotPages(ctx, a.Spec.Warmup[0])
+	}
+	if once != nil {
+		why := ownImport(ex)
+		if why == "" && !ex.cached {
+			why = "its snapshot is not in the cache"
+		}
+		if why != "" {
+			a.log.Debug("copies of the app import for themselves", "reason", why)
+		} else if snap := a.snapshot(); snap != nil {
+			once.path, once.hot, once.from = a.cachePath, snap.HotPages(), a.Spec.Name
+		}
 	}
 	return nil
 }
@@ -571,8 +602,8 @@ func (a *App) SnapshotSize() uint64 {
 func (a *App) importApp(ctx context.Context, ex *exchange, stderr *tail, auto bool) (int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
 	defer cancel()
-	if _, secret, ok := a.sharing(); ok {
-		ex.hashSecret = secret
+	if sh, ok := a.sharing(); ok {
+		ex.entropy = newImportEntropy(sh)
 	}
 	stdout, errw := newLogWriter(ex.log, "stdout", nil), newLogWriter(ex.log, "stderr", stderr)
 	defer stdout.Close()
@@ -588,7 +619,7 @@ func (a *App) importApp(ctx context.Context, ex *exchange, stderr *tail, auto bo
 		if err := a.freeze(ctx, mod); err != nil {
 			return 0, err
 		}
-		a.keepSnapshot(ex.mem)
+		ex.cached = a.keepSnapshot(ex.mem)
 		return 0, nil
 	})
 }
@@ -626,8 +657,8 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	if ex.stdin != nil {
 		cfg = cfg.WithStdin(ex.stdin)
 	}
-	if ex.hashSecret != nil {
-		cfg = cfg.WithRandSource(&hashSecretReader{secret: ex.hashSecret})
+	if ex.entropy != nil {
+		cfg = cfg.WithRandSource(ex.entropy)
 	}
 	ex.mem = memimage.NewMemory(a.memoryLimit())
 	// Registered before the module's Close, so it runs after it: the guest is done.
@@ -831,6 +862,8 @@ func (a *App) warmupRequest(ctx context.Context, mod api.Module, load *exchange,
 	w := &warmupWriter{header: http.Header{}, body: sha256.New()}
 	ex := newRequestExchange(a, &Request{HTTP: r, PathInfo: r.URL.Path, ID: "warmup"}, w, ctx)
 	ex.mem, ex.errCopy = load.mem, load.errCopy
+	// The guest reads no entropy for a warm-up request (hostfuncs/doc.go, environ_get).
+	ex.env = hostfuncs.AppendPairs(ex.env, []hostfuncs.Pair{{Name: "wasmwsgi.warmup", Value: "1"}})
 	if autoStep != "" {
 		ex.env = hostfuncs.AppendPairs(ex.env, []hostfuncs.Pair{{Name: "wasmwsgi.auto_warmup", Value: autoStep}})
 	}
@@ -979,17 +1012,18 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 // keepSnapshot stores the memory of a freshly initialised instance as the app's
 // snapshot. Without one (memfd unavailable, say) the app still works: every request
 // then starts its interpreter afresh, much more slowly.
-func (a *App) keepSnapshot(mem *memimage.Memory) {
+func (a *App) keepSnapshot(mem *memimage.Memory) (cached bool) {
 	image := mem.Bytes()
 	var snap *memimage.Image
 	if a.cachePath != "" && a.cacheSnapshot(a.cachePath, image) {
 		snap, _ = memimage.Open(a.cachePath)
+		cached = snap != nil
 	}
 	if snap == nil {
 		var err error
 		if snap, err = memimage.New(a.Spec.Name, image); err != nil {
 			a.log.Warn("no snapshot: every request will start the interpreter afresh", "error", err.Error())
-			return
+			return false
 		}
 	}
 	a.mu.Lock()
@@ -1001,6 +1035,7 @@ func (a *App) keepSnapshot(mem *memimage.Memory) {
 	}
 	a.events.SnapshotBuilds.Add(1)
 	a.log.Debug("snapshot taken", "bytes", snap.Size())
+	return cached
 }
 
 func (a *App) snapshot() *memimage.Image {

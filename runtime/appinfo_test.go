@@ -9,6 +9,7 @@ import (
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
 )
 
+// TestAppSpecAppInfo: an import is told its settings and mounts, and never the app's name.
 func TestAppSpecAppInfo(t *testing.T) {
 	withSite, withFile, plain := t.TempDir(), t.TempDir(), t.TempDir()
 	if err := os.Mkdir(filepath.Join(withSite, "site-packages"), 0o755); err != nil {
@@ -25,18 +26,18 @@ func TestAppSpecAppInfo(t *testing.T) {
 		{
 			name: "a site-packages folder",
 			spec: AppSpec{Name: "shop", Dir: withSite, Entrypoint: "app", Isolation: IsolationRequest},
-			want: hostfuncs.AppInfo{Name: "shop", Entrypoint: "app", AppDir: GuestApp,
+			want: hostfuncs.AppInfo{Entrypoint: "app", AppDir: GuestApp,
 				SitePackages: GuestApp + "/site-packages", Isolation: "request"},
 		},
 		{
 			name: "a file named site-packages is not put on sys.path",
 			spec: AppSpec{Name: "shop", Dir: withFile, Entrypoint: "app"},
-			want: hostfuncs.AppInfo{Name: "shop", Entrypoint: "app", AppDir: GuestApp},
+			want: hostfuncs.AppInfo{Entrypoint: "app", AppDir: GuestApp},
 		},
 		{
 			name: "validate and instance isolation",
 			spec: AppSpec{Name: "blog", Dir: plain, Entrypoint: "blog.wsgi:app", Validate: true, Isolation: IsolationInstance},
-			want: hostfuncs.AppInfo{Name: "blog", Entrypoint: "blog.wsgi:app", AppDir: GuestApp, Validate: true,
+			want: hostfuncs.AppInfo{Entrypoint: "blog.wsgi:app", AppDir: GuestApp, Validate: true,
 				Isolation: "instance"},
 		},
 	} {

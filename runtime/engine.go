@@ -122,6 +122,8 @@ type Engine struct {
 	key     []byte
 	keyErr  error
 	shareMu sync.Mutex
+	// importsOnce lets copies of an app take one import's snapshot (snapshotclone.go).
+	importsOnce importsOnce
 }
 
 // maxImports bounds the imports that run at once whatever the CPUs: each may take an

@@ -29,14 +29,16 @@ type exchange struct {
 	stdin io.Reader
 	// errCopy, when set, also receives wsgi.errors (a load's warm-up requests).
 	errCopy *tail
-	// hashSecret, when set, is the hash secret the import starts the interpreter
-	// with: that of a snapshot shared with copies of the app (snapshotshare.go).
-	hashSecret []byte
-	mem        *memimage.Memory // the instance's linear memory allocator
-	sockets    *egress.Session  // the instance's outbound connections
-	outbound   egress.Stats     // what they did, set when the request is done
-	guest      time.Duration    // wall time of the instance, set when the request is done
-	start      time.Time        // when the request was handed to an instance
+	// entropy, when set, is the entropy of an import whose snapshot is shared with
+	// copies of the app (importEntropy).
+	entropy *importEntropy
+	// cached is set once the import's snapshot is in the cache on disk.
+	cached   bool
+	mem      *memimage.Memory // the instance's linear memory allocator
+	sockets  *egress.Session  // the instance's outbound connections
+	outbound egress.Stats     // what they did, set when the request is done
+	guest    time.Duration    // wall time of the instance, set when the request is done
+	start    time.Time        // when the request was handed to an instance
 
 	// ctx is the instance's: it ends at the time limit, or disconnectGrace after the
 	// client went away. client is the HTTP request's own, which net/http ends when the
@@ -257,6 +259,13 @@ func (x *exchange) Log(level hostfuncs.Level, msg []byte) {
 var slogLevels = [...]slog.Level{
 	hostfuncs.LevelDebug: slog.LevelDebug, hostfuncs.LevelInfo: slog.LevelInfo,
 	hostfuncs.LevelWarning: slog.LevelWarn, hostfuncs.LevelError: slog.LevelError,
+}
+
+// BeginAppCode is begin_app_code: the app's own code runs from now on.
+func (x *exchange) BeginAppCode() {
+	if x.entropy != nil {
+		x.entropy.appCode = true
+	}
 }
 
 func (x *exchange) Fault(function string, err error) {

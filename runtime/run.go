@@ -45,7 +45,7 @@ func (a *App) Run(ctx context.Context, cmd Command) (int, error) {
 	}
 	a.warnSkipped()
 	info := a.Spec.AppInfo()
-	info.Run, info.Argv = true, cmd.Argv
+	info.Name, info.Run, info.Argv = a.Spec.Name, true, cmd.Argv
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the instance's hold on the data folder's lock

@@ -103,11 +103,11 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 		return false
 	}
 	layered := false
-	if id, _, ok := a.sharing(); ok {
-		held, err := a.writeShared(path, id, mem)
+	if sh, ok := a.sharing(); ok {
+		held, err := a.writeShared(path, sh.id, mem)
 		if err == nil {
 			layered = true
-			a.log.Debug("snapshot cached, layered on a base image of the app's copies", "id", id,
+			a.log.Debug("snapshot cached, layered on a base image of the app's copies", "id", sh.id,
 				"own_pages", held, "pages", len(mem)/os.Getpagesize())
 		} else {
 			// Its secret is still the shared one; only its pages are its own.
@@ -120,6 +120,13 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 			return false
 		}
 	}
+	a.dropOlderSnapshots(path)
+	return true
+}
+
+// dropOlderSnapshots removes the app's cached snapshots (and their hot page sets) but
+// the one at path, and then the base images no snapshot names any more.
+func (a *App) dropOlderSnapshots(path string) {
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.mem"))
 	hot, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.hot"))
 	removed := false
@@ -135,5 +142,4 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 		// The snapshot removed may have been the last on its base image.
 		a.engine.sweepBases(filepath.Dir(path))
 	}
-	return true
 }

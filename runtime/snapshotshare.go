@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,32 +59,44 @@ func (a *App) shareKey() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// sharing returns, for an app whose snapshot shares pages, the id of its base image
-// and its hash secret; ok is false when it does not share (ShareSnapshot off, no cache
-// on disk, or the server's key is unusable).
-func (a *App) sharing() (id string, secret []byte, ok bool) {
+// share is how an app's snapshot is shared with its copies (sharing).
+type share struct {
+	// key is the app's shareKey; id names its base images.
+	key, id string
+	// secret is the interpreter's hash secret, and seed seeds the entropy the shim
+	// reads before the app's own code runs (importEntropy): both the same for every
+	// copy.
+	secret, seed []byte
+}
+
+// sharing returns how the app's snapshot is shared with its copies; ok is false when
+// it is not (ShareSnapshot off, no cache on disk, or the server's key is unusable).
+func (a *App) sharing() (sh share, ok bool) {
 	if !a.Spec.ShareSnapshot || a.cachePath == "" {
-		return "", nil, false
+		return share{}, false
 	}
 	for _, kv := range a.Spec.Env {
 		if strings.HasPrefix(kv, "PYTHONHASHSEED=") {
 			// The interpreter then draws no hash secret, and the first entropy it reads
 			// is the app's own (a secret key drawn at import, say): never derive that.
-			return "", nil, false
+			return share{}, false
 		}
 	}
 	key, err := a.engine.serverKey()
 	if err != nil {
 		a.log.Warn("the snapshot shares no page with copies of the app", "error", err.Error())
-		return "", nil, false
+		return share{}, false
 	}
-	sk := a.shareKey()
-	mac := hmac.New(sha256.New, key)
-	io.WriteString(mac, "wasmwsgi base image\n"+sk)
-	id = hex.EncodeToString(mac.Sum(nil)[:16])
-	mac = hmac.New(sha256.New, key)
-	io.WriteString(mac, "wasmwsgi hash secret\n"+sk)
-	return id, mac.Sum(nil)[:hashSecretSize], true
+	sh.key = a.shareKey()
+	derive := func(what string, n int) []byte {
+		mac := hmac.New(sha256.New, key)
+		io.WriteString(mac, what+"\n"+sh.key)
+		return mac.Sum(nil)[:n]
+	}
+	sh.id = hex.EncodeToString(derive("wasmwsgi base image", 16))
+	sh.secret = derive("wasmwsgi hash secret", hashSecretSize)
+	sh.seed = derive("wasmwsgi shim entropy", 32)
+	return sh, true
 }
 
 // serverKey returns the server's key for shared snapshots, made at the first use of
@@ -123,22 +136,38 @@ func (e *Engine) serverKey() ([]byte, error) {
 	return e.key, e.keyErr
 }
 
-// hashSecretReader is the entropy of an import whose snapshot shares pages: its first
-// read, the interpreter's hash secret, is secret; every other read is fresh entropy.
-// Should the interpreter ever read anything else first, that read gets fresh entropy
-// too, and the copies just share fewer pages.
-type hashSecretReader struct {
-	secret []byte
-	used   bool
+// importEntropy is the entropy of an import whose snapshot is shared with the app's
+// copies. Its first read, the interpreter's hash secret, is the copies' secret; the
+// other reads the shim makes before the app's own code runs (begin_app_code), such as
+// the seed of `random`, come from a stream seeded by the copies' seed. Every read after
+// that is fresh entropy, and marks the import as the app's own: the copies then each
+// import for themselves (docs/design.md, "One import for identical copies"). Should
+// the interpreter ever read anything else first, that read comes from the stream too,
+// and the copies just share fewer pages.
+type importEntropy struct {
+	secret  []byte
+	shim    *mrand.ChaCha8
+	used    bool // the secret was read
+	appCode bool // the app's own code runs
+	drew    bool // and read entropy
 }
 
-func (r *hashSecretReader) Read(p []byte) (int, error) {
-	if !r.used {
+func newImportEntropy(sh share) *importEntropy {
+	return &importEntropy{secret: sh.secret, shim: mrand.NewChaCha8([32]byte(sh.seed))}
+}
+
+func (r *importEntropy) Read(p []byte) (int, error) {
+	switch {
+	case !r.used:
 		r.used = true
 		if len(p) == len(r.secret) {
 			return copy(p, r.secret), nil
 		}
+		return r.shim.Read(p)
+	case !r.appCode:
+		return r.shim.Read(p)
 	}
+	r.drew = true
 	return rand.Read(p)
 }
 

@@ -80,7 +80,7 @@ func TestSharingNeedsADrawnHashSecret(t *testing.T) {
 	a := &App{engine: &Engine{snapshotDir: t.TempDir()}, cachePath: "x.mem", log: slog.Default()}
 	a.Spec.ShareSnapshot = true
 	a.Spec.Env = []string{"PYTHONHASHSEED=0"}
-	if _, _, ok := a.sharing(); ok {
+	if _, ok := a.sharing(); ok {
 		t.Error("an app with PYTHONHASHSEED in its environment shares its snapshot")
 	}
 }

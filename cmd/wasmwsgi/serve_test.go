@@ -872,3 +872,142 @@ def app(environ, start_response):
 		}
 	}
 }
+
+// TestIdenticalCopiesImportOnce serves byte-identical copies of an app and checks that
+// one of them is imported and the others take its snapshot, with nothing of it that
+// would not have been theirs: no app's name in any snapshot, `random` fresh in every
+// request. A copy with one file changed, and copies whose warm-up reads entropy, import
+// for themselves and keep what they drew.
+func TestIdenticalCopiesImportOnce(t *testing.T) {
+	apps, cache := filepath.Join(t.TempDir(), "apps"), t.TempDir()
+	const plain = `
+import random
+
+HASH = hash("wasmwsgi one import")
+count = 0
+
+def app(environ, start_response):
+    global count
+    # The warm-up draws from random too.
+    number = random.random()
+    if environ["PATH_INFO"] != "/warm":
+        count += 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{HASH} {count} {number} {GREETING}".encode()]
+`
+	copies := []string{"copy-alpha-5e1d", "copy-bravo-83c2", "copy-charlie-0a97"}
+	for _, name := range append(slices.Clone(copies), "copy-delta-41f0") {
+		greeting := "hi"
+		if name == "copy-delta-41f0" {
+			greeting = "ho"
+		}
+		testkit.WriteFile(t, filepath.Join(apps, name, "app.py"), plain+"GREETING = '"+greeting+"'\n")
+		testkit.WriteFile(t, filepath.Join(apps, name, "wasmwsgi.toml"), "warmup = [\"/warm\"]\n")
+	}
+	const drawing = `
+import os
+
+TOKEN = None
+
+def app(environ, start_response):
+    global TOKEN
+    TOKEN = TOKEN or os.urandom(8).hex()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [TOKEN.encode()]
+`
+	for _, name := range []string{"draw-echo-9b3a", "draw-foxtrot-27cc"} {
+		testkit.WriteFile(t, filepath.Join(apps, name, "app.py"), drawing)
+		testkit.WriteFile(t, filepath.Join(apps, name, "wasmwsgi.toml"), "warmup = [\"/\"]\n")
+	}
+	all := append(slices.Clone(copies), "copy-delta-41f0", "draw-echo-9b3a", "draw-foxtrot-27cc")
+
+	s := testkit.Start(t, apps, "--cache-dir", cache)
+	for _, name := range all {
+		s.WaitLog(t, `msg="app ready" app=`+name)
+	}
+	body := map[string][]string{}
+	for _, name := range all {
+		for range 2 {
+			r := get(t, s.Base+"/"+name+"/")
+			if r.status != 200 {
+				t.Fatalf("%s answered %d %q", name, r.status, r.body)
+			}
+			body[name] = append(body[name], r.body)
+		}
+	}
+	s.Stop(t)
+	log := s.Log()
+
+	taken := func(name string) bool {
+		return regexp.MustCompile(`msg="snapshot taken from the import of an identical copy; [^"]*" app=` + name + ` `).MatchString(log)
+	}
+	var imported []string
+	for _, name := range copies {
+		if !taken(name) {
+			imported = append(imported, name)
+		}
+	}
+	if len(imported) != 1 {
+		t.Errorf("copies imported: %v, want one, the others taking its snapshot", imported)
+	}
+	for _, name := range []string{"copy-delta-41f0", "draw-echo-9b3a", "draw-foxtrot-27cc"} {
+		if taken(name) {
+			t.Errorf("%s took a copy's snapshot", name)
+		}
+	}
+	fields := func(name string, i int) []string {
+		f := strings.Fields(body[name][i])
+		if len(f) != 4 || f[1] != "1" {
+			t.Fatalf("%s answered %q, want the hash, a count of 1, a random number and a greeting", name, body[name][i])
+		}
+		return f
+	}
+	seen := map[string]string{}
+	for _, name := range append(slices.Clone(copies), "copy-delta-41f0") {
+		for i := range 2 {
+			f := fields(name, i)
+			if other, ok := seen[f[2]]; ok {
+				t.Errorf("%s and %s drew the same random number %s", name, other, f[2])
+			}
+			seen[f[2]] = name
+		}
+	}
+	if a, b := fields(copies[0], 0), fields(copies[2], 0); a[0] != b[0] {
+		t.Errorf("identical copies hash differently: %s, %s", a[0], b[0])
+	}
+	echo, fox := body["draw-echo-9b3a"], body["draw-foxtrot-27cc"]
+	if echo[0] != echo[1] || fox[0] != fox[1] || echo[0] == fox[0] {
+		t.Errorf("tokens drawn at warm-up: %v and %v; want one for each copy, the same in each of its requests", echo, fox)
+	}
+
+	leader := filepath.Join(cache, "snapshots", imported[0])
+	snapOf := func(name string) os.FileInfo {
+		t.Helper()
+		paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", name+"-*.mem"))
+		if len(paths) != 1 {
+			t.Fatalf("cached snapshots of %s: %v, want one", name, paths)
+		}
+		st, err := os.Stat(paths[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for _, name := range copies {
+		if !os.SameFile(snapOf(name), snapOf(imported[0])) {
+			t.Errorf("%s's cached snapshot is not the file %s imported into (%s)", name, imported[0], leader)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "snapshots", "*.mem"))
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range all {
+			if bytes.Contains(b, []byte(name)) {
+				t.Errorf("the snapshot file %s holds the name of app %s", filepath.Base(path), name)
+			}
+		}
+	}
+}

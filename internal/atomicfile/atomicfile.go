@@ -47,3 +47,23 @@ func Create(path string, write func(*os.File) error) error {
 	}
 	return err
 }
+
+// Link makes path another name of the file src names (a hard link), replacing at once
+// whatever path named before. Both must be in one file system.
+func Link(src, path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	tmp.Close()
+	os.Remove(name)
+	if err := os.Link(src, name); err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return err
+	}
+	return nil
+}

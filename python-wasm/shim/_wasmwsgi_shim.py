@@ -48,6 +48,12 @@ def init():
             # The app still loads; only its outbound sockets are missing.
             sys.stderr.write("wasmwsgi: outbound sockets are unavailable:\n")
             _print_exception()
+        # `random` seeds itself when it is imported. Imported here, while sys.path
+        # holds the stdlib alone, its seed is the shim's entropy; from the next line on,
+        # entropy the app reads is its own (begin_app_code, hostfuncs/doc.go).
+        import random  # noqa: F401
+
+        _wasmwsgi.begin_app_code()
         app_dir = _info["app_dir"]
         # The working folder is the app's, as for an app started from its folder:
         # relative paths name its files.
@@ -756,12 +762,15 @@ def _environ():
 
 
 def handle():
+    environ = _environ()
     # Every request starts from the same snapshot of this interpreter: give `random`
     # fresh entropy so no two requests share a sequence (os.urandom is the host's). 256
     # bits are plenty for a Mersenne Twister and cost a tenth of seed()'s 2,496 bytes.
-    if "random" in sys.modules:
+    # A warm-up request, which runs before the snapshot, goes on with the sequence
+    # seeded at init: it reads no entropy, so that copies of the app may share their
+    # import (hostfuncs/doc.go, begin_app_code).
+    if environ.pop("wasmwsgi.warmup", None) is None and "random" in sys.modules:
         sys.modules["random"].seed(int.from_bytes(os.urandom(32), "little"))
-    environ = _environ()
     errors = environ["wsgi.errors"]
     try:
         result = None

@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/atomicfile"
+	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
+)
+
+// One import for identical copies (docs/design.md, "One import for identical copies").
+//
+// Copies of one app whose snapshots are shared (snapshotshare.go) start their imports
+// from the same hash secret and the same entropy for the shim (importEntropy). When
+// the app's own code then reads no entropy and opens no connection, the import and its
+// warm-up are a function of what the copies have in common, save the times they read:
+// any copy importing for itself would make the same memory. So, within one process, the
+// first copy to load imports and the others wait for it; when its import was of that
+// kind, they take its cached snapshot file as their own (a hard link) instead of
+// importing. Otherwise they import for themselves, as a copy with a changed file or
+// setting always does (its share key differs).
+
+// importOnce is what the loads of one share key agree on: the copy that imports (the
+// leader) closes done once its load ended, having set path when the others may take
+// its snapshot.
+type importOnce struct {
+	done chan struct{}
+	// path is the leader's cached snapshot file and hot its hot page set
+	// (memimage.Image.HotPages); path is "" when its import was its own.
+	path string
+	hot  []byte
+	// from is the leader's name, for the log.
+	from string
+}
+
+// importsOnce holds the process's importOnce by share key.
+type importsOnce struct {
+	mu sync.Mutex
+	m  map[string]*importOnce
+}
+
+// join returns the importOnce of key, and whether the caller leads it: it then
+// imports, sets path if the others may take its snapshot, and closes done. An entry
+// whose leader ended with a snapshot that is gone since (the copy changed, or the
+// cache was cleared), or with none to take, gets a new leader.
+func (s *importsOnce) join(key string) (*importOnce, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := s.m[key]; o != nil {
+		select {
+		case <-o.done:
+			if _, err := os.Stat(o.path); o.path != "" && err == nil {
+				return o, false
+			}
+		default:
+			return o, false
+		}
+	}
+	o := &importOnce{done: make(chan struct{})}
+	if s.m == nil {
+		s.m = map[string]*importOnce{}
+	}
+	s.m[key] = o
+	return o, true
+}
+
+// ownImport reports why the import that ex ran is the app's own, so that copies of the
+// app must not take its snapshot; "" when they may.
+func ownImport(ex *exchange) string {
+	switch {
+	case ex.entropy == nil:
+		return "its snapshot is not shared"
+	case ex.entropy.drew:
+		return "the app read entropy while it was imported or warmed up"
+	case ex.outbound.Conns > 0 || ex.outbound.Lookups > 0:
+		return "the app used the network while it was imported"
+	}
+	return ""
+}
+
+// takeSnapshot makes the snapshot of the copy that led o the app's own: its cached
+// file gets a second name, the app's, and its hot page set comes along. It reports
+// whether it did; the app then is not imported.
+func (a *App) takeSnapshot(o *importOnce) bool {
+	if err := os.MkdirAll(filepath.Dir(a.cachePath), 0o700); err != nil {
+		return false
+	}
+	if err := atomicfile.Link(o.path, a.cachePath); err != nil {
+		a.log.Debug("cannot take the snapshot of the app's copy; importing the app", "error", err.Error())
+		return false
+	}
+	snap, err := memimage.Open(a.cachePath)
+	if err != nil {
+		os.Remove(a.cachePath)
+		a.log.Debug("cannot open the snapshot of the app's copy; importing the app", "error", err.Error())
+		return false
+	}
+	a.dropOlderSnapshots(a.cachePath)
+	if o.hot != nil && snap.SetHotPages(o.hot) == nil {
+		a.keepHotPages(snap)
+	}
+	a.mu.Lock()
+	a.snap = snap
+	a.mu.Unlock()
+	return true
+}
