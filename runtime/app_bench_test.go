@@ -210,3 +210,47 @@ func TestServeHelloDirect(t *testing.T) {
 		t.Errorf("body %q", got)
 	}
 }
+
+// BenchmarkNewInstance measures making an instance from an app's snapshot and closing
+// it, without running it: what a request to an app that holds no idle instance pays
+// before the app runs (wazero's instantiation, the memory mapped and the files and
+// sockets set up).
+func BenchmarkNewInstance(b *testing.B) {
+	e := newTestEngine(b)
+	a := loadApp(b, e, "../apps/hello")
+	snap := a.snapshot()
+	ctx := context.Background()
+	for b.Loop() {
+		inst, err := a.newInstance(ctx, snap, ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		inst.close()
+	}
+}
+
+// BenchmarkFirstRequest measures a request to an app that holds no idle instance, as
+// an idle tenant's first request is: an instance made from the snapshot on disk, the
+// request, and the instance's memory restored. The snapshot's pages are in the page
+// cache and its hot page set is learned first.
+func BenchmarkFirstRequest(b *testing.B) {
+	e := newTestEngine(b)
+	for _, app := range benchApps(b) {
+		b.Run(app, func(b *testing.B) {
+			a := e.NewApp(AppSpec{Name: app + "-first", Dir: "../apps/" + app, Entrypoint: "app", MaxFileBytes: 1 << 30,
+				Warmup: benchWarmup[app],
+				Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
+			if err := a.Load(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			defer a.pool.drain()
+			for range 3 {
+				serveBench(b, a, app)
+			}
+			for b.Loop() {
+				a.pool.drain()
+				serveBench(b, a, app)
+			}
+		})
+	}
+}

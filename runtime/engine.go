@@ -124,6 +124,10 @@ type Engine struct {
 	shareMu sync.Mutex
 	// importsOnce lets copies of an app take one import's snapshot (snapshotclone.go).
 	importsOnce importsOnce
+	// bundle is the tree at GuestCerts of the apps without outbound.ca_file
+	// (App.certBundle), made once.
+	bundleOnce sync.Once
+	bundle     *guestfs.MemFS
 }
 
 // maxImports bounds the imports that run at once whatever the CPUs: each may take an
