@@ -757,11 +757,7 @@ def app(environ, start_response):
 	}
 	layered := func(name string) (bool, int64) {
 		t.Helper()
-		paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", name+"-*.mem"))
-		if len(paths) != 1 {
-			t.Fatalf("cached snapshots of %s: %v, want one", name, paths)
-		}
-		b, err := os.ReadFile(paths[0])
+		b, err := os.ReadFile(cachedSnapshot(t, cache, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -808,15 +804,12 @@ def app(environ, start_response):
 	}
 	snapshot := func(tenant string) (string, []byte) {
 		t.Helper()
-		paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", tenant+"-*.mem"))
-		if len(paths) != 1 {
-			t.Fatalf("cached snapshots of %s: %v, want one", tenant, paths)
-		}
-		content, err := os.ReadFile(paths[0])
+		path := cachedSnapshot(t, cache, tenant)
+		content, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return paths[0], content
+		return path, content
 	}
 	serve := func(wantImported []string, want map[string]string) {
 		t.Helper()
@@ -983,11 +976,7 @@ def app(environ, start_response):
 	leader := filepath.Join(cache, "snapshots", imported[0])
 	snapOf := func(name string) os.FileInfo {
 		t.Helper()
-		paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", name+"-*.mem"))
-		if len(paths) != 1 {
-			t.Fatalf("cached snapshots of %s: %v, want one", name, paths)
-		}
-		st, err := os.Stat(paths[0])
+		st, err := os.Stat(cachedSnapshot(t, cache, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1010,4 +999,15 @@ def app(environ, start_response):
 			}
 		}
 	}
+}
+
+// cachedSnapshot returns the path of app name's snapshot in the cache folder cache,
+// and fails unless there is exactly one.
+func cachedSnapshot(t *testing.T, cache, name string) string {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(cache, "snapshots", name+"-*.mem"))
+	if len(paths) != 1 {
+		t.Fatalf("cached snapshots of %s: %v, want one", name, paths)
+	}
+	return paths[0]
 }
