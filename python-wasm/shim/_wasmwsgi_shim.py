@@ -48,11 +48,7 @@ def init():
             # The app still loads; only its outbound sockets are missing.
             sys.stderr.write("wasmwsgi: outbound sockets are unavailable:\n")
             _print_exception()
-        # `random` seeds itself when it is imported. Imported here, while sys.path
-        # holds the stdlib alone, its seed is the shim's entropy; from the next line on,
-        # entropy the app reads is its own (begin_app_code, hostfuncs/doc.go).
-        import random  # noqa: F401
-
+        sys.meta_path.insert(0, _SeededRandom())
         _wasmwsgi.begin_app_code()
         app_dir = _info["app_dir"]
         # The working folder is the app's, as for an app started from its folder:
@@ -1349,6 +1345,37 @@ _TERMIOS_CONSTANTS = dict(
     ECHONL=64, NOFLSH=128, TOSTOP=256, IEXTEN=32768, VINTR=0, VQUIT=1, VERASE=2, VKILL=3, VEOF=4, VTIME=5, VMIN=6,
     VSTART=8, VSTOP=9, VSUSP=10, VEOL=11, NCCS=32, B0=0, B9600=13, B38400=15, B115200=4098, TIOCGWINSZ=21523,
     TIOCSWINSZ=21524)
+
+
+class _SeededRandom:
+    """`random`, which seeds itself when it is imported: imported by the shim while
+    sys.path holds the stdlib alone, before the app's own code runs, so that its seed is
+    the shim's entropy (begin_app_code, hostfuncs/doc.go); from then on, entropy the app
+    reads is its own. It is kept out of sys.modules until something imports it, which
+    gets this module, as imported from its file: handle() reseeds `random` before each
+    request only once it is in sys.modules, and a request pays for no reseeding of a
+    `random` nobody uses."""
+
+    def __init__(self):
+        import random
+
+        self.module = sys.modules.pop("random")
+        self.spec = random.__spec__
+
+    def find_spec(self, name, path, target=None):
+        if name != "random":
+            return None
+        import importlib.machinery
+
+        return importlib.machinery.ModuleSpec(name, self)
+
+    def create_module(self, spec):
+        return self.module
+
+    def exec_module(self, module):
+        # Its own spec and loader again: it was imported from its file.
+        module.__spec__, module.__loader__ = self.spec, self.spec.loader
+        sys.meta_path.remove(self)
 
 
 class _TermiosFinder:
