@@ -38,8 +38,9 @@ func (a *App) snapshotKey() string {
 	h := sha256.New()
 	io.WriteString(h, snapshotFormat)
 	h.Write(a.engine.moduleHash[:])
-	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n%t\n%t\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup, a.autoWarmup(),
-		a.Spec.ShareSnapshot)
+	// The CA file's name: the guest reads its certificates at GuestCerts.
+	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n%t\n%t\n%q\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup, a.autoWarmup(),
+		a.Spec.ShareSnapshot, a.Spec.CAFile)
 	h.Write(a.info)
 	a.files.WriteDigest(h)
 	a.key = hex.EncodeToString(h.Sum(nil)[:16])

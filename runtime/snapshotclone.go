@@ -73,7 +73,8 @@ func ownImport(ex *exchange) string {
 		return "its snapshot is not shared"
 	case ex.entropy.drew:
 		return "the app read entropy while it was imported or warmed up"
-	case ex.outbound.Conns > 0 || ex.outbound.Lookups > 0:
+	case ex.outbound.Conns > 0 || ex.outbound.Lookups > 0 || ex.outbound.Denied > 0:
+		// What it got, or was refused, depends on the copy's own grants.
 		return "the app used the network while it was imported"
 	}
 	return ""

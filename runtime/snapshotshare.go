@@ -53,7 +53,7 @@ func (a *App) shareKey() string {
 	h := sha256.New()
 	io.WriteString(h, snapshotFormat)
 	h.Write(a.engine.moduleHash[:])
-	fmt.Fprintf(h, "%q\n%d\n%q\n%t\n", spec.Env, spec.Limits.Memory, spec.Warmup, a.autoWarmup())
+	fmt.Fprintf(h, "%q\n%d\n%q\n%t\n%q\n", spec.Env, spec.Limits.Memory, spec.Warmup, a.autoWarmup(), spec.CAFile)
 	h.Write(spec.AppInfo().Encode())
 	a.files.WriteDigest(h)
 	return hex.EncodeToString(h.Sum(nil))

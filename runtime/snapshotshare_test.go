@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 )
 
@@ -82,5 +83,22 @@ func TestSharingNeedsADrawnHashSecret(t *testing.T) {
 	a.Spec.Env = []string{"PYTHONHASHSEED=0"}
 	if _, ok := a.sharing(); ok {
 		t.Error("an app with PYTHONHASHSEED in its environment shares its snapshot")
+	}
+}
+
+// TestShareKeyCoversTheCAFile: copies granted different CA files see different
+// certificates at GuestCerts, so they neither share pages nor take each other's import.
+func TestShareKeyCoversTheCAFile(t *testing.T) {
+	files, _, err := guestfs.MemFSFromDir(t.TempDir(), 1<<20, GuestCacheTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(caFile string) string {
+		a := &App{engine: &Engine{}, files: files}
+		a.Spec.CAFile = caFile
+		return a.shareKey()
+	}
+	if key("") == key("/etc/ssl/extra.pem") {
+		t.Error("copies granted different CA files have one share key")
 	}
 }

@@ -869,8 +869,8 @@ def app(environ, start_response):
 // TestIdenticalCopiesImportOnce serves byte-identical copies of an app and checks that
 // one of them is imported and the others take its snapshot, with nothing of it that
 // would not have been theirs: no app's name in any snapshot, `random` fresh in every
-// request. A copy with one file changed, and copies whose warm-up reads entropy, import
-// for themselves and keep what they drew.
+// request. A copy with one file changed, copies whose warm-up reads entropy and copies
+// refused a connection at import import for themselves.
 func TestIdenticalCopiesImportOnce(t *testing.T) {
 	apps, cache := filepath.Join(t.TempDir(), "apps"), t.TempDir()
 	const plain = `
@@ -912,7 +912,26 @@ def app(environ, start_response):
 		testkit.WriteFile(t, filepath.Join(apps, name, "app.py"), drawing)
 		testkit.WriteFile(t, filepath.Join(apps, name, "wasmwsgi.toml"), "warmup = [\"/\"]\n")
 	}
-	all := append(slices.Clone(copies), "copy-delta-41f0", "draw-echo-9b3a", "draw-foxtrot-27cc")
+	// A connection refused at import: a copy granted the destination would have made
+	// another import.
+	const refused = `
+import socket
+
+try:
+    socket.create_connection(("127.0.0.1", 9), timeout=1)
+    REACHED = "yes"
+except OSError:
+    REACHED = "no"
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [REACHED.encode()]
+`
+	for _, name := range []string{"deny-golf-6d21", "deny-hotel-c4e8"} {
+		testkit.WriteFile(t, filepath.Join(apps, name, "app.py"), refused)
+	}
+	own := []string{"copy-delta-41f0", "draw-echo-9b3a", "draw-foxtrot-27cc", "deny-golf-6d21", "deny-hotel-c4e8"}
+	all := append(slices.Clone(copies), own...)
 
 	s := testkit.Start(t, apps, "--cache-dir", cache)
 	for _, name := range all {
@@ -943,7 +962,7 @@ def app(environ, start_response):
 	if len(imported) != 1 {
 		t.Errorf("copies imported: %v, want one, the others taking its snapshot", imported)
 	}
-	for _, name := range []string{"copy-delta-41f0", "draw-echo-9b3a", "draw-foxtrot-27cc"} {
+	for _, name := range own {
 		if taken(name) {
 			t.Errorf("%s took a copy's snapshot", name)
 		}
