@@ -62,22 +62,36 @@ class Counts(unittest.TestResult):
         self.problems.append(f"UNEXPECTED-SUCCESS {test.id()}")
 
 
-# Modules that skip themselves at import on the platform's name for a reason this
-# sandbox does not have: test_selectors and test_urllib_response say WASI cannot make a
-# socket pair or a socket, and the shim makes both (socket.socketpair is the in-memory
-# pair asyncio uses). They are imported with support.is_wasi false, so that they run
-# and fail where the sandbox really differs; is_wasi is true again before any test runs.
-PLATFORM_NAME_SKIPS = {"test_selectors", "test_urllib_response"}
+# Modules that skip themselves whole at import for a reason this sandbox does not have,
+# or that holds for one of their tests only, imported with the test.support flag they
+# read set as it would be natively; the flag is put back before any test runs, so the
+# tests that need what the sandbox lacks run and fail there (expected.txt names them).
+# - test_selectors and test_urllib_response say WASI cannot make a socket pair or a
+#   socket: the shim makes both (socket.socketpair is the in-memory pair asyncio uses).
+# - test_doctest, test_pdb and test_zipimport_support skip every test because their
+#   test_CLI starts a python process, and test_webbrowser because its test server would
+#   be one; their other tests run doctest, pdb and webbrowser in the process (the
+#   browsers' commands are mocked).
+IMPORT_FLAGS = {
+    "test_selectors": {"is_wasi": False},
+    "test_urllib_response": {"is_wasi": False},
+    "test_doctest": {"has_subprocess_support": True},
+    "test_pdb": {"has_subprocess_support": True},
+    "test_zipimport_support": {"has_subprocess_support": True},
+    "test_webbrowser": {"has_subprocess_support": True},
+}
 
 
 def import_test_module(name, support):
-    if name not in PLATFORM_NAME_SKIPS or not support.is_wasi:
-        return importlib.import_module("test." + name)
-    support.is_wasi = False
+    flags = IMPORT_FLAGS.get(name, {})
+    saved = {flag: getattr(support, flag) for flag in flags}
+    for flag, value in flags.items():
+        setattr(support, flag, value)
     try:
         return importlib.import_module("test." + name)
     finally:
-        support.is_wasi = True
+        for flag, value in saved.items():
+            setattr(support, flag, value)
 
 
 def run_module(name):
