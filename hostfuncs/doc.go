@@ -134,8 +134,9 @@
 //	    the import of an app whose snapshot is shared with its copies, entropy read
 //	    before it (the hash secret, the seed of `random`) is the copies' shared
 //	    entropy, and any read after it is fresh and makes the snapshot the app's own
-//	    (docs/design.md, "One import for identical copies"). A guest that calls it
-//	    early, or again, only makes its own snapshot its own.
+//	    (docs/design.md, "One import for identical copies"). The first call counts;
+//	    the app's code, which runs after it, can call it again to no effect. Outside
+//	    such an import it does nothing.
 //
 // # Network
 //
