@@ -310,6 +310,7 @@ func (a *App) importOrRestore(ctx context.Context) error {
 	a.cachePath = a.snapshotCachePath()
 	if a.cachePath != "" && a.loadCachedSnapshot(a.cachePath) {
 		a.log.Info("snapshot restored from the cache; the app was not imported again", "file", a.cachePath)
+		a.offerSnapshot()
 		return nil
 	}
 
@@ -326,6 +327,7 @@ func (a *App) importOrRestore(ctx context.Context) error {
 				return fmt.Errorf("app %s: the load was cancelled while a copy of the app was imported: %w", a.Spec.Name, ctx.Err())
 			}
 			if o.path != "" && a.takeSnapshot(o) {
+				a.markTakeable()
 				a.log.Info("snapshot taken from the import of an identical copy; the app was not imported", "copy", o.from)
 				return nil
 			}
@@ -378,6 +380,7 @@ func (a *App) importOrRestore(ctx context.Context) error {
 			a.log.Debug("copies of the app import for themselves", "reason", why)
 		} else if snap := a.snapshot(); snap != nil {
 			once.path, once.hot, once.from = a.cachePath, snap.HotPages(), a.Spec.Name
+			a.markTakeable()
 		}
 	}
 	return nil

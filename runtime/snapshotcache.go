@@ -125,15 +125,17 @@ func (a *App) cacheSnapshot(path string, mem []byte) bool {
 	return true
 }
 
-// dropOlderSnapshots removes the app's cached snapshots (and their hot page sets) but
-// the one at path, and then the base images no snapshot names any more.
+// dropOlderSnapshots removes the app's cached snapshots (and their hot page sets and
+// takeable marks) but the one at path, and then the base images no snapshot names any
+// more.
 func (a *App) dropOlderSnapshots(path string) {
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.mem"))
 	hot, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.hot"))
+	marks, _ := filepath.Glob(filepath.Join(filepath.Dir(path), a.Spec.Name+"-*.takeable"))
 	removed := false
-	for _, p := range append(old, hot...) {
+	for _, p := range append(append(old, hot...), marks...) {
 		// Only this app's: "NAME-<key>.mem", never app NAME-x's "NAME-x-<key>.mem".
-		key := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), a.Spec.Name+"-"), ".mem"), ".hot")
+		key := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), a.Spec.Name+"-"), filepath.Ext(p))
 		if _, err := hex.DecodeString(key); err == nil && len(key) == len(a.snapshotKey()) && p != path {
 			os.Remove(p)
 			removed = true

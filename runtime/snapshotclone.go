@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/wasmwsgi/wasmwsgi/internal/atomicfile"
@@ -19,7 +21,10 @@ import (
 // first copy to load imports and the others wait for it; when its import was of that
 // kind, they take its cached snapshot file as their own (a hard link) instead of
 // importing. Otherwise they import for themselves, as a copy with a changed file or
-// setting always does (its share key differs).
+// setting always does (its share key differs). A snapshot that copies may take is
+// marked so in the cache (takeablePath), and a copy restored from the cache offers it
+// to the copies that load after it: one added to a running server, or new since the
+// last start, takes it too.
 
 // importOnce is what the loads of one share key agree on: the copy that imports (the
 // leader) closes done once its load ended, having set path when the others may take
@@ -63,6 +68,58 @@ func (s *importsOnce) join(key string) (*importOnce, bool) {
 	}
 	s.m[key] = o
 	return o, true
+}
+
+// offer makes path the snapshot that the loads of key take, unless a copy leads an
+// import of key or offered one already.
+func (s *importsOnce) offer(key, path string, hot []byte, from string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[key] != nil {
+		return
+	}
+	o := &importOnce{done: make(chan struct{}), path: path, hot: hot, from: from}
+	close(o.done)
+	if s.m == nil {
+		s.m = map[string]*importOnce{}
+	}
+	s.m[key] = o
+}
+
+// takeablePath is where the mark that copies may take the snapshot cached at path is
+// kept: a file holding the share key.
+func takeablePath(path string) string { return strings.TrimSuffix(path, ".mem") + ".takeable" }
+
+// markTakeable marks the app's cached snapshot as one its copies may take.
+func (a *App) markTakeable() {
+	sh, ok := a.sharing()
+	if !ok {
+		return
+	}
+	err := atomicfile.Write(takeablePath(a.cachePath), func(f *os.File) error {
+		_, err := io.WriteString(f, sh.key)
+		return err
+	})
+	if err != nil {
+		a.log.Debug("cannot mark the snapshot as one the app's copies may take", "error", err.Error())
+	}
+}
+
+// offerSnapshot offers the app's snapshot, just restored from the cache, to the copies
+// that load after it, when the cache marks it as one they may take.
+func (a *App) offerSnapshot() {
+	sh, ok := a.sharing()
+	if !ok {
+		return
+	}
+	if b, err := os.ReadFile(takeablePath(a.cachePath)); err != nil || string(b) != sh.key {
+		return
+	}
+	var hot []byte
+	if snap := a.snapshot(); snap != nil {
+		hot = snap.HotPages()
+	}
+	a.engine.importsOnce.offer(sh.key, a.cachePath, hot, a.Spec.Name)
 }
 
 // ownImport reports why the import that ex ran is the app's own, so that copies of the

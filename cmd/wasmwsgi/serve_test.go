@@ -950,9 +950,10 @@ def app(environ, start_response):
 	s.Stop(t)
 	log := s.Log()
 
-	taken := func(name string) bool {
+	takenIn := func(log, name string) bool {
 		return regexp.MustCompile(`msg="snapshot taken from the import of an identical copy; [^"]*" app=` + name + ` `).MatchString(log)
 	}
+	taken := func(name string) bool { return takenIn(log, name) }
 	var imported []string
 	for _, name := range copies {
 		if !taken(name) {
@@ -1017,6 +1018,31 @@ def app(environ, start_response):
 				t.Errorf("the snapshot file %s holds the name of app %s", filepath.Base(path), name)
 			}
 		}
+	}
+
+	// A copy new since the last start takes the snapshot that its copies, restored
+	// from the cache, offer; a new copy of an app that drew entropy imports.
+	later := "copy-kilo-77aa"
+	testkit.WriteFile(t, filepath.Join(apps, later, "app.py"), plain+"GREETING = 'hi'\n")
+	testkit.WriteFile(t, filepath.Join(apps, later, "wasmwsgi.toml"), "warmup = [\"/warm\"]\n")
+	testkit.WriteFile(t, filepath.Join(apps, "draw-lima-5c0e", "app.py"), drawing)
+	testkit.WriteFile(t, filepath.Join(apps, "draw-lima-5c0e", "wasmwsgi.toml"), "warmup = [\"/\"]\n")
+	s = testkit.Start(t, apps, "--cache-dir", cache)
+	s.WaitLog(t, `msg="app ready" app=`+later)
+	s.WaitLog(t, `msg="app ready" app=draw-lima-5c0e`)
+	r := get(t, s.Base+"/"+later+"/")
+	lima := get(t, s.Base+"/draw-lima-5c0e/")
+	s.Stop(t)
+	if f := strings.Fields(r.body); r.status != 200 || len(f) != 4 || f[1] != "1" || f[3] != "hi" {
+		t.Errorf("%s answered %d %q", later, r.status, r.body)
+	}
+	if !takenIn(s.Log(), later) {
+		t.Errorf("%s, new since the last start, did not take its copies' snapshot", later)
+	} else if !os.SameFile(snapOf(later), snapOf(imported[0])) {
+		t.Errorf("%s's cached snapshot is not the file its copies share", later)
+	}
+	if takenIn(s.Log(), "draw-lima-5c0e") || lima.body == echo[0] || lima.body == fox[0] {
+		t.Errorf("a new copy of the app that draws a token at warm-up took a copy's snapshot (token %q)", lima.body)
 	}
 }
 
