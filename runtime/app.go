@@ -114,14 +114,16 @@ type App struct {
 	engine *Engine
 	log    *slog.Logger
 
-	// files, info and key are read once, by Fingerprint or Load (readFiles), and then
-	// fixed: key is the snapshot's (snapshotKey).
-	files   *guestfs.MemFS
-	skipped []string
-	info    []byte
-	key     string
-	gate    *gate
-	pool    pool
+	// files, info and the keys are read once, by Fingerprint or Load (readFiles), and
+	// then fixed: key is the snapshot's (snapshotKey), copiesKey the share key
+	// (shareKey).
+	files     *guestfs.MemFS
+	skipped   []string
+	info      []byte
+	key       string
+	copiesKey string
+	gate      *gate
+	pool      pool
 
 	events Events
 	net    outbound // what its instances' outbound sessions share

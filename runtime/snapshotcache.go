@@ -32,19 +32,32 @@ func (a *App) snapshotCachePath() string {
 // snapshotKey hashes everything the app's snapshot depends on (see above); it names
 // the cached snapshot and is part of Engine.Fingerprint.
 func (a *App) snapshotKey() string {
-	if a.key != "" {
-		return a.key
-	}
-	h := sha256.New()
-	io.WriteString(h, snapshotFormat)
-	h.Write(a.engine.moduleHash[:])
-	// The CA file's name: the guest reads its certificates at GuestCerts.
-	fmt.Fprintf(h, "%q\n%q\n%d\n%q\n%t\n%t\n%q\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup, a.autoWarmup(),
-		a.Spec.ShareSnapshot, a.Spec.CAFile)
-	h.Write(a.info)
-	a.files.WriteDigest(h)
-	a.key = hex.EncodeToString(h.Sum(nil)[:16])
+	a.hashKeys()
 	return a.key
+}
+
+// hashKeys computes, once, the snapshot key and the share key (snapshotshare.go): both
+// end with the digest of every app file, which is written once for the two.
+func (a *App) hashKeys() {
+	if a.key != "" {
+		return
+	}
+	snap, copies := sha256.New(), sha256.New()
+	for _, h := range []io.Writer{snap, copies} {
+		io.WriteString(h, snapshotFormat)
+		h.Write(a.engine.moduleHash[:])
+	}
+	// The CA file's name: the guest reads its certificates at GuestCerts.
+	fmt.Fprintf(snap, "%q\n%q\n%d\n%q\n%t\n%t\n%q\n", a.Spec.Name, a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup, a.autoWarmup(),
+		a.Spec.ShareSnapshot, a.Spec.CAFile)
+	// The same without the name, and without ShareSnapshot: only an app that shares
+	// asks for this key.
+	fmt.Fprintf(copies, "%q\n%d\n%q\n%t\n%q\n", a.Spec.Env, a.Spec.Limits.Memory, a.Spec.Warmup, a.autoWarmup(), a.Spec.CAFile)
+	snap.Write(a.info)
+	copies.Write(a.info)
+	a.files.WriteDigest(io.MultiWriter(snap, copies))
+	a.key = hex.EncodeToString(snap.Sum(nil)[:16])
+	a.copiesKey = hex.EncodeToString(copies.Sum(nil))
 }
 
 // loadCachedSnapshot restores the app's snapshot from the cache; false when there is

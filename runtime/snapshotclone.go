@@ -23,8 +23,8 @@ import (
 // importing. Otherwise they import for themselves, as a copy with a changed file or
 // setting always does (its share key differs). A snapshot that copies may take is
 // marked so in the cache (takeablePath), and a copy restored from the cache offers it
-// to the copies that load after it: one added to a running server, or new since the
-// last start, takes it too.
+// to the copies that load after it (one added to a running server, or one new since
+// the last start that begins to load once a copy of it was restored).
 
 // importOnce is what the loads of one share key agree on: the copy that imports (the
 // leader) closes done once its load ended, having set path when the others may take
@@ -37,6 +37,25 @@ type importOnce struct {
 	hot  []byte
 	// from is the leader's name, for the log.
 	from string
+	// offered is set for a snapshot restored from the cache and offered to the copies
+	// (offer): it is taken only while its takeable mark holds the share key.
+	offered bool
+}
+
+// usable reports whether the loads of key may take o's snapshot now that its leader is
+// done: there is one, it is still in the cache, and an offered one is marked takeable.
+func (o *importOnce) usable(key string) bool {
+	if o.path == "" {
+		return false
+	}
+	if _, err := os.Stat(o.path); err != nil {
+		return false
+	}
+	if o.offered {
+		b, err := os.ReadFile(takeablePath(o.path))
+		return err == nil && string(b) == key
+	}
+	return true
 }
 
 // importsOnce holds the process's importOnce by share key.
@@ -47,15 +66,15 @@ type importsOnce struct {
 
 // join returns the importOnce of key, and whether the caller leads it: it then
 // imports, sets path if the others may take its snapshot, and closes done. An entry
-// whose leader ended with a snapshot that is gone since (the copy changed, or the
-// cache was cleared), or with none to take, gets a new leader.
+// whose snapshot is not usable (none to take, gone since, or offered without a mark)
+// gets a new leader.
 func (s *importsOnce) join(key string) (*importOnce, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o := s.m[key]; o != nil {
 		select {
 		case <-o.done:
-			if _, err := os.Stat(o.path); o.path != "" && err == nil {
+			if o.usable(key) {
 				return o, false
 			}
 		default:
@@ -63,23 +82,25 @@ func (s *importsOnce) join(key string) (*importOnce, bool) {
 		}
 	}
 	o := &importOnce{done: make(chan struct{})}
-	if s.m == nil {
-		s.m = map[string]*importOnce{}
-	}
-	s.m[key] = o
+	s.put(key, o)
 	return o, true
 }
 
-// offer makes path the snapshot that the loads of key take, unless a copy leads an
-// import of key or offered one already.
+// offer makes path, a snapshot restored from the cache, the one the loads of key take
+// if its mark says they may, unless a copy leads an import of key or offered one
+// already. Nothing is read until a load asks (usable).
 func (s *importsOnce) offer(key, path string, hot []byte, from string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m[key] != nil {
 		return
 	}
-	o := &importOnce{done: make(chan struct{}), path: path, hot: hot, from: from}
+	o := &importOnce{done: make(chan struct{}), path: path, hot: hot, from: from, offered: true}
 	close(o.done)
+	s.put(key, o)
+}
+
+func (s *importsOnce) put(key string, o *importOnce) {
 	if s.m == nil {
 		s.m = map[string]*importOnce{}
 	}
@@ -106,13 +127,10 @@ func (a *App) markTakeable() {
 }
 
 // offerSnapshot offers the app's snapshot, just restored from the cache, to the copies
-// that load after it, when the cache marks it as one they may take.
+// that load after it; they take it if the cache marks it as one they may (usable).
 func (a *App) offerSnapshot() {
 	sh, ok := a.sharing()
 	if !ok {
-		return
-	}
-	if b, err := os.ReadFile(takeablePath(a.cachePath)); err != nil || string(b) != sh.key {
 		return
 	}
 	var hot []byte

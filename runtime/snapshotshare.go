@@ -46,17 +46,10 @@ const serverKeyFile = "share.key"
 const sharedPrefix = "_base-"
 
 // shareKey hashes what the app's snapshot depends on except the app's name: equal for
-// byte-identical copies of one app.
+// byte-identical copies of one app. It is computed with the snapshot key (hashKeys).
 func (a *App) shareKey() string {
-	spec := a.Spec
-	spec.Name = ""
-	h := sha256.New()
-	io.WriteString(h, snapshotFormat)
-	h.Write(a.engine.moduleHash[:])
-	fmt.Fprintf(h, "%q\n%d\n%q\n%t\n%q\n", spec.Env, spec.Limits.Memory, spec.Warmup, a.autoWarmup(), spec.CAFile)
-	h.Write(spec.AppInfo().Encode())
-	a.files.WriteDigest(h)
-	return hex.EncodeToString(h.Sum(nil))
+	a.hashKeys()
+	return a.copiesKey
 }
 
 // share is how an app's snapshot is shared with its copies (sharing).
