@@ -1020,14 +1020,17 @@ def app(environ, start_response):
 		}
 	}
 
-	// A copy new since the last start takes the snapshot that its copies, restored
-	// from the cache, offer; a new copy of an app that drew entropy imports.
+	// A copy added to the server once its copies were restored from the cache takes
+	// the snapshot they offer; a new copy of an app that drew entropy imports.
+	s = testkit.Start(t, apps, "--cache-dir", cache)
+	for _, name := range all {
+		s.WaitLog(t, `msg="app ready" app=`+name)
+	}
 	later := "copy-kilo-77aa"
 	testkit.WriteFile(t, filepath.Join(apps, later, "app.py"), plain+"GREETING = 'hi'\n")
 	testkit.WriteFile(t, filepath.Join(apps, later, "wasmwsgi.toml"), "warmup = [\"/warm\"]\n")
 	testkit.WriteFile(t, filepath.Join(apps, "draw-lima-5c0e", "app.py"), drawing)
 	testkit.WriteFile(t, filepath.Join(apps, "draw-lima-5c0e", "wasmwsgi.toml"), "warmup = [\"/\"]\n")
-	s = testkit.Start(t, apps, "--cache-dir", cache)
 	s.WaitLog(t, `msg="app ready" app=`+later)
 	s.WaitLog(t, `msg="app ready" app=draw-lima-5c0e`)
 	r := get(t, s.Base+"/"+later+"/")
@@ -1037,7 +1040,7 @@ def app(environ, start_response):
 		t.Errorf("%s answered %d %q", later, r.status, r.body)
 	}
 	if !takenIn(s.Log(), later) {
-		t.Errorf("%s, new since the last start, did not take its copies' snapshot", later)
+		t.Errorf("%s, added to the running server, did not take its copies' snapshot", later)
 	} else if !os.SameFile(snapOf(later), snapOf(imported[0])) {
 		t.Errorf("%s's cached snapshot is not the file its copies share", later)
 	}
