@@ -23,6 +23,7 @@ type Limits struct {
 	QueueTimeout time.Duration `koanf:"queue_timeout"`
 	OpenFiles    int           `koanf:"open_files"`
 	Scratch      string        `koanf:"scratch"`
+	Processes    int           `koanf:"processes"`
 }
 
 // MinMemory is the smallest memory limit accepted: python.wasm starts with 10 MiB of
@@ -68,6 +69,9 @@ func (c Limits) Apply(base runtime.Limits) (runtime.Limits, error) {
 	}
 	if positive("open_files", int64(c.OpenFiles)) {
 		l.OpenFiles = c.OpenFiles
+	}
+	if positive("processes", int64(c.Processes)) {
+		l.Processes = c.Processes
 	}
 	if l.Memory != 0 && l.Memory < MinMemory {
 		errs = append(errs, fmt.Errorf("limits.memory %q is below the minimum of 32MiB", c.Memory))
@@ -137,6 +141,9 @@ var limitKeys = []limitKey{
 	{"scratch", false, func(c Limits) bool { return c.Scratch != "" },
 		func(l runtime.Limits) int64 { return l.Scratch },
 		func(l runtime.Limits) string { return showSize(l.Scratch) }},
+	{"processes", true, func(c Limits) bool { return c.Processes != 0 },
+		func(l runtime.Limits) int64 { return int64(l.Processes) },
+		func(l runtime.Limits) string { return strconv.Itoa(l.Processes) }},
 }
 
 // toml writes the limit's value in l as the TOML value of its key.

@@ -178,6 +178,7 @@ var defaults = map[string]any{
 	"limits.queue_timeout":  "10s",
 	"limits.open_files":     256,
 	"limits.scratch":        "16MiB",
+	"limits.processes":      0,
 	"limits.app_files":      "256MiB",
 	"limits.instances":      64,
 	"limits.idle_instances": 256,

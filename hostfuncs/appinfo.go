@@ -32,6 +32,9 @@ type AppInfo struct {
 	// interactive prompt).
 	Run  bool
 	Argv []string
+	// Cwd is the working folder a command line starts in ("cwd", left out when empty:
+	// the app folder), a child process's (hostfuncs.ProcessSpec).
+	Cwd string
 }
 
 // Encode returns the pairs encoding of the AppInfo, in the order of its fields.
@@ -61,6 +64,9 @@ func (i AppInfo) Encode() []byte {
 			argv.WriteByte(0)
 		}
 		ps = append(ps, Pair{Name: "argv", Value: argv.String()})
+		if i.Cwd != "" {
+			ps = append(ps, Pair{Name: "cwd", Value: i.Cwd})
+		}
 	}
 	return AppendPairs(nil, ps)
 }

@@ -87,6 +87,8 @@
 //	                     interpreter's name, each followed by a NUL byte, as UTF-8
 //	                     ("-c\x00print(1)\x00", "manage.py\x00migrate\x00"; empty
 //	                     for an interactive prompt). See "Running a command".
+//	      cwd            only with argv, for a child process (see "Processes"):
+//	                     the folder the command starts in instead of app_dir
 //	    Available in both wasmwsgi_init and wasmwsgi_handle.
 //
 //	environ_get(buf_ptr, buf_len i32) -> i32
@@ -202,6 +204,35 @@
 //	net_error(buf_ptr, buf_len i32) -> i32
 //	    Writes the message of the request's last failed net_* call, which names the
 //	    destination and the reason (for a denial: "... is not granted to this app").
+//
+// # Processes
+//
+// A request (or a `wasmwsgi run` command) may start child processes when the operator
+// grants the app limits.processes (0 by default, which grants none): python command
+// lines, each run in a new instance of the app's interpreter as "Running a command"
+// describes, with the app's files and grants, the parent's /tmp (the same files) and
+// the memory limit. The parent waits in the call while the child runs to its end, so
+// the two never run at once; the child's time is the parent's (the request's time
+// limit ends both). limits.processes counts every child a request starts, its
+// children's own included. An import and its warm-up start none.
+//
+//	proc_run(spec_ptr, spec_len, timeout_ms i32) -> i32
+//	    Runs the command line spec describes (pairs): "argv" the whole command line,
+//	    the program first, each argument followed by a NUL byte (the shim sends only
+//	    python's); "env" the child's environment, each NAME=value followed by a NUL
+//	    byte (absent: the app's [env]); "cwd" its working folder; "stdin" all it
+//	    reads on its standard input; "stderr" = "stdout" merges its stderr into its
+//	    stdout. Returns its exit status (0-255), or 256 plus a signal's number when
+//	    it did not exit: 256+9 when it reached the memory limit, 256+6 when its
+//	    instance trapped (the reason is appended to its stderr). ErrDenied when the
+//	    app is granted no processes or an import calls it, ErrLimit when the request
+//	    started limits.processes already, ErrInvalid for a malformed spec, ErrTimeout
+//	    when timeout_ms (-1: none of its own) passed and the child was stopped.
+//	    Each of stdout and stderr keeps at most 16 MiB; a write past that fails.
+//
+//	proc_output(which, buf_ptr, buf_len i32) -> i32
+//	    Writes what the last child of proc_run wrote to stdout (which 1) or stderr
+//	    (which 2), also after ErrTimeout; empty before any child.
 //
 // # Error codes
 //

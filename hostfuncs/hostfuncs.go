@@ -104,6 +104,8 @@ var functions = []function{
 	{"net_tls", []string{"handle", "name_ptr", "name_len", "alpn_ptr", "alpn_len", "cas_ptr", "cas_len", "flags"}, netTLS},
 	{"net_error", []string{"buf_ptr", "buf_len"}, netError},
 	{"begin_app_code", nil, beginAppCode},
+	{"proc_run", []string{"spec_ptr", "spec_len", "timeout_ms"}, procRun},
+	{"proc_output", []string{"which", "buf_ptr", "buf_len"}, procOutput},
 }
 
 // NewBuilder returns a builder for the wasmwsgi host module with every function defined.

@@ -53,6 +53,10 @@ WASMWSGI_IMPORT(net_addr) int32_t ww_net_addr(int32_t handle, int32_t which, uin
 WASMWSGI_IMPORT(net_tls) int32_t ww_net_tls(int32_t handle, const uint8_t *server_name, int32_t name_len,
     const uint8_t *alpn, int32_t alpn_len, const uint8_t *cas, int32_t cas_len, int32_t flags);
 WASMWSGI_IMPORT(net_error) int32_t ww_net_error(uint8_t *buf, int32_t buf_len);
+/* Child processes: a python command line run to its end in a new instance of the app
+ * (hostfuncs/doc.go, "Processes"), under the operator's limits.processes. */
+WASMWSGI_IMPORT(proc_run) int32_t ww_proc_run(const uint8_t *spec, int32_t spec_len, int32_t timeout_ms);
+WASMWSGI_IMPORT(proc_output) int32_t ww_proc_output(int32_t which, uint8_t *buf, int32_t buf_len);
 
 /* The host reports failures as negative codes; they become OSError(code, message). */
 static PyObject *
@@ -415,6 +419,53 @@ wasmwsgi_net_error(PyObject *self, PyObject *unused)
     return net_sized(0, 0, NULL, get_error);
 }
 
+/* proc_run(spec, timeout_ms) -> the child's status | error code. The spec is in the
+ * pairs encoding; the guest waits, with no other work to do, until the child ends. */
+static PyObject *
+wasmwsgi_proc_run(PyObject *self, PyObject *args)
+{
+    Py_buffer spec;
+    int timeout;
+    if (!PyArg_ParseTuple(args, "y*i:proc_run", &spec, &timeout)) {
+        return NULL;
+    }
+    if (spec.len > INT32_MAX) {
+        PyBuffer_Release(&spec);
+        PyErr_SetString(PyExc_ValueError, "proc_run: the spec is too large");
+        return NULL;
+    }
+    int32_t rc = ww_proc_run(spec.buf, (int32_t)spec.len, timeout);
+    PyBuffer_Release(&spec);
+    return PyLong_FromLong(rc);
+}
+
+static int32_t
+proc_stdout(uint8_t *buf, int32_t len)
+{
+    return ww_proc_output(1, buf, len);
+}
+
+static int32_t
+proc_stderr(uint8_t *buf, int32_t len)
+{
+    return ww_proc_output(2, buf, len);
+}
+
+/* proc_output(which) -> bytes: what the last child wrote to stdout (1) or stderr (2) */
+static PyObject *
+wasmwsgi_proc_output(PyObject *self, PyObject *arg)
+{
+    long which = PyLong_AsLong(arg);
+    if (which == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (which != 1 && which != 2) {
+        PyErr_SetString(PyExc_ValueError, "proc_output: which is 1 (stdout) or 2 (stderr)");
+        return NULL;
+    }
+    return fetch_sized("proc_output", which == 1 ? proc_stdout : proc_stderr);
+}
+
 /* ---- the pairs encoding (hostfuncs/doc.go), in C because the shim decodes a request's
  * environ on every request: the same loop in Python took ~4 us per pair ---------- */
 
@@ -691,6 +742,8 @@ static PyMethodDef wasmwsgi_methods[] = {
     {"net_addr", wasmwsgi_net_addr, METH_VARARGS, "A connection's peer or local address."},
     {"net_tls", wasmwsgi_net_tls, METH_VARARGS, "Make a connection TLS (the host does the handshake)."},
     {"net_error", wasmwsgi_net_error, METH_NOARGS, "The message of the last failed net call."},
+    {"proc_run", wasmwsgi_proc_run, METH_VARARGS, "Run a python command line in a child instance."},
+    {"proc_output", wasmwsgi_proc_output, METH_O, "What the last child wrote to stdout (1) or stderr (2)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -657,8 +657,10 @@ func (a *App) handle(ctx context.Context, ex *exchange) (int32, error) {
 // init's result code. The instance is closed and its memory released on return.
 func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writer,
 	then func(context.Context, api.Module) (int32, error)) (int32, error) {
-	files, scratch := a.newHostFiles()
-	cfg := a.moduleConfig(files, scratch, ctx, stdout, stderr, sleepUntil(ctx))
+	if ex.scratch == nil {
+		ex.files, ex.scratch = a.newHostFiles()
+	}
+	cfg := a.moduleConfig(ex.files, ex.scratch, ctx, stdout, stderr, sleepUntil(ctx), ex.childEnv)
 	if ex.stdin != nil {
 		cfg = cfg.WithStdin(ex.stdin)
 	}
@@ -731,13 +733,14 @@ func (a *App) memoryLimit() uint64 {
 // moduleConfig is what every instance of the app is given: the stdlib, the app, the
 // TLS roots (certBundle) and the root tree (rootTree: the folders leading to the
 // mounts, /dev/null, the time zone database) read-only, scratch at /tmp, /data (whose
-// lock waits on dataCtx) when the app has a data_dir, its [env] and nothing else of the host's, the host's entropy and clocks,
-// and stdout, stderr and sleep as passed. No start function runs.
+// lock waits on dataCtx) when the app has a data_dir, its [env] (or env, a child
+// process's, when not nil) and nothing else of the host's, the host's entropy and
+// clocks, and stdout, stderr and sleep as passed. No start function runs.
 //
 // sched_yield, which the loop checks call every wasmbin.YieldEvery iterations, is
 // runtime.Gosched (docs/design.md, "sched_yield is runtime.Gosched").
 func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS, dataCtx context.Context,
-	stdout, stderr io.Writer, sleep func(ns int64)) wazero.ModuleConfig {
+	stdout, stderr io.Writer, sleep func(ns int64), env []string) wazero.ModuleConfig {
 	mounts := map[string]experimentalsys.FS{
 		GuestStdlib:  a.engine.stdlib.ReadOnly(files),
 		GuestApp:     a.files.ReadOnly(files),
@@ -754,8 +757,11 @@ func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS,
 	if dataAt != "" {
 		mounts[dataAt] = data
 	}
-	// A symbolic link in /tmp that leads out of it is followed in these mounts only.
-	scratch.SetView(GuestScratch, guestfs.MountView(mounts))
+	// A symbolic link in /tmp that leads out of it is followed in these mounts only
+	// (a child process's, in its parent's).
+	if !scratch.HasView() {
+		scratch.SetView(GuestScratch, guestfs.MountView(mounts))
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -767,7 +773,10 @@ func (a *App) moduleConfig(files *guestfs.OpenFiles, scratch *guestfs.ScratchFS,
 		WithSysNanotime().
 		WithNanosleep(sleep).
 		WithOsyield(goruntime.Gosched)
-	for _, kv := range a.Spec.Env {
+	if env == nil {
+		env = a.Spec.Env
+	}
+	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		cfg = cfg.WithEnv(k, v)
 	}
@@ -968,6 +977,7 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 	inst.ctx, inst.stdout.w, inst.stderr.w = ctx, stdout, errw
 	ex.mem = &inst.mem.Memory
 	ex.sockets = inst.sockets
+	ex.files, ex.scratch = inst.files, inst.scratch
 	inst.sockets.Begin(ex.onDeny)
 	interrupted := func() bool { return false }
 	if inst.interrupt != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wasmwsgi/wasmwsgi/egress"
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 )
 
@@ -33,12 +34,19 @@ type exchange struct {
 	// copies of the app (importEntropy).
 	entropy *importEntropy
 	// cached is set once the import's snapshot is in the cache on disk.
-	cached   bool
-	mem      *memimage.Memory // the instance's linear memory allocator
-	sockets  *egress.Session  // the instance's outbound connections
-	outbound egress.Stats     // what they did, set when the request is done
-	guest    time.Duration    // wall time of the instance, set when the request is done
-	start    time.Time        // when the request was handed to an instance
+	cached  bool
+	mem     *memimage.Memory // the instance's linear memory allocator
+	sockets *egress.Session  // the instance's outbound connections
+	// files and scratch are the instance's open-file count and /tmp, which its child
+	// processes share (RunProcess); childEnv, set for a child, is its environment.
+	files     *guestfs.OpenFiles
+	scratch   *guestfs.ScratchFS
+	childEnv  []string
+	kids      *children               // the child processes it may still start; nil until the first
+	lastChild hostfuncs.ProcessResult // what proc_output reads
+	outbound  egress.Stats            // what they did, set when the request is done
+	guest     time.Duration           // wall time of the instance, set when the request is done
+	start     time.Time               // when the request was handed to an instance
 
 	// ctx is the instance's: it ends at the time limit, or disconnectGrace after the
 	// client went away. client is the HTTP request's own, which net/http ends when the

@@ -29,6 +29,10 @@ type Limits struct {
 	OpenFiles int
 	// Scratch caps the bytes the guest may write to its private /tmp.
 	Scratch int64
+	// Processes is how many child processes one request may start: python command
+	// lines run to their end in new instances of the app (App.runChild), its
+	// children's own children counted with it. 0 grants none.
+	Processes int
 }
 
 // gate admits at most cap holders at once, with a bounded, timed queue in front.

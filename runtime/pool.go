@@ -80,7 +80,7 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx cont
 	inst.files, inst.scratch = a.newHostFiles()
 	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
-		func(ns int64) { sleepUntil(inst.ctx)(ns) })
+		func(ns int64) { sleepUntil(inst.ctx)(ns) }, nil)
 	mod, err := a.engine.instantiate(ctx, inst.mem, cfg)
 	if err != nil {
 		inst.mem.Release()

@@ -129,6 +129,9 @@ def start_server(out, binary):
         # imaplib expects a refused connection). Loopback is granted by name and address,
         # as an operator would grant a local service; nothing else is reachable.
         f.write('[apps.pytests]\noutbound = ["tcp://localhost:*", "tcp://127.0.0.1:*"]\n')
+        # The tests that run `python` (script_helper's assert_python_ok, subprocess's)
+        # start it as a child process: a new instance of the sandbox's interpreter.
+        f.write('[apps.pytests.limits]\nprocesses = 100000\n')
     log = open(os.path.join(out, "server.log"), "w")
     proc = subprocess.Popen([binary, "serve", os.path.join(out, "apps"), "--addr", f"127.0.0.1:{port}",
                              "--config", config, "--watch=false"], stdout=log, stderr=subprocess.STDOUT)

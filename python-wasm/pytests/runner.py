@@ -68,17 +68,9 @@ class Counts(unittest.TestResult):
 # tests that need what the sandbox lacks run and fail there (expected.txt names them).
 # - test_selectors and test_urllib_response say WASI cannot make a socket pair or a
 #   socket: the shim makes both (socket.socketpair is the in-memory pair asyncio uses).
-# - test_doctest, test_pdb and test_zipimport_support skip every test because their
-#   test_CLI starts a python process, and test_webbrowser because its test server would
-#   be one; their other tests run doctest, pdb and webbrowser in the process (the
-#   browsers' commands are mocked).
 IMPORT_FLAGS = {
     "test_selectors": {"is_wasi": False},
     "test_urllib_response": {"is_wasi": False},
-    "test_doctest": {"has_subprocess_support": True},
-    "test_pdb": {"has_subprocess_support": True},
-    "test_zipimport_support": {"has_subprocess_support": True},
-    "test_webbrowser": {"has_subprocess_support": True},
 }
 
 
@@ -120,6 +112,13 @@ def run_module(name):
         # the flags then. Natively both are already true.
         support.has_socket_support = True
         socket_helper.has_gethostname = True
+        # Likewise has_subprocess_support is False on WASI, which skips every test that
+        # runs `python` (test.support.script_helper's, subprocess's, ...). The server
+        # grants the runner's app child processes (limits.processes, run.py): a python
+        # command line runs in a new instance of the sandbox's interpreter, so those
+        # tests run, and the ones that need another program, fork or a child running
+        # beside its parent fail, named in expected.txt.
+        support.has_subprocess_support = True
         support.verbose = 0
         # test_main() modules run their suites through support._run_suite and their
         # doctests through support.run_doctest.

@@ -305,9 +305,19 @@ def _run(argv, app_dir):
     folder is the working directory (init) and stays first on sys.path, as for requests.
     """
     args = [a.encode("latin-1").decode("utf-8", "surrogateescape") for a in argv.split("\0")[:-1]]
-    args, status = _interpreter_options(args)
+    args, status, isolated = _interpreter_options(args)
     if status is not None:
         return status
+    if _info.get("cwd"):
+        # A child process's working folder (subprocess's cwd).
+        try:
+            os.chdir(_info["cwd"])
+        except OSError as e:
+            sys.stderr.write("wasmwsgi run: can't change to %r: %s\n" % (_info["cwd"], e.strerror or e))
+            return 1
+    if not isolated and args and args[0] in ("-c", "-m"):
+        # As python's: the working folder comes first on sys.path (-I leaves it out).
+        sys.path.insert(0, "" if args[0] == "-c" else os.getcwd())
     main = sys.modules["__main__"]
     try:
         import site
@@ -374,24 +384,24 @@ def _interpreter_options(args):
     """Takes python's own options off the front of args, as python's command line does
     (-B, -E, -I, -s, -S, -u, -q, -W ARG, -X OPT, and letters joined: -Bu, -Werror,
     -Bc CODE), and applies them to the running interpreter. Returns the rest, starting
-    at -c, -m, the script or -, and an exit status when the command should not run
-    (-V, -h, or an option this interpreter cannot honour)."""
-    ignore_env = no_bytecode = False
+    at -c, -m, the script or -, an exit status when the command should not run (-V,
+    -h, or an option this interpreter cannot honour), and whether -I was given."""
+    ignore_env = no_bytecode = isolated = False
     while args and args[0].startswith("-") and args[0] != "-":
         arg = args.pop(0)
         if arg == "--":
             break
         if arg in ("-V", "--version"):
             sys.stdout.write("Python %s\n" % sys.version.split()[0])
-            return args, 0
+            return args, 0, isolated
         if arg in ("-h", "-?", "--help"):
             sys.stdout.write("python options wasmwsgi run takes, before -c CODE, -m MODULE, a script or -:\n"
                              "  -B  write no bytecode    -W ARG  a warnings filter    -X OPT  into sys._xoptions\n"
                              "  -E, -I, -s, -S, -u, -q   accepted (no environment, user site or buffering to change)\n"
                              "  -V  the version\n")
-            return args, 0
+            return args, 0, isolated
         if arg.startswith("--"):
-            return args, _usage("unknown option %s" % arg)
+            return args, _usage("unknown option %s" % arg), isolated
         letters = arg[1:]
         while letters:
             letter, letters = letters[0], letters[1:]
@@ -404,7 +414,7 @@ def _interpreter_options(args):
             if letter in "WX":
                 value = letters or (args.pop(0) if args else None)
                 if value is None:
-                    return args, _usage("-%s needs an argument" % letter)
+                    return args, _usage("-%s needs an argument" % letter), isolated
                 if letter == "W":
                     import warnings
 
@@ -418,13 +428,14 @@ def _interpreter_options(args):
                 no_bytecode = True
             elif letter in "EI":
                 ignore_env = True
+                isolated = isolated or letter == "I"
             elif letter in _NO_EFFECT:
                 pass
             elif letter in _FIXED_AT_START:
                 return args, _usage("-%s (%s) is fixed when the sandbox's interpreter starts" %
-                                    (letter, _FIXED_AT_START[letter]))
+                                    (letter, _FIXED_AT_START[letter])), isolated
             else:
-                return args, _usage("unknown option -%s" % letter)
+                return args, _usage("unknown option -%s" % letter), isolated
         if letters is None:
             break
     if no_bytecode:
@@ -432,7 +443,7 @@ def _interpreter_options(args):
     elif ignore_env:
         # -E and -I: PYTHONDONTWRITEBYTECODE, the one variable read, no longer counts.
         sys.dont_write_bytecode = False
-    return args, None
+    return args, None, isolated
 
 
 def _run_script(main, args, app_dir):
@@ -1243,9 +1254,262 @@ def _patch_condition(mod):
     mod.Condition.wait = wait_here
 
 
-_thread_patches = {"threading": _patch_condition, "concurrent.futures.thread": _patch_thread_pool,
+# ---- child processes: subprocess.Popen of this interpreter ----------------------------
+#
+# A command line of python (sys.executable, or python, python3, python3.11 looked up on
+# PATH) runs in a new instance of the app's interpreter through proc_run
+# (hostfuncs/doc.go, "Processes"), when the operator's limits.processes grants it. The
+# parent waits in the call while the child runs to its end: the child starts when the
+# parent first waits on it, polls it, reads its output or communicates with it (or when
+# its Popen is collected), with everything written to its stdin pipe before that as
+# its whole input. kill(), terminate() and send_signal() before that end it unstarted.
+# A timeout that passes stops it, as kill() would: TimeoutExpired carries what it wrote,
+# and the next wait() returns -9. Any other program is not found (FileNotFoundError),
+# as on a machine without it; preexec_fn, pass_fds, user, group and extra_groups,
+# which act on a process the sandbox does not make, raise OSError(ENOTSUP).
+
+_PYTHON_NAMES = ("python", "python3", "python3.%d" % sys.version_info[1])
+# The interpreter's path as python's own start-up would find it under its home
+# (/usr/local, where the stdlib is): an embedded interpreter leaves it empty, and
+# `[sys.executable, ...]` is how code names a python child.
+if not sys.executable:
+    sys.executable = sys._base_executable = "/usr/local/bin/python3"
+_next_pid = [os.getpid() + 1]
+
+
+def _is_python(program):
+    if "/" not in program:
+        return program in _PYTHON_NAMES
+    return bool(sys.executable) and os.path.normpath(program) == os.path.normpath(sys.executable)
+
+
+def _patch_subprocess(mod):
+    import errno
+    import io
+    import signal
+
+    mod._can_fork_exec = True  # Popen.__init__ refuses before anything else without it
+    Popen = mod.Popen
+    PIPE, STDOUT, DEVNULL = mod.PIPE, mod.STDOUT, mod.DEVNULL
+    SIGKILL = getattr(signal, "SIGKILL", 9)
+
+    class ChildInput(io.RawIOBase):
+        """The parent's end of a child's stdin pipe: what is written is the child's input."""
+
+        def __init__(self, popen):
+            self._popen = popen
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            if self._popen._ww_ran:
+                raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+            self._popen._ww_input += bytes(b)
+            return len(b)
+
+    class ChildOutput(io.RawIOBase):
+        """The parent's end of a child's stdout or stderr pipe: reading starts the child."""
+
+        def __init__(self, popen, which):
+            self._popen, self._which, self._at = popen, which, 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            p = self._popen
+            if not p._ww_ran:
+                p._ww_run(None)
+            data = p._ww_output[self._which]
+            n = min(len(b), len(data) - self._at)
+            b[:n] = data[self._at:self._at + n]
+            self._at += n
+            return n
+
+    def _get_handles(self, stdin, stdout, stderr):
+        # No descriptors: __init__ wraps none, and _execute_child makes the pipes' ends.
+        self._ww_modes = (stdin, stdout, stderr)
+        return (-1,) * 6
+
+    def _execute_child(self, args, executable, preexec_fn, close_fds, pass_fds, cwd, env, startupinfo,
+                       creationflags, shell, p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite,
+                       restore_signals, gid, gids, uid, umask, start_new_session, process_group):
+        if isinstance(args, (str, bytes)):
+            args = [args]
+        elif isinstance(args, os.PathLike):
+            if shell:
+                raise TypeError("path-like args is not allowed when shell is true")
+            args = [args]
+        else:
+            args = list(args)
+        if shell:
+            args = ["/bin/sh", "-c"] + args
+        args = [os.fsdecode(a) for a in args]
+        program = os.fsdecode(executable) if executable is not None else args[0]
+        if not _is_python(program):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        for given, what in ((preexec_fn is not None, "preexec_fn"), (pass_fds, "pass_fds"),
+                            (uid is not None, "user"), (gid is not None, "group"), (gids is not None, "extra_groups")):
+            if given:
+                raise OSError(errno.ENOTSUP, "%s acts on a process of the system; a child here is an instance "
+                              "of the sandbox's interpreter" % what)
+        if cwd is not None:
+            cwd = os.path.abspath(os.fsdecode(cwd))
+            if not os.path.isdir(cwd):
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
+        if env is None:
+            env = os.environ
+        self._ww_env = [os.fsdecode(k) + "=" + os.fsdecode(v) for k, v in env.items()]
+        self._ww_argv, self._ww_cwd = args, cwd
+        self._ww_input, self._ww_output, self._ww_ran, self._ww_signal = b"", {1: b"", 2: b""}, False, None
+        self.pid = _next_pid[0]
+        _next_pid[0] += 1
+        self._child_created = True
+        stdin, stdout, stderr = self._ww_modes
+
+        def wrap(raw, writing):
+            stream = io.BufferedWriter(raw) if writing else io.BufferedReader(raw)
+            if self.text_mode:
+                stream = io.TextIOWrapper(stream, write_through=writing, encoding=self.encoding, errors=self.errors)
+            return stream
+
+        if stdin == PIPE:
+            self.stdin = wrap(ChildInput(self), True)
+        if stdout == PIPE:
+            self.stdout = wrap(ChildOutput(self, 1), False)
+        if stderr == PIPE:
+            self.stderr = wrap(ChildOutput(self, 2), False)
+
+    def _ww_stdin(self):
+        mode = self._ww_modes[0]
+        if mode == PIPE:
+            if self.stdin is not None and not self.stdin.closed:
+                self.stdin.flush()
+            return self._ww_input
+        if mode is None or mode == DEVNULL:
+            return b""
+        fd = mode if isinstance(mode, int) else mode.fileno()
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def _ww_deliver(self, mode, data, which):
+        if mode == PIPE:
+            self._ww_output[which] = data
+        elif mode != DEVNULL and mode != STDOUT:
+            if mode is None:  # the parent's own descriptor, as a child inherits it
+                fd = which
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+            else:
+                fd = mode if isinstance(mode, int) else mode.fileno()
+            while data:
+                data = data[os.write(fd, data):]
+
+    def _ww_run(self, timeout):
+        """Runs the child to its end, or until timeout seconds pass (TimeoutExpired)."""
+        if self._ww_ran:
+            return
+        if self._ww_signal is not None:
+            self._ww_ran, self.returncode = True, -self._ww_signal
+            return
+        stdin_mode, stdout_mode, stderr_mode = self._ww_modes
+        pairs = [("argv", "".join(a + "\0" for a in self._ww_argv)), ("env", "".join(kv + "\0" for kv in self._ww_env)),
+                 ("stdin", _ww_stdin(self))]
+        if self._ww_cwd is not None:
+            pairs.append(("cwd", self._ww_cwd))
+        if stderr_mode == STDOUT:
+            pairs.append(("stderr", "stdout"))
+        spec = _wasmwsgi.encode_pairs([(k, v.decode("latin-1") if isinstance(v, bytes)
+                                        else v.encode("utf-8", "surrogateescape").decode("latin-1")) for k, v in pairs])
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        self._ww_ran = True
+        status = _wasmwsgi.proc_run(spec, ms)
+        if status in (-7, -6, -3):
+            self._ww_ran = False
+            if status == -7:
+                raise PermissionError(errno.EPERM, "starting a process is not granted to this app: the server's "
+                                      "operator grants it with limits.processes")
+            if status == -6:
+                raise BlockingIOError(errno.EAGAIN, "this request started as many processes as limits.processes allows")
+            raise OSError(errno.EINVAL, "the host refused the command line")
+        if status < 0 and status != -8:
+            raise OSError(errno.EIO, "the child process could not run (host error %d)" % status)
+        out, err = _wasmwsgi.proc_output(1), _wasmwsgi.proc_output(2)
+        _ww_deliver(self, stdout_mode, out, 1)
+        _ww_deliver(self, stderr_mode, err, 2)
+        if status == -8:
+            self._ww_signal = SIGKILL
+            raise mod.TimeoutExpired(self.args, timeout, output=out if stdout_mode == PIPE else None,
+                                     stderr=err if stderr_mode == PIPE else None)
+        self.returncode = status if status < 256 else -(status - 256)
+
+    def _finish(self):
+        if self.returncode is None and self._ww_signal is not None:
+            self.returncode = -self._ww_signal
+
+    def _wait(self, timeout):
+        if not self._ww_ran:
+            self._ww_run(timeout)
+        _finish(self)
+        return self.returncode
+
+    def _internal_poll(self, _deadstate=None, *args, **kwargs):
+        if not self._ww_ran:
+            try:
+                self._ww_run(None)
+            except OSError:
+                if _deadstate is None:
+                    raise
+                self.returncode = _deadstate
+        _finish(self)
+        return self.returncode
+
+    def _communicate(self, input, endtime, orig_timeout):
+        if self.stdin is not None and not self._communication_started:
+            if input:
+                self.stdin.write(input)
+            try:
+                self.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._communication_started = True
+        if not self._ww_ran:
+            self._ww_run(self._remaining_time(endtime))
+        out = self.stdout.read() if self.stdout is not None else None
+        err = self.stderr.read() if self.stderr is not None else None
+        for stream in (self.stdout, self.stderr):
+            if stream is not None:
+                stream.close()
+        return out, err
+
+    def send_signal(self, sig):
+        if self.returncode is None and not self._ww_ran and self._ww_signal is None and sig != 0:
+            self._ww_signal = sig
+
+    def terminate(self):
+        self.send_signal(getattr(signal, "SIGTERM", 15))
+
+    def kill(self):
+        self.send_signal(SIGKILL)
+
+    for f in (_get_handles, _execute_child, _ww_run, _wait, _internal_poll, _communicate, send_signal, terminate,
+              kill):
+        f.__qualname__ = "Popen." + f.__name__
+        setattr(Popen, f.__name__, f)
+
+
+_import_patches = {"threading": _patch_condition, "concurrent.futures.thread": _patch_thread_pool,
                    "asyncio.base_events": _patch_event_loop,
-                   "asgiref.current_thread_executor": _patch_current_thread_executor}
+                   "asgiref.current_thread_executor": _patch_current_thread_executor,
+                   "subprocess": _patch_subprocess}
 
 
 class _PatchOnImport:
@@ -1253,7 +1517,7 @@ class _PatchOnImport:
     patches each once it has run."""
 
     def find_spec(self, name, path, target=None):
-        if name not in _thread_patches:
+        if name not in _import_patches:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -1263,7 +1527,7 @@ class _PatchOnImport:
                 break
         else:
             return None
-        spec.loader = _PatchingLoader(spec.loader, _thread_patches[name])
+        spec.loader = _PatchingLoader(spec.loader, _import_patches[name])
         return spec
 
 
@@ -1283,7 +1547,7 @@ class _PatchingLoader:
 
 
 def _install_thread_waits():
-    for name, patch in _thread_patches.items():
+    for name, patch in _import_patches.items():
         if name in sys.modules:
             patch(sys.modules[name])
     sys.meta_path.insert(0, _PatchOnImport())

@@ -73,6 +73,10 @@ func (s *ScratchFS) SetView(mount string, view View) {
 	s.mount, s.view = path.Clean(mount), view
 }
 
+// HasView tells whether SetView was called: a child process's instance shares its
+// parent's tree, and follows its links through the parent's mounts.
+func (s *ScratchFS) HasView() bool { return s.view != nil }
+
 // Reset empties the tree, for the next request of a pooled instance, and puts the
 // root's times back: nothing shows when or whether an earlier request used it. No
 // file may be open (OpenFiles.LeftOpen tells).
