@@ -32,8 +32,12 @@ type AppInfo struct {
 	// interactive prompt).
 	Run  bool
 	Argv []string
-	// Cwd is the working folder a command line starts in ("cwd", left out when empty:
-	// the app folder), a child process's (hostfuncs.ProcessSpec).
+	// Main makes the guest set up the sandbox without importing the app, for
+	// wasmwsgi_main, which runs WASI's command line as python's own main does: a child
+	// process ("main" = "1", left out when false).
+	Main bool
+	// Cwd is the working folder a child process starts in ("cwd", left out when empty:
+	// the app folder).
 	Cwd string
 }
 
@@ -64,9 +68,12 @@ func (i AppInfo) Encode() []byte {
 			argv.WriteByte(0)
 		}
 		ps = append(ps, Pair{Name: "argv", Value: argv.String()})
-		if i.Cwd != "" {
-			ps = append(ps, Pair{Name: "cwd", Value: i.Cwd})
-		}
+	}
+	if i.Main {
+		ps = append(ps, Pair{Name: "main", Value: "1"})
+	}
+	if i.Cwd != "" {
+		ps = append(ps, Pair{Name: "cwd", Value: i.Cwd})
 	}
 	return AppendPairs(nil, ps)
 }

@@ -9,6 +9,8 @@
 //	wasmwsgi_init()   -> 0 app loaded | 1 app failed to load | 3 interpreter failed
 //	wasmwsgi_freeze() -> objects made immortal (>= 0) | -1 failed (traceback logged)
 //	wasmwsgi_handle() -> 0 request done | 1 or 2 request failed (traceback logged) | 3 not initialised
+//	wasmwsgi_main()   -> python's exit status | -1 interpreter failed | -2 shim failed
+//	                     (a child process, instead of wasmwsgi_init: see "Processes")
 //
 // wasmwsgi_freeze is called once, after wasmwsgi_init and the warm-up requests and
 // right before the host keeps the memory as the app's snapshot. It collects garbage,
@@ -87,8 +89,11 @@
 //	                     interpreter's name, each followed by a NUL byte, as UTF-8
 //	                     ("-c\x00print(1)\x00", "manage.py\x00migrate\x00"; empty
 //	                     for an interactive prompt). See "Running a command".
-//	      cwd            only with argv, for a child process (see "Processes"):
-//	                     the folder the command starts in instead of app_dir
+//	      main           "1" for a child process (see "Processes"): wasmwsgi_main
+//	                     runs WASI's command line, and the shim's init sets up
+//	                     the sandbox without importing the app
+//	      cwd            only for a child process: the folder it starts in
+//	                     instead of app_dir
 //	    Available in both wasmwsgi_init and wasmwsgi_handle.
 //
 //	environ_get(buf_ptr, buf_len i32) -> i32
@@ -215,6 +220,12 @@
 // the two never run at once; the child's time is the parent's (the request's time
 // limit ends both). limits.processes counts every child a request starts, its
 // children's own included. An import and its warm-up start none.
+//
+// The child's instance gets the command line as WASI's arguments and the spec's
+// environment as WASI's, and the host calls wasmwsgi_main: python's own start-up reads
+// the options and PYTHON* variables (unless -E or -I), the shim's init sets the sandbox
+// up (app_info "main", with "cwd"), and Py_RunMain runs the command and ends the
+// interpreter, whose status is the child's.
 //
 //	proc_run(spec_ptr, spec_len, timeout_ms i32) -> i32
 //	    Runs the command line spec describes (pairs): "argv" the whole command line,

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <wasi/api.h>
 
 /* Objects/obmalloc.c: writes the small-object allocator's per-size-class table. */
 int _PyObject_DebugMallocStats(FILE *out);
@@ -832,6 +834,123 @@ wasmwsgi_init(void)
     int32_t rc = call_shim(init, 1);
     Py_DECREF(init);
     return rc;
+}
+
+/* Changes to app_info's "cwd", when it has one: a child process's working folder, in
+ * which python's start-up makes the script's path absolute. */
+static void
+chdir_to_app_cwd(void)
+{
+    int32_t n = ww_app_info(NULL, 0);
+    if (n <= 0) {
+        return;
+    }
+    uint8_t *info = malloc((size_t)n + 1);
+    if (info == NULL || ww_app_info(info, n) != n) {
+        free(info);
+        return;
+    }
+    uint32_t at = 0, len[2];
+    while (at + 4 <= (uint32_t)n) {
+        uint32_t field[2]; /* offsets of the name and the value */
+        for (int i = 0; i < 2; i++) {
+            if (at + 4 > (uint32_t)n) {
+                free(info);
+                return;
+            }
+            len[i] = info[at] | info[at + 1] << 8 | info[at + 2] << 16 | (uint32_t)info[at + 3] << 24;
+            field[i] = at + 4;
+            if (len[i] > (uint32_t)n - field[i]) {
+                free(info);
+                return;
+            }
+            at = field[i] + len[i];
+        }
+        if (len[0] == 3 && memcmp(info + field[0], "cwd", 3) == 0) {
+            memmove(info, info + field[1], len[1]);
+            info[len[1]] = 0;
+            if (chdir((char *)info) != 0) {
+                fprintf(stderr, "python: can't change to %s\n", (char *)info);
+            }
+            break;
+        }
+    }
+    free(info);
+}
+
+/* Runs a command line as python's own main does, for a child process (hostfuncs/doc.go,
+ * "Processes"): the arguments are WASI's (argv[0] the program's name), and python's
+ * options and PYTHON* variables are read as python reads them, unless -E or -I. The
+ * shim's init() then sets up the sandbox's modules without importing the app
+ * (app_info's "main"), and Py_RunMain runs -c, -m, the script or the prompt, and ends
+ * the interpreter. Returns python's exit status (0-255), -1 when the interpreter
+ * failed to start, -2 when the shim did. */
+WASMWSGI_EXPORT(wasmwsgi_main) int32_t
+wasmwsgi_main(void)
+{
+    __wasi_size_t argc, size;
+    if (__wasi_args_sizes_get(&argc, &size) != 0 || argc < 1) {
+        return -1;
+    }
+    char **argv = calloc(argc + 1, sizeof(char *));
+    char *buf = malloc(size);
+    if (argv == NULL || buf == NULL || __wasi_args_get((uint8_t **)argv, (uint8_t *)buf) != 0) {
+        return -1;
+    }
+    chdir_to_app_cwd();
+    PyPreConfig preconfig;
+    PyPreConfig_InitPythonConfig(&preconfig);
+    PyStatus status = Py_PreInitializeFromBytesArgs(&preconfig, (Py_ssize_t)argc, argv);
+    if (PyStatus_IsExit(status)) {
+        return status.exitcode;
+    }
+    if (PyStatus_Exception(status)) {
+        return -1;
+    }
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0; /* no signal reaches the sandbox */
+    config.pathconfig_warnings = 0;
+    config.module_search_paths_set = 1; /* the shim adds PYTHONPATH's folders */
+    status = PyConfig_SetBytesArgv(&config, (Py_ssize_t)argc, argv);
+    if (!PyStatus_Exception(status)) {
+        status = PyConfig_SetBytesString(&config, &config.program_name, "python");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = PyConfig_SetBytesString(&config, &config.executable, "/usr/local/bin/python3");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = PyConfig_SetBytesString(&config, &config.home, "/usr/local");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = PyWideStringList_Append(&config.module_search_paths, L"/usr/local/lib/python3.11");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = Py_InitializeFromConfig(&config);
+    }
+    PyConfig_Clear(&config);
+    if (PyStatus_IsExit(status)) {
+        return status.exitcode; /* --version, --help, a usage error (printed) */
+    }
+    if (PyStatus_Exception(status)) {
+        if (status.err_msg != NULL) {
+            fprintf(stderr, "Fatal Python error: %s\n", status.err_msg);
+        }
+        return -1;
+    }
+    PyObject *shim = PyImport_ImportModule("_wasmwsgi_shim");
+    PyObject *init = shim == NULL ? NULL : PyObject_GetAttrString(shim, "init");
+    Py_XDECREF(shim);
+    if (init == NULL) {
+        PyErr_Print();
+        return -2;
+    }
+    int32_t rc = call_shim(init, -2);
+    Py_DECREF(init);
+    if (rc != 0) {
+        return -2;
+    }
+    return Py_RunMain();
 }
 
 /* ---- the snapshot's heap --------------------------------------------------------- */

@@ -661,6 +661,9 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 		ex.files, ex.scratch = a.newHostFiles()
 	}
 	cfg := a.moduleConfig(ex.files, ex.scratch, ctx, stdout, stderr, sleepUntil(ctx), ex.childEnv)
+	if ex.childArgv != nil {
+		cfg = cfg.WithArgs(ex.childArgv...)
+	}
 	if ex.stdin != nil {
 		cfg = cfg.WithStdin(ex.stdin)
 	}
@@ -695,6 +698,14 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 	}
 	if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
 		return 0, err
+	}
+	if ex.childArgv != nil {
+		// A child process: python's main runs the command line and returns its status.
+		res, err := mod.ExportedFunction("wasmwsgi_main").Call(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return int32(res[0]), nil
 	}
 	res, err := mod.ExportedFunction("wasmwsgi_init").Call(ctx)
 	if err != nil {

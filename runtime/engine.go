@@ -212,7 +212,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("python.wasm exports no memory: it was not built by python-wasm/build.sh; run `make build`")
 	}
-	for _, name := range []string{"_initialize", "wasmwsgi_init", "wasmwsgi_freeze", "wasmwsgi_handle"} {
+	for _, name := range []string{"_initialize", "wasmwsgi_init", "wasmwsgi_freeze", "wasmwsgi_handle", "wasmwsgi_main"} {
 		if _, ok := compiled.ExportedFunctions()[name]; !ok {
 			rt.Close(ctx)
 			return nil, fmt.Errorf("python.wasm does not export %q: it was not built by python-wasm/build.sh; run `make build`", name)

@@ -38,9 +38,11 @@ type exchange struct {
 	mem     *memimage.Memory // the instance's linear memory allocator
 	sockets *egress.Session  // the instance's outbound connections
 	// files and scratch are the instance's open-file count and /tmp, which its child
-	// processes share (RunProcess); childEnv, set for a child, is its environment.
+	// processes share (RunProcess); childArgv and childEnv, set for a child, are its
+	// command line and environment.
 	files     *guestfs.OpenFiles
 	scratch   *guestfs.ScratchFS
+	childArgv []string
 	childEnv  []string
 	kids      *children               // the child processes it may still start; nil until the first
 	lastChild hostfuncs.ProcessResult // what proc_output reads

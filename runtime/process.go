@@ -8,7 +8,6 @@ import (
 	"path"
 	"time"
 
-	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
@@ -61,7 +60,7 @@ func (x *exchange) ProcessOutput(which int) []byte {
 // runChild runs a child process of parent's instance (RunProcess).
 func (a *App) runChild(ctx context.Context, parent *exchange, spec hostfuncs.ProcessSpec, timeout time.Duration) (hostfuncs.ProcessResult, error) {
 	info := a.Spec.AppInfo()
-	info.Run, info.Argv = true, spec.Argv[1:]
+	info.Main = true
 	if spec.Cwd != "" {
 		info.Cwd = path.Clean(spec.Cwd)
 	}
@@ -82,11 +81,9 @@ func (a *App) runChild(ctx context.Context, parent *exchange, spec hostfuncs.Pro
 		env = a.Spec.Env
 	}
 	child := &exchange{app: a, log: parent.log, info: info.Encode(), stdin: bytes.NewReader(spec.Stdin),
-		files: parent.files, scratch: parent.scratch, childEnv: env, kids: parent.kids}
+		files: parent.files, scratch: parent.scratch, childArgv: spec.Argv, childEnv: env, kids: parent.kids}
 	start := time.Now()
-	code, err := a.runFresh(ctx, child, stdout, stderr, func(context.Context, api.Module) (int32, error) {
-		return 0, errors.New("the guest returned from the command instead of exiting")
-	})
+	code, err := a.runFresh(ctx, child, stdout, stderr, nil)
 	res := hostfuncs.ProcessResult{}
 	var exit *sys.ExitError
 	switch {
@@ -97,17 +94,19 @@ func (a *App) runChild(ctx context.Context, parent *exchange, spec hostfuncs.Pro
 	case err != nil && ctx.Err() != nil:
 		// The parent's own time is up: the host function's next check ends it.
 		return res, context.Cause(ctx)
-	case child.mem != nil && child.mem.LimitHit():
+	case err != nil && child.mem != nil && child.mem.LimitHit():
 		res.Status = 256 + 9 // what the kernel's out-of-memory killer sends
 		fmt.Fprintf(stderr, "wasmwsgi: the child process reached the memory limit of %d bytes (limits.memory)\n", a.memoryLimit())
 	case err != nil:
 		res.Status = 256 + 6 // an abort's SIGABRT: the instance trapped
 		fmt.Fprintf(stderr, "wasmwsgi: the child process ended: %s\n", describe(err))
-	case code == 3:
+	case code == -1:
 		res.Status = 1
 		fmt.Fprintln(stderr, "wasmwsgi: the child's interpreter failed to start")
+	case code < 0:
+		res.Status = 1 // the shim failed before the command ran; its traceback is in stderr
 	default:
-		res.Status = code // the shim failed before the command ran; its traceback is in stderr
+		res.Status = code & 0xff
 	}
 	res.Stdout = stdout.Bytes()
 	if !spec.MergeStderr {

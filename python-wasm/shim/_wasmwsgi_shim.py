@@ -66,6 +66,9 @@ def init():
             site.addsitedir(_info["site_packages"])
         if "argv" in _info:
             _exit(_run(_info["argv"], app_dir))
+        if _info.get("main") == "1":
+            _setup_child(app_dir)
+            return 0
         _app = _load(_info["entrypoint"], app_dir)
         if _info.get("validate") == "1":
             import warnings
@@ -295,6 +298,18 @@ def _exec_file(path):
 
 
 # ---- running a command line (wasmwsgi run) ------------------------------------------
+
+
+def _setup_child(app_dir):
+    """A child process's start (app_info "main"): python's own main runs its command line
+    once init returns, in the working folder its parent asked for (wasmwsgi_main changed
+    to it before python started). The folders of PYTHONPATH come before the app's on
+    sys.path, as before the stdlib natively (the interpreter's search path is fixed at
+    the stdlib here)."""
+    os.chdir(_info.get("cwd") or app_dir)
+    extra = os.environ.get("PYTHONPATH") if not sys.flags.ignore_environment else None
+    if extra:
+        sys.path[0:0] = [p for p in extra.split(os.pathsep) if p]
 
 
 def _run(argv, app_dir):
@@ -1354,15 +1369,25 @@ def _patch_subprocess(mod):
             if given:
                 raise OSError(errno.ENOTSUP, "%s acts on a process of the system; a child here is an instance "
                               "of the sandbox's interpreter" % what)
-        if cwd is not None:
+        if cwd is None:
+            cwd = os.getcwd()  # the child starts where its parent is, as a child inherits it
+        else:
             cwd = os.path.abspath(os.fsdecode(cwd))
             if not os.path.isdir(cwd):
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
         if env is None:
             env = os.environ
-        self._ww_env = [os.fsdecode(k) + "=" + os.fsdecode(v) for k, v in env.items()]
+        self._ww_env = []
+        for k, v in env.items():
+            k, v = os.fsdecode(k), os.fsdecode(v)
+            if not k or "=" in k:
+                raise ValueError("illegal environment variable name")
+            self._ww_env.append(k + "=" + v)
+        if any("\0" in a for a in args + self._ww_env):
+            raise ValueError("embedded null byte")
         self._ww_argv, self._ww_cwd = args, cwd
-        self._ww_input, self._ww_output, self._ww_ran, self._ww_signal = b"", {1: b"", 2: b""}, False, None
+        self._ww_input, self._ww_output, self._ww_ran, self._ww_signal, self._ww_status = (
+            b"", {1: b"", 2: b""}, False, None, None)
         self.pid = _next_pid[0]
         _next_pid[0] += 1
         self._child_created = True
@@ -1419,12 +1444,12 @@ def _patch_subprocess(mod):
             return
         if self._ww_signal is not None:
             self._ww_ran, self.returncode = True, -self._ww_signal
+            self._ww_status = self.returncode
             return
         stdin_mode, stdout_mode, stderr_mode = self._ww_modes
         pairs = [("argv", "".join(a + "\0" for a in self._ww_argv)), ("env", "".join(kv + "\0" for kv in self._ww_env)),
                  ("stdin", _ww_stdin(self))]
-        if self._ww_cwd is not None:
-            pairs.append(("cwd", self._ww_cwd))
+        pairs.append(("cwd", self._ww_cwd))
         if stderr_mode == STDOUT:
             pairs.append(("stderr", "stdout"))
         spec = _wasmwsgi.encode_pairs([(k, v.decode("latin-1") if isinstance(v, bytes)
@@ -1449,11 +1474,13 @@ def _patch_subprocess(mod):
             self._ww_signal = SIGKILL
             raise mod.TimeoutExpired(self.args, timeout, output=out if stdout_mode == PIPE else None,
                                      stderr=err if stderr_mode == PIPE else None)
-        self.returncode = status if status < 256 else -(status - 256)
+        self.returncode = self._ww_status = status if status < 256 else -(status - 256)
 
     def _finish(self):
-        if self.returncode is None and self._ww_signal is not None:
-            self.returncode = -self._ww_signal
+        # The status a wait reports, also after code set returncode back to None: the
+        # child's, or the signal's that ended it.
+        if self.returncode is None and self._ww_ran:
+            self.returncode = self._ww_status if self._ww_status is not None else -(self._ww_signal or SIGKILL)
 
     def _wait(self, timeout):
         if not self._ww_ran:

@@ -197,10 +197,17 @@ func (f *deviceFile) Close() experimentalsys.Errno {
 	return 0
 }
 
+// Executable is sys.executable's path in the guest, without the leading slash.
+const Executable = "usr/local/bin/python3"
+
+const executableNote = "# The sandbox's python: a child process started with this path runs in a new\n" +
+	"# instance of the app's interpreter.\n"
+
 // NewRootTree returns the tree the guest sees at "/": the folders leading to each of
 // mountPoints (empty here: the mount in front of each shows its content), the
-// character devices dev/null, dev/zero, dev/random and dev/urandom, and each tree of
-// grafts placed at its path. A graft's files are shared with it, not copied.
+// character devices dev/null, dev/zero, dev/random and dev/urandom, the file at
+// Executable, and each tree of grafts placed at its path. A graft's files are shared
+// with it, not copied.
 func NewRootTree(mountPoints []string, grafts map[string]*MemFS) *MemFS {
 	m := newMemFS()
 	for _, p := range mountPoints {
@@ -212,6 +219,11 @@ func NewRootTree(mountPoints []string, grafts map[string]*MemFS) *MemFS {
 		n := m.nodes[name]
 		n.mode, n.device = fs.ModeDevice|fs.ModeCharDevice|0o666, d
 	}
+	// sys.executable: the interpreter's path, as python's start-up under /usr/local
+	// gives it. Code runs a child there, or in its folder; the file holds no program
+	// (the program is the sandbox's python.wasm).
+	m.add(Executable, []byte(executableNote), false, time.Time{})
+	m.nodes[Executable].mode = 0o555
 	for at, sub := range grafts {
 		at = strings.Trim(at, "/")
 		m.add(at, nil, true, time.Time{})

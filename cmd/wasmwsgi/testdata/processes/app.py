@@ -31,7 +31,9 @@ def files(environ):
                 "    o.write(f.read() * int(sys.argv[1]))\n")
     with open(os.path.join(work, "in.txt"), "w") as f:
         f.write("ab")
-    status = subprocess.call(["python3", os.path.join(work, "script.py"), "3"], cwd=work)
+    # Without cwd, the child starts in its parent's working folder.
+    os.chdir(work)
+    status = subprocess.call(["python3", "script.py", "3"])
     with open(os.path.join(work, "out.txt")) as f:
         return [status, f.read()]
 
