@@ -44,7 +44,7 @@ test: build vendor-apps
 ## pytests: CPython's own test suite (Lib/test of the pinned source) in the sandbox, one
 ## module per request, and natively, side by side; fails on a module that fails only in
 ## the sandbox and is not in python-wasm/pytests/expected.txt, or on any non-200 answer
-PYTESTS_QUICK := test_gc,test_weakref,test_finalization,test_dict,test_descr,test_importlib,test_graphlib,test_contextlib_async,test_doctest,test_module,test_copy,test_pickle
+PYTESTS_QUICK := test_gc,test_weakref,test_finalization,test_dict,test_descr,test_importlib,test_graphlib,test_contextlib_async,test_doctest,test_script_helper,test_module,test_copy,test_pickle
 pytests: build
 	python3 python-wasm/pytests/run.py
 
