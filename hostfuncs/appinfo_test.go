@@ -45,6 +45,11 @@ func TestAppInfoEncode(t *testing.T) {
 			info: AppInfo{Name: "shop", Entrypoint: "app", AppDir: "/app", Run: true},
 			want: []Pair{{"name", "shop"}, {"entrypoint", "app"}, {"app_dir", "/app"}, {"argv", ""}},
 		},
+		{
+			name: "a child process: main and its working folder",
+			info: AppInfo{Entrypoint: "app", AppDir: "/app", Main: true, Cwd: "/tmp/work"},
+			want: []Pair{{"entrypoint", "app"}, {"app_dir", "/app"}, {"main", "1"}, {"cwd", "/tmp/work"}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := DecodePairs(tc.info.Encode(), 16)
