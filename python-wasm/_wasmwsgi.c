@@ -782,6 +782,32 @@ call_shim(PyObject *fn, int32_t failed)
     return (int32_t)code;
 }
 
+/* Starts the interpreter as the sandbox has it, and clears config: python under
+ * /usr/local (sys.executable /usr/local/bin/python3, which the guest's root tree
+ * holds), the stdlib at /usr/local/lib/python3.11 its whole search path, and no
+ * signal handlers (no signal reaches the sandbox). */
+static PyStatus
+initialize(PyConfig *config)
+{
+    config->install_signal_handlers = 0;
+    config->module_search_paths_set = 1;
+    PyStatus status = PyConfig_SetBytesString(config, &config->program_name, "python");
+    if (!PyStatus_Exception(status)) {
+        status = PyConfig_SetBytesString(config, &config->executable, "/usr/local/bin/python3");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = PyConfig_SetBytesString(config, &config->home, "/usr/local");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = PyWideStringList_Append(&config->module_search_paths, L"/usr/local/lib/python3.11");
+    }
+    if (!PyStatus_Exception(status)) {
+        status = Py_InitializeFromConfig(config);
+    }
+    PyConfig_Clear(config);
+    return status;
+}
+
 /* Starts the interpreter with the stdlib at /usr/local/lib/python3.11 and no site
  * import, then runs _wasmwsgi_shim.init(), which imports the app. Returns 0 when the
  * app is ready, 1 when it failed to load, 3 when the interpreter failed to start. */
@@ -801,19 +827,7 @@ wasmwsgi_init(void)
     PyConfig_InitIsolatedConfig(&config);
     config.site_import = 0;
     config.write_bytecode = 0;
-    config.install_signal_handlers = 0;
-    config.module_search_paths_set = 1;
-    status = PyConfig_SetBytesString(&config, &config.program_name, "python");
-    if (!PyStatus_Exception(status)) {
-        status = PyConfig_SetBytesString(&config, &config.home, "/usr/local");
-    }
-    if (!PyStatus_Exception(status)) {
-        status = PyWideStringList_Append(&config.module_search_paths, L"/usr/local/lib/python3.11");
-    }
-    if (!PyStatus_Exception(status)) {
-        status = Py_InitializeFromConfig(&config);
-    }
-    PyConfig_Clear(&config);
+    status = initialize(&config);
     if (PyStatus_Exception(status)) {
         return 3;
     }
@@ -909,26 +923,13 @@ wasmwsgi_main(void)
     }
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
-    config.install_signal_handlers = 0; /* no signal reaches the sandbox */
     config.pathconfig_warnings = 0;
-    config.module_search_paths_set = 1; /* the shim adds PYTHONPATH's folders */
     status = PyConfig_SetBytesArgv(&config, (Py_ssize_t)argc, argv);
     if (!PyStatus_Exception(status)) {
-        status = PyConfig_SetBytesString(&config, &config.program_name, "python");
+        status = initialize(&config); /* the shim adds PYTHONPATH's folders */
+    } else {
+        PyConfig_Clear(&config);
     }
-    if (!PyStatus_Exception(status)) {
-        status = PyConfig_SetBytesString(&config, &config.executable, "/usr/local/bin/python3");
-    }
-    if (!PyStatus_Exception(status)) {
-        status = PyConfig_SetBytesString(&config, &config.home, "/usr/local");
-    }
-    if (!PyStatus_Exception(status)) {
-        status = PyWideStringList_Append(&config.module_search_paths, L"/usr/local/lib/python3.11");
-    }
-    if (!PyStatus_Exception(status)) {
-        status = Py_InitializeFromConfig(&config);
-    }
-    PyConfig_Clear(&config);
     if (PyStatus_IsExit(status)) {
         return status.exitcode; /* --version, --help, a usage error (printed) */
     }

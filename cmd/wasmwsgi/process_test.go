@@ -47,6 +47,8 @@ processes = 3
 		{"timeout", "/kids/timeout", `['started\n', -9, 'started\n']`},
 		{"killed before it ran", "/kids/killed", `[-9, False]`},
 		{"memory limit", "/kids/memory", `[1, 'MemoryError']`},
+		{"asyncio", "/kids/aio", `"asyncio's subprocesses run beside the event loop, and a child process ` +
+			`here runs only while its parent waits: use subprocess.run"`},
 		{"limits.processes", "/kids/limit",
 			`[0, '7', 'this request started as many processes as limits.processes allows']`},
 		{"each request its own count", "/kids/limit",

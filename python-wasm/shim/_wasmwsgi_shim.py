@@ -1284,18 +1284,14 @@ def _patch_condition(mod):
 # which act on a process the sandbox does not make, raise OSError(ENOTSUP).
 
 _PYTHON_NAMES = ("python", "python3", "python3.%d" % sys.version_info[1])
-# The interpreter's path as python's own start-up would find it under its home
-# (/usr/local, where the stdlib is): an embedded interpreter leaves it empty, and
-# `[sys.executable, ...]` is how code names a python child.
-if not sys.executable:
-    sys.executable = sys._base_executable = "/usr/local/bin/python3"
 _next_pid = [os.getpid() + 1]
 
 
-def _is_python(program):
+def _is_python(program, cwd):
     if "/" not in program:
         return program in _PYTHON_NAMES
-    return bool(sys.executable) and os.path.normpath(program) == os.path.normpath(sys.executable)
+    # A path is the child's: relative to the folder it starts in.
+    return os.path.normpath(os.path.join(cwd, program)) == sys.executable
 
 
 def _patch_subprocess(mod):
@@ -1362,19 +1358,20 @@ def _patch_subprocess(mod):
             args = ["/bin/sh", "-c"] + args
         args = [os.fsdecode(a) for a in args]
         program = os.fsdecode(executable) if executable is not None else args[0]
-        if not _is_python(program):
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
         for given, what in ((preexec_fn is not None, "preexec_fn"), (pass_fds, "pass_fds"),
                             (uid is not None, "user"), (gid is not None, "group"), (gids is not None, "extra_groups")):
             if given:
                 raise OSError(errno.ENOTSUP, "%s acts on a process of the system; a child here is an instance "
                               "of the sandbox's interpreter" % what)
+        # As the child of a fork would: it changes to cwd, then looks for the program.
         if cwd is None:
             cwd = os.getcwd()  # the child starts where its parent is, as a child inherits it
         else:
             cwd = os.path.abspath(os.fsdecode(cwd))
             if not os.path.isdir(cwd):
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
+        if not _is_python(program, cwd):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
         if env is None:
             env = os.environ
         self._ww_env = []
@@ -1394,9 +1391,14 @@ def _patch_subprocess(mod):
         stdin, stdout, stderr = self._ww_modes
 
         def wrap(raw, writing):
+            # As io.open(fd, mode, bufsize) in Popen.__init__: bufsize 0 is the raw
+            # stream, 1 line-buffered text.
+            if self._ww_bufsize == 0 and not self.text_mode:
+                return raw
             stream = io.BufferedWriter(raw) if writing else io.BufferedReader(raw)
             if self.text_mode:
-                stream = io.TextIOWrapper(stream, write_through=writing, encoding=self.encoding, errors=self.errors)
+                stream = io.TextIOWrapper(stream, write_through=writing, encoding=self.encoding, errors=self.errors,
+                                          line_buffering=writing and self._ww_bufsize == 1)
             return stream
 
         if stdin == PIPE:
@@ -1527,14 +1529,35 @@ def _patch_subprocess(mod):
     def kill(self):
         self.send_signal(SIGKILL)
 
-    for f in (_get_handles, _execute_child, _ww_run, _wait, _internal_poll, _communicate, send_signal, terminate,
-              kill):
+    init = Popen.__init__
+
+    def __init__(self, args, bufsize=-1, *rest, **kwargs):
+        self._ww_bufsize = bufsize
+        init(self, args, bufsize, *rest, **kwargs)
+
+    __init__.__doc__ = init.__doc__
+    for f in (__init__, _get_handles, _execute_child, _ww_run, _wait, _internal_poll, _communicate, send_signal,
+              terminate, kill):
         f.__qualname__ = "Popen." + f.__name__
         setattr(Popen, f.__name__, f)
 
 
+def _patch_unix_events(mod):
+    """asyncio's subprocesses run beside the event loop, which then waits for them to
+    exit: a child here runs only while its parent waits in Popen, so the loop would
+    wait forever. They fail at once instead."""
+    import errno
+
+    async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=None,
+                                         **kwargs):
+        raise OSError(errno.ENOTSUP, "asyncio's subprocesses run beside the event loop, and a child process "
+                      "here runs only while its parent waits: use subprocess.run")
+
+    mod._UnixSelectorEventLoop._make_subprocess_transport = _make_subprocess_transport
+
+
 _import_patches = {"threading": _patch_condition, "concurrent.futures.thread": _patch_thread_pool,
-                   "asyncio.base_events": _patch_event_loop,
+                   "asyncio.base_events": _patch_event_loop, "asyncio.unix_events": _patch_unix_events,
                    "asgiref.current_thread_executor": _patch_current_thread_executor,
                    "subprocess": _patch_subprocess}
 

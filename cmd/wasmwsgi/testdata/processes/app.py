@@ -110,6 +110,20 @@ def limit(environ):
     return got
 
 
+def aio(environ):
+    # asyncio's subprocesses would run beside the loop: they fail at once, not hang.
+    import asyncio
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+        return await proc.wait()
+
+    try:
+        return asyncio.run(main())
+    except OSError as e:
+        return e.strerror
+
+
 def app(environ, start_response):
     route = environ["PATH_INFO"].strip("/") or "import"
     try:

@@ -200,8 +200,14 @@ def subprocesses(environ, start_response):
 
         return subprocess.run(["id"], capture_output=True).stdout
 
+    def python_child():
+        import subprocess
+
+        # A python child is an instance of the sandbox, and only when the operator grants it.
+        return subprocess.run([sys.executable, "-c", "pass"]).returncode
+
     return ok(start_response, {"subprocess": attempt(run), "system": attempt(lambda: os.system("id")),
-                               "fork": attempt(lambda: os.fork())})
+                               "fork": attempt(lambda: os.fork()), "python": attempt(python_child)})
 
 
 def header_injection(environ, start_response):
