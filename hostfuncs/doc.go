@@ -9,7 +9,7 @@
 //	wasmwsgi_init()   -> 0 app loaded | 1 app failed to load | 3 interpreter failed
 //	wasmwsgi_freeze() -> objects made immortal (>= 0) | -1 failed (traceback logged)
 //	wasmwsgi_handle() -> 0 request done | 1 or 2 request failed (traceback logged) | 3 not initialised
-//	wasmwsgi_main()   -> python's exit status | -1 interpreter failed | -2 shim failed
+//	wasmwsgi_main()   -> python's exit status | -1 no arguments | -2 shim failed
 //	                     (a child process, instead of wasmwsgi_init: see "Processes")
 //
 // wasmwsgi_freeze is called once, after wasmwsgi_init and the warm-up requests and

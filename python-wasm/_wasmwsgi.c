@@ -897,8 +897,9 @@ chdir_to_app_cwd(void)
  * options and PYTHON* variables are read as python reads them, unless -E or -I. The
  * shim's init() then sets up the sandbox's modules without importing the app
  * (app_info's "main"), and Py_RunMain runs -c, -m, the script or the prompt, and ends
- * the interpreter. Returns python's exit status (0-255), -1 when the interpreter
- * failed to start, -2 when the shim did. */
+ * the interpreter. Returns python's exit status (0-255), -1 when WASI's arguments
+ * cannot be read, -2 when the shim failed; an interpreter that cannot start prints
+ * python's "Fatal Python error: ..." and exits 1, as python does. */
 WASMWSGI_EXPORT(wasmwsgi_main) int32_t
 wasmwsgi_main(void)
 {
@@ -915,11 +916,10 @@ wasmwsgi_main(void)
     PyPreConfig preconfig;
     PyPreConfig_InitPythonConfig(&preconfig);
     PyStatus status = Py_PreInitializeFromBytesArgs(&preconfig, (Py_ssize_t)argc, argv);
-    if (PyStatus_IsExit(status)) {
-        return status.exitcode;
-    }
     if (PyStatus_Exception(status)) {
-        return -1;
+        /* As python's main: a usage error's exit status, or "Fatal Python error: ..."
+         * on stderr and exit status 1 (both end the instance). */
+        Py_ExitStatusException(status);
     }
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
@@ -931,13 +931,14 @@ wasmwsgi_main(void)
         PyConfig_Clear(&config);
     }
     if (PyStatus_IsExit(status)) {
-        return status.exitcode; /* --version, --help, a usage error (printed) */
+        /* --version, --help, a usage error: printed by the C library, flushed here as
+         * exit() would */
+        fflush(stdout);
+        fflush(stderr);
+        return status.exitcode;
     }
     if (PyStatus_Exception(status)) {
-        if (status.err_msg != NULL) {
-            fprintf(stderr, "Fatal Python error: %s\n", status.err_msg);
-        }
-        return -1;
+        Py_ExitStatusException(status);
     }
     PyObject *shim = PyImport_ImportModule("_wasmwsgi_shim");
     PyObject *init = shim == NULL ? NULL : PyObject_GetAttrString(shim, "init");

@@ -306,7 +306,8 @@ def _setup_child(app_dir):
     to it before python started). The folders of PYTHONPATH come before the app's on
     sys.path, as before the stdlib natively (the interpreter's search path is fixed at
     the stdlib here)."""
-    os.chdir(_info.get("cwd") or app_dir)
+    cwd = _info.get("cwd")
+    os.chdir(cwd.encode("latin-1").decode("utf-8", "surrogateescape") if cwd else app_dir)
     extra = os.environ.get("PYTHONPATH") if not sys.flags.ignore_environment else None
     if extra:
         sys.path[0:0] = [p for p in extra.split(os.pathsep) if p]
@@ -1290,8 +1291,8 @@ _next_pid = [os.getpid() + 1]
 def _is_python(program, cwd):
     if "/" not in program:
         return program in _PYTHON_NAMES
-    # A path is the child's: relative to the folder it starts in.
-    return os.path.normpath(os.path.join(cwd, program)) == sys.executable
+    # A path is the child's: relative to the folder it starts in, links followed.
+    return os.path.realpath(os.path.join(cwd, program)) == sys.executable
 
 
 def _patch_subprocess(mod):
