@@ -24,8 +24,9 @@ type children struct{ left int }
 // RunProcess implements hostfuncs.Processes: proc_run runs a python command line to its
 // end in a new instance of the app, while the parent waits in the call.
 //
-// The child is the app's interpreter running the command line as `wasmwsgi run` does
-// (python's -c, -m, a script), with the app folder and the stdlib read-only, the
+// The child is the app's interpreter started as python is (wasmwsgi_main: the command
+// line and environment are WASI's, read by python's own start-up), with the app folder
+// and the stdlib read-only, the
 // parent's /tmp (the same files, which the parent cannot touch while it waits),
 // its own /data mount of the app's data folder, the outbound grants, the memory
 // limit, and the environment and working folder the spec gives. Its time is the
