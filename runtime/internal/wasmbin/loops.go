@@ -17,6 +17,7 @@ const YieldEvery = 1 << 14
 // InstrumentLoops returns the module with a check at the head of every loop:
 //
 //	loop ...
+//	  global.get $fuel  i32.const 1  i32.sub  global.set $fuel
 //	  global.get $fuel  i32.eqz
 //	  if                                  ;; once every YieldEvery iterations
 //	    call $sched_yield  drop           ;; the host's yield (runtime.Gosched)
@@ -24,8 +25,11 @@ const YieldEvery = 1 << 14
 //	    global.get $wasmwsgi_interrupt
 //	    if  unreachable  end              ;; the host asked to stop
 //	  end
-//	  global.get $fuel  i32.const 1  i32.sub  global.set $fuel
 //	  ...
+//
+// The count goes down before it is tested, so the compiled check loads $fuel once:
+// the second global.get reads the value just set. $fuel starts at YieldEvery+1, so the
+// first yield comes after YieldEvery iterations, as every later one does.
 //
 // $fuel and $wasmwsgi_interrupt are two globals appended to the module's own, and
 // sched_yield is the module's import of wasi_snapshot_preview1.sched_yield, so no
@@ -57,9 +61,9 @@ func InstrumentLoops(wasm []byte) ([]byte, error) {
 	fuel := leb128.AppendUnsigned(nil, uint64(imports.globals+ownGlobals+1))
 	var check []byte
 	for _, part := range [][]byte{
+		{0x23}, fuel, {0x41, 0x01, 0x6b, 0x24}, fuel,
 		{0x23}, fuel, {0x45, 0x04, 0x40, 0x10}, leb128.AppendUnsigned(nil, uint64(imports.schedYield)), {0x1a, 0x41},
 		leb128.AppendSigned(nil, YieldEvery), {0x24}, fuel, {0x23}, interrupt, {0x04, 0x40, 0x00, 0x0b, 0x0b},
-		{0x23}, fuel, {0x41, 0x01, 0x6b, 0x24}, fuel,
 	} {
 		check = append(check, part...)
 	}
@@ -72,7 +76,7 @@ func InstrumentLoops(wasm []byte) ([]byte, error) {
 		switch id {
 		case sectionGlobal:
 			payload = appendToVector(payload, []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}) // interrupt: mut i32 = 0
-			payload = appendToVector(payload, append([]byte{0x7f, 0x01, 0x41}, append(leb128.AppendSigned(nil, YieldEvery), 0x0b)...))
+			payload = appendToVector(payload, append([]byte{0x7f, 0x01, 0x41}, append(leb128.AppendSigned(nil, YieldEvery+1), 0x0b)...))
 			haveGlobals = true
 		case sectionExport:
 			payload = appendToVector(payload, exportEntry(imports.globals+ownGlobals))

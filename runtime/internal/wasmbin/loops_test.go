@@ -33,13 +33,13 @@ var loopCheck []byte
 func wantCheck(schedYield, interrupt uint32) []byte {
 	fuel := interrupt + 1
 	return cat(
+		[]byte{0x23}, u(uint64(fuel)), []byte{0x41, 0x01, 0x6b, 0x24}, u(uint64(fuel)), // fuel -= 1
 		[]byte{0x23}, u(uint64(fuel)), []byte{0x45}, // global.get $fuel  i32.eqz
 		[]byte{0x04, empty},                               // if
 		[]byte{0x10}, u(uint64(schedYield)), []byte{0x1a}, // call $sched_yield  drop
 		[]byte{0x41}, s(YieldEvery), []byte{0x24}, u(uint64(fuel)), // i32.const YieldEvery  global.set $fuel
 		[]byte{0x23}, u(uint64(interrupt)), []byte{0x04, empty, 0x00, 0x0b}, // global.get $interrupt  if unreachable end
-		[]byte{0x0b},                                                                   // end
-		[]byte{0x23}, u(uint64(fuel)), []byte{0x41, 0x01, 0x6b, 0x24}, u(uint64(fuel)), // fuel -= 1
+		[]byte{0x0b}, // end
 	)
 }
 
@@ -96,7 +96,7 @@ func (m loopModule) build(instrumented bool) []byte {
 		globals = append(globals, global(int32(i)))
 	}
 	if instrumented {
-		globals = append(globals, global(0), global(YieldEvery))
+		globals = append(globals, global(0), global(YieldEvery+1))
 		exports = append(exports, export(InterruptGlobal, 3, m.importedGlobals+uint32(m.globals)))
 	}
 	secs := [][]byte{sec(1, vec(types...)), sec(2, vec(m.imports...)), sec(3, vec(funcs...))}
@@ -337,7 +337,7 @@ func TestInstrumentLoopsPaddedLEB128(t *testing.T) {
 	instrumented := cat(code[:13], check, code[13:]) // after the locals and `loop empty`
 	want := module(
 		sec(1, types), sec(2, imports), sec(3, vec(u(1))),
-		sec(6, vec(global(0), global(0), global(YieldEvery))),
+		sec(6, vec(global(0), global(0), global(YieldEvery+1))),
 		sec(7, vec(export("f0", 0, 1), export(InterruptGlobal, 3, 1))),
 		sec(10, vec(cat(u(uint64(len(instrumented))), instrumented))),
 	)
