@@ -90,6 +90,7 @@ func TestPatchedMatchesStock(t *testing.T) {
 	}
 	for i := 0; i < randomModules; i++ {
 		writeModule(t, randDir, i, RandomModule(int64(i)))
+		writeModule(t, randDir, randomModules+i, MergeModule(int64(i)))
 	}
 
 	for _, dir := range []string{edgeDir, randDir} {

@@ -118,8 +118,11 @@ func pattern(n int) []byte {
 // RandomModule returns a module made from seed: a memory of 0 to 3 pages declared
 // (sometimes imported, provided larger), and functions of up to 40 steps, each a load,
 // store or read-modify-write at a constant address (chosen near the minimum's end, near
-// 0, near 2^32 or anywhere) or at an address computed from the accumulator, or a
-// memory.grow or memory.size.
+// 0, near 2^32 or anywhere) or at an address computed from the accumulator, a
+// memory.grow or memory.size, or a merge: an address computed into local 1, an if/else
+// whose arms access memory through it or grow the memory, and then several accesses
+// through it after the arms join, with offsets smaller and larger than the first's (a
+// compiler may skip the check of a later one that ends no further than an earlier).
 func RandomModule(seed int64) Module {
 	r := rand.New(rand.NewSource(seed))
 	m := Module{MinPages: int64(r.Intn(4))}
@@ -177,11 +180,11 @@ func RandomModule(seed int64) Module {
 		var body []byte
 		for n := 1 + r.Intn(40); n > 0; n-- {
 			switch k := r.Intn(20); {
-			case k < 16:
+			case k < 14:
 				op := memOps[r.Intn(len(memOps))]
 				addr, offset := address(op)
 				body = access(body, op, addr, offset)
-			case k < 18:
+			case k < 16:
 				// An address computed at run time: local 0 masked to the declared minimum
 				// plus a little, then an access through it with a small offset.
 				op := memOps[r.Intn(len(memOps)-6)] // not SIMD or atomics: no alignment traps
@@ -192,6 +195,8 @@ func RandomModule(seed int64) Module {
 				fix := append([]byte{0x20, 0, 0xa7, 0x41}, leb128.AppendSigned(nil, mask)...)
 				fix = append(fix, 0x71) // i32.and
 				body = append(body[:b], append(fix, body[b+2:]...)...)
+			case k < 18:
+				body = merge(body, r, minBytes)
 			case k < 19:
 				body = append(body, 0x41, byte(r.Intn(2)), 0x40, 0, 0xac, 0x20, 0, 0x7c, 0x21, 0) // grow 0 or 1
 			default:
@@ -201,6 +206,59 @@ func RandomModule(seed int64) Module {
 		m.Bodies = append(m.Bodies, body)
 	}
 	return m
+}
+
+// MergeModule returns a module made from seed whose functions each make one merge step
+// (below) and nothing else, so that no earlier trap ends a function before it: a memory
+// of 1 to 3 pages declared, growable by one.
+func MergeModule(seed int64) Module {
+	r := rand.New(rand.NewSource(seed))
+	m := Module{MinPages: int64(1 + r.Intn(3))}
+	m.MaxPages, m.ActualPages = m.MinPages+1, m.MinPages
+	m.Data = pattern(256)
+	for f := 8; f > 0; f-- {
+		m.Bodies = append(m.Bodies, merge(nil, r, uint64(m.MinPages)*page))
+	}
+	return m
+}
+
+// merge appends RandomModule's merge step: local 1 = an address up to 31 bytes below
+// the declared minimum's end or a page past it; if (accumulator is odd) an access
+// through local 1 or a memory.grow, else an access through it or nothing; then two to
+// four accesses through local 1.
+func merge(body []byte, r *rand.Rand, minBytes uint64) []byte {
+	// The offsets stay within 4 bytes of a first one, so that a later access often ends
+	// just before or just past an earlier one, on either side of the memory's end.
+	first := 8 + r.Intn(16)
+	viaLocal1 := func(b []byte) []byte {
+		op := memOps[r.Intn(len(memOps)-6)] // not SIMD or atomics: no alignment traps
+		at := len(b)
+		b = access(b, op, 0, uint32(first+r.Intn(9)-4))
+		b[at], b[at+1] = 0x20, 1 // the i32.const 0 becomes local.get 1
+		return b
+	}
+	// local 1 = end - ((accumulator + c) & 31), where end is the declared minimum's end or a
+	// page past it: the accesses below straddle the memory's end before and after grow.
+	end := int64(int32(uint32(minBytes + uint64(r.Intn(2))*page)))
+	body = leb128.AppendSigned(append(body, 0x41), end)           // i32.const end
+	body = append(body, 0x20, 0, 0xa7, 0x41)                      // local.get 0; i32.wrap_i64; i32.const
+	body = leb128.AppendSigned(body, int64(r.Intn(128)))          // a constant, as the accumulator is often 0
+	body = append(body, 0x6a, 0x41, 0x1f, 0x71, 0x6b, 0x21, 1)    // i32.add; i32.const 31; i32.and; i32.sub; local.set 1
+	body = append(body, 0x20, 0, 0xa7, 0x41, 1, 0x71, 0x04, 0x40) // if (i32.wrap_i64 local 0) & 1
+	if r.Intn(3) == 0 {
+		body = append(body, 0x41, 1, 0x40, 0, 0x1a) // memory.grow 1; drop
+	} else {
+		body = viaLocal1(body)
+	}
+	body = append(body, 0x05) // else
+	if r.Intn(2) == 0 {
+		body = viaLocal1(body)
+	}
+	body = append(body, 0x0b) // end
+	for n := 2 + r.Intn(3); n > 0; n-- {
+		body = viaLocal1(body)
+	}
+	return body
 }
 
 // Describe names function i of an edge module for a failure message.

@@ -39,7 +39,8 @@ type Module struct {
 	Imported    bool
 	ActualPages int64
 	// Bodies are the functions' instructions, without locals or the final end. Each has
-	// one i64 local (index 0), whose value the function returns.
+	// an i64 local (index 0), whose value the function returns, and an i32 local
+	// (index 1) that holds an address.
 	Bodies [][]byte
 	// Data, if not empty, is written at address 0.
 	Data []byte
@@ -80,7 +81,7 @@ func (m *Module) Encode() []byte {
 			// local.get 0 returns the accumulator.
 			body = append(append([]byte(nil), m.Bodies[i]...), 0x20, 0)
 		}
-		f := append([]byte{1, 1, 0x7e}, body...) // one i64 local
+		f := append([]byte{2, 1, 0x7e, 1, 0x7f}, body...) // an i64 local and an i32 local
 		f = append(f, 0x0b)
 		code = append(leb128.AppendUnsigned(code, uint64(len(f))), f...)
 	}
