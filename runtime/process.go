@@ -26,12 +26,11 @@ type children struct{ left int }
 //
 // The child is the app's interpreter started as python is (wasmwsgi_main: the command
 // line and environment are WASI's, read by python's own start-up), with the app folder
-// and the stdlib read-only, the
-// parent's /tmp (the same files, which the parent cannot touch while it waits),
-// its own /data mount of the app's data folder, the outbound grants, the memory
-// limit, and the environment and working folder the spec gives. Its time is the
-// parent's: the request's time limit ends both. Only requests and commands start
-// children; an import and its warm-up are refused, as they are refused everything
+// and the stdlib read-only, the parent's /tmp (the same files, which the parent cannot
+// touch while it waits), its own /data mount of the app's data folder, the outbound
+// grants, the memory limit, and the environment and working folder the spec gives. Its
+// time is the parent's: the request's time limit ends both. Only requests and commands
+// start children; an import and its warm-up are refused, as they are refused everything
 // that reaches outside the instance.
 func (x *exchange) RunProcess(ctx context.Context, spec hostfuncs.ProcessSpec, timeout time.Duration) (hostfuncs.ProcessResult, error) {
 	x.lastChild = hostfuncs.ProcessResult{}

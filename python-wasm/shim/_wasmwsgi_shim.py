@@ -300,6 +300,12 @@ def _exec_file(path):
 # ---- running a command line (wasmwsgi run) ------------------------------------------
 
 
+def _host_text(s):
+    """A string of app_info, whose UTF-8 bytes arrive read as latin-1, as Python decodes
+    a path or an argument (undecodable bytes kept as surrogates)."""
+    return s.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
 def _setup_child(app_dir):
     """A child process's start (app_info "main"): python's own main runs its command line
     once init returns, in the working folder its parent asked for (wasmwsgi_main changed
@@ -307,7 +313,7 @@ def _setup_child(app_dir):
     sys.path, as before the stdlib natively (the interpreter's search path is fixed at
     the stdlib here)."""
     cwd = _info.get("cwd")
-    os.chdir(cwd.encode("latin-1").decode("utf-8", "surrogateescape") if cwd else app_dir)
+    os.chdir(_host_text(cwd) if cwd else app_dir)
     extra = os.environ.get("PYTHONPATH") if not sys.flags.ignore_environment else None
     if extra:
         sys.path[0:0] = [p for p in extra.split(os.pathsep) if p]
@@ -320,17 +326,10 @@ def _run(argv, app_dir):
     argv is app_info's: each argument followed by NUL, UTF-8 read as latin-1. The app
     folder is the working directory (init) and stays first on sys.path, as for requests.
     """
-    args = [a.encode("latin-1").decode("utf-8", "surrogateescape") for a in argv.split("\0")[:-1]]
+    args = [_host_text(a) for a in argv.split("\0")[:-1]]
     args, status, isolated = _interpreter_options(args)
     if status is not None:
         return status
-    if _info.get("cwd"):
-        # A child process's working folder (subprocess's cwd).
-        try:
-            os.chdir(_info["cwd"])
-        except OSError as e:
-            sys.stderr.write("wasmwsgi run: can't change to %r: %s\n" % (_info["cwd"], e.strerror or e))
-            return 1
     if not isolated and args and args[0] in ("-c", "-m"):
         # As python's: the working folder comes first on sys.path (-I leaves it out).
         sys.path.insert(0, "" if args[0] == "-c" else os.getcwd())
