@@ -154,7 +154,7 @@ func (e *Engine) NewApp(spec AppSpec) *App {
 		log:    e.log.With("app", spec.Name),
 		state:  StateLoading,
 		gate:   newGate(spec.Limits.Concurrency, spec.Limits.Queue),
-		pool:   pool{max: max(spec.Limits.Concurrency, 1), keep: spec.Prewarm, emptyAfter: spec.IdleAfter, shared: e.idle},
+		pool:   pool{max: max(spec.Limits.Concurrency, 1), keep: spec.Prewarm, emptyAfter: spec.IdleAfter, shared: e.idle, spares: e.spares},
 	}
 }
 
@@ -1022,9 +1022,15 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 		}
 		why = inst.reset(a.Spec.Isolation, a.engine.pagemap, start)
 	}
-	if why == "" {
+	switch {
+	case why == "":
 		a.pool.put(inst)
-	} else {
+	case err == nil && !fired && !a.poolable():
+		// A data_dir app's instance serves one request; its memory may serve another
+		// instance, of any app, once made that app's snapshot (memimage.Spares).
+		a.events.Recycled.Add(1)
+		inst.retire(a.engine.spares)
+	default:
 		a.events.Recycled.Add(1)
 		ex.log.Debug("instance closed", "reason", why, "requests", inst.uses)
 		inst.close()

@@ -232,25 +232,36 @@ func BenchmarkNewInstance(b *testing.B) {
 // BenchmarkFirstRequest measures a request to an app that holds no idle instance, as
 // an idle tenant's first request is: an instance made from the snapshot on disk, the
 // request, and the instance's memory restored. The snapshot's pages are in the page
-// cache and its hot page set is learned first.
+// cache and its hot page set is learned first. "spare" makes the instance over the
+// memory of the one closed before it (memimage.Spares), as a server does once it has
+// closed any instance over the same file; "mapped" maps the snapshot afresh, as for
+// the first instance.
 func BenchmarkFirstRequest(b *testing.B) {
 	e := newTestEngine(b)
+	spares := e.spares
 	for _, app := range benchApps(b) {
-		b.Run(app, func(b *testing.B) {
-			a := e.NewApp(AppSpec{Name: app + "-first", Dir: "../apps/" + app, Entrypoint: "app", MaxFileBytes: 1 << 30,
-				Warmup: benchWarmup[app],
-				Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
-			if err := a.Load(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			defer a.pool.drain()
-			for range 3 {
-				serveBench(b, a, app)
-			}
-			for b.Loop() {
-				a.pool.drain()
-				serveBench(b, a, app)
-			}
-		})
+		for _, mode := range []string{"spare", "mapped"} {
+			b.Run(app+"/"+mode, func(b *testing.B) {
+				e.spares = spares
+				if mode == "mapped" {
+					e.spares = nil
+				}
+				defer func() { e.spares = spares }()
+				a := e.NewApp(AppSpec{Name: app + "-first", Dir: "../apps/" + app, Entrypoint: "app", MaxFileBytes: 1 << 30,
+					Warmup: benchWarmup[app],
+					Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 4, QueueTimeout: time.Second, OpenFiles: 64}})
+				if err := a.Load(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				defer a.pool.drain()
+				for range 3 {
+					serveBench(b, a, app)
+				}
+				for b.Loop() {
+					a.pool.drain()
+					serveBench(b, a, app)
+				}
+			})
+		}
 	}
 }

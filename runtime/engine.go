@@ -12,8 +12,8 @@
 //
 // Serving a request (App.Serve):
 //
-//	an idle instance from the app's pool, or a new one mapping the snapshot
-//	copy-on-write
+//	an idle instance from the app's pool, or a new one: over a spare memory (a closed
+//	instance's, made equal to the snapshot) or mapping the snapshot copy-on-write
 //	  -> wasmwsgi_handle (the shim calls the app; host: environ_get, input_read,
 //	                      start_response, body_write, log_write; see hostfuncs)
 //	  -> reset: in request isolation the pages the request wrote are copied back
@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -112,6 +113,9 @@ type Engine struct {
 	// pagemap tells a restore which pages a request wrote (nil where
 	// /proc/self/pagemap cannot be read).
 	pagemap *memimage.PageMap
+	// spares keeps the memories of instances closed clean, for new instances of any
+	// app over the same snapshot file (nil without a page map).
+	spares *memimage.Spares
 	// dataDirs holds the data folders of the loaded apps, each open once.
 	dataDirs *guestfs.DataDirs
 
@@ -231,11 +235,17 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		snapshotDir = filepath.Join(cfg.CacheDir, "snapshots")
 		indexDir = filepath.Join(cfg.CacheDir, "file-index")
 	}
+	pagemap := memimage.OpenPageMap()
+	var spares *memimage.Spares
+	if pagemap != nil {
+		spares = memimage.NewSpares(maxSpares, spareTTL)
+	}
 	return &Engine{
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
 		indexDir:    indexDir,
-		pagemap:     memimage.OpenPageMap(),
+		pagemap:     pagemap,
+		spares:      spares,
 		dataDirs:    guestfs.NewDataDirs(),
 		rt:          rt, module: compiled, data: data, stdlib: stdlib, log: cfg.Logger,
 		root: root, rootData: rootData,
@@ -248,8 +258,17 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}, nil
 }
 
+// maxSpares and spareTTL bound the memories of closed instances kept for new ones
+// (memimage.Spares): a few per core cover the instances made at once under load, and
+// one that no new instance took within spareTTL goes back to the OS.
+const (
+	maxSpares = 16
+	spareTTL  = 10 * time.Second
+)
+
 // Close releases the runtime and every instance still open.
 func (e *Engine) Close(ctx context.Context) error {
+	e.spares.Close()
 	if e.pagemap != nil {
 		e.pagemap.Close()
 	}

@@ -78,7 +78,12 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx context.Context) (*instance, error) {
 	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses(), owner: &a.pool}
 	inst.files, inst.scratch = a.newHostFiles()
-	inst.mem = memimage.NewRestored(snap, a.memoryLimit())
+	// The memory of a closed instance over the same file, made equal to snap, when
+	// there is one: its pages are mapped already (memimage.Spares).
+	inst.mem = a.engine.spares.Take(snap, a.memoryLimit(), a.engine.pagemap)
+	if inst.mem == nil {
+		inst.mem = memimage.NewRestored(snap, a.memoryLimit())
+	}
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
 		func(ns int64) { sleepUntil(inst.ctx)(ns) }, nil)
 	mod, err := a.engine.instantiate(ctx, inst.mem, cfg)
@@ -106,6 +111,15 @@ func (inst *instance) close() {
 	inst.sockets.Close()
 	inst.mod.Close(context.Background())
 	inst.mem.Release()
+}
+
+// retire ends an instance that is known clean (it waited in the pool, or its request
+// ended normally) and offers its memory to spares for a new instance of any app,
+// which makes it that app's snapshot first; spares releases what it does not keep.
+func (inst *instance) retire(spares *memimage.Spares) {
+	inst.sockets.Close()
+	inst.mod.Close(context.Background())
+	spares.Put(inst.mem)
 }
 
 // drawMaxUses picks how many requests an instance serves before it is replaced: in
@@ -138,6 +152,8 @@ type pool struct {
 	timer      *time.Timer // trims the pool when its next idle instance expires
 	// shared bounds the idle instances of all apps together; nil is no bound.
 	shared *idleSet
+	// spares takes the memory of the instances the pool closes (instance.retire).
+	spares *memimage.Spares
 }
 
 // idleTimeout is how long an idle instance above the pre-warmed count is kept.
@@ -203,7 +219,7 @@ func (p *pool) put(inst *instance) {
 		}
 	}
 	for _, d := range drop {
-		d.close()
+		d.retire(p.spares)
 	}
 }
 
@@ -259,7 +275,7 @@ func (p *pool) trim() {
 	p.arm(now)
 	p.mu.Unlock()
 	for _, d := range drop {
-		d.close()
+		d.retire(p.spares)
 	}
 }
 
@@ -274,7 +290,7 @@ func (p *pool) drain() {
 	}
 	p.mu.Unlock()
 	for _, inst := range idle {
-		inst.close()
+		inst.retire(p.spares)
 	}
 }
 

@@ -508,3 +508,81 @@ func oneAtATime(name, dir string) AppSpec {
 		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 1, Queue: 1,
 			QueueTimeout: time.Second, OpenFiles: 64, Scratch: 1 << 20}}
 }
+
+// spareApp keeps what its requests send in module state (in instance isolation it
+// stays for the next request) and reads no entropy at import, so that copies of it
+// take one import's snapshot file.
+const spareApp = `
+import os
+counter = 0
+kept = []
+
+def app(environ, start_response):
+    global counter
+    counter += 1
+    if environ["PATH_INFO"] == "/remember":
+        kept.append(environ["QUERY_STRING"].encode() * 64)
+        with open("/tmp/secret", "w") as f:
+            f.write(environ["QUERY_STRING"])
+    body = repr((counter, kept, os.path.exists("/tmp/secret")))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+`
+
+// TestSparesCarryNothingAcrossApps closes an instance that holds an app's state (in
+// instance isolation) and has a copy of the app, whose snapshot is the same file, make
+// its new instance over that memory (memimage.Spares): the copy must see its own
+// snapshot, none of what the first app's requests left.
+func TestSparesCarryNothingAcrossApps(t *testing.T) {
+	e := newTestEngine(t)
+	if e.spares == nil {
+		t.Skip("no page map: instances keep no spare memories")
+	}
+	// Copies whose snapshots are shared: the first is imported, the second takes its
+	// file.
+	sharedCopy := func(name string) *App {
+		a := e.NewApp(AppSpec{Name: name, Dir: appFolder(t, name, spareApp), Entrypoint: "app",
+			MaxFileBytes: 1 << 20, Isolation: IsolationInstance, MaxRequests: 1000, Prewarm: 1, ShareSnapshot: true,
+			Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 16,
+				QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+		if err := a.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.pool.drain)
+		for deadline := time.Now().Add(10 * time.Second); a.Idle() < 1; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the pool was not pre-warmed")
+			}
+		}
+		return a
+	}
+	a := sharedCopy("spare-a")
+	get(t, a, "/remember?a-secret")
+	if got := get(t, a, "/"); !strings.Contains(got, "a-secret") || !strings.HasPrefix(got, "(2,") {
+		t.Fatalf("a's second request sees %s: instance isolation did not keep its state", got)
+	}
+	inst := a.pool.take()
+	if inst == nil {
+		t.Fatal("a's instance did not go back to its pool")
+	}
+	mem := inst.mem
+	a.pool.put(inst)
+	a.pool.drain()
+	if n := e.spares.Len(); n != 1 {
+		t.Fatalf("the engine keeps %d spare memories after a's instance closed, want 1", n)
+	}
+
+	// b is a copy of a: its pre-warmed instance takes a's memory.
+	b := sharedCopy("spare-b")
+	if n := e.spares.Len(); n != 0 {
+		t.Fatalf("the engine keeps %d spare memories after b made an instance, want 0", n)
+	}
+	inst = b.pool.take()
+	if inst == nil || inst.mem != mem {
+		t.Fatal("b's instance was not made over a's memory")
+	}
+	b.pool.put(inst)
+	if got := get(t, b, "/"); got != "(1, [], False)" {
+		t.Fatalf("b's first request, over a's memory, sees %s", got)
+	}
+}

@@ -159,7 +159,8 @@ func cutPrefix(b []byte, prefix string) ([]byte, bool) {
 // down again (HotPages): after the first request and the last one learned. Call it
 // after a request, before Restore.
 func (m *Restored) Learn(pm *PageMap) (save bool) {
-	if pm == nil || m.err != nil || m.img.memfd {
+	if pm == nil || m.err != nil || m.img.memfd || m.rebased {
+		// A rebased memory's pages were touched by the guests of other images too.
 		return false
 	}
 	mem := m.mapped[:m.img.size]

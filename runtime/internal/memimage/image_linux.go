@@ -28,6 +28,12 @@ type Image struct {
 	viewMem  []byte // a read-only shared mapping of file, a source of restores
 	baseView []byte // the same of base, for a layered image
 
+	// under is the file a memory restored from the image maps at its start (the
+	// base of a layered image, the image's own file otherwise), as it was when the
+	// image was opened: a memory mapping it may become another image over the same
+	// file (Restored.rebase).
+	under mappedFile
+
 	hot hotSet // the pages requests use (hot.go)
 	// memfd is set for an image held in memory (New): its pages are never read from a
 	// disk, so it keeps no hot set.
@@ -45,7 +51,12 @@ func New(name string, mem []byte) (*Image, error) {
 		f.Close()
 		return nil, fmt.Errorf("writing the snapshot: %w", err)
 	}
-	return &Image{file: f, size: uint64(len(mem)), memfd: true}, nil
+	under, err := identify(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Image{file: f, size: uint64(len(mem)), memfd: true, under: under}, nil
 }
 
 // Open uses the file at path as an Image, without reading it: its pages are read
@@ -71,7 +82,11 @@ func open(path string, f *os.File) (*Image, error) {
 		return nil, err
 	}
 	if l == nil {
-		return &Image{file: f, size: uint64(size)}, nil
+		under, err := identify(f)
+		if err != nil {
+			return nil, err
+		}
+		return &Image{file: f, size: uint64(size), under: under}, nil
 	}
 	if l.pageSize != pageSize {
 		return nil, fmt.Errorf("layered image of %d-byte pages on a system of %d-byte pages", l.pageSize, pageSize)
@@ -80,7 +95,13 @@ func open(path string, f *os.File) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Image{file: f, size: l.size, layout: l, base: base}, nil
+	under, err := identify(base)
+	if err != nil {
+		base.Close()
+		return nil, err
+	}
+	under.layered = true
+	return &Image{file: f, size: l.size, layout: l, base: base, under: under}, nil
 }
 
 // segments calls fn with each stretch [lo, hi) of the image and the file and offset
@@ -235,6 +256,11 @@ func (img *Image) Close() error {
 // Allocate implements experimental.MemoryAllocator: it reserves the limit and maps the
 // Image copy-on-write at its start.
 func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	if m.placed {
+		// A spare memory made equal to the Image already (Spares.Take).
+		m.placed = false
+		return m
+	}
 	m.Memory.Allocate(capacity, maxBytes)
 	if m.err != nil {
 		return m
@@ -255,7 +281,42 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 		return m
 	}
 	readOnlyWhatIsTouched(m.mapped[:m.img.size])
+	m.under = m.img.under
 	return m
+}
+
+// rebase makes m, a memory that maps the same file at its start as img's memories do
+// (img.under), equal to img, whatever image it was restored from and whatever its
+// guests wrote: every page that is a private copy (written since the mapping, by
+// anyone) gets img's content, and so does every page a layered img holds itself. The
+// pages left are the shared file's, unwritten, which is what img has there too. It
+// relies on the page map as Restore does; on any failure the memory must be released.
+func (m *Restored) rebase(img *Image, pm *PageMap) error {
+	if pm == nil {
+		return errors.New("no page map")
+	}
+	if m.err != nil || m.mapped == nil || m.under != img.under || m.size != img.size || m.hit {
+		return errors.New("the memory is not over the image's file")
+	}
+	if err := img.views(); err != nil {
+		return err
+	}
+	mem := m.mapped[:img.size]
+	err := pm.privateRuns(mem, &m.bufs, func(lo, hi int) { img.copyTo(mem, lo, hi) })
+	if err != nil {
+		return err
+	}
+	if img.layout != nil {
+		_ = img.layout.segments(func(lo, hi int64, own bool, off int64) error {
+			if own {
+				copy(mem[lo:hi], img.viewMem[off:off+hi-lo])
+			}
+			return nil
+		})
+	}
+	m.img, m.placed, m.rebased = img, true, true
+	m.peak = m.size
+	return nil
 }
 
 // Restore makes the memory's first Image.Size bytes equal to the Image again and
@@ -296,4 +357,13 @@ func (m *Restored) putBack(mem []byte) error {
 		return nil
 	}
 	return unix.Madvise(mem, unix.MADV_DONTNEED)
+}
+
+// identify returns what tells f apart as the file a memory maps (mappedFile).
+func identify(f *os.File) (mappedFile, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return mappedFile{}, err
+	}
+	return mappedFile{dev: st.Dev, ino: st.Ino, size: st.Size}, nil
 }

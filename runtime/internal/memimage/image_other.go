@@ -4,6 +4,7 @@ package memimage
 
 import (
 	"bytes"
+	"errors"
 	"os"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -11,8 +12,9 @@ import (
 
 // An Image is the content of a linear memory, held in memory.
 type Image struct {
-	data []byte
-	size uint64 // a multiple of WasmPage
+	data  []byte
+	size  uint64     // a multiple of WasmPage
+	under mappedFile // always zero: no memory maps a file (Spares keeps none)
 }
 
 // New copies mem.
@@ -100,6 +102,11 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 func (m *Restored) Restore(*PageMap) (dirty int, err error) {
 	copy(m.mapped[:m.img.size], m.img.data)
 	return -1, nil
+}
+
+// rebase fails: there is no page map, and a memory is a copy, not a mapping.
+func (m *Restored) rebase(*Image, *PageMap) error {
+	return errors.New("spare memories need a page map")
 }
 
 // Learn does nothing: there is no page map, and an Image is held in memory.

@@ -102,12 +102,22 @@ type Restored struct {
 	Memory
 	img  *Image
 	bufs pageMapBufs // what Restore reads the page map into, kept between restores
+	// under is the file mapped at the memory's start (Image.under), once Allocate
+	// mapped it.
+	under mappedFile
+	// placed is set on a spare memory made equal to its Image (Spares.Take): Allocate
+	// then uses it as it is. rebased says it was, so the pages it has mapped are not
+	// all its own guests' (Learn).
+	placed, rebased bool
+	// limitAsked is the limit it was made with, before Allocate lowered it to the
+	// module's maximum: a spare serves a memory asked for with the same.
+	limitAsked uint64
 }
 
 // NewRestored returns an allocator of a memory that starts as img and may grow up to
 // limit bytes. An Image larger than limit fails the allocation: see Err.
 func NewRestored(img *Image, limit uint64) *Restored {
-	return &Restored{Memory: Memory{limit: limit}, img: img}
+	return &Restored{Memory: Memory{limit: limit}, img: img, limitAsked: limit}
 }
 
 // Err returns why the memory could not be made at Allocate (for a Restored memory,
