@@ -403,7 +403,9 @@ func (a *App) probeHotPages(ctx context.Context, path string) {
 	// request through the instance's interrupt (a guest that spins past it is stopped).
 	ctx, cancel := context.WithTimeout(ctx, a.Spec.Limits.Timeout)
 	defer cancel()
-	inst, err := a.newInstance(ctx, snap, ctx)
+	// A fresh mapping: a spare memory has other guests' pages mapped, and would teach
+	// the snapshot nothing.
+	inst, err := a.newInstance(ctx, snap, nil, ctx)
 	if err != nil {
 		return
 	}
@@ -969,16 +971,21 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 	if a.poolable() {
 		inst = a.pool.take()
 	}
-	if inst == nil || inst.uses == 0 {
+	var spare *memimage.Restored
+	if inst == nil {
+		spare = a.spareMemory(snap)
+	}
+	if inst != nil && inst.uses == 0 || inst == nil && spare == nil {
 		// An instance's first request reads the snapshot pages requests use: they start
 		// on their way into the page cache now, while the instance is made
 		// (memimage.Image.Prefetch). Not at pre-warming, when no request waits for them
-		// and a restart's reads would only slow the other apps' loads.
+		// and a restart's reads would only slow the other apps' loads; nor over a spare
+		// memory, which has the snapshot's file mapped already.
 		snap.Prefetch()
 	}
 	if inst == nil {
 		var err error
-		if inst, err = a.newInstance(ctx, snap, ctx); err != nil {
+		if inst, err = a.newInstance(ctx, snap, spare, ctx); err != nil {
 			ex.mem = &memimage.Memory{}
 			return 0, err
 		}

@@ -221,7 +221,7 @@ func BenchmarkNewInstance(b *testing.B) {
 	snap := a.snapshot()
 	ctx := context.Background()
 	for b.Loop() {
-		inst, err := a.newInstance(ctx, snap, ctx)
+		inst, err := a.newInstance(ctx, snap, nil, ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -72,15 +72,14 @@ func (r *routedWriter) Write(p []byte) (int, error) {
 	return r.w.Write(p)
 }
 
-// newInstance instantiates the module over a copy-on-write mapping of snap.
-// reqCtx is the request the instance is made for; instances of apps with a data_dir
-// bind their /data lock to it and are never pooled.
-func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx context.Context) (*instance, error) {
+// newInstance instantiates the module over spare, a memory spareMemory made equal to
+// snap, or when spare is nil over a copy-on-write mapping of snap. reqCtx is the
+// request the instance is made for; instances of apps with a data_dir bind their
+// /data lock to it and are never pooled.
+func (a *App) newInstance(ctx context.Context, snap *memimage.Image, spare *memimage.Restored, reqCtx context.Context) (*instance, error) {
 	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses(), owner: &a.pool}
 	inst.files, inst.scratch = a.newHostFiles()
-	// The memory of a closed instance over the same file, made equal to snap, when
-	// there is one: its pages are mapped already (memimage.Spares).
-	inst.mem = a.engine.spares.Take(snap, a.memoryLimit(), a.engine.pagemap)
+	inst.mem = spare
 	if inst.mem == nil {
 		inst.mem = memimage.NewRestored(snap, a.memoryLimit())
 	}
@@ -104,6 +103,13 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, reqCtx cont
 		}
 	}
 	return inst, nil
+}
+
+// spareMemory returns the memory of a closed instance over the same file as snap,
+// made equal to snap, or nil when the engine keeps none (memimage.Spares): an
+// instance made over it finds its pages mapped already.
+func (a *App) spareMemory(snap *memimage.Image) *memimage.Restored {
+	return a.engine.spares.Take(snap, a.memoryLimit(), a.engine.pagemap)
 }
 
 // close ends the instance and unmaps its memory.
@@ -324,7 +330,7 @@ func (a *App) prewarm(n int) {
 		var inst *instance
 		var err error
 		if snap != nil {
-			inst, err = a.newInstance(context.Background(), snap, context.Background())
+			inst, err = a.newInstance(context.Background(), snap, a.spareMemory(snap), context.Background())
 		}
 		a.mu.RUnlock()
 		if snap == nil {
