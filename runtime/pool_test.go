@@ -529,6 +529,26 @@ def app(environ, start_response):
     return [body.encode()]
 `
 
+// sharedCopy loads a copy of spareApp whose snapshot is shared: the first copy of an
+// engine is imported, the others take its file. It waits for the pre-warmed instance.
+func sharedCopy(t *testing.T, e *Engine, name string, iso Isolation) *App {
+	t.Helper()
+	a := e.NewApp(AppSpec{Name: name, Dir: appFolder(t, name, spareApp), Entrypoint: "app",
+		MaxFileBytes: 1 << 20, Isolation: iso, MaxRequests: 1000, Prewarm: 1, ShareSnapshot: true,
+		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 64,
+			QueueTimeout: 30 * time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+	if err := a.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.pool.drain)
+	for deadline := time.Now().Add(10 * time.Second); a.Idle() < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool was not pre-warmed")
+		}
+	}
+	return a
+}
+
 // TestSparesCarryNothingAcrossApps closes an instance that holds an app's state (in
 // instance isolation) and has a copy of the app, whose snapshot is the same file, make
 // its new instance over that memory (memimage.Spares): the copy must see its own
@@ -538,25 +558,7 @@ func TestSparesCarryNothingAcrossApps(t *testing.T) {
 	if e.spares == nil {
 		t.Skip("no page map: instances keep no spare memories")
 	}
-	// Copies whose snapshots are shared: the first is imported, the second takes its
-	// file.
-	sharedCopy := func(name string) *App {
-		a := e.NewApp(AppSpec{Name: name, Dir: appFolder(t, name, spareApp), Entrypoint: "app",
-			MaxFileBytes: 1 << 20, Isolation: IsolationInstance, MaxRequests: 1000, Prewarm: 1, ShareSnapshot: true,
-			Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 16,
-				QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20}})
-		if err := a.Load(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.pool.drain)
-		for deadline := time.Now().Add(10 * time.Second); a.Idle() < 1; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the pool was not pre-warmed")
-			}
-		}
-		return a
-	}
-	a := sharedCopy("spare-a")
+	a := sharedCopy(t, e, "spare-a", IsolationInstance)
 	get(t, a, "/remember?a-secret")
 	if got := get(t, a, "/"); !strings.Contains(got, "a-secret") || !strings.HasPrefix(got, "(2,") {
 		t.Fatalf("a's second request sees %s: instance isolation did not keep its state", got)
@@ -573,7 +575,7 @@ func TestSparesCarryNothingAcrossApps(t *testing.T) {
 	}
 
 	// b is a copy of a: its pre-warmed instance takes a's memory.
-	b := sharedCopy("spare-b")
+	b := sharedCopy(t, e, "spare-b", IsolationInstance)
 	if n := e.spares.Len(); n != 0 {
 		t.Fatalf("the engine keeps %d spare memories after b made an instance, want 0", n)
 	}
@@ -584,5 +586,50 @@ func TestSparesCarryNothingAcrossApps(t *testing.T) {
 	b.pool.put(inst)
 	if got := get(t, b, "/"); got != "(1, [], False)" {
 		t.Fatalf("b's first request, over a's memory, sees %s", got)
+	}
+}
+
+// TestSparesUnderConcurrentRequests sends requests to four copies of an app at once,
+// in instance isolation, with room for one idle instance in the server, so that nearly
+// every request makes an instance over the memory of one just closed, holding the
+// state of another copy or of its own: a request may see what earlier requests to its
+// own copy kept, never what another copy's did.
+func TestSparesUnderConcurrentRequests(t *testing.T) {
+	e := newTestEngine(t)
+	if e.spares == nil {
+		t.Skip("no page map: instances keep no spare memories")
+	}
+	var apps []*App
+	for i := range 4 {
+		apps = append(apps, sharedCopy(t, e, fmt.Sprintf("spare-c%d", i), IsolationInstance))
+	}
+	e.idle.max = 1
+	var wg sync.WaitGroup
+	errs := make(chan string, 8*40)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				a := apps[(g+i)%len(apps)]
+				secret := fmt.Sprintf("%s-g%d-i%d.", a.Spec.Name, g, i)
+				r := httptest.NewRequest(http.MethodGet, "/remember?"+secret, nil)
+				w := httptest.NewRecorder()
+				a.Serve(w, &Request{HTTP: r, PathInfo: r.URL.Path})
+				body := w.Body.String()
+				if w.Code != http.StatusOK || !strings.Contains(body, secret) {
+					errs <- fmt.Sprintf("%s: status %d, %.200s", a.Spec.Name, w.Code, body)
+					continue
+				}
+				for _, other := range apps {
+					if other != a && strings.Contains(body, other.Spec.Name+"-") {
+						errs <- fmt.Sprintf("%s sees a secret of %s: %.300s", a.Spec.Name, other.Spec.Name, body)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
