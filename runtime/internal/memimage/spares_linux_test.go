@@ -83,9 +83,7 @@ func TestSparesTakeAnotherImage(t *testing.T) {
 	const limit = 8 * WasmPage
 	spares := NewSpares(4, time.Minute)
 	defer spares.Close()
-	m := NewRestored(imgs[0], limit)
-	m.Allocate(WasmPage, limit)
-	m.Reallocate(imgs[0].Size())
+	m := restored(t, imgs[0], limit)
 	if !bytes.Equal(m.Bytes(), first) {
 		t.Fatal("the memory does not read as its image")
 	}
@@ -162,9 +160,7 @@ func TestSparesSameFile(t *testing.T) {
 	const limit = 4 * WasmPage
 	spares := NewSpares(4, time.Minute)
 	defer spares.Close()
-	m := NewRestored(imgs[0], limit)
-	m.Allocate(WasmPage, limit)
-	m.Reallocate(imgs[0].Size())
+	m := restored(t, imgs[0], limit)
 	scribble(m, 0, WasmPage+100)
 	spares.Put(m)
 	got := spares.Take(imgs[1], limit, pm)
@@ -188,12 +184,7 @@ func TestSparesRefuse(t *testing.T) {
 	const limit = 8 * WasmPage
 	img, _ := image(t, 2)
 	other, _ := image(t, 2) // same size and content, another file
-	fresh := func(img *Image) *Restored {
-		m := NewRestored(img, limit)
-		m.Allocate(WasmPage, limit)
-		m.Reallocate(img.Size())
-		return m
-	}
+	fresh := func(img *Image) *Restored { return restored(t, img, limit) }
 
 	spares := NewSpares(4, time.Minute)
 	grown := fresh(img)
