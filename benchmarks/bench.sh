@@ -43,7 +43,7 @@ work=$(mktemp -d)
 if [ "$static_only" = 0 ]; then
   echo "Go benchmarks (runtime)..." >&2
   {
-    go test -run '^$' -bench 'Serve|Restore' -benchtime "${BENCHTIME:-300x}" -count 1 ./runtime
+    go test -run '^$' -bench 'Serve|Restore|FirstRequest' -benchtime "${BENCHTIME:-300x}" -count 1 ./runtime
     go test -run '^$' -bench 'ColdStart|EngineStart' -benchtime "${STARTTIME:-5x}" -count 1 ./runtime
     go test -run '^$' -bench 'RoundTrip' -benchtime "${RTTTIME:-20000x}" -count 3 ./egress
   } | grep -E '^Benchmark' > "$work/go.txt"
@@ -466,11 +466,13 @@ elif [ -n "$out" ]; then
     echo "## Runtime: Go benchmarks"
     echo
     echo "One request through the runtime without HTTP (Serve), the restore of a used"
-    echo "instance to the snapshot (Restore: median time and pages copied back), an app from"
-    echo "nothing to its first response (ColdStart new: import; cached: snapshot from the disk"
-    echo "cache), compiling python.wasm with a warm compilation cache (EngineStart), and one"
-    echo "100-byte round trip to an echo server through egress.Session's Send and Recv, as the"
-    echo "host functions make it, against a plain net.Conn (RoundTrip, 3 runs)."
+    echo "instance to the snapshot (Restore: median time and pages copied back), a request in"
+    echo "an instance made for it (FirstRequest: over a spare memory, or the snapshot mapped"
+    echo "afresh), an app from nothing to its first response (ColdStart new: import; cached:"
+    echo "snapshot from the disk cache, as after a restart), compiling python.wasm with a warm"
+    echo "compilation cache (EngineStart), and one 100-byte round trip to an echo server"
+    echo "through egress.Session's Send and Recv, as the host functions make it, against a"
+    echo "plain net.Conn (RoundTrip, 3 runs)."
     echo
     echo '```'
     cat "$work/go.txt"

@@ -159,6 +159,8 @@ func BenchmarkRestore(b *testing.B) {
 // included (BenchmarkEngineStart).
 func BenchmarkColdStart(b *testing.B) {
 	e := newTestEngine(b)
+	// A restart is a new process: no closed instance left a spare memory.
+	e.spares = nil
 	for _, app := range benchApps(b) {
 		dir := "../apps/" + app
 		spec := func(name string) AppSpec {
