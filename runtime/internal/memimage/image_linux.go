@@ -51,12 +51,12 @@ func New(name string, mem []byte) (*Image, error) {
 		f.Close()
 		return nil, fmt.Errorf("writing the snapshot: %w", err)
 	}
-	under, err := identify(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &Image{file: f, size: uint64(len(mem)), memfd: true, under: under}, nil
+	// A memfd is told apart by the Image that holds it, not by its inode number: on
+	// kernels before 5.9 a memfd's comes from a counter that wraps and that sockets and
+	// pipes draw from too, so two memfds may share one.
+	img := &Image{file: f, size: uint64(len(mem)), memfd: true}
+	img.under = mappedFile{memfd: img, size: int64(len(mem))}
+	return img, nil
 }
 
 // Open uses the file at path as an Image, without reading it: its pages are read

@@ -104,6 +104,9 @@ func (m *Restored) Restore(*PageMap) (dirty int, err error) {
 	return -1, nil
 }
 
+// views has nothing to map: an Image is held in memory.
+func (img *Image) views() error { return nil }
+
 // rebase fails: there is no page map, and a memory is a copy, not a mapping.
 func (m *Restored) rebase(*Image, *PageMap) error {
 	return errors.New("spare memories need a page map")

@@ -69,9 +69,10 @@ func (s *Spares) Put(m *Restored) {
 
 // Take returns a spare memory made equal to img, for a memory of img up to limit
 // (what NewRestored(img, limit) would make), or nil when none fits. Allocate maps
-// nothing for it.
+// nothing for it. img's files are mapped for copying first, so that a failure of
+// img's own (the process at vm.max_map_count) costs no spare.
 func (s *Spares) Take(img *Image, limit uint64, pm *PageMap) *Restored {
-	if s == nil || pm == nil {
+	if s == nil || pm == nil || img.views() != nil {
 		return nil
 	}
 	for {
@@ -138,13 +139,15 @@ func (s *Spares) Close() {
 	}
 }
 
-// mappedFile identifies the file a memory maps at its start by device and inode. A
-// memory that maps the file holds it open, so while the memory exists no other file
-// can get its inode number, and a snapshot file is never changed once written (Open).
-// Its times would not do: a copy of an app taking the file as its own snapshot (a hard
-// link) changes its ctime. layered tells a layered image's base from an image file.
+// mappedFile identifies the file a memory maps at its start. A file on disk is told by
+// device and inode: a memory that maps the file holds it open, so while the memory
+// exists no other file can get its inode number, and a snapshot file is never changed
+// once written (Open). Its times would not do: a copy of an app taking the file as its
+// own snapshot (a hard link) changes its ctime. A memfd is told by the Image that
+// holds it (New). layered tells a layered image's base from an image file.
 type mappedFile struct {
 	dev, ino uint64
+	memfd    *Image
 	size     int64
 	layered  bool
 }

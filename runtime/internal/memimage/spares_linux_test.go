@@ -48,6 +48,17 @@ func scribble(m *Restored, at ...int) {
 	}
 }
 
+// allocated makes a memory of img as the runtime does for a new instance. Unlike
+// restored, it leaves the memory to whoever ends up holding it: the spares release
+// what they keep, and a second Release at cleanup could race the spares' own.
+func allocated(img *Image, limit uint64) *Restored {
+	m := NewRestored(img, limit)
+	m.Allocate(WasmPage, limit)
+	m.Reallocate(WasmPage)
+	m.Reallocate(img.Size())
+	return m
+}
+
 func pageMap(t *testing.T) *PageMap {
 	t.Helper()
 	pm := OpenPageMap()
@@ -83,7 +94,7 @@ func TestSparesTakeAnotherImage(t *testing.T) {
 	const limit = 8 * WasmPage
 	spares := NewSpares(4, time.Minute)
 	defer spares.Close()
-	m := restored(t, imgs[0], limit)
+	m := allocated(imgs[0], limit)
 	if !bytes.Equal(m.Bytes(), first) {
 		t.Fatal("the memory does not read as its image")
 	}
@@ -160,7 +171,7 @@ func TestSparesSameFile(t *testing.T) {
 	const limit = 4 * WasmPage
 	spares := NewSpares(4, time.Minute)
 	defer spares.Close()
-	m := restored(t, imgs[0], limit)
+	m := allocated(imgs[0], limit)
 	scribble(m, 0, WasmPage+100)
 	spares.Put(m)
 	got := spares.Take(imgs[1], limit, pm)
@@ -184,7 +195,7 @@ func TestSparesRefuse(t *testing.T) {
 	const limit = 8 * WasmPage
 	img, _ := image(t, 2)
 	other, _ := image(t, 2) // same size and content, another file
-	fresh := func(img *Image) *Restored { return restored(t, img, limit) }
+	fresh := func(img *Image) *Restored { return allocated(img, limit) }
 
 	spares := NewSpares(4, time.Minute)
 	grown := fresh(img)
