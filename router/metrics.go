@@ -73,6 +73,9 @@ func newMetrics(rt *Router) *metrics {
 				"Requests refused or stopped by a limit (memory, max_body, max_response, queue, body_timeout).", []string{"app", "limit"}, nil),
 			recycled: prometheus.NewDesc("wasmwsgi_instances_recycled_total",
 				"Instances closed after a request instead of going back to the pool.", []string{"app"}, nil),
+			made: prometheus.NewDesc("wasmwsgi_instances_made_total",
+				"Instances made from the app's snapshot: over the memory of a closed instance (spare) or mapping the snapshot (mapped).",
+				[]string{"app", "memory"}, nil),
 			denied: prometheus.NewDesc("wasmwsgi_outbound_denied_total",
 				"Outbound connections and name lookups refused because the app's grants do not cover them.", []string{"app"}, nil),
 			conns: prometheus.NewDesc("wasmwsgi_outbound_connections_total",
@@ -98,12 +101,13 @@ type appGauges struct {
 	running, queued, idle              *prometheus.Desc
 	snapshots, traps, timeouts, limits *prometheus.Desc
 	disconnects, recycled, denied      *prometheus.Desc
+	made                               *prometheus.Desc
 	conns, bytes, lookups, handshakes  *prometheus.Desc
 }
 
 func (g appGauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{g.running, g.queued, g.idle, g.snapshots, g.traps, g.timeouts, g.disconnects,
-		g.limits, g.recycled, g.denied, g.conns, g.bytes, g.lookups, g.handshakes} {
+		g.limits, g.recycled, g.made, g.denied, g.conns, g.bytes, g.lookups, g.handshakes} {
 		ch <- d
 	}
 }
@@ -121,6 +125,8 @@ func (g appGauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(g.timeouts, prometheus.CounterValue, float64(ev.Timeouts.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.disconnects, prometheus.CounterValue, float64(ev.ClientDisconnects.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.recycled, prometheus.CounterValue, float64(ev.Recycled.Load()), name)
+		ch <- prometheus.MustNewConstMetric(g.made, prometheus.CounterValue, float64(ev.InstancesOverSpare.Load()), name, "spare")
+		ch <- prometheus.MustNewConstMetric(g.made, prometheus.CounterValue, float64(ev.InstancesMapped.Load()), name, "mapped")
 		ch <- prometheus.MustNewConstMetric(g.denied, prometheus.CounterValue, float64(ev.OutboundDenied.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.conns, prometheus.CounterValue, float64(ev.OutboundConns.Load()), name)
 		ch <- prometheus.MustNewConstMetric(g.bytes, prometheus.CounterValue, float64(ev.OutboundBytesIn.Load()), name, "in")

@@ -21,6 +21,10 @@ type Events struct {
 	MemoryLimit, MaxBody, MaxResponse, Queue, BodyTimeout atomic.Int64
 	// Recycled counts instances closed instead of going back to the pool.
 	Recycled atomic.Int64
+	// InstancesOverSpare and InstancesMapped count the instances made for the app:
+	// over the memory of a closed instance (memimage.Spares), or mapping the snapshot
+	// afresh.
+	InstancesOverSpare, InstancesMapped atomic.Int64
 	// OutboundDenied counts outbound connections (and name lookups) refused because
 	// the app's grants do not cover them.
 	OutboundDenied atomic.Int64

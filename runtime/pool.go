@@ -80,8 +80,10 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, spare *memi
 	inst := &instance{ctx: reqCtx, maxUses: a.drawMaxUses(), owner: &a.pool}
 	inst.files, inst.scratch = a.newHostFiles()
 	inst.mem = spare
+	made := &a.events.InstancesOverSpare
 	if inst.mem == nil {
 		inst.mem = memimage.NewRestored(snap, a.memoryLimit())
+		made = &a.events.InstancesMapped
 	}
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,
 		func(ns int64) { sleepUntil(inst.ctx)(ns) }, nil)
@@ -90,6 +92,7 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, spare *memi
 		inst.mem.Release()
 		return nil, err
 	}
+	made.Add(1)
 	inst.mod = mod
 	inst.sockets = a.newSockets()
 	inst.handle = mod.ExportedFunction("wasmwsgi_handle")

@@ -583,6 +583,10 @@ func TestSparesCarryNothingAcrossApps(t *testing.T) {
 	if inst == nil || inst.mem != mem {
 		t.Fatal("b's instance was not made over a's memory")
 	}
+	if ev := b.Events(); ev.InstancesOverSpare.Load() != 1 || ev.InstancesMapped.Load() != 0 {
+		t.Fatalf("b counts %d instances made over a spare and %d mapped, want 1 and 0",
+			ev.InstancesOverSpare.Load(), ev.InstancesMapped.Load())
+	}
 	b.pool.put(inst)
 	if got := get(t, b, "/"); got != "(1, [], False)" {
 		t.Fatalf("b's first request, over a's memory, sees %s", got)

@@ -615,6 +615,11 @@ func TestHelloApp(t *testing.T) {
 	if !regexp.MustCompile(`wasmwsgi_instances_idle\{app="hello"\} [12]\n`).MatchString(metrics) {
 		t.Errorf("metrics lack wasmwsgi_instances_idle for hello with 1 or 2 instances")
 	}
+	// The first instances of a new server map the snapshot: no instance closed yet.
+	if !regexp.MustCompile(`wasmwsgi_instances_made_total\{app="hello",memory="mapped"\} [12]\n`).MatchString(metrics) ||
+		!strings.Contains(metrics, `wasmwsgi_instances_made_total{app="hello",memory="spare"} 0`) {
+		t.Errorf("metrics lack wasmwsgi_instances_made_total for hello: 1 or 2 mapped, none over a spare")
+	}
 }
 
 func TestVersion(t *testing.T) {
