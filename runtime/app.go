@@ -1029,18 +1029,18 @@ func (a *App) runRestored(ctx context.Context, ex *exchange, snap *memimage.Imag
 		}
 		why = inst.reset(a.Spec.Isolation, a.engine.pagemap, start)
 	}
-	switch {
-	case why == "":
+	if why == "" {
 		a.pool.put(inst)
-	case err == nil && !fired && !a.poolable():
-		// A data_dir app's instance serves one request; its memory may serve another
-		// instance, of any app, once made that app's snapshot (memimage.Spares).
-		a.events.Recycled.Add(1)
-		inst.retire(a.engine.spares)
-	default:
+	} else {
 		a.events.Recycled.Add(1)
 		ex.log.Debug("instance closed", "reason", why, "requests", inst.uses)
-		inst.close()
+		var spares *memimage.Spares
+		if err == nil && !fired && !a.poolable() {
+			// A data_dir app's instance serves one request; its memory may serve
+			// another instance, of any app, once made that app's snapshot.
+			spares = a.engine.spares
+		}
+		inst.retire(spares)
 	}
 	if err != nil {
 		return 0, err

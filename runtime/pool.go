@@ -116,15 +116,12 @@ func (a *App) spareMemory(snap *memimage.Image) *memimage.Restored {
 }
 
 // close ends the instance and unmaps its memory.
-func (inst *instance) close() {
-	inst.sockets.Close()
-	inst.mod.Close(context.Background())
-	inst.mem.Release()
-}
+func (inst *instance) close() { inst.retire(nil) }
 
 // retire ends an instance that is known clean (it waited in the pool, or its request
 // ended normally) and offers its memory to spares for a new instance of any app,
-// which makes it that app's snapshot first; spares releases what it does not keep.
+// which makes it that app's snapshot first; spares releases what it does not keep,
+// and a nil spares all of it.
 func (inst *instance) retire(spares *memimage.Spares) {
 	inst.sockets.Close()
 	inst.mod.Close(context.Background())

@@ -60,15 +60,21 @@ func newPoolApp(t *testing.T, e *Engine, name string, iso Isolation, maxRequests
 	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(poolApp), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := e.NewApp(AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+	return loadPrewarmed(t, e.NewApp(AppSpec{Name: name, Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
 		Isolation: iso, MaxRequests: maxRequests, Prewarm: 1,
 		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 16,
-			QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20}})
+			QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20}}))
+}
+
+// loadPrewarmed loads a, an app with Prewarm 1, drains its pool when the test ends, and
+// waits for its pre-warmed instance: pre-warming runs in the background, and waiting
+// for it makes the pool's order known.
+func loadPrewarmed(t *testing.T, a *App) *App {
+	t.Helper()
 	if err := a.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.pool.drain)
-	// Pre-warming runs in the background; wait for it so the pool's order is known.
 	for deadline := time.Now().Add(10 * time.Second); a.Idle() < 1; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the pool was not pre-warmed")
@@ -533,20 +539,20 @@ def app(environ, start_response):
 // engine is imported, the others take its file. It waits for the pre-warmed instance.
 func sharedCopy(t *testing.T, e *Engine, name string, iso Isolation) *App {
 	t.Helper()
-	a := e.NewApp(AppSpec{Name: name, Dir: appFolder(t, name, spareApp), Entrypoint: "app",
+	return loadPrewarmed(t, e.NewApp(AppSpec{Name: name, Dir: appFolder(t, name, spareApp), Entrypoint: "app",
 		MaxFileBytes: 1 << 20, Isolation: iso, MaxRequests: 1000, Prewarm: 1, ShareSnapshot: true,
 		Limits: Limits{Timeout: 30 * time.Second, Memory: 128 << 20, Concurrency: 4, Queue: 64,
-			QueueTimeout: 30 * time.Second, OpenFiles: 64, Scratch: 1 << 20}})
-	if err := a.Load(context.Background()); err != nil {
-		t.Fatal(err)
+			QueueTimeout: 30 * time.Second, OpenFiles: 64, Scratch: 1 << 20}}))
+}
+
+// sparesEngine returns a test engine that keeps spare memories, or skips the test.
+func sparesEngine(t *testing.T) *Engine {
+	t.Helper()
+	e := newTestEngine(t)
+	if e.spares == nil {
+		t.Skip("no page map: instances keep no spare memories")
 	}
-	t.Cleanup(a.pool.drain)
-	for deadline := time.Now().Add(10 * time.Second); a.Idle() < 1; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the pool was not pre-warmed")
-		}
-	}
-	return a
+	return e
 }
 
 // TestSparesCarryNothingAcrossApps closes an instance that holds an app's state (in
@@ -554,10 +560,7 @@ func sharedCopy(t *testing.T, e *Engine, name string, iso Isolation) *App {
 // its new instance over that memory (memimage.Spares): the copy must see its own
 // snapshot, none of what the first app's requests left.
 func TestSparesCarryNothingAcrossApps(t *testing.T) {
-	e := newTestEngine(t)
-	if e.spares == nil {
-		t.Skip("no page map: instances keep no spare memories")
-	}
+	e := sparesEngine(t)
 	a := sharedCopy(t, e, "spare-a", IsolationInstance)
 	get(t, a, "/remember?a-secret")
 	if got := get(t, a, "/"); !strings.Contains(got, "a-secret") || !strings.HasPrefix(got, "(2,") {
@@ -599,10 +602,7 @@ func TestSparesCarryNothingAcrossApps(t *testing.T) {
 // state of another copy or of its own: a request may see what earlier requests to its
 // own copy kept, never what another copy's did.
 func TestSparesUnderConcurrentRequests(t *testing.T) {
-	e := newTestEngine(t)
-	if e.spares == nil {
-		t.Skip("no page map: instances keep no spare memories")
-	}
+	e := sparesEngine(t)
 	var apps []*App
 	for i := range 4 {
 		apps = append(apps, sharedCopy(t, e, fmt.Sprintf("spare-c%d", i), IsolationInstance))

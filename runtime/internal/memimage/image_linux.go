@@ -137,7 +137,14 @@ func (img *Image) placeLayered(mem []byte) error {
 	if err := img.views(); err != nil {
 		return err
 	}
-	return img.layout.segments(func(lo, hi int64, own bool, off int64) error {
+	img.copyOwn(mem)
+	return nil
+}
+
+// copyOwn copies the pages a layered image holds itself into mem; views must have
+// succeeded.
+func (img *Image) copyOwn(mem []byte) {
+	_ = img.layout.segments(func(lo, hi int64, own bool, off int64) error {
 		if own {
 			copy(mem[lo:hi], img.viewMem[off:off+hi-lo])
 		}
@@ -295,7 +302,7 @@ func (m *Restored) rebase(img *Image, pm *PageMap) error {
 	if pm == nil {
 		return errors.New("no page map")
 	}
-	if m.err != nil || m.mapped == nil || m.under != img.under || m.size != img.size || m.hit {
+	if !m.spareable() || !m.fits(img, m.limitAsked) {
 		return errors.New("the memory is not over the image's file")
 	}
 	if err := img.views(); err != nil {
@@ -307,12 +314,7 @@ func (m *Restored) rebase(img *Image, pm *PageMap) error {
 		return err
 	}
 	if img.layout != nil {
-		_ = img.layout.segments(func(lo, hi int64, own bool, off int64) error {
-			if own {
-				copy(mem[lo:hi], img.viewMem[off:off+hi-lo])
-			}
-			return nil
-		})
+		img.copyOwn(mem)
 	}
 	m.img, m.placed, m.rebased = img, true, true
 	m.peak = m.size
