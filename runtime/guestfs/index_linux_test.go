@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,7 +54,7 @@ func TestFileIndexSkipsUnchangedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.Index().Files) != 1 {
+	if first.Index().Len() != 1 {
 		t.Fatalf("index of one file: %+v", first.Index())
 	}
 	before := readBytes(t)
@@ -136,10 +137,12 @@ func TestFileIndexRacyFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := first.Index().lookup("mod.py", info); ok {
+	var e walkEntry
+	e.setInfo(info)
+	if _, ok := first.Index().lookup("mod.py", &e); ok {
 		t.Error("an index taken right after the file changed vouches for it")
 	}
-	if _, ok := indexLater(first.Index()).lookup("mod.py", info); !ok {
+	if _, ok := indexLater(first.Index()).lookup("mod.py", &e); !ok {
 		t.Error("an index taken well after the file changed does not vouch for it")
 	}
 }
@@ -159,14 +162,23 @@ func TestFileIndexFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ReadFileIndex(path)
-	if got == nil || got.Taken != m.Index().Taken || got.Files["a.py"] != m.Index().Files["a.py"] {
+	if got == nil || got.Taken != m.Index().Taken || !slices.Equal(got.files, m.Index().files) {
 		t.Errorf("read back %+v, want %+v", got, m.Index())
 	}
 	if err := os.WriteFile(path, []byte("\x2a\xff\x81\x03\x01"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := ReadFileIndex(path); got != nil {
-		t.Errorf("a cut-short index reads as %+v, want none", got)
+		t.Errorf("an index of another format reads as %+v, want none", got)
+	}
+	b := encodeFileIndex(m.Index())
+	for n := range len(b) {
+		if got, ok := decodeFileIndex(b[:n]); ok || got != nil {
+			t.Fatalf("the first %d of %d bytes read as %+v, want none", n, len(b), got)
+		}
+	}
+	if _, ok := decodeFileIndex(append(b, 0)); ok {
+		t.Error("an index followed by another byte reads as one")
 	}
 }
 

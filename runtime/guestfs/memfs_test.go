@@ -3,6 +3,8 @@ package guestfs
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -43,8 +45,9 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 	for link, target := range map[string]string{
 		"escape.txt": secret, // absolute link out of the folder
 		"up.txt":     "../" + filepath.Base(outside) + "/secret.txt",
-		"inside.py":  "app.py", // relative link that stays inside
-		"dirlink":    outside,  // directory link out of the folder
+		"inside.py":  "app.py",    // relative link that stays inside
+		"pkg/up.py":  "../app.py", // leaves its own folder, stays inside the app's
+		"dirlink":    outside,     // directory link out of the folder
 	} {
 		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
 			t.Fatal(err)
@@ -55,7 +58,7 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fstest.TestFS(m, "app.py", "pkg/mod.py", "inside.py", "pkg/__pycache__/mod.cpython-311.pyc"); err != nil {
+	if err := fstest.TestFS(m, "app.py", "pkg/mod.py", "inside.py", "pkg/up.py", "pkg/__pycache__/mod.cpython-311.pyc"); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"escape.txt", "up.txt", "dirlink", "dirlink/secret.txt", "pkg/__pycache__/mod.cpython-312.pyc",
@@ -67,9 +70,10 @@ func TestMemFSFromDirConfinement(t *testing.T) {
 	if len(skipped) != 3 {
 		t.Errorf("skipped = %v, want the three escaping links", skipped)
 	}
-	b, _ := fs.ReadFile(m, "inside.py")
-	if string(b) != "application = None\n" {
-		t.Errorf("inside.py = %q", b)
+	for _, name := range []string{"inside.py", "pkg/up.py"} {
+		if b, _ := fs.ReadFile(m, name); string(b) != "application = None\n" {
+			t.Errorf("%s = %q", name, b)
+		}
 	}
 	for _, bad := range []string{"../secret.txt", "/etc/passwd", "pkg/../../x", ""} {
 		if _, err := m.Open(bad); err == nil {
@@ -236,8 +240,20 @@ func TestMemFSFromDirDepthAndFIFOs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
+	// As the walk opens a file it found regular: through the folder that holds it.
 	done := make(chan error, 1)
-	go func() { _, err := readOnce(root, "fifo", 1<<20); done <- err }()
+	go func() {
+		done <- walkFolder(root, dir, func(name string, e *walkEntry, err error) error {
+			if errors.Is(err, errTooDeep) {
+				return nil // the nested folders above
+			}
+			if name != "fifo" || err != nil {
+				return err
+			}
+			_, err = readOnce(func() (*os.File, error) { return e.in.open(e.base) }, 1<<20)
+			return err
+		})
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
@@ -245,5 +261,38 @@ func TestMemFSFromDirDepthAndFIFOs(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("reading a FIFO waited for a writer")
+	}
+}
+
+// TestWriteDigestTellsTreesApart: trees that differ in a file's content, a name, or a
+// file against an empty folder write different digests, and the same tree the same.
+func TestWriteDigestTellsTreesApart(t *testing.T) {
+	digest := func(files map[string]string, dirs ...string) string {
+		m := newMemFS()
+		for name, content := range files {
+			m.add(name, []byte(content), false, time.Time{})
+		}
+		for _, d := range dirs {
+			m.add(d, nil, true, time.Time{})
+		}
+		m.finish()
+		h := sha256.New()
+		m.WriteDigest(h)
+		return fmt.Sprintf("%x", h.Sum(nil))
+	}
+	base := digest(map[string]string{"a/b.py": "x = 1\n", "c.py": ""})
+	if again := digest(map[string]string{"c.py": "", "a/b.py": "x = 1\n"}); again != base {
+		t.Error("the same tree wrote two digests")
+	}
+	for what, other := range map[string]string{
+		"content":          digest(map[string]string{"a/b.py": "x = 2\n", "c.py": ""}),
+		"a name":           digest(map[string]string{"a/b.py": "x = 1\n", "d.py": ""}),
+		"a folder":         digest(map[string]string{"a/b.py": "x = 1\n"}, "c.py"),
+		"a name's split":   digest(map[string]string{"a/b.py": "x = 1\n", "c.p": "y"}),
+		"one file missing": digest(map[string]string{"a/b.py": "x = 1\n"}),
+	} {
+		if other == base {
+			t.Errorf("trees that differ in %s wrote the same digest", what)
+		}
 	}
 }
