@@ -29,6 +29,7 @@ package runtime
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -87,6 +88,10 @@ type Engine struct {
 	// instance: a restored one gets its memory from the app's snapshot, a fresh one
 	// has the segments written into its memory before _initialize runs (initMemory).
 	module wazero.CompiledModule
+	// compiled is closed once the compile NewEngine starts has set module and data,
+	// or compileErr (Compiled).
+	compiled   chan struct{}
+	compileErr error
 	// data holds python.wasm's data segments.
 	data   []wasmbin.DataSegment
 	stdlib *guestfs.MemFS
@@ -139,8 +144,9 @@ type Engine struct {
 // that many times over.
 const maxImports = 4
 
-// NewEngine compiles the guest's python.wasm and loads its stdlib. It takes about a second cold and a
-// fraction of that with the compilation cache warm.
+// NewEngine loads the guest's stdlib and starts compiling its python.wasm, which takes
+// about a second cold and a fraction of that with the compilation cache warm: apps can
+// read their folders meanwhile, and their first instance waits for it (Compiled).
 func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -200,27 +206,12 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, err
 	}
-	// One compilation worker per CPU (docs/design.md, "Compiling python.wasm").
-	ctx = experimental.WithCompilationWorkers(ctx, goruntime.NumCPU())
+	// The data segments go to Engine.initMemory; splitting them out parses the whole
+	// module, so a python.wasm that is no module fails here.
 	stripped, data, err := wasmbin.SplitDataSegments(wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("python.wasm: %w", err)
-	}
-	compiled, err := rt.CompileModule(ctx, stripped)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("compile python.wasm: %w", err)
-	}
-	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("python.wasm exports no memory: it was not built by python-wasm/build.sh; run `make build`")
-	}
-	for _, name := range []string{"_initialize", "wasmwsgi_init", "wasmwsgi_freeze", "wasmwsgi_handle", "wasmwsgi_main"} {
-		if _, ok := compiled.ExportedFunctions()[name]; !ok {
-			rt.Close(ctx)
-			return nil, fmt.Errorf("python.wasm does not export %q: it was not built by python-wasm/build.sh; run `make build`", name)
-		}
 	}
 	if cfg.MaxInstances <= 0 {
 		cfg.MaxInstances = 64
@@ -240,14 +231,15 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if pagemap != nil {
 		spares = memimage.NewSpares(maxSpares, spareTTL)
 	}
-	return &Engine{
+	e := &Engine{
+		compiled:    make(chan struct{}),
 		moduleHash:  [32]byte(guest.Sum(nil)),
 		snapshotDir: snapshotDir,
 		indexDir:    indexDir,
 		pagemap:     pagemap,
 		spares:      spares,
 		dataDirs:    guestfs.NewDataDirs(),
-		rt:          rt, module: compiled, data: data, stdlib: stdlib, log: cfg.Logger,
+		rt:          rt, data: data, stdlib: stdlib, log: cfg.Logger,
 		root: root, rootData: rootData,
 		interruptible: instrumented != nil,
 		// Admission to the server-wide cap has no queue of its own: requests wait in
@@ -255,7 +247,44 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		instances: newGate(cfg.MaxInstances, 1<<30),
 		idle:      &idleSet{max: cfg.MaxIdle},
 		imports:   make(chan struct{}, min(goruntime.GOMAXPROCS(0), maxImports)),
-	}, nil
+	}
+	// The compile runs while the apps' folders are read: a restart of many tenants
+	// spends its first half second walking them, which needs no compiled module.
+	go func() {
+		defer close(e.compiled)
+		e.module, e.compileErr = compileGuest(ctx, rt, stripped)
+	}()
+	return e, nil
+}
+
+// compileGuest compiles python.wasm, its data segments taken out, and checks that it
+// exports what wasmwsgi calls.
+func compileGuest(ctx context.Context, rt wazero.Runtime, stripped []byte) (wazero.CompiledModule, error) {
+	// One compilation worker per CPU (docs/design.md, "Compiling python.wasm").
+	ctx = experimental.WithCompilationWorkers(ctx, goruntime.NumCPU())
+	compiled, err := rt.CompileModule(ctx, stripped)
+	if err != nil {
+		return nil, fmt.Errorf("compile python.wasm: %w", err)
+	}
+	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
+		return nil, fmt.Errorf("python.wasm exports no memory: it was not built by python-wasm/build.sh; run `make build`")
+	}
+	for _, name := range []string{"_initialize", "wasmwsgi_init", "wasmwsgi_freeze", "wasmwsgi_handle", "wasmwsgi_main"} {
+		if _, ok := compiled.ExportedFunctions()[name]; !ok {
+			return nil, fmt.Errorf("python.wasm does not export %q: it was not built by python-wasm/build.sh; run `make build`", name)
+		}
+	}
+	return compiled, nil
+}
+
+// Compiled waits for python.wasm's compile, which NewEngine started, and returns its
+// error: an engine whose compile failed instantiates nothing.
+func (e *Engine) Compiled() error {
+	if e.compiled == nil {
+		return errors.New("the engine was not made by NewEngine: no python.wasm is compiled")
+	}
+	<-e.compiled
+	return e.compileErr
 }
 
 // maxSpares and spareTTL bound the memories of closed instances kept for new ones
@@ -268,6 +297,7 @@ const (
 
 // Close releases the runtime and every instance still open.
 func (e *Engine) Close(ctx context.Context) error {
+	e.Compiled() // the compile uses the runtime until it ends
 	e.spares.Close()
 	if e.pagemap != nil {
 		e.pagemap.Close()
@@ -286,6 +316,9 @@ type linearMemory interface {
 // not make it (the kernel refused the mapping), that is the error returned, the
 // instantiation's own being only its consequence, and no module is left open.
 func (e *Engine) instantiate(ctx context.Context, mem linearMemory, cfg wazero.ModuleConfig) (api.Module, error) {
+	if err := e.Compiled(); err != nil {
+		return nil, err
+	}
 	mod, err := e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), e.module, cfg)
 	if merr := mem.Err(); merr != nil {
 		err = merr

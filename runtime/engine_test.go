@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	pythonwasm "github.com/wasmwsgi/wasmwsgi/python-wasm"
 )
@@ -47,8 +48,10 @@ func TestEngineGuest(t *testing.T) {
 	}
 	withShim := *embedded
 	withShim.Shim = append(bytes.Clone(embedded.Shim), "\nGUEST_MARKER = 'handed in'\n"...)
-	badWasm, badStdlib := *embedded, *embedded
+	badWasm, badStdlib, emptyWasm := *embedded, *embedded, *embedded
 	badWasm.Wasm = []byte("not wasm")
+	// A module with a memory and one data segment, exporting nothing.
+	emptyWasm.Wasm = []byte("\x00asm\x01\x00\x00\x00" + "\x05\x03\x01\x00\x01" + "\x0b\x07\x01\x00\x41\x00\x0b\x01x")
 	badStdlib.Stdlib = []byte("not a zip")
 
 	dir := filepath.Join(t.TempDir(), "marker")
@@ -63,12 +66,16 @@ func TestEngineGuest(t *testing.T) {
 		guest    *Guest
 		wantBody string
 		wantErr  string
+		// wantCompileErr is the error of the compile NewEngine starts, which the
+		// app's load then fails with.
+		wantCompileErr string
 	}{
 		{name: "nil is the embedded guest", guest: nil, wantBody: "embedded"},
 		{name: "the embedded guest handed in", guest: embedded, wantBody: "embedded"},
 		{name: "another shim", guest: &withShim, wantBody: "handed in"},
 		{name: "python.wasm that is not a module", guest: &badWasm, wantErr: "python.wasm: not a wasm module"},
 		{name: "a stdlib that is not a zip", guest: &badStdlib, wantErr: "stdlib bundle"},
+		{name: "python.wasm that exports nothing", guest: &emptyWasm, wantCompileErr: "python.wasm exports no memory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := NewEngine(context.Background(), EngineConfig{
@@ -86,6 +93,17 @@ func TestEngineGuest(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Close(context.Background())
+			if tc.wantCompileErr != "" {
+				if err := e.Compiled(); err == nil || !strings.Contains(err.Error(), tc.wantCompileErr) {
+					t.Fatalf("Compiled: %v, want an error containing %q", err, tc.wantCompileErr)
+				}
+				a := e.NewApp(AppSpec{Name: "marker", Dir: dir, Entrypoint: "app", MaxFileBytes: 1 << 20,
+					Limits: Limits{Timeout: time.Second, Memory: 64 << 20, Concurrency: 1, Queue: 1, QueueTimeout: time.Second, OpenFiles: 64}})
+				if err := a.Load(context.Background()); err == nil || !strings.Contains(err.Error(), tc.wantCompileErr) {
+					t.Errorf("Load: %v, want an error containing %q", err, tc.wantCompileErr)
+				}
+				return
+			}
 			a := loadApp(t, e, dir)
 			if got := serveOnce(t, a, "/marker/").Body.String(); got != tc.wantBody {
 				t.Errorf("the app runs under the shim %q, want %q", got, tc.wantBody)

@@ -142,7 +142,11 @@ func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log 
 		return err
 	}
 	defer engine.Close(context.Background())
-	log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "elapsed", time.Since(start).Round(time.Millisecond))
+	go func() {
+		if engine.Compiled() == nil {
+			log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+	}()
 	if len(rt.Mounts()) == 0 {
 		log.Warn("no apps found: an app is a subfolder holding app.py, wsgi.py, a *.wsgi file or a Django project's manage.py", "apps_dir", cfg.AppsDir)
 	}
@@ -173,9 +177,15 @@ func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log 
 	}
 
 	failed := rt.LoadAll(ctx)
-	log.Info("ready", "apps", len(rt.Mounts()), "failed", failed, "elapsed", time.Since(start).Round(time.Millisecond))
+	// The apps folder is watched from here on: a change made after an app loaded must
+	// not wait for the compile, which restored apps do not need until their first
+	// instance.
 	stopReloads := reloadOnChange(ctx, rt, cfg, reread, hup, log)
 	defer stopReloads()
+	if err := engine.Compiled(); err != nil {
+		return err // every app failed for it
+	}
+	log.Info("ready", "apps", len(rt.Mounts()), "failed", failed, "elapsed", time.Since(start).Round(time.Millisecond))
 
 	select {
 	case err := <-served:
