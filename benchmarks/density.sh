@@ -4,7 +4,8 @@
 # memory cgroup. For each variant of the app it measures:
 #   - a fresh start to ready, from an empty cache folder (no snapshot, no compiled
 #     python.wasm either: the engine's compile is given apart);
-#   - a restart to ready from the cached snapshots, with the page cache dropped first;
+#   - a restart to ready from the cached snapshots, with the page cache dropped first,
+#     and to every app loaded (serve loads the apps it restores after ready);
 #   - wrk on 127.0.0.1 with a tenant drawn at random for every request: rps, p50, p99,
 #     errors (non-2xx and socket errors), the cgroup's peak usage and the split of its
 #     memory (anon against page cache) at the end; and the snapshot files' size on disk;
@@ -145,6 +146,7 @@ serve() {
     code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$addr/_wasmwsgi/ready" || true)
   done
   ready_ms=$(( $(now_ms) - t0 ))
+  serve_t0=$t0
   local failed
   failed=$(sed -n 's/.*msg=ready .*failed=\([0-9]*\).*/\1/p' "$log" | tail -1)
   if [ "${failed:-0}" != 0 ]; then
@@ -155,6 +157,28 @@ serve() {
 }
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+# all_loaded: waits until the server started last has loaded every app, the ones it
+# left for after ready included (README, "Restarts"); sets loaded_ms, from its start.
+all_loaded() {
+  loaded_ms=$ready_ms
+  grep -q 'msg="loading the apps an earlier start loaded, after ready"' "$log" || return 0
+  until grep -q 'msg="apps loaded after ready"' "$log"; do
+    if [ $(( $(now_ms) - serve_t0 )) -gt $(( ready_timeout * 1000 )) ]; then
+      echo "density: the server did not load every app within ${ready_timeout}s" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+  loaded_ms=$(( $(now_ms) - serve_t0 ))
+  local failed
+  failed=$(sed -n 's/.*msg="apps loaded after ready".*failed=\([0-9]*\).*/\1/p' "$log" | tail -1)
+  if [ "${failed:-0}" != 0 ]; then
+    echo "density: $failed apps failed to load after ready; see the log:" >&2
+    grep -m3 'app failed' "$log" >&2
+    exit 1
+  fi
+}
 
 # mem: "usage_MiB peak_MiB anon_MiB file_MiB failcnt mapped_MiB" of the cgroup (file
 # is its page cache, mapped the part of it mapped by the process), or of the process
@@ -244,6 +268,8 @@ for variant in $variants; do
   drop_caches
   serve "$variant-cached" "$apps" "$cache"
   cached_ms=$ready_ms
+  all_loaded
+  cached_all_ms=$loaded_ms
   sleep 5 # pre-warming runs after the load
   idle_mem=$(mem)
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/t0001$path")
@@ -266,8 +292,8 @@ for variant in $variants; do
   stop
 
   rm -rf "$apps" "$cache"
-  rows+="$variant $path $tenant_mib $fresh_ms ${engine:--} $autowarm_off $cached_ms $snap_files $base_files $snap_mib $snap_apparent_mib | $fresh_mem | $idle_mem | $load | $end_mem | $idle"$'\n'
-  echo "$variant: $fresh_ms ms fresh, $cached_ms ms cached; load: $load; end memory: $end_mem; idle/busy: $idle" >&2
+  rows+="$variant $path $tenant_mib $fresh_ms ${engine:--} $autowarm_off $cached_ms $cached_all_ms $snap_files $base_files $snap_mib $snap_apparent_mib | $fresh_mem | $idle_mem | $load | $end_mem | $idle"$'\n'
+  echo "$variant: $fresh_ms ms fresh, $cached_ms ms cached ($cached_all_ms ms to every app loaded); load: $load; end memory: $end_mem; idle/busy: $idle" >&2
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -288,13 +314,13 @@ else:
     print("read at load and the snapshots' pages), mapped the part of file the server maps")
     print("(snapshot pages in use), peak is memory.max_usage_in_bytes.")
 print()
-print("| app | path | fresh start to ready | of it, engine start | peak MiB, fresh start | cached restart to ready | snapshots on disk (allocated / apparent) | memory at ready, cached: anon / file (mapped) |")
+print("| app | path | fresh start to ready | of it, engine start | peak MiB, fresh start | cached restart to ready (every app loaded) | snapshots on disk (allocated / apparent) | memory at ready, cached: anon / file (mapped) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     head, fresh, idle, load, end, ib = [p.split() for p in r.split("|")]
-    v, path, tmib, fresh_ms, engine, autowarm_off, cached_ms, files, bases, snap, apparent = head
+    v, path, tmib, fresh_ms, engine, autowarm_off, cached_ms, cached_all_ms, files, bases, snap, apparent = head
     note = f" ({autowarm_off} without the automatic warm-up)" if v == "plain" and autowarm_off != "0" else ""
-    print(f"| {name[v]}{note} | {path} | {s(fresh_ms)} | {engine} | {fresh[1]} | {s(cached_ms)} | {files} files ({bases} base images), {int(snap) / 1024:.2f} / {int(apparent) / 1024:.2f} GiB ({int(snap) / int(n):.2f} / {int(apparent) / int(n):.2f} MiB a tenant) | {idle[2]} / {idle[3]} ({idle[5]}) MiB |")
+    print(f"| {name[v]}{note} | {path} | {s(fresh_ms)} | {engine} | {fresh[1]} | {s(cached_ms)} ({s(cached_all_ms)}) | {files} files ({bases} base images), {int(snap) / 1024:.2f} / {int(apparent) / 1024:.2f} GiB ({int(snap) / int(n):.2f} / {int(apparent) / int(n):.2f} MiB a tenant) | {idle[2]} / {idle[3]} ({idle[5]}) MiB |")
 print()
 print(f"wrk -t{threads} -c{conns} -d{duration} on 127.0.0.1, a tenant drawn at random for every request")
 print(f"(benchmarks/density.lua), after the cached restart and {warmup} of the same load; memory read")

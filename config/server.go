@@ -57,6 +57,12 @@ type Server struct {
 	// Watch reloads an app when its files change (and mounts or unmounts app folders as
 	// they appear or go). Default true.
 	Watch bool `koanf:"watch"`
+	// CheckBeforeReady loads every app before the server reports ready, the ones an
+	// earlier start loaded with this cache included. By default those load right after
+	// ready (their load reads every file of the folder and restores the snapshot it
+	// made, or imports the app if a file changed), and a request to one waits for its
+	// load. Default false.
+	CheckBeforeReady bool `koanf:"check_before_ready"`
 	// IdleTimeout is how long an app may go without a request before it keeps no
 	// instance at all, its pre-warmed ones included: an idle tenant then holds only its
 	// snapshot, and its next request restores an instance from it. "0s" keeps the
@@ -183,6 +189,7 @@ var defaults = map[string]any{
 	"limits.instances":      64,
 	"limits.idle_instances": 256,
 	"watch":                 true,
+	"check_before_ready":    false,
 	"idle_timeout":          "5m",
 	"static_files":          true,
 	"share_snapshots":       true,
@@ -203,11 +210,12 @@ var flagKeys = map[string]string{
 	"h2c":        "h2c",
 	"admin-addr": "admin_addr",
 
-	"server-timing":    "server_timing",
-	"idle-timeout":     "idle_timeout",
-	"watch":            "watch",
-	"trust-app-config": "trust_app_config",
-	"static-files":     "static_files",
+	"server-timing":      "server_timing",
+	"idle-timeout":       "idle_timeout",
+	"watch":              "watch",
+	"check-before-ready": "check_before_ready",
+	"trust-app-config":   "trust_app_config",
+	"static-files":       "static_files",
 }
 
 // AddFlags defines the flags that set config keys, plus --config.
@@ -226,6 +234,8 @@ func AddFlags(fs *pflag.FlagSet) {
 	fs.Bool("h2c", false, "also accept cleartext HTTP/2 with prior knowledge (for a proxy in front; not with TLS)")
 	fs.Bool("server-timing", false, "add a Server-Timing header with guest time and peak memory (apps may opt out)")
 	fs.Bool("watch", true, "reload apps when their files change (--watch=false turns it off)")
+	fs.Bool("check-before-ready", false, "load every app before reporting ready, the ones a restart "+
+		"restores from the cache included (by default those load right after ready)")
 	fs.Bool("static-files", true, "serve each app's [static] files from memory without running the app (--static-files=false leaves every path to the apps)")
 	fs.String("idle-timeout", "", "an app with no request for this long keeps no instance, e.g. 5m (default 5m; 0s keeps them)")
 	fs.String("admin-addr", "", "serve the admin page and /_wasmwsgi/metrics on this host:port instead of --addr")

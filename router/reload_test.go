@@ -53,18 +53,27 @@ func newReloadRouter(t *testing.T, files map[string]string) *reloadRouter {
 	for name, content := range files {
 		testkit.WriteFile(t, filepath.Join(dir, name), content)
 	}
+	return serveApps(t, dir, false)
+}
+
+// serveApps serves the apps of dir and returns once LoadAll has: with
+// loadKnownAfterReady, the apps a router before it loaded are still loading.
+func serveApps(t *testing.T, dir string, loadKnownAfterReady bool) *reloadRouter {
+	t.Helper()
 	logs := &syncBuffer{}
 	rt, err := New(engine(t), Config{
 		Apps: config.Operator{Dir: dir, Limits: runtime.Limits{
 			Timeout: 30 * time.Second, Memory: 128 << 20, MaxBody: 1 << 20, MaxResponse: 1 << 20,
 			Concurrency: 4, Queue: 64, QueueTimeout: 10 * time.Second, OpenFiles: 64, Scratch: 1 << 20,
 		}},
-		MaxAppBytes: 64 << 20,
+		MaxAppBytes:         64 << 20,
+		LoadKnownAfterReady: loadKnownAfterReady,
 	}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt.LoadAll(context.Background())
+	t.Cleanup(func() { rt.Close(context.Background()) })
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
 	tr := &reloadRouter{Router: rt, srv: srv, log: logs, dir: dir}
@@ -421,6 +430,90 @@ func TestReloadAppliesNewSettings(t *testing.T) {
 	}
 	if code := post(); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("100-byte body after limits.max_body became 10: %d, want 413", code)
+	}
+}
+
+// TestLoadKnownAfterReady: a router over folders another router loaded with the same
+// cache is ready before it loads them, and a request to one waits for its load and is
+// answered by the app as its folder is now. A file changed between the two routers is
+// read again (the app is imported again), never served from the first one's snapshot;
+// an app no router loaded before loads before ready.
+func TestLoadKnownAfterReady(t *testing.T) {
+	tag := time.Now().UnixNano() // the cache is shared with other tests and packages
+	dir := t.TempDir()
+	testkit.WriteFile(t, filepath.Join(dir, "later-same", "app.py"), appSource(fmt.Sprintf("same %d", tag)))
+	testkit.WriteFile(t, filepath.Join(dir, "later-changed", "app.py"), appSource(fmt.Sprintf("before %d", tag)))
+	first := serveApps(t, dir, true) // nothing known yet: everything loads before ready
+	for app, want := range map[string]string{"later-same": "same", "later-changed": "before"} {
+		if code, body := first.get(t, "/"+app+"/"); code != 200 || body != fmt.Sprintf("%s %d", want, tag) {
+			t.Fatalf("first router, %s: %d %q", app, code, body)
+		}
+	}
+	if strings.Contains(first.log.String(), "after ready") {
+		t.Errorf("the first router loaded apps after ready:\n%s", first.log.String())
+	}
+	first.Close(context.Background())
+
+	testkit.WriteFile(t, filepath.Join(dir, "later-changed", "app.py"), appSource(fmt.Sprintf("after %d", tag)))
+	testkit.WriteFile(t, filepath.Join(dir, "later-new", "app.py"), appSource(fmt.Sprintf("new %d", tag)))
+	second := serveApps(t, dir, true)
+	log := second.log.String()
+	if !strings.Contains(log, `msg="loading the apps an earlier start loaded, after ready" apps=2`) {
+		t.Errorf("the second router did not leave its two known apps for after ready:\n%s", log)
+	}
+	if !strings.Contains(log, `msg="app ready" app=later-new`) {
+		t.Errorf("the new app was not loaded before ready:\n%s", log)
+	}
+	for app, want := range map[string]string{"later-changed": "after", "later-same": "same", "later-new": "new"} {
+		if code, body := second.get(t, "/"+app+"/"); code != 200 || body != fmt.Sprintf("%s %d", want, tag) {
+			t.Errorf("second router, %s: %d %q, want %q", app, code, body, fmt.Sprintf("%s %d", want, tag))
+		}
+	}
+	waitFor(t, "the apps loaded after ready", func() bool {
+		return strings.Contains(second.log.String(), `msg="apps loaded after ready" apps=2 failed=0`)
+	})
+	log = second.log.String()
+	for _, want := range []string{
+		`msg="app loading" app=later-same phase="restoring a cached snapshot"`,
+		`msg="app loading" app=later-changed phase=importing`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the second router's log lacks %q:\n%s", want, log)
+		}
+	}
+	if err := second.reload(t); err != nil {
+		t.Errorf("reload after the loads: %v", err)
+	}
+}
+
+// TestCloseWhileLoadingAfterReady: Close waits for the loads left for after ready and
+// starts none; the apps it did not load are failed, and nothing hangs.
+func TestCloseWhileLoadingAfterReady(t *testing.T) {
+	tag := time.Now().UnixNano()
+	files := map[string]string{}
+	for i := range 6 {
+		files[fmt.Sprintf("close-later-%d/app.py", i)] = appSource(fmt.Sprintf("%d %d", i, tag))
+	}
+	dir := newReloadRouter(t, files).dir
+	second := serveApps(t, dir, true)
+	mounts := second.Mounts()
+	if len(mounts) != 6 {
+		t.Fatalf("%d apps mounted, want 6", len(mounts))
+	}
+	done := make(chan error, 1)
+	go func() { done <- second.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	for _, m := range mounts {
+		if state, _ := m.App.Status(); state == runtime.StateLoading {
+			t.Errorf("%s is still loading after Close", m.Dir.Name)
+		}
 	}
 }
 

@@ -52,6 +52,11 @@ type Config struct {
 	// IdleAfter is how long an app may go without a request before it keeps no
 	// instance (runtime.AppSpec.IdleAfter); 0 keeps its pre-warmed ones.
 	IdleAfter time.Duration
+	// LoadKnownAfterReady has LoadAll mark the router ready before it loads the apps an
+	// earlier start already loaded with this cache (runtime.App.Known): those load
+	// right after, and a request to one waits for its load. Their load still reads
+	// every file, so no snapshot serves a folder changed since it was taken.
+	LoadKnownAfterReady bool
 }
 
 // Mount is one app and where it is served. A mount does not change once it is routed:
@@ -71,6 +76,12 @@ type Mount struct {
 	// static serves the app's [static] routes from its files; made on the first
 	// request for one once the app is ready (staticFiles).
 	static atomic.Pointer[static.Handler]
+	// later is set for an app LoadAll loads after ready (Config.LoadKnownAfterReady)
+	// until its load ends; loadOnce runs that load for whoever asks first, the loader
+	// or a request, and loaded is closed when it ends.
+	later    atomic.Bool
+	loadOnce sync.Once
+	loaded   chan struct{}
 }
 
 // staticFiles returns the handler of the app's [static] routes, over the files the
@@ -117,6 +128,9 @@ type Router struct {
 
 	watchMu  sync.Mutex
 	watchers []*Watcher // started by Watch, stopped by Close
+
+	// laterCtx is the context of the loads LoadAll left for after ready.
+	laterCtx context.Context
 }
 
 // New discovers the apps in cfg.Apps.Dir and builds the routes. Apps are not loaded yet:
@@ -223,11 +237,57 @@ func (rt *Router) Mounts() []*Mount { return rt.table.Load().mounts }
 // LoadAll loads every app, a few at a time, and marks the router ready when all have
 // finished (successfully or not). It logs each app's phase and, every second until all
 // are done, how many are ready. It returns the number of apps that failed.
+//
+// With Config.LoadKnownAfterReady, the apps an earlier start loaded with this cache are
+// left out: the router is ready once the others have loaded, and those load right
+// after, in the background, while any request to one starts its load at once and
+// waits for it. Reload, Load and Close wait for them.
 func (rt *Router) LoadAll(ctx context.Context) int {
 	rt.reloadMu.Lock()
-	defer rt.reloadMu.Unlock()
-	mounts := rt.Mounts()
 	start := time.Now()
+	rt.laterCtx = ctx // before any mount is marked: a request may load one at once
+	var now, later []*Mount
+	for _, m := range rt.Mounts() {
+		if rt.cfg.LoadKnownAfterReady && m.Dir.Err == nil && !m.shadowed && m.App.Known() {
+			m.loaded = make(chan struct{})
+			m.later.Store(true)
+			later = append(later, m)
+		} else {
+			now = append(now, m)
+		}
+	}
+	failed := rt.loadMounts(ctx, now, start)
+	rt.loaded.Store(true)
+	if len(later) == 0 {
+		rt.reloadMu.Unlock()
+		return failed
+	}
+	rt.log.Info("loading the apps an earlier start loaded, after ready", "apps", len(later))
+	go func() {
+		defer rt.reloadMu.Unlock()
+		laterStart := time.Now()
+		var failed atomic.Int32
+		var loads sync.WaitGroup
+		sem := make(chan struct{}, rt.settings().LoadParallelism)
+		for _, m := range later {
+			loads.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if !rt.loadLater(m) {
+					failed.Add(1)
+				}
+			})
+		}
+		loads.Wait()
+		rt.log.Info("apps loaded after ready", "apps", len(later), "failed", failed.Load(),
+			"elapsed", time.Since(laterStart).Round(time.Millisecond))
+	}()
+	return failed
+}
+
+// loadMounts loads mounts, LoadParallelism at a time, logging progress every second,
+// and returns how many failed. The caller holds reloadMu.
+func (rt *Router) loadMounts(ctx context.Context, mounts []*Mount, start time.Time) int {
 	var ready, failed atomic.Int32
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -250,21 +310,51 @@ func (rt *Router) LoadAll(ctx context.Context) int {
 		loads.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			t0 := time.Now()
-			if err := rt.loadMount(ctx, m); err != nil {
+			if rt.loadLogged(ctx, m) {
+				ready.Add(1)
+			} else {
 				failed.Add(1)
-				rt.log.Error("app failed", "app", m.Dir.Name, "elapsed", time.Since(t0).Round(time.Millisecond),
-					"error", errorSummary(err.Error()))
-				return
 			}
-			ready.Add(1)
 		})
 	}
 	loads.Wait()
 	close(done)
 	wg.Wait()
-	rt.loaded.Store(true)
 	return int(failed.Load())
+}
+
+// loadLogged loads m, logging its failure; false when it failed.
+func (rt *Router) loadLogged(ctx context.Context, m *Mount) bool {
+	t0 := time.Now()
+	if err := rt.loadMount(ctx, m); err != nil {
+		rt.log.Error("app failed", "app", m.Dir.Name, "elapsed", time.Since(t0).Round(time.Millisecond),
+			"error", errorSummary(err.Error()))
+		return false
+	}
+	return true
+}
+
+// loadLater loads m, an app LoadAll left for after ready, unless a request or the
+// loader did already, and waits for that load; false when it failed. The loader holds
+// reloadMu until every such app has loaded, so the load is as exclusive of Reload as
+// LoadAll's own.
+func (rt *Router) loadLater(m *Mount) bool {
+	ok := true
+	m.loadOnce.Do(func() {
+		defer close(m.loaded)
+		defer m.later.Store(false)
+		if rt.closed.Load() {
+			m.App.Fail(errClosed)
+			ok = false
+			return
+		}
+		ok = rt.loadLogged(rt.laterCtx, m)
+	})
+	<-m.loaded
+	if state, _ := m.App.Status(); state != runtime.StateReady {
+		return false
+	}
+	return ok
 }
 
 // Load loads one app (LoadAll does them all). A mount whose settings were unusable is
@@ -544,6 +634,15 @@ func (rt *Router) serveApp(m *Mount) func(w http.ResponseWriter, r *http.Request
 	return func(w http.ResponseWriter, r *http.Request, script, pathInfo string) {
 		entry := logEntryOf(r.Context())
 		entry.app = m.Dir.Name
+		if m.later.Load() {
+			// Loaded after ready, and not yet: start its load now and wait for it.
+			go rt.loadLater(m)
+			select {
+			case <-m.loaded:
+			case <-r.Context().Done():
+				return // the client went away
+			}
+		}
 		if len(m.Dir.Static) > 0 && static.Match(m.Dir.Static, pathInfo) {
 			// The app's own files, answered by the host; while the app is not ready,
 			// the app's answer (503) stands for them too.

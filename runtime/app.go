@@ -253,6 +253,22 @@ func (a *App) readTree() error {
 	return nil
 }
 
+// Known reports whether an earlier load of the app's folder, with this cache, left the
+// index of its files: a load now reads its folder from the index and restores the
+// snapshot that load made, unless a file changed since. An app with a data folder is
+// never known: it is imported at every load.
+func (a *App) Known() bool {
+	if a.Spec.DataDir != "" {
+		return false
+	}
+	p := a.fileIndexPath()
+	if p == "" {
+		return false
+	}
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 // fileIndexPath returns where the index of the app folder's files is kept (see
 // guestfs.FileIndex), named after the folder's absolute path; "" without a cache.
 func (a *App) fileIndexPath() string {

@@ -137,7 +137,7 @@ func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log 
 	if err != nil {
 		return err
 	}
-	engine, rt, err := newRouter(ctx, cfg, log)
+	engine, rt, err := newRouter(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,10 @@ func drainGrace(cfg *config.Config, rt *router.Router) time.Duration {
 }
 
 // newRouter compiles python.wasm and discovers the apps of cfg.AppsDir (not loaded yet).
-func newRouter(ctx context.Context, cfg *config.Config, log *slog.Logger) (*runtime.Engine, *router.Router, error) {
+// serving is set for serve, whose router reports ready before it loads the apps a
+// cache already holds (unless check_before_ready): check, call and the others load
+// every app first.
+func newRouter(ctx context.Context, cfg *config.Config, log *slog.Logger, serving bool) (*runtime.Engine, *router.Router, error) {
 	engine, err := runtime.NewEngine(ctx, runtime.EngineConfig{
 		CacheDir:     cfg.CacheDir,
 		MaxInstances: cfg.Limits.Instances,
@@ -232,7 +235,9 @@ func newRouter(ctx context.Context, cfg *config.Config, log *slog.Logger) (*runt
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := router.New(engine, routerConfig(cfg), log)
+	rcfg := routerConfig(cfg)
+	rcfg.LoadKnownAfterReady = serving && !cfg.CheckBeforeReady
+	rt, err := router.New(engine, rcfg, log)
 	if err != nil {
 		engine.Close(ctx)
 		return nil, nil, err

@@ -83,7 +83,7 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop)
-	engine, rt, err := newRouter(ctx, cfg, newLogger("text", slog.LevelWarn, stderr))
+	engine, rt, err := newRouter(ctx, cfg, newLogger("text", slog.LevelWarn, stderr), false)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi run: %v\n", err)
 		return 1

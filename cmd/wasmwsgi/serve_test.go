@@ -708,6 +708,47 @@ func TestSnapshotCache(t *testing.T) {
 	}
 }
 
+// TestReadyBeforeRestoredApps: a restart reports ready before it loads the app an
+// earlier start loaded with the same cache, loads it right after, and a request sent
+// at ready is answered by it; with check_before_ready, ready waits for the app.
+func TestReadyBeforeRestoredApps(t *testing.T) {
+	apps, cache := filepath.Join(t.TempDir(), "apps"), t.TempDir()
+	testkit.WriteFile(t, filepath.Join(apps, "early", "app.py"), `
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"early"]
+`)
+	start := func(flags ...string) *testkit.Server {
+		return testkit.StartWith(t, testkit.Config{Args: append([]string{"serve", apps, "--cache-dir", cache}, flags...),
+			ReadyOnly: true})
+	}
+	s := start()
+	if strings.Contains(s.Log(), "after ready") {
+		t.Errorf("a first start left an app for after ready:\n%s", s.Log())
+	}
+	s.Stop(t)
+
+	s = start()
+	if r := get(t, s.Base+"/early/"); r.status != 200 || r.body != "early" {
+		t.Errorf("at ready: %d %q", r.status, r.body)
+	}
+	s.WaitLog(t, `msg="apps loaded after ready" apps=1 failed=0`)
+	log := s.Log()
+	marked := strings.Index(log, `msg="loading the apps an earlier start loaded, after ready" apps=1`)
+	if loaded := strings.Index(log, `msg="app ready" app=early`); marked < 0 || loaded < marked {
+		t.Errorf("the restart did not load the app after ready:\n%s", log)
+	}
+	s.Stop(t)
+
+	s = start("--check-before-ready")
+	if st := readyStates(t, s.Base)["early"]; st.State != "ready" {
+		t.Errorf("with --check-before-ready, the app is %q at ready", st.State)
+	}
+	if strings.Contains(s.Log(), "after ready") {
+		t.Errorf("with --check-before-ready, an app was left for after ready:\n%s", s.Log())
+	}
+}
+
 // TestSharedSnapshot serves three byte-identical copies of an app, the third with
 // share_snapshot = false in its grant, and checks what shared snapshot pages promise:
 // the two sharing copies have one hash secret and cached snapshots of a few pages

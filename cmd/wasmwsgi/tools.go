@@ -72,7 +72,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	// The apps' own output and tracebacks belong to the report below, not to the log.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine, rt, err := newRouter(ctx, cfg, log)
+	engine, rt, err := newRouter(ctx, cfg, log, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi check: %v\n", err)
 		return 1
@@ -156,7 +156,7 @@ func call(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// What the app prints goes to stderr, tagged as in the server's log.
-	engine, rt, err := newRouter(ctx, cfg, newLogger("text", slog.LevelWarn, stderr))
+	engine, rt, err := newRouter(ctx, cfg, newLogger("text", slog.LevelWarn, stderr), false)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmwsgi call: %v\n", err)
 		return 1

@@ -3,6 +3,7 @@ package testkit
 import (
 	"bufio"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,6 +43,9 @@ type Config struct {
 	// Listening makes StartWith return as soon as the server listens, before its
 	// apps are ready.
 	Listening bool
+	// ReadyOnly makes StartWith return once the server reports ready, while the apps
+	// it loads after ready (README, "Restarts") may still be loading.
+	ReadyOnly bool
 }
 
 // Start runs `wasmwsgi serve appsDir flags...` over plain HTTP and returns once the
@@ -66,7 +70,8 @@ func listeningAddr(line string) string {
 }
 
 // StartWith runs the server as c says and waits until it listens and, unless
-// c.Listening, until /_wasmwsgi/ready answers 200 (a minute for each). The process is
+// c.Listening, until /_wasmwsgi/ready answers 200 and, unless c.ReadyOnly, shows no
+// app still loading (a minute for each). The process is
 // stopped with SIGINT at the end of the test if still running (Stop), and its log is
 // shown if the test failed.
 func StartWith(t testing.TB, c Config) *Server {
@@ -132,20 +137,26 @@ func StartWith(t testing.TB, c Config) *Server {
 	}
 	s.Base = c.Scheme + "://" + s.Addr
 	if !c.Listening {
-		s.waitReady(t, c.Client)
+		s.waitReady(t, c.Client, !c.ReadyOnly)
 	}
 	return s
 }
 
-// waitReady waits up to a minute for /_wasmwsgi/ready to answer 200.
-func (s *Server) waitReady(t testing.TB, client *http.Client) {
+// waitReady waits up to a minute for /_wasmwsgi/ready to answer 200 and, with loaded,
+// to show no app in the loading state.
+func (s *Server) waitReady(t testing.TB, client *http.Client, loaded bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(s.Base + "/_wasmwsgi/ready")
 		if err == nil {
+			var body struct {
+				Apps map[string]struct{ State string }
+			}
+			decodeErr := json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && (!loaded || decodeErr == nil && !slices.ContainsFunc(
+				slices.Collect(maps.Values(body.Apps)), func(a struct{ State string }) bool { return a.State == "loading" })) {
 				return
 			}
 		}
