@@ -287,6 +287,7 @@ for variant in $variants; do
 
   echo "$variant: idle tenants (--idle-timeout $idle_timeout)..." >&2
   serve "$variant-idle" "$apps" "$cache" --idle-timeout "$idle_timeout"
+  all_loaded
   sleep $(( $(secs "$idle_timeout") + 5 ))
   idle=$(idle_vs_busy "$path")
   stop
