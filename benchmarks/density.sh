@@ -147,10 +147,16 @@ serve() {
   done
   ready_ms=$(( $(now_ms) - t0 ))
   serve_t0=$t0
+  none_failed 'msg=ready ' "($label)"
+}
+
+# none_failed PATTERN WHEN: exits when the last log line matching PATTERN counts failed
+# apps.
+none_failed() {
   local failed
-  failed=$(sed -n 's/.*msg=ready .*failed=\([0-9]*\).*/\1/p' "$log" | tail -1)
+  failed=$(sed -n "s/.*$1.*failed=\([0-9]*\).*/\1/p" "$log" | tail -1)
   if [ "${failed:-0}" != 0 ]; then
-    echo "density: $failed apps failed to load ($label); see the log:" >&2
+    echo "density: $failed apps failed to load $2; see the log:" >&2
     grep -m3 'app failed' "$log" >&2
     exit 1
   fi
@@ -171,13 +177,7 @@ all_loaded() {
     sleep 0.05
   done
   loaded_ms=$(( $(now_ms) - serve_t0 ))
-  local failed
-  failed=$(sed -n 's/.*msg="apps loaded after ready".*failed=\([0-9]*\).*/\1/p' "$log" | tail -1)
-  if [ "${failed:-0}" != 0 ]; then
-    echo "density: $failed apps failed to load after ready; see the log:" >&2
-    grep -m3 'app failed' "$log" >&2
-    exit 1
-  fi
+  none_failed 'msg="apps loaded after ready"' "after ready"
 }
 
 # mem: "usage_MiB peak_MiB anon_MiB file_MiB failcnt mapped_MiB" of the cgroup (file

@@ -256,7 +256,7 @@ func (rt *Router) LoadAll(ctx context.Context) int {
 			now = append(now, m)
 		}
 	}
-	failed := rt.loadMounts(ctx, now, start)
+	failed := rt.loadMounts(now, start, func(m *Mount) bool { return rt.loadLogged(ctx, m) })
 	rt.loaded.Store(true)
 	if len(later) == 0 {
 		rt.reloadMu.Unlock()
@@ -266,28 +266,16 @@ func (rt *Router) LoadAll(ctx context.Context) int {
 	go func() {
 		defer rt.reloadMu.Unlock()
 		laterStart := time.Now()
-		var failed atomic.Int32
-		var loads sync.WaitGroup
-		sem := make(chan struct{}, rt.settings().LoadParallelism)
-		for _, m := range later {
-			loads.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if !rt.loadLater(m) {
-					failed.Add(1)
-				}
-			})
-		}
-		loads.Wait()
-		rt.log.Info("apps loaded after ready", "apps", len(later), "failed", failed.Load(),
+		failed := rt.loadMounts(later, laterStart, rt.loadLater)
+		rt.log.Info("apps loaded after ready", "apps", len(later), "failed", failed,
 			"elapsed", time.Since(laterStart).Round(time.Millisecond))
 	}()
 	return failed
 }
 
-// loadMounts loads mounts, LoadParallelism at a time, logging progress every second,
-// and returns how many failed. The caller holds reloadMu.
-func (rt *Router) loadMounts(ctx context.Context, mounts []*Mount, start time.Time) int {
+// loadMounts loads mounts with load, LoadParallelism at a time, logging progress every
+// second, and returns how many failed. The caller holds reloadMu.
+func (rt *Router) loadMounts(mounts []*Mount, start time.Time, load func(*Mount) bool) int {
 	var ready, failed atomic.Int32
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -310,7 +298,7 @@ func (rt *Router) loadMounts(ctx context.Context, mounts []*Mount, start time.Ti
 		loads.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if rt.loadLogged(ctx, m) {
+			if load(m) {
 				ready.Add(1)
 			} else {
 				failed.Add(1)
