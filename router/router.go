@@ -323,26 +323,23 @@ func (rt *Router) loadLogged(ctx context.Context, m *Mount) bool {
 }
 
 // loadLater loads m, an app LoadAll left for after ready, unless a request or the
-// loader did already, and waits for that load; false when it failed. The loader holds
+// loader did already, and waits for that load; false when the app is not ready after
+// it (a failed load leaves it failed). The loader holds
 // reloadMu until every such app has loaded, so the load is as exclusive of Reload as
 // LoadAll's own.
 func (rt *Router) loadLater(m *Mount) bool {
-	ok := true
 	m.loadOnce.Do(func() {
 		defer close(m.loaded)
 		defer m.later.Store(false)
 		if rt.closed.Load() {
 			m.App.Fail(errClosed)
-			ok = false
 			return
 		}
-		ok = rt.loadLogged(rt.laterCtx, m)
+		rt.loadLogged(rt.laterCtx, m)
 	})
 	<-m.loaded
-	if state, _ := m.App.Status(); state != runtime.StateReady {
-		return false
-	}
-	return ok
+	state, _ := m.App.Status()
+	return state == runtime.StateReady
 }
 
 // Load loads one app (LoadAll does them all). A mount whose settings were unusable is

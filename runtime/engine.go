@@ -88,8 +88,8 @@ type Engine struct {
 	// instance: a restored one gets its memory from the app's snapshot, a fresh one
 	// has the segments written into its memory before _initialize runs (initMemory).
 	module wazero.CompiledModule
-	// compiled is closed once the compile NewEngine starts has set module and data,
-	// or compileErr (Compiled).
+	// compiled is closed once the compile NewEngine starts has set module, or
+	// compileErr (Compiled).
 	compiled   chan struct{}
 	compileErr error
 	// data holds python.wasm's data segments.

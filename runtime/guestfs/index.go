@@ -1,6 +1,7 @@
 package guestfs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"os"
@@ -158,29 +159,23 @@ func ReadFileIndex(path string) *FileIndex {
 // decodeFileIndex decodes what encodeFileIndex wrote; ok is false for anything else,
 // files out of name order included. The names are parts of one string made from b.
 func decodeFileIndex(b []byte) (_ *FileIndex, ok bool) {
-	rest, found := strings.CutPrefix(string(b), indexMagic)
+	rest, found := bytes.CutPrefix(b, []byte(indexMagic))
 	if !found || len(rest) < 8 {
 		return nil, false
 	}
-	x := &FileIndex{Taken: int64(binary.LittleEndian.Uint64([]byte(rest[:8])))}
+	all := string(b)
+	x := &FileIndex{Taken: int64(binary.LittleEndian.Uint64(rest))}
 	rest = rest[8:]
-	uvarint := func() uint64 {
-		var v uint64
-		for i := 0; i < len(rest) && i < binary.MaxVarintLen64; i++ {
-			c := rest[i]
-			v |= uint64(c&0x7f) << (7 * i)
-			if c < 0x80 {
-				if i == binary.MaxVarintLen64-1 && c > 1 {
-					break // past 64 bits
-				}
-				rest = rest[i+1:]
-				return v
-			}
-		}
-		ok = false
-		return 0
-	}
 	ok = true
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(rest)
+		if n <= 0 {
+			ok = false
+			return 0
+		}
+		rest = rest[n:]
+		return v
+	}
 	count := uvarint()
 	if !ok || count > uint64(len(rest)) { // every record takes more than a byte
 		return nil, false
@@ -191,7 +186,8 @@ func decodeFileIndex(b []byte) (_ *FileIndex, ok bool) {
 		if !ok || size > uint64(len(rest)) {
 			return nil, false
 		}
-		f := indexedFile{name: rest[:size]}
+		at := len(b) - len(rest)
+		f := indexedFile{name: all[at : at+int(size)]}
 		rest = rest[size:]
 		if n := len(x.files); n > 0 && x.files[n-1].name >= f.name {
 			return nil, false
