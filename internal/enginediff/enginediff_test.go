@@ -64,7 +64,8 @@ func runRunner(t *testing.T, bin, dir string) []string {
 	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 }
 
-// TestPatchedMatchesStock runs the edge modules and randomly generated ones on wazero
+// TestPatchedMatchesStock runs the edge modules and randomly generated ones (memory
+// accesses, merges, and loops that keep values across a rarely taken call) on wazero
 // with third_party/wazero-patches and on wazero as released: every result, trap and
 // memory hash must agree. It also checks the patched run against what the edge
 // modules must do: trap exactly when an access ends past the memory's current length.
@@ -91,6 +92,7 @@ func TestPatchedMatchesStock(t *testing.T) {
 	for i := 0; i < randomModules; i++ {
 		writeModule(t, randDir, i, RandomModule(int64(i)))
 		writeModule(t, randDir, randomModules+i, MergeModule(int64(i)))
+		writeModule(t, randDir, 2*randomModules+i, LoopModule(int64(i)))
 	}
 
 	for _, dir := range []string{edgeDir, randDir} {

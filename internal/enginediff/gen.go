@@ -222,6 +222,41 @@ func MergeModule(seed int64) Module {
 	return m
 }
 
+// LoopModule returns a module made from seed whose functions each run a loop that
+// keeps several values live across a call made on a rarely taken path, the shape of
+// the loop checks' call to the host: each iteration updates the i64 locals from the one
+// before and a byte of memory, and one in 2 to 16 iterations calls a function of a
+// higher index (or grow) and adds its result. The values must survive the call and the
+// iterations that skip it alike. Calls go only to higher indexes, so every run ends.
+func LoopModule(seed int64) Module {
+	r := rand.New(rand.NewSource(seed))
+	m := Module{MinPages: 1, MaxPages: 8, ActualPages: 1, Data: pattern(256), ExtraLocals: 2 + r.Intn(10)}
+	funcs := 1 + r.Intn(4)
+	for f := 0; f < funcs; f++ {
+		var b []byte
+		b = append(b, 0x03, 0x40) // loop
+		// if ((local 1 & mask) == 0) local 0 += call f', f' > f (the last is grow)
+		mask := byte(1<<(1+r.Intn(4)) - 1)
+		callee := f + 1 + r.Intn(funcs-f)
+		b = append(b, 0x20, 1, 0x41, mask, 0x71, 0x45, 0x04, 0x40)
+		b = append(b, 0x10, byte(callee), 0x20, 0, 0x7c, 0x21, 0, 0x0b)
+		// local k = local k * c + local k-1, for each extra local; local 0 ^= the last
+		prev := byte(0)
+		for k := 0; k < m.ExtraLocals; k++ {
+			l := byte(2 + k)
+			b = append(b, 0x20, l, 0x42, byte(3+r.Intn(60)), 0x7e, 0x20, prev, 0x7c, 0x21, l)
+			prev = l
+		}
+		b = append(b, 0x20, 0, 0x20, prev, 0x85, 0x21, 0)
+		// local 0 += load8_u(local 1 & 255)
+		b = append(b, 0x20, 0, 0x20, 1, 0x41, 0xff, 0x01, 0x71, 0x31, 0, 0, 0x7c, 0x21, 0)
+		// local 1 += step; br_if (local 1 < n)
+		b = append(b, 0x20, 1, 0x41, byte(1+r.Intn(3)), 0x6a, 0x22, 1, 0x41, byte(8+r.Intn(24)), 0x49, 0x0d, 0, 0x0b)
+		m.Bodies = append(m.Bodies, b)
+	}
+	return m
+}
+
 // merge appends RandomModule's merge step: local 1 = an address up to 31 bytes below
 // the declared minimum's end or a page past it; if (accumulator is odd) an access
 // through local 1 or a memory.grow, else an access through it or nothing; then two to

@@ -44,6 +44,8 @@ type Module struct {
 	Bodies [][]byte
 	// Data, if not empty, is written at address 0.
 	Data []byte
+	// ExtraLocals adds that many i64 locals after the two, from index 2.
+	ExtraLocals int
 }
 
 // Encode returns the module's binary form.
@@ -81,7 +83,12 @@ func (m *Module) Encode() []byte {
 			// local.get 0 returns the accumulator.
 			body = append(append([]byte(nil), m.Bodies[i]...), 0x20, 0)
 		}
-		f := append([]byte{2, 1, 0x7e, 1, 0x7f}, body...) // an i64 local and an i32 local
+		f := []byte{2, 1, 0x7e, 1, 0x7f} // an i64 local and an i32 local
+		if m.ExtraLocals > 0 {
+			f = append([]byte{3, 1, 0x7e, 1, 0x7f}, leb128.AppendUnsigned(nil, uint64(m.ExtraLocals))...)
+			f = append(f, 0x7e)
+		}
+		f = append(f, body...)
 		f = append(f, 0x0b)
 		code = append(leb128.AppendUnsigned(code, uint64(len(f))), f...)
 	}
