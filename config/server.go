@@ -63,6 +63,12 @@ type Server struct {
 	// made, or imports the app if a file changed), and a request to one waits for its
 	// load. Default false.
 	CheckBeforeReady bool `koanf:"check_before_ready"`
+	// GuardPages has the guest's code compiled without bounds checks on its loads and
+	// stores: each instance's memory is a reservation of 8 GiB of address space in
+	// which only its length is accessible, and a fault past it is the guest's out of
+	// bounds trap. It takes effect on linux/amd64; elsewhere the checks stay. Default
+	// true.
+	GuardPages bool `koanf:"guard_pages"`
 	// IdleTimeout is how long an app may go without a request before it keeps no
 	// instance at all, its pre-warmed ones included: an idle tenant then holds only its
 	// snapshot, and its next request restores an instance from it. "0s" keeps the
@@ -190,6 +196,7 @@ var defaults = map[string]any{
 	"limits.idle_instances": 256,
 	"watch":                 true,
 	"check_before_ready":    false,
+	"guard_pages":           true,
 	"idle_timeout":          "5m",
 	"static_files":          true,
 	"share_snapshots":       true,
@@ -214,6 +221,7 @@ var flagKeys = map[string]string{
 	"idle-timeout":       "idle_timeout",
 	"watch":              "watch",
 	"check-before-ready": "check_before_ready",
+	"guard-pages":        "guard_pages",
 	"trust-app-config":   "trust_app_config",
 	"static-files":       "static_files",
 }
@@ -236,6 +244,8 @@ func AddFlags(fs *pflag.FlagSet) {
 	fs.Bool("watch", true, "reload apps when their files change (--watch=false turns it off)")
 	fs.Bool("check-before-ready", false, "load every app before reporting ready, the ones a restart "+
 		"restores from the cache included (by default those load right after ready)")
+	fs.Bool("guard-pages", true, "compile the guest without bounds checks, faults past each memory's length trapping "+
+		"(linux/amd64; --guard-pages=false keeps the checks)")
 	fs.Bool("static-files", true, "serve each app's [static] files from memory without running the app (--static-files=false leaves every path to the apps)")
 	fs.String("idle-timeout", "", "an app with no request for this long keeps no instance, e.g. 5m (default 5m; 0s keeps them)")
 	fs.String("admin-addr", "", "serve the admin page and /_wasmwsgi/metrics on this host:port instead of --addr")

@@ -75,7 +75,13 @@ type EngineConfig struct {
 	// MaxIdle caps the idle instances kept ready across all apps (idleSet); 0 is no
 	// cap.
 	MaxIdle int
-	Logger  *slog.Logger
+	// BoundsChecks keeps a bounds check on every load and store of python.wasm's
+	// code. Without it, where the platform allows (experimental.GuardPagesSupported),
+	// the code has none: an access out of bounds faults in the memory's reservation
+	// (memimage.Memory.Guarded), and wazero's fault handler makes the fault the
+	// guest's trap (docs/design.md, "Guard pages").
+	BoundsChecks bool
+	Logger       *slog.Logger
 	// Guest is the interpreter to run; nil means the one embedded in the binary
 	// (EmbeddedGuest).
 	Guest *Guest
@@ -108,6 +114,9 @@ type Engine struct {
 	imports chan struct{}
 	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
 	interruptible bool
+	// guardPages is set when python.wasm's code is compiled for guard pages, without
+	// bounds checks (EngineConfig.BoundsChecks).
+	guardPages bool
 	// moduleHash covers the guest: the python.wasm that runs, the stdlib, the shim and
 	// the time zone database.
 	moduleHash [32]byte
@@ -197,7 +206,11 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		}
 		rc = rc.WithCompilationCache(cache)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	rtCtx := ctx
+	if !cfg.BoundsChecks {
+		rtCtx = withGuardPages(ctx)
+	}
+	rt := wazero.NewRuntimeWithConfig(rtCtx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		rt.Close(ctx)
 		return nil, err
@@ -242,6 +255,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt:          rt, data: data, stdlib: stdlib, log: cfg.Logger,
 		root: root, rootData: rootData,
 		interruptible: instrumented != nil,
+		guardPages:    !cfg.BoundsChecks && guardPagesSupported(),
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.
 		instances: newGate(cfg.MaxInstances, 1<<30),
@@ -256,6 +270,10 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}()
 	return e, nil
 }
+
+// GuardPages reports whether python.wasm's code has no bounds checks, a fault past an
+// instance's memory being its out of bounds trap instead (EngineConfig.BoundsChecks).
+func (e *Engine) GuardPages() bool { return e.guardPages }
 
 // compileGuest compiles python.wasm, its data segments taken out, and checks that it
 // exports what wasmwsgi calls.

@@ -11,6 +11,8 @@
 #           third_party/wazero-patches: bare against released is what the patches gain
 #   bare@NNNN  bare, built with the patches numbered up to NNNN only (e.g. bare@0001):
 #           next to bare and released, what each patch adds
+#   bare+guard  bare, its code compiled for guard pages (wazerohost -guard-pages): no
+#           bounds checks on loads and stores, a fault out of bounds trapping instead
 #   node    the same python.wasm under Node's node:wasi, hosted by node_host.mjs
 #
 #   benchmarks/micro/run.sh          # or: make micro
@@ -45,7 +47,7 @@ for e in $ENGINES; do
   case $e in
     native) [ -x "$native_python" ] || fail "$native_python is missing: apt-get install python3" ;;
     wazero) [ -x "$WASMWSGI" ] || fail "$WASMWSGI is missing: run \`make build\` (or set WASMWSGI)" ;;
-    bare | released | bare@[0-9][0-9][0-9][0-9])
+    bare | bare+guard | released | bare@[0-9][0-9][0-9][0-9])
       command -v go >/dev/null || fail "go is missing: the $e engine is built from wazerohost/"
       [ -f "$PYTHON_WASM" ] || fail "$PYTHON_WASM is missing: run \`make python-wasm\` (or set PYTHON_WASM)"
       ;;
@@ -56,7 +58,7 @@ for e in $ENGINES; do
       [ -f "$PYTHON_WASM" ] || fail "$PYTHON_WASM is missing: run \`make python-wasm\` (or set PYTHON_WASM)"
       [ -f "$STDLIB_ZIP" ] || fail "$STDLIB_ZIP is missing: run \`make python-wasm\` (or set STDLIB_ZIP)"
       ;;
-    *) fail "unknown engine \"$e\" in ENGINES: use native, wazero, bare, bare@NNNN, released and/or node" ;;
+    *) fail "unknown engine \"$e\" in ENGINES: use native, wazero, bare, bare+guard, bare@NNNN, released and/or node" ;;
   esac
 done
 [ -d "$site/jinja2" ] && [ -d "$site/markupsafe" ] ||
@@ -120,23 +122,27 @@ for e in $ENGINES; do
       # `call` prints the response like curl -i: the JSON body follows the blank line.
       sed '1,/^\r\{0,1\}$/d' "$out/wazero.raw" >"$out/wazero.json"
       ;;
-    bare | released | bare@*)
+    bare | bare+guard | released | bare@*)
       stdlib_dir
       # bare builds through the repo's go.work (make wazero): the patched wazero.
       # released turns the workspace off: wazero v1.12.0 as go.mod requires it.
       # bare@NNNN builds through a workspace of its own, on the patches up to NNNN.
-      gowork=
+      # A build against a wazero without guard pages (as released, or before patch
+      # 0008) leaves them out with -tags wazero_released.
+      gowork= guard=() tags=()
       case $e in
-        released) gowork=off ;;
+        released) gowork=off tags=(-tags wazero_released) ;;
+        bare+guard) guard=(-guard-pages) ;;
         bare@*)
+          ((10#${e#bare@} >= 8)) || tags=(-tags wazero_released)
           dir=$("$root/third_party/wazero-patches/apply.sh" --dir --upto "${e#bare@}")
           gowork=$work/go.work.${e#bare@}
           printf 'go %s\n\nuse %s\n\nreplace github.com/tetratelabs/wazero => %s\n' \
             "$(sed -n 's/^go //p' "$root/go.mod")" "$root" "$dir" >"$gowork"
           ;;
       esac
-      (cd "$root" && GOWORK=$gowork go build -o "$work/wazerohost-$e" ./benchmarks/micro/wazerohost)
-      run_engine "$e" "$work/wazerohost-$e" -wasm "$PYTHON_WASM" -stdlib "$work/stdlib" -app "$app" -query "$query" \
+      (cd "$root" && GOWORK=$gowork go build "${tags[@]}" -o "$work/wazerohost-$e" ./benchmarks/micro/wazerohost)
+      run_engine "$e" "$work/wazerohost-$e" "${guard[@]}" -wasm "$PYTHON_WASM" -stdlib "$work/stdlib" -app "$app" -query "$query" \
         -cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/wasmwsgi/micro-wazero"
       cp "$out/$e.raw" "$out/$e.json"
       ;;

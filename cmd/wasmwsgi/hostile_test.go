@@ -52,6 +52,7 @@ var attacks = []attack{
 	{"512 MiB string", "string-bomb", 500, nil},
 	{"recursion", "recursion", 500, nil},
 	{"deep recursion past the wasm stack", "deep-recursion", 500, nil},
+	{"C stack overflow (repr of a list nested 300,000 deep)", "c-stack-overflow", 500, nil},
 	{"deeply nested JSON", "nested-json", 500, nil},
 	{"endless response stream", "huge-stream", 0, nil},
 	{"2 MiB chunk over max_response", "huge-chunk", 0, nil},
@@ -282,6 +283,11 @@ func TestHostileTenant(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log never names %s", want)
 		}
+	}
+	// The C stack overflow is an access out of bounds: a trap, with or without guard
+	// pages, never the server's crash.
+	if !regexp.MustCompile(`out of bounds memory access.* path=/hostile/c-stack-overflow`).MatchString(log) {
+		t.Error("the log has no out-of-bounds trap of /hostile/c-stack-overflow")
 	}
 	// The attacks show up in the metrics, by app and limit; the other tenant's are clean.
 	metrics := get(t, s.Base+"/_wasmwsgi/metrics").body

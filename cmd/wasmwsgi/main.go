@@ -144,7 +144,8 @@ func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log 
 	defer engine.Close(context.Background())
 	go func() {
 		if engine.Compiled() == nil {
-			log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "elapsed", time.Since(start).Round(time.Millisecond))
+			log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "guard_pages", engine.GuardPages(),
+				"elapsed", time.Since(start).Round(time.Millisecond))
 		}
 	}()
 	if len(rt.Mounts()) == 0 {
@@ -230,6 +231,7 @@ func newRouter(ctx context.Context, cfg *config.Config, log *slog.Logger, servin
 		CacheDir:     cfg.CacheDir,
 		MaxInstances: cfg.Limits.Instances,
 		MaxIdle:      cfg.Limits.IdleInstances,
+		BoundsChecks: !cfg.GuardPages,
 		Logger:       log,
 	})
 	if err != nil {

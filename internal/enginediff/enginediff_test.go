@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetratelabs/wazero/experimental"
+
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
@@ -16,7 +18,7 @@ import (
 const randomModules = 400
 
 // buildRunner builds runner/ into dir: with the patched wazero through the repo's
-// go.work, or with wazero as released when stock is set.
+// go.work, or with wazero as released when stock is set (-tags wazero_released).
 func buildRunner(t *testing.T, root, dir string, stock bool) string {
 	t.Helper()
 	bin := filepath.Join(dir, "runner-patched")
@@ -25,7 +27,11 @@ func buildRunner(t *testing.T, root, dir string, stock bool) string {
 		bin = filepath.Join(dir, "runner-stock")
 		env = append(env, "GOWORK=off")
 	}
-	cmd := exec.Command("go", "build", "-o", bin, "./internal/enginediff/runner")
+	args := []string{"build", "-o", bin}
+	if stock {
+		args = append(args, "-tags", "wazero_released")
+	}
+	cmd := exec.Command("go", append(args, "./internal/enginediff/runner")...)
 	cmd.Dir, cmd.Env = root, env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build runner (stock=%v): %v\n%s", stock, err, out)
@@ -55,20 +61,21 @@ func writeModule(t *testing.T, dir string, i int, m Module) {
 	}
 }
 
-func runRunner(t *testing.T, bin, dir string) []string {
+func runRunner(t *testing.T, bin, dir string, args ...string) []string {
 	t.Helper()
-	out, err := exec.Command(bin, dir).Output()
+	out, err := exec.Command(bin, append(args, dir)...).Output()
 	if err != nil {
-		t.Fatalf("%s %s: %v", bin, dir, err)
+		t.Fatalf("%s %s %s: %v", bin, args, dir, err)
 	}
 	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 }
 
 // TestPatchedMatchesStock runs the edge modules and randomly generated ones (memory
 // accesses, merges, and loops that keep values across a rarely taken call) on wazero
-// with third_party/wazero-patches and on wazero as released: every result, trap and
-// memory hash must agree. It also checks the patched run against what the edge
-// modules must do: trap exactly when an access ends past the memory's current length.
+// with third_party/wazero-patches, with bounds checks and with guard pages, and on
+// wazero as released: every result, trap and memory hash must agree. It also checks
+// the patched runs against what the edge modules must do: trap exactly when an access
+// ends past the memory's current length.
 func TestPatchedMatchesStock(t *testing.T) {
 	root, err := testkit.Root()
 	if err != nil {
@@ -96,17 +103,25 @@ func TestPatchedMatchesStock(t *testing.T) {
 	}
 
 	for _, dir := range []string{edgeDir, randDir} {
-		p, s := runRunner(t, patched, dir), runRunner(t, stock, dir)
-		if len(p) != len(s) {
-			t.Fatalf("%s: patched printed %d lines, stock %d", dir, len(p), len(s))
-		}
-		module := ""
-		for i := range p {
-			if strings.HasPrefix(s[i], "module ") {
-				module = s[i]
+		s := runRunner(t, stock, dir)
+		var p []string
+		for _, mode := range [][]string{nil, {"-guard-pages"}} {
+			if mode != nil && !guardPagesSupported() {
+				t.Log("guard pages are not supported here: the patched runner runs with bounds checks only")
+				continue
 			}
-			if p[i] != s[i] {
-				t.Errorf("%s %s: patched %q, stock %q", filepath.Base(dir), module, p[i], s[i])
+			p = runRunner(t, patched, dir, mode...)
+			if len(p) != len(s) {
+				t.Fatalf("%s %s: patched printed %d lines, stock %d", dir, mode, len(p), len(s))
+			}
+			module := ""
+			for i := range p {
+				if strings.HasPrefix(s[i], "module ") {
+					module = s[i]
+				}
+				if p[i] != s[i] {
+					t.Errorf("%s %s %s: patched %q, stock %q", filepath.Base(dir), mode, module, p[i], s[i])
+				}
 			}
 		}
 		if t.Failed() {
@@ -176,3 +191,5 @@ func checkEdges(t *testing.T, edges []EdgeModule, lines []string) {
 	}
 	t.Logf("%d edge accesses checked", checked)
 }
+
+func guardPagesSupported() bool { return experimental.GuardPagesSupported() }

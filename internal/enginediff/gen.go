@@ -49,8 +49,8 @@ type EdgeModule struct {
 }
 
 // EdgeModules returns the edge modules: memories of a declared minimum of 0, 1 and 3
-// pages, one of 1 page with no maximum, and one imported memory declared as 1 page but
-// provided with 2.
+// pages, one of 1 page with no maximum, one imported memory declared as 1 page but
+// provided with 2, and one of 2 GiB and a page.
 func EdgeModules() []EdgeModule {
 	var out []EdgeModule
 	for _, shape := range []struct {
@@ -62,6 +62,9 @@ func EdgeModules() []EdgeModule {
 		{3, 5, 3, false},
 		{1, -1, 1, false},
 		{1, 4, 2, true},
+		// Over 2 GiB: accesses at constant addresses with the top bit set, inside
+		// the minimum.
+		{1<<15 + 1, 1<<15 + 1, 1<<15 + 1, false},
 	} {
 		m := EdgeModule{Module: Module{MinPages: shape.min, MaxPages: shape.max, Imported: shape.imported, ActualPages: shape.actual}}
 		minBytes := uint64(shape.min) * page

@@ -12,8 +12,9 @@
 #                                                # a copy with the patches up to 0001 only,
 #                                                # to measure what each patch adds
 #
-# The generated go.work is gitignored. `GOWORK=off go build ...` builds with wazero as
-# released, which is how benchmarks/micro and enginediff/ compare the two.
+# The generated go.work is gitignored. `GOWORK=off go build -tags wazero_released ...`
+# builds with wazero as released (the tag leaves out what needs patch 0008's guard
+# pages), which is how benchmarks/micro and enginediff/ compare the two.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -68,6 +68,7 @@ func main() {
 	query := flag.String("query", "", "QUERY_STRING of the request")
 	cacheDir := flag.String("cache-dir", "", "wazero compilation cache folder (default: none, compile every time)")
 	closeOnDone := flag.Bool("close-on-context-done", false, "wazero's WithCloseOnContextDone (a check at every loop head)")
+	guardPages := flag.Bool("guard-pages", false, "compile for guard pages instead of bounds checks (experimental.WithGuardPages: linux/amd64, wazero-patches 0008 and later, built with -tags guardpages)")
 	flag.Parse()
 	if *wasmPath == "" || *stdlib == "" || *app == "" {
 		fmt.Fprintln(os.Stderr, "wazerohost: -wasm, -stdlib and -app are required")
@@ -84,7 +85,15 @@ func main() {
 		}
 		rc = rc.WithCompilationCache(cache)
 	}
-	code, err := run(rc, *wasmPath, *stdlib, *app, *query, os.Stdout)
+	ctx := context.Background()
+	if *guardPages {
+		var err error
+		if ctx, err = withGuardPages(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "wazerohost: -guard-pages: %v\n", err)
+			os.Exit(2)
+		}
+	}
+	code, err := run(ctx, rc, *wasmPath, *stdlib, *app, *query, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wazerohost: %v\n", err)
 	}
@@ -94,8 +103,7 @@ func main() {
 // run serves one GET request with query to the app and writes the response body to
 // stdout. It returns the exit status: 0 for a 2xx answer, 1 when the app failed or
 // answered otherwise, 2 when python.wasm could not be started.
-func run(rc wazero.RuntimeConfig, wasmPath, stdlib, app, query string, stdout io.Writer) (int, error) {
-	ctx := context.Background()
+func run(ctx context.Context, rc wazero.RuntimeConfig, wasmPath, stdlib, app, query string, stdout io.Writer) (int, error) {
 	wasm, err := os.ReadFile(wasmPath)
 	if err != nil {
 		return 2, err

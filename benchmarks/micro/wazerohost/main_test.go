@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -117,7 +118,7 @@ func TestRunMicroSuite(t *testing.T) {
 
 	t.Run("subset", func(t *testing.T) {
 		var out bytes.Buffer
-		code, err := run(rc, wasmPath, stdlib, app, "repeat=2&only=dict,jinja2", &out)
+		code, err := run(context.Background(), rc, wasmPath, stdlib, app, "repeat=2&only=dict,jinja2", &out)
 		if code != 0 || err != nil {
 			t.Fatalf("exit %d, %v; body %s", code, err, out.String())
 		}
@@ -147,7 +148,7 @@ func TestRunMicroSuite(t *testing.T) {
 
 	t.Run("bad parameter", func(t *testing.T) {
 		var out bytes.Buffer
-		code, err := run(rc, wasmPath, stdlib, app, "only=nosuch", &out)
+		code, err := run(context.Background(), rc, wasmPath, stdlib, app, "only=nosuch", &out)
 		if code != 1 || err == nil || !strings.Contains(err.Error(), "400") {
 			t.Fatalf("want exit 1 for a 400 answer, got %d, %v", code, err)
 		}

@@ -1,9 +1,10 @@
 // Command runner runs modules written by enginediff and prints, for each, what every
 // exported function returned or the first line of its trap, and a hash of the memory,
 // before and after calling "grow". enginediff's test builds it twice, with wazero as
-// this repo patches it and as released, and compares the outputs.
+// this repo patches it and as released (with -tags wazero_released), runs the patched
+// build with and without guard pages, and compares the outputs.
 //
-//	runner DIR
+//	runner [-guard-pages] DIR
 //
 // DIR holds NNNN.wasm files, run in name order; NNNN.env.wasm, when present, is
 // instantiated first as module "env" (it provides an imported memory).
@@ -12,6 +13,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,11 +26,21 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: runner DIR")
+	guard := flag.Bool("guard-pages", false, "compile for guard pages, without bounds checks (wazero-patches 0008)")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: runner [-guard-pages] DIR")
 		os.Exit(2)
 	}
-	files, err := filepath.Glob(filepath.Join(os.Args[1], "*.wasm"))
+	ctx := context.Background()
+	if *guard {
+		var err error
+		if ctx, err = withGuardPages(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(flag.Arg(0), "*.wasm"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -40,14 +52,13 @@ func main() {
 			continue
 		}
 		fmt.Fprintf(out, "module %s\n", filepath.Base(f))
-		if err := run(out, f); err != nil {
+		if err := run(ctx, out, f); err != nil {
 			fmt.Fprintf(out, "error %s\n", firstLine(err))
 		}
 	}
 }
 
-func run(out *os.File, path string) error {
-	ctx := context.Background()
+func run(ctx context.Context, out *os.File, path string) error {
 	rc := wazero.NewRuntimeConfigCompiler().WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesThreads)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	defer rt.Close(ctx)

@@ -276,7 +276,13 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 		m.err = errTooLarge(m.img.size, m.limit)
 		return m
 	}
-	var err error
+	// The Image's bytes are accessible from the start; wazero then cuts the memory to
+	// the module's minimum (Reallocate), and the pool grows it back to the Image.
+	err := m.setAccessible(m.img.size)
+	if err != nil {
+		m.err = err
+		return m
+	}
 	if m.img.layout != nil {
 		err = m.img.placeLayered(m.mapped[:m.img.size])
 	} else {

@@ -25,10 +25,15 @@ const WasmPage = 65536
 type Memory struct {
 	limit  uint64
 	mapped []byte
-	size   uint64
-	peak   uint64
-	hit    bool
-	err    error // why the memory could not be made, if it could not (Err)
+	// accessible is how many bytes from the start of a guarded reservation may be read
+	// and written (setAccessible); the rest of it faults.
+	accessible uint64
+	// keepHidden keeps the content of bytes made inaccessible (setAccessible).
+	keepHidden bool
+	size       uint64
+	peak       uint64
+	hit        bool
+	err        error // why the memory could not be made, if it could not (Err)
 }
 
 // NewMemory returns an allocator whose memory may grow up to limit bytes.
@@ -55,10 +60,20 @@ func (m *Memory) Reallocate(size uint64) []byte {
 	if size > uint64(len(m.mapped)) {
 		m.mapped = grow(m.mapped, size, m.limit)
 	}
+	if err := m.setAccessible(size); err != nil {
+		m.err = err
+		return nil
+	}
 	m.size = size
 	m.peak = max(m.peak, size)
 	return m.mapped[:size:size]
 }
+
+// Guarded implements experimental.GuardedLinearMemory: on Linux the memory's reservation
+// covers every address a guest's load or store can form, and only its first Size bytes
+// may be read or written, so that code compiled without bounds checks faults past
+// them (docs/design.md, "Guard pages").
+func (m *Memory) Guarded() bool { return guarded && m.err == nil && m.mapped != nil }
 
 // Free implements experimental.LinearMemory and does nothing: wazero calls it when the
 // module closes, which may happen on another goroutine while guest code still runs.
@@ -117,7 +132,7 @@ type Restored struct {
 // NewRestored returns an allocator of a memory that starts as img and may grow up to
 // limit bytes. An Image larger than limit fails the allocation: see Err.
 func NewRestored(img *Image, limit uint64) *Restored {
-	return &Restored{Memory: Memory{limit: limit}, img: img, limitAsked: limit}
+	return &Restored{Memory: Memory{limit: limit, keepHidden: true}, img: img, limitAsked: limit}
 }
 
 // Err returns why the memory could not be made at Allocate (for a Restored memory,

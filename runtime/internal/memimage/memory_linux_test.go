@@ -2,7 +2,11 @@
 
 package memimage
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tetratelabs/wazero/experimental"
+)
 
 // TestReserveFailure: a memory whose reservation the kernel refuses (here, more
 // address space than a process has) fails with an error, for the guest's instance
@@ -19,5 +23,12 @@ func TestReserveFailure(t *testing.T) {
 	}
 	if m.LimitHit() {
 		t.Error("a failed reservation is reported as the guest reaching its memory limit")
+	}
+}
+
+// TestGuardReservation: a memory reserves what wazero asks of a guarded memory.
+func TestGuardReservation(t *testing.T) {
+	if guardReservation < experimental.GuardedReservationBytes {
+		t.Fatalf("memories reserve %d bytes, wazero's guard pages need %d", guardReservation, experimental.GuardedReservationBytes)
 	}
 }

@@ -6,3 +6,9 @@ package memimage
 func reserve(uint64) ([]byte, error) { return nil, nil }
 
 func unreserve([]byte) {}
+
+// guarded says a Memory's reservation is guarded (Memory.Guarded): not here, where a
+// memory is a Go slice.
+const guarded = false
+
+func (m *Memory) setAccessible(uint64) error { return nil }

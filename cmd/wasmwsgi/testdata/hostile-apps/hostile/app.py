@@ -70,6 +70,17 @@ def deep_recursion(environ, start_response):
     return ok(start_response, f(0))
 
 
+def c_stack_overflow(environ, start_response):
+    # repr recurses in C, one level a nested list: far past the 512 KiB C stack at the
+    # bottom of linear memory, whose overflow wraps below address 0, an access out of
+    # bounds (with guard pages, a fault past the memory's end).
+    sys.setrecursionlimit(10 ** 6)
+    x = []
+    for _ in range(300000):
+        x = [x]
+    return ok(start_response, len(repr(x)))
+
+
 def nested_json(environ, start_response):
     return ok(start_response, json.loads("[" * 100000 + "]" * 100000))
 

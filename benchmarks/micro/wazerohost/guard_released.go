@@ -1,0 +1,14 @@
+//go:build wazero_released
+
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+// withGuardPages fails: wazero as released, and before wazero-patches 0008, has no
+// guard pages.
+func withGuardPages(context.Context) (context.Context, error) {
+	return nil, errors.New("this wazerohost is built with -tags wazero_released, without guard pages")
+}
