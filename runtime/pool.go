@@ -359,6 +359,8 @@ func (inst *instance) reset(isolation Isolation, pagemap *memimage.PageMap, star
 		return "files left open"
 	case inst.mem.LimitHit():
 		return "memory limit reached"
+	case inst.mem.Err() != nil:
+		return "memory failed: " + inst.mem.Err().Error()
 	case inst.mem.Size() != startSize:
 		return "memory grew"
 	case inst.interrupt != nil && inst.interrupt.Get() != 0:

@@ -136,7 +136,9 @@ func NewRestored(img *Image, limit uint64) *Restored {
 }
 
 // Err returns why the memory could not be made at Allocate (for a Restored memory,
-// with its Image in it), if it could not. The guest then fails to instantiate.
+// with its Image in it), if it could not: the guest then fails to instantiate. It also
+// returns why a later Reallocate could not make the memory's new length accessible;
+// such a memory serves no further request.
 func (m *Memory) Err() error { return m.err }
 
 // Size returns the bytes of linear memory the Image holds.

@@ -46,7 +46,12 @@ func unreserve(mapped []byte) { _ = unix.Munmap(mapped) }
 func (m *Memory) setAccessible(size uint64) error {
 	switch {
 	case size > m.accessible:
-		if err := unix.Mprotect(m.mapped[m.accessible:size], unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		grown := m.mapped[m.accessible:size]
+		if err := unix.Mprotect(grown, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			// The kernel may have changed part of the range before it failed (out of
+			// mappings, at vm.max_map_count): take it back, so that nothing past the
+			// length is accessible.
+			_ = unix.Mprotect(grown, unix.PROT_NONE)
 			return fmt.Errorf("making %d bytes of linear memory accessible: %w", size, err)
 		}
 	case size < m.accessible:
