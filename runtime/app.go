@@ -689,6 +689,9 @@ func (a *App) runFresh(ctx context.Context, ex *exchange, stdout, stderr io.Writ
 		cfg = cfg.WithRandSource(ex.entropy)
 	}
 	ex.mem = memimage.NewMemory(a.memoryLimit())
+	if !a.engine.guardPages {
+		ex.mem.NoGuard()
+	}
 	// Registered before the module's Close, so it runs after it: the guest is done.
 	defer ex.mem.Release()
 	if ex.sockets == nil {
@@ -1114,6 +1117,10 @@ func sleepUntil(ctx context.Context) func(ns int64) {
 
 // describe turns a wazero call error into words for the log.
 func describe(err error) string {
+	var mem memoryError
+	if errors.As(err, &mem) {
+		return mem.Error()
+	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {

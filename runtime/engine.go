@@ -339,7 +339,7 @@ func (e *Engine) instantiate(ctx context.Context, mem linearMemory, cfg wazero.M
 	}
 	mod, err := e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), e.module, cfg)
 	if merr := mem.Err(); merr != nil {
-		err = merr
+		err = memoryError{merr}
 	}
 	if err != nil {
 		if mod != nil {
@@ -349,6 +349,15 @@ func (e *Engine) instantiate(ctx context.Context, mem linearMemory, cfg wazero.M
 	}
 	return mod, nil
 }
+
+// memoryError is an instance's memory that could not be made: the host's failure (the
+// kernel refused the mapping), not the guest's.
+type memoryError struct{ err error }
+
+func (e memoryError) Error() string {
+	return "the instance's memory could not be made: " + e.err.Error()
+}
+func (e memoryError) Unwrap() error { return e.err }
 
 // initMemory writes the module's data segments into a fresh instance's memory, which
 // is what instantiating the module with its data section would have done.

@@ -83,6 +83,9 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, spare *memi
 	made := &a.events.InstancesOverSpare
 	if inst.mem == nil {
 		inst.mem = memimage.NewRestored(snap, a.memoryLimit())
+		if !a.engine.guardPages {
+			inst.mem.NoGuard()
+		}
 		made = &a.events.InstancesMapped
 	}
 	cfg := a.moduleConfig(inst.files, inst.scratch, reqCtx, &inst.stdout, &inst.stderr,

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"errors"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"strings"
 	"testing"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
 // runBinary runs the built wasmwsgi with the test's environment (runWith) and returns
@@ -85,5 +90,34 @@ func TestCallAppPath(t *testing.T) {
 		if _, errOut, code := runBinary(t, append([]string{"call"}, c.args...)...); code != 2 || !strings.Contains(errOut, c.want) {
 			t.Errorf("call %q exited %d, want 2 and %q: %s", c.args, code, c.want, errOut)
 		}
+	}
+}
+
+// TestGuardPagesUnderAddressSpaceLimit: where the process may not reserve the 8 GiB of
+// address space each memory takes with guard pages (ulimit -v), the app fails with an
+// error that names guard_pages, and serves with guard_pages = false.
+func TestGuardPagesUnderAddressSpaceLimit(t *testing.T) {
+	if goruntime.GOOS != "linux" || goruntime.GOARCH != "amd64" {
+		t.Skip("guard pages are used on linux/amd64 only")
+	}
+	apps := testApps(t)
+	run := func(args ...string) (string, int) {
+		// 6 GB of address space: room for the server, not for an 8 GiB reservation.
+		cmd := exec.Command("sh", append([]string{"-c", `ulimit -v 6000000 && exec "$0" "$@"`, testkit.Binary(t)}, args...)...)
+		cmd.Env = testkit.Env(t)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := run("call", "--apps", apps, "wsgitest", "/")
+	if code == 0 || !strings.Contains(out, "reserving") || !strings.Contains(out, "set guard_pages = false") {
+		t.Errorf("with guard pages under ulimit -v, call exited %d:\n%s", code, out)
+	}
+	out, code = run("call", "--apps", apps, "--guard-pages=false", "wsgitest", "/")
+	if code != 0 || !strings.HasPrefix(out, "HTTP/1.1 200 OK\r\n") {
+		t.Errorf("with --guard-pages=false under ulimit -v, call exited %d:\n%s", code, out)
 	}
 }

@@ -110,3 +110,21 @@ func TestSpareGuarded(t *testing.T) {
 		t.Fatal("the spare does not read as the image it was taken for")
 	}
 }
+
+// TestMemoryNoGuard: a memory for code with bounds checks reserves only its limit, and
+// says it is not guarded, so that code without them refuses it.
+func TestMemoryNoGuard(t *testing.T) {
+	m := NewMemory(4 * WasmPage)
+	m.NoGuard()
+	m.Allocate(WasmPage, 1<<32)
+	defer m.Release()
+	if m.Err() != nil {
+		t.Fatal(m.Err())
+	}
+	if m.Guarded() || len(m.mapped) != 4*WasmPage {
+		t.Fatalf("Guarded() = %v with %d bytes reserved", m.Guarded(), len(m.mapped))
+	}
+	if b := m.Reallocate(2 * WasmPage); len(b) != 2*WasmPage {
+		t.Fatalf("Reallocate(2 pages) returned %d bytes", len(b))
+	}
+}

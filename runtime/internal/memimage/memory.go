@@ -30,10 +30,12 @@ type Memory struct {
 	accessible uint64
 	// keepHidden keeps the content of bytes made inaccessible (setAccessible).
 	keepHidden bool
-	size       uint64
-	peak       uint64
-	hit        bool
-	err        error // why the memory could not be made, if it could not (Err)
+	// noGuard reserves only the limit, for code that checks its bounds (NoGuard).
+	noGuard bool
+	size    uint64
+	peak    uint64
+	hit     bool
+	err     error // why the memory could not be made, if it could not (Err)
 }
 
 // NewMemory returns an allocator whose memory may grow up to limit bytes.
@@ -43,7 +45,7 @@ func NewMemory(limit uint64) *Memory { return &Memory{limit: limit} }
 // smaller of the limit and maxBytes.
 func (m *Memory) Allocate(_, maxBytes uint64) experimental.LinearMemory {
 	m.limit = min(m.limit, maxBytes)
-	m.mapped, m.err = reserve(m.limit)
+	m.mapped, m.err = reserve(m.limit, !m.noGuard)
 	return m
 }
 
@@ -73,7 +75,12 @@ func (m *Memory) Reallocate(size uint64) []byte {
 // covers every address a guest's load or store can form, and only its first Size bytes
 // may be read or written, so that code compiled without bounds checks faults past
 // them (docs/design.md, "Guard pages").
-func (m *Memory) Guarded() bool { return guarded && m.err == nil && m.mapped != nil }
+func (m *Memory) Guarded() bool { return guarded && !m.noGuard && m.err == nil && m.mapped != nil }
+
+// NoGuard has the memory reserve only its limit, not the guard pages' 8 GiB of address
+// space: for code compiled with bounds checks (runtime.EngineConfig.BoundsChecks), which
+// then must not run on it unchecked. Call it before Allocate.
+func (m *Memory) NoGuard() { m.noGuard = true }
 
 // Free implements experimental.LinearMemory and does nothing: wazero calls it when the
 // module closes, which may happen on another goroutine while guest code still runs.

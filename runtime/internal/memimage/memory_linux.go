@@ -19,15 +19,23 @@ const guarded = true
 const guardReservation = 1<<33 + 1<<16
 
 // reserve maps the address space of a memory that may grow up to limit bytes, none of
-// it accessible yet (setAccessible): at least guardReservation. Only what
+// it accessible yet (setAccessible): with guard, at least guardReservation. Only what
 // the guest writes takes memory. It fails when the process may not map more (its
 // address space, or vm.max_map_count).
-func reserve(limit uint64) ([]byte, error) {
-	size := max(limit, guardReservation)
+func reserve(limit uint64, guard bool) ([]byte, error) {
+	size := limit
+	if guard {
+		size = max(limit, guardReservation)
+	}
 	mapped, err := unix.Mmap(-1, 0, int(size), unix.PROT_NONE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
-		return nil, fmt.Errorf("reserving %d bytes of address space for a linear memory: %w", size, err)
+		err = fmt.Errorf("reserving %d bytes of address space for a linear memory: %w", size, err)
+		if guard {
+			err = fmt.Errorf("%w (each memory reserves 8 GiB for its guard pages: raise the process's "+
+				"address-space limit, ulimit -v, or set guard_pages = false)", err)
+		}
+		return nil, err
 	}
 	// Where transparent huge pages are "always" on, a guest's first write past its
 	// snapshot would take 2 MiB of memory at once: an instance uses a few hundred
