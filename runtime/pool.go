@@ -102,11 +102,10 @@ func (a *App) newInstance(ctx context.Context, snap *memimage.Image, spare *memi
 	if a.engine.interruptible {
 		inst.interrupt = mod.ExportedGlobal(wasmbin.InterruptGlobal).(api.MutableGlobal)
 	}
-	if have := uint64(mod.Memory().Size()); have < snap.Size() {
-		if _, ok := mod.Memory().Grow(uint32((snap.Size() - have) / memimage.WasmPage)); !ok {
-			inst.close()
-			return nil, fmt.Errorf("growing the restored memory to the snapshot's %d bytes failed", snap.Size())
-		}
+	// A restored memory starts at its snapshot's size (memimage.Restored.Reallocate).
+	if have := uint64(mod.Memory().Size()); have != snap.Size() {
+		inst.close()
+		return nil, fmt.Errorf("the restored memory has %d bytes, not the snapshot's %d", have, snap.Size())
 	}
 	return inst, nil
 }

@@ -276,8 +276,8 @@ func (m *Restored) Allocate(capacity, maxBytes uint64) experimental.LinearMemory
 		m.err = errTooLarge(m.img.size, m.limit)
 		return m
 	}
-	// The Image's bytes are accessible from the start; wazero then cuts the memory to
-	// the module's minimum (Reallocate), and the pool grows it back to the Image.
+	// The Image's bytes are accessible from the start: the memory starts at the
+	// Image's size (Restored.Reallocate).
 	err := m.setAccessible(m.img.size)
 	if err != nil {
 		m.err = err

@@ -28,8 +28,6 @@ type Memory struct {
 	// accessible is how many bytes from the start of a guarded reservation may be read
 	// and written (setAccessible); the rest of it faults.
 	accessible uint64
-	// keepHidden keeps the content of bytes made inaccessible (setAccessible).
-	keepHidden bool
 	// noGuard reserves only the limit, for code that checks its bounds (NoGuard).
 	noGuard bool
 	size    uint64
@@ -139,7 +137,16 @@ type Restored struct {
 // NewRestored returns an allocator of a memory that starts as img and may grow up to
 // limit bytes. An Image larger than limit fails the allocation: see Err.
 func NewRestored(img *Image, limit uint64) *Restored {
-	return &Restored{Memory: Memory{limit: limit, keepHidden: true}, img: img, limitAsked: limit}
+	return &Restored{Memory: Memory{limit: limit}, img: img, limitAsked: limit}
+}
+
+// Reallocate implements experimental.LinearMemory: a restored memory is never smaller
+// than its Image. At instantiation wazero asks for the module's declared minimum, and
+// gets the Image's size, which the Image's bytes fill and Allocate made accessible:
+// the memory starts as the snapshot was, with nothing past it accessible, and no
+// protection changes back and forth.
+func (m *Restored) Reallocate(size uint64) []byte {
+	return m.Memory.Reallocate(max(size, m.img.size))
 }
 
 // Err returns why the memory could not be made at Allocate (for a Restored memory,

@@ -48,9 +48,8 @@ func unreserve(mapped []byte) { _ = unix.Munmap(mapped) }
 
 // setAccessible makes the memory's first size bytes readable and writable and the
 // rest of its reservation fault. Bytes that stop being accessible are dropped, so that
-// they read as zero if the memory grows over them again, unless keepHidden is set: a
-// Restored memory is cut to the module's declared minimum at instantiation and grown
-// back over its Image at once (Restored.Allocate).
+// they read as zero if the memory grows over them again (wazero never shrinks a
+// memory, and a Restored one starts at its Image's size).
 func (m *Memory) setAccessible(size uint64) error {
 	switch {
 	case size > m.accessible:
@@ -67,10 +66,8 @@ func (m *Memory) setAccessible(size uint64) error {
 		if err := unix.Mprotect(tail, unix.PROT_NONE); err != nil {
 			return fmt.Errorf("making linear memory past %d bytes inaccessible: %w", size, err)
 		}
-		if !m.keepHidden {
-			if err := unix.Madvise(tail, unix.MADV_DONTNEED); err != nil {
-				return err
-			}
+		if err := unix.Madvise(tail, unix.MADV_DONTNEED); err != nil {
+			return err
 		}
 	}
 	m.accessible = size
