@@ -121,8 +121,9 @@ func pattern(n int) []byte {
 // RandomModule returns a module made from seed: a memory of 0 to 3 pages declared
 // (sometimes imported, provided larger), and functions of up to 40 steps, each a load,
 // store or read-modify-write at a constant address (chosen near the minimum's end, near
-// 0, near 2^32 or anywhere) or at an address computed from the accumulator, a
-// memory.grow or memory.size, or a merge: an address computed into local 1, an if/else
+// 0, near 2^32 or anywhere) or at an address computed from the accumulator, a load whose
+// value is used in part or on a condition (partialUses), a memory.grow or memory.size,
+// or a merge: an address computed into local 1, an if/else
 // whose arms access memory through it or grow the memory, and then several accesses
 // through it after the arms join, with offsets smaller and larger than the first's (a
 // compiler may skip the check of a later one that ends no further than an earlier).
@@ -182,7 +183,7 @@ func RandomModule(seed int64) Module {
 	for f := 1 + r.Intn(6); f > 0; f-- {
 		var body []byte
 		for n := 1 + r.Intn(40); n > 0; n-- {
-			switch k := r.Intn(20); {
+			switch k := r.Intn(22); {
 			case k < 14:
 				op := memOps[r.Intn(len(memOps))]
 				addr, offset := address(op)
@@ -202,8 +203,14 @@ func RandomModule(seed int64) Module {
 				body = merge(body, r, minBytes)
 			case k < 19:
 				body = append(body, 0x41, byte(r.Intn(2)), 0x40, 0, 0xac, 0x20, 0, 0x7c, 0x21, 0) // grow 0 or 1
-			default:
+			case k < 20:
 				body = append(body, 0x3f, 0, 0xac, 0x20, 0, 0x7c, 0x21, 0) // memory.size
+			default:
+				// A load whose value is used only in part, or only on a condition: it must
+				// trap past the end all the same.
+				use := r.Intn(len(partialUses))
+				addr, offset := address(lookup(partialUses[use].load))
+				body = partialUse(body, use, addr, offset)
 			}
 		}
 		m.Bodies = append(m.Bodies, body)

@@ -197,3 +197,31 @@ func access(b []byte, op memOp, addr uint32, offset uint32) []byte {
 	// local 0 = local 0 * 31 + value
 	return append(b, 0x20, 0, 0x42, 31, 0x7e, 0x7c, 0x21, 0)
 }
+
+// partialUses are loads whose value is used only in part, or only on a condition: a
+// compiler that folds the load into its use may read fewer bytes, or none.
+var partialUses = []struct {
+	load string
+	// use follows the load and leaves an i64 on the stack.
+	use []byte
+}{
+	// i32.wrap_i64; i64.extend_i32_u: 4 of the 8 bytes.
+	{"i64.load", []byte{0xa7, 0xad}},
+	// i8x16.splat; i8x16.extract_lane_u 0; i64.extend_i32_u: 1 of the 4 bytes.
+	{"i32.load", []byte{0xfd, 0x0f, 0xfd, 0x16, 0, 0xad}},
+	// f64.const 1.5; (i32.wrap_i64 (local.get 0)) & 1; select; i64.reinterpret_f64: the
+	// value chosen on the accumulator's lowest bit.
+	{"f64.load", []byte{0x44, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0x20, 0, 0xa7, 0x41, 1, 0x71, 0x1b, 0xbd}},
+}
+
+// partialUse appends `i32.const addr; load offset` and partialUses[i]'s use of it, and
+// folds the result into local 0.
+func partialUse(b []byte, i int, addr, offset uint32) []byte {
+	op := lookup(partialUses[i].load)
+	b = leb128.AppendSigned(append(b, 0x41), int64(int32(addr))) // i32.const
+	b = append(b, byte(op.code))
+	b = leb128.AppendUnsigned(leb128.AppendUnsigned(b, uint64(op.align)), uint64(offset))
+	b = append(b, partialUses[i].use...)
+	// local 0 = local 0 * 31 + value
+	return append(b, 0x20, 0, 0x42, 31, 0x7e, 0x7c, 0x21, 0)
+}
