@@ -20,7 +20,7 @@
 # Settings (environment):
 #   REPEAT=5            timed runs per benchmark (the median is reported)
 #   ONLY=json,regex     a subset of the benchmarks (default: all)
-#   ENGINES="native wazero bare released node"
+#   ENGINES="native wazero bare+guard bare released node"
 #   WASMWSGI=bin/wasmwsgi               the server binary (python.wasm embedded)
 #   PYTHON_WASM=python-wasm/dist/python.wasm, STDLIB_ZIP=python-wasm/dist/stdlib.zip
 #                       what bare and node run; point them at another build to compare
@@ -32,7 +32,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 REPEAT=${REPEAT:-5}
 ONLY=${ONLY:-}
-ENGINES=${ENGINES:-native wazero bare released node}
+ENGINES=${ENGINES:-native wazero bare+guard bare released node}
 WASMWSGI=${WASMWSGI:-$root/bin/wasmwsgi}
 PYTHON_WASM=${PYTHON_WASM:-$root/python-wasm/dist/python.wasm}
 STDLIB_ZIP=${STDLIB_ZIP:-$root/python-wasm/dist/stdlib.zip}
