@@ -44,6 +44,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/internal/guardpages"
 	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
@@ -208,7 +209,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	rtCtx := ctx
 	if !cfg.BoundsChecks {
-		rtCtx = withGuardPages(ctx)
+		rtCtx = guardpages.With(ctx)
 	}
 	rt := wazero.NewRuntimeWithConfig(rtCtx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -255,7 +256,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt:          rt, data: data, stdlib: stdlib, log: cfg.Logger,
 		root: root, rootData: rootData,
 		interruptible: instrumented != nil,
-		guardPages:    !cfg.BoundsChecks && guardPagesSupported(),
+		guardPages:    !cfg.BoundsChecks && guardpages.Supported(),
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.
 		instances: newGate(cfg.MaxInstances, 1<<30),

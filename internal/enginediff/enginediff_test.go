@@ -9,8 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetratelabs/wazero/experimental"
-
+	"github.com/wasmwsgi/wasmwsgi/internal/guardpages"
 	"github.com/wasmwsgi/wasmwsgi/internal/testkit"
 )
 
@@ -106,7 +105,7 @@ func TestPatchedMatchesStock(t *testing.T) {
 		s := runRunner(t, stock, dir)
 		var p []string
 		for _, mode := range [][]string{nil, {"-guard-pages"}} {
-			if mode != nil && !guardPagesSupported() {
+			if mode != nil && !guardpages.Supported() {
 				t.Log("guard pages are not supported here: the patched runner runs with bounds checks only")
 				continue
 			}
@@ -191,5 +190,3 @@ func checkEdges(t *testing.T, edges []EdgeModule, lines []string) {
 	}
 	t.Logf("%d edge accesses checked", checked)
 }
-
-func guardPagesSupported() bool { return experimental.GuardPagesSupported() }

@@ -24,6 +24,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
+	"github.com/wasmwsgi/wasmwsgi/internal/guardpages"
 	"github.com/wasmwsgi/wasmwsgi/runtime"
 )
 
@@ -68,7 +69,7 @@ func main() {
 	query := flag.String("query", "", "QUERY_STRING of the request")
 	cacheDir := flag.String("cache-dir", "", "wazero compilation cache folder (default: none, compile every time)")
 	closeOnDone := flag.Bool("close-on-context-done", false, "wazero's WithCloseOnContextDone (a check at every loop head)")
-	guardPages := flag.Bool("guard-pages", false, "compile for guard pages instead of bounds checks (experimental.WithGuardPages: linux/amd64, wazero-patches 0008 and later, built with -tags guardpages)")
+	guardPages := flag.Bool("guard-pages", false, "compile for guard pages instead of bounds checks (experimental.WithGuardPages: linux/amd64, wazero-patches 0008 and later, not built with -tags wazero_released)")
 	flag.Parse()
 	if *wasmPath == "" || *stdlib == "" || *app == "" {
 		fmt.Fprintln(os.Stderr, "wazerohost: -wasm, -stdlib and -app are required")
@@ -87,11 +88,11 @@ func main() {
 	}
 	ctx := context.Background()
 	if *guardPages {
-		var err error
-		if ctx, err = withGuardPages(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "wazerohost: -guard-pages: %v\n", err)
+		if !guardpages.Supported() {
+			fmt.Fprintln(os.Stderr, "wazerohost: -guard-pages: this build or platform has no guard pages")
 			os.Exit(2)
 		}
+		ctx = guardpages.With(ctx)
 	}
 	code, err := run(ctx, rc, *wasmPath, *stdlib, *app, *query, os.Stdout)
 	if err != nil {

@@ -23,6 +23,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/wasmwsgi/wasmwsgi/internal/guardpages"
 )
 
 func main() {
@@ -34,11 +36,11 @@ func main() {
 	}
 	ctx := context.Background()
 	if *guard {
-		var err error
-		if ctx, err = withGuardPages(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		if !guardpages.Supported() {
+			fmt.Fprintln(os.Stderr, "runner: -guard-pages: this build or platform has no guard pages")
 			os.Exit(2)
 		}
+		ctx = guardpages.With(ctx)
 	}
 	files, err := filepath.Glob(filepath.Join(flag.Arg(0), "*.wasm"))
 	if err != nil {
