@@ -45,6 +45,7 @@ import (
 
 	"github.com/wasmwsgi/wasmwsgi/hostfuncs"
 	"github.com/wasmwsgi/wasmwsgi/internal/guardpages"
+	"github.com/wasmwsgi/wasmwsgi/internal/preemption"
 	"github.com/wasmwsgi/wasmwsgi/runtime/guestfs"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/memimage"
 	"github.com/wasmwsgi/wasmwsgi/runtime/internal/wasmbin"
@@ -115,6 +116,9 @@ type Engine struct {
 	imports chan struct{}
 	// interruptible is set when python.wasm carries the wasmbin.InterruptGlobal loop checks.
 	interruptible bool
+	// preempting is set when those checks read the engine's preemption import rather
+	// than count iterations.
+	preempting bool
 	// guardPages is set when python.wasm's code is compiled for guard pages, without
 	// bounds checks (EngineConfig.BoundsChecks).
 	guardPages bool
@@ -186,8 +190,14 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	root := guestfs.NewRootTree(mountPoints, grafts)
 	rootData := guestfs.NewRootTree(append(mountPoints, GuestData), grafts)
 
-	// Loop checks stop a guest at its deadline; without them, WithCloseOnContextDone does.
-	instrumented, err := wasmbin.InstrumentLoops(wasm)
+	// Loop checks stop a guest at its deadline and give its goroutine back to Go when Go
+	// asks (through the preemption import where wazero has it); without them,
+	// WithCloseOnContextDone does.
+	var preempt *wasmbin.Import
+	if module, name, ok := preemption.Import(); ok {
+		preempt = &wasmbin.Import{Module: module, Name: name}
+	}
+	instrumented, err := wasmbin.InstrumentLoops(wasm, preempt)
 	if err != nil {
 		cfg.Logger.Warn("python.wasm could not be instrumented for interruption; using wazero's slower context checks",
 			"error", err.Error())
@@ -219,6 +229,13 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if _, err := hostfuncs.Instantiate(ctx, rt); err != nil {
 		rt.Close(ctx)
 		return nil, err
+	}
+	if instrumented != nil && preempt != nil {
+		_, err := rt.InstantiateWithConfig(ctx, wasmbin.GlobalModule(preempt.Name), wazero.NewModuleConfig().WithName(preempt.Module))
+		if err != nil {
+			rt.Close(ctx)
+			return nil, fmt.Errorf("preemption import: %w", err)
+		}
 	}
 	// The data segments go to Engine.initMemory; splitting them out parses the whole
 	// module, so a python.wasm that is no module fails here.
@@ -256,6 +273,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rt:          rt, data: data, stdlib: stdlib, log: cfg.Logger,
 		root: root, rootData: rootData,
 		interruptible: instrumented != nil,
+		preempting:    instrumented != nil && preempt != nil,
 		guardPages:    !cfg.BoundsChecks && guardpages.Supported(),
 		// Admission to the server-wide cap has no queue of its own: requests wait in
 		// their app's queue, and here only for that queue's timeout.
@@ -270,6 +288,19 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		e.module, e.compileErr = compileGuest(ctx, rt, stripped)
 	}()
 	return e, nil
+}
+
+// LoopChecks names what python.wasm's loop checks test: "preemption" (Go's request for
+// the goroutine, read through wazero's preemption import), "counter" (an iteration
+// count), or "none" (wazero's WithCloseOnContextDone stops the guest instead).
+func (e *Engine) LoopChecks() string {
+	switch {
+	case e.preempting:
+		return "preemption"
+	case e.interruptible:
+		return "counter"
+	}
+	return "none"
 }
 
 // GuardPages reports whether python.wasm's code has no bounds checks, a fault past an

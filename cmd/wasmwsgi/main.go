@@ -145,7 +145,7 @@ func serveConfig(cfg *config.Config, reread func() (*config.Config, error), log 
 	go func() {
 		if engine.Compiled() == nil {
 			log.Info("engine ready", "cpython", pythonwasm.CPythonVersion(), "guard_pages", engine.GuardPages(),
-				"elapsed", time.Since(start).Round(time.Millisecond))
+				"loop_checks", engine.LoopChecks(), "elapsed", time.Since(start).Round(time.Millisecond))
 		}
 	}()
 	if len(rt.Mounts()) == 0 {

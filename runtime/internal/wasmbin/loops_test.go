@@ -284,7 +284,7 @@ func TestInstrumentLoops(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, want := tc.m.build(false), tc.m.build(true)
-			got, err := InstrumentLoops(in)
+			got, err := InstrumentLoops(in, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,7 +341,7 @@ func TestInstrumentLoopsPaddedLEB128(t *testing.T) {
 		sec(7, vec(export("f0", 0, 1), export(InterruptGlobal, 3, 1))),
 		sec(10, vec(cat(u(uint64(len(instrumented))), instrumented))),
 	)
-	got, err := InstrumentLoops(in)
+	got, err := InstrumentLoops(in, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestInstrumentLoopsRefuses(t *testing.T) {
 		{"truncated module", "malformed section", valid[:len(valid)-1]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := InstrumentLoops(tc.wasm)
+			_, err := InstrumentLoops(tc.wasm, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
 			}
@@ -407,7 +407,7 @@ func TestInstrumentLoopsRefuses(t *testing.T) {
 // while the guest spins, as the runtime does at a request's deadline: the next check
 // traps.
 func TestInterruptStopsASpinningLoop(t *testing.T) {
-	wasm, err := InstrumentLoops(loopModule{imports: [][]byte{yieldImport}, globals: 1, funcs: []fn{spin}}.build(false))
+	wasm, err := InstrumentLoops(loopModule{imports: [][]byte{yieldImport}, globals: 1, funcs: []fn{spin}}.build(false), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +528,7 @@ func TestInstrumentLoopsSkipsImmediates(t *testing.T) {
 			m := loopModule{imports: [][]byte{yieldImport}, globals: 1, funcs: []fn{{locals: noLocals, code: [][]byte{
 				tc.instr, {0x03, empty}, loopCheck, {0x0b},
 			}}}}
-			got, err := InstrumentLoops(m.build(false))
+			got, err := InstrumentLoops(m.build(false), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
