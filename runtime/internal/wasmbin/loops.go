@@ -42,17 +42,16 @@ type Import struct{ Module, Name string }
 // patch 0009, experimental.PreemptImportName), and the check only reads it:
 //
 //	loop ...
-//	  global.get $preempt
-//	  if                                  ;; Go wants the goroutine back
+//	  global.get $preempt  global.get $wasmwsgi_interrupt  i32.or
+//	  if                                  ;; Go wants the goroutine back, or the host
 //	    call $sched_yield  drop           ;; Go stops the goroutine here
 //	    global.get $wasmwsgi_interrupt
-//	    if  unreachable  end
+//	    if  unreachable  end              ;; the host asked to stop
 //	  end
 //	  ...
 //
-// That is a read and a branch per iteration, with no store; the host's interrupt is
-// seen at the next yield, which Go asks for at least once per scheduling time slice
-// (10 ms) of a goroutine that runs on.
+// That is two reads and a branch per iteration, with no store, and no call into Go
+// until one of them asks.
 //
 // $fuel and $wasmwsgi_interrupt are globals appended to the module's own, and
 // sched_yield is the module's import of wasi_snapshot_preview1.sched_yield, so no
@@ -94,7 +93,7 @@ func InstrumentLoops(wasm []byte, preempt *Import) ([]byte, error) {
 	var parts [][]byte
 	if preempt != nil {
 		parts = [][]byte{
-			{0x23}, leb128.AppendUnsigned(nil, uint64(imports.globals)), {0x04, 0x40, 0x10}, yield, {0x1a},
+			{0x23}, leb128.AppendUnsigned(nil, uint64(imports.globals)), {0x23}, interrupt, {0x72, 0x04, 0x40, 0x10}, yield, {0x1a},
 			{0x23}, interrupt, {0x04, 0x40, 0x00, 0x0b, 0x0b},
 		}
 	} else {

@@ -30,7 +30,8 @@ func (h *host) withPreempt(t *testing.T, v byte) *host {
 // written out from its doc comment.
 func wantPreemptCheck(schedYield, preempt, interrupt uint32) []byte {
 	return cat(
-		[]byte{0x23}, u(uint64(preempt)), []byte{0x04, empty}, // global.get $preempt  if
+		[]byte{0x23}, u(uint64(preempt)), []byte{0x23}, u(uint64(interrupt)), []byte{0x72}, // $preempt | $interrupt
+		[]byte{0x04, empty},                               // if
 		[]byte{0x10}, u(uint64(schedYield)), []byte{0x1a}, // call $sched_yield  drop
 		[]byte{0x23}, u(uint64(interrupt)), []byte{0x04, empty, 0x00, 0x0b}, // global.get $interrupt  if unreachable end
 		[]byte{0x0b}, // end
@@ -150,14 +151,14 @@ func TestInstrumentLoopsPreemptRefuses(t *testing.T) {
 	}
 }
 
-// TestInterruptStopsASpinningLoopAtItsYield: with a preemption import, the interrupt is
-// seen at the yield; here the import reads 1, so every iteration yields.
+// TestInterruptStopsASpinningLoopAtItsYield: with a preemption import that never asks
+// (it reads 0), the interrupt alone takes the check to its yield and its trap.
 func TestInterruptStopsASpinningLoopAtItsYield(t *testing.T) {
 	wasm, err := InstrumentLoops(loopModule{imports: [][]byte{yieldImport}, globals: 1, funcs: []fn{spin}}.build(false), &testPreempt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHost(t).withPreempt(t, 1)
+	h := newHost(t).withPreempt(t, 0)
 	mod := h.instantiate(t, wasm)
 	interrupt := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
 	time.AfterFunc(20*time.Millisecond, func() { interrupt.Set(1) })
