@@ -57,8 +57,9 @@ type Import struct{ Module, Name string }
 // sched_yield is the module's import of wasi_snapshot_preview1.sched_yield, so no
 // function index moves. The preemption import is appended to the imports: it takes the
 // first global index after the imported ones, and every global the module defines
-// moves up by one, in its code and in its exports. (Constant expressions can name
-// imported globals only, which keep their indices.) It understands the instructions of
+// moves up by one, in its code, its exports and its globals' initial values. (Data and
+// element segment offsets are copied as they are: they can name only imported globals,
+// which keep their indices.) It understands the instructions of
 // the MVP, sign extension, the 0xFC prefix (saturating truncation, bulk memory, tables)
 // and reference types; anything else (SIMD, exceptions) is an error.
 func InstrumentLoops(wasm []byte, preempt *Import) ([]byte, error) {

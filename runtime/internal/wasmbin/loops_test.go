@@ -405,31 +405,39 @@ func TestInstrumentLoopsRefuses(t *testing.T) {
 
 // TestInterruptStopsASpinningLoop sets the interrupt global from another goroutine
 // while the guest spins, as the runtime does at a request's deadline: the next check
-// traps.
+// yields and traps, with the counter and with a preemption import that never asks (it
+// reads 0), where the interrupt alone takes the check there.
 func TestInterruptStopsASpinningLoop(t *testing.T) {
-	wasm, err := InstrumentLoops(loopModule{imports: [][]byte{yieldImport}, globals: 1, funcs: []fn{spin}}.build(false), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHost(t)
-	mod := h.instantiate(t, wasm)
-	interrupt := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
-	time.AfterFunc(20*time.Millisecond, func() { interrupt.Set(1) })
-	done := make(chan error, 1)
-	go func() {
-		_, err := mod.ExportedFunction("f0").Call(context.Background(), 0)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "unreachable") {
-			t.Errorf("the spinning guest ended with %v, want the check's unreachable trap", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the interrupt did not stop the guest")
-	}
-	if h.yields.Load() == 0 {
-		t.Error("the guest never called sched_yield while it spun")
+	for _, preempt := range []*Import{nil, &testPreempt} {
+		t.Run(fmt.Sprintf("preemption import %v", preempt != nil), func(t *testing.T) {
+			wasm, err := InstrumentLoops(loopModule{imports: [][]byte{yieldImport}, globals: 1, funcs: []fn{spin}}.build(false), preempt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := newHost(t)
+			if preempt != nil {
+				h.withPreempt(t, 0)
+			}
+			mod := h.instantiate(t, wasm)
+			interrupt := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+			time.AfterFunc(20*time.Millisecond, func() { interrupt.Set(1) })
+			done := make(chan error, 1)
+			go func() {
+				_, err := mod.ExportedFunction("f0").Call(context.Background(), 0)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "unreachable") {
+					t.Errorf("the spinning guest ended with %v, want the check's unreachable trap", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the interrupt did not stop the guest")
+			}
+			if h.yields.Load() == 0 {
+				t.Error("the guest never called sched_yield while it spun")
+			}
+		})
 	}
 }
 

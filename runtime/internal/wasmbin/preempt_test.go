@@ -5,10 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 )
 
 // testPreempt is the preemption import of these tests. The interpreter they run on
@@ -148,31 +146,5 @@ func TestInstrumentLoopsPreemptRefuses(t *testing.T) {
 	in := module(sec(2, vec(yieldImport)), sec(6, vec([]byte{i32, 0x00, 0x41, 0x01})), sec(7, vec()))
 	if _, err := InstrumentLoops(in, &testPreempt); err == nil || !strings.Contains(err.Error(), "global section") {
 		t.Errorf("error %v, want one about the global section", err)
-	}
-}
-
-// TestInterruptStopsASpinningLoopAtItsYield: with a preemption import that never asks
-// (it reads 0), the interrupt alone takes the check to its yield and its trap.
-func TestInterruptStopsASpinningLoopAtItsYield(t *testing.T) {
-	wasm, err := InstrumentLoops(loopModule{imports: [][]byte{yieldImport}, globals: 1, funcs: []fn{spin}}.build(false), &testPreempt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHost(t).withPreempt(t, 0)
-	mod := h.instantiate(t, wasm)
-	interrupt := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
-	time.AfterFunc(20*time.Millisecond, func() { interrupt.Set(1) })
-	done := make(chan error, 1)
-	go func() {
-		_, err := mod.ExportedFunction("f0").Call(context.Background(), 0)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "unreachable") {
-			t.Errorf("the spinning guest ended with %v, want the check's unreachable trap", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the interrupt did not stop the guest")
 	}
 }
