@@ -469,8 +469,9 @@ elif [ -n "$out" ]; then
     echo "instance to the snapshot (Restore: median time and pages copied back), a request in"
     echo "an instance made for it (FirstRequest: over a spare memory, or the snapshot mapped"
     echo "afresh), an app from nothing to its first response (ColdStart new: import; cached:"
-    echo "snapshot from the disk cache, as after a restart), compiling python.wasm with a warm"
-    echo "compilation cache (EngineStart), and one 100-byte round trip to an echo server"
+    echo "snapshot from the disk cache, as after a restart), the engine's start with a warm"
+    echo "compilation cache (EngineStart) and with an empty one, python.wasm compiled with one"
+    echo "worker per CPU (EngineStartCold), and one 100-byte round trip to an echo server"
     echo "through egress.Session's Send and Recv, as the host functions make it, against a"
     echo "plain net.Conn (RoundTrip, 3 runs)."
     echo

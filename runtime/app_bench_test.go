@@ -204,6 +204,28 @@ func BenchmarkEngineStart(b *testing.B) {
 	}
 }
 
+// BenchmarkEngineStartCold measures an engine's start with an empty cache folder, up to
+// python.wasm compiled (Engine.Compiled): reading and instrumenting it, and wazero's
+// compile with one worker per CPU, as a first start or a new release pays it.
+func BenchmarkEngineStartCold(b *testing.B) {
+	for b.Loop() {
+		e, err := NewEngine(context.Background(), EngineConfig{
+			CacheDir: b.TempDir(),
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if errors.Is(err, pythonwasm.ErrNotBuilt) {
+			b.Skip("python.wasm is not built; run make build")
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Compiled(); err != nil {
+			b.Fatal(err)
+		}
+		e.Close(context.Background())
+	}
+}
+
 func TestServeHelloDirect(t *testing.T) {
 	a := loadApp(t, newTestEngine(t), "../apps/hello")
 	w := serveOnce(t, a, "/hello/?name=bench")
