@@ -15,9 +15,10 @@ import (
 // collects garbage while it spins: the collections stop the world, which finishes only
 // because the guest's loop checks give its goroutine back to Go when Go asks (through
 // wazero's preemption import, or every wasmbin.YieldEvery iterations where the build
-// has no such import). The time limit then stops the guest at a loop head. Two Ps, so that this goroutine runs beside the guest: with one, a collection
-// started while the guest spins finished only after the guest ended, with either kind
-// of check (not explained yet).
+// has no such import). The time limit then stops the guest at a loop head. Two Ps, so
+// that this goroutine runs beside the guest: with one, a collection started while the
+// guest spins finished only after the guest ended, with either kind of check (not
+// explained yet).
 func TestSpinningGuestLetsGoStop(t *testing.T) {
 	e := newTestEngine(t)
 	if want := map[bool]string{true: "preemption", false: "counter"}[e.preempting]; e.LoopChecks() != want || !e.interruptible {
