@@ -19,6 +19,7 @@ const ERR_NO_REQUEST = -1;
 const ERR_BOUNDS = -2;
 const ERR_INVALID = -3;
 const ERR_STATE = -4;
+const ERR_DENIED = -7;
 
 function parseArgs(argv) {
   const opts = { path: "/", query: "" };
@@ -152,7 +153,14 @@ const wasmwsgi = {
     process.stderr.write(`guest log [${level}]: ${Buffer.from(b).toString("utf8")}\n`);
     return 0;
   },
+  begin_app_code: () => 0,
 };
+// Outbound connections and child processes: granted to no one here, as in a server
+// whose operator granted no destination (hostfuncs/doc.go, "Network").
+for (const name of ["net_connect", "net_send", "net_recv", "net_poll", "net_shutdown", "net_close",
+  "net_tls", "net_resolve", "net_addr", "net_error", "proc_run", "proc_output"]) {
+  wasmwsgi[name] = () => ERR_DENIED;
+}
 
 const wasi = new WASI({
   version: "preview1",
